@@ -1,0 +1,123 @@
+"""The `empathy-data` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from empathy_data.errors import BackendUnavailable, ConfigError, EmpathyDataError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Manufacture empathetic speech-dialogue corpora.")
+console = Console(stderr=True)
+
+
+def _fail(exc: Exception) -> None:
+    code = 2 if isinstance(exc, ConfigError) else 1
+    console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _overrides(out: str | None, num_dialogues: int | None) -> dict:
+    return {k: v for k, v in {"output": out, "num_dialogues": num_dialogues}.items() if v is not None}
+
+
+@app.command()
+def validate(config: Annotated[Path, typer.Argument(help="Build config YAML")]) -> None:
+    """Check a config, its prompts and speaker pool without loading any model."""
+    from empathy_data.build import BuildContext
+
+    try:
+        ctx = BuildContext.load(config)
+    except EmpathyDataError as exc:
+        _fail(exc)
+    planned = sum(ctx.planner.spec(i).num_exchanges for i in range(min(ctx.config.num_dialogues, 1000)))
+    console.print(
+        f"ok: {config} — {ctx.config.num_dialogues} dialogues in {ctx.planner.num_chunks} chunk(s), "
+        f"{len(ctx.planner.pool.speakers)} speakers, plan key {ctx.planner.key}"
+        + (f", {planned} exchanges planned" if ctx.config.num_dialogues <= 1000 else "")
+    )
+
+
+@app.command()
+def plan(
+    config: Annotated[Path, typer.Argument(help="Build config YAML")],
+    show: Annotated[int, typer.Option(help="How many specs to print as JSON lines")] = 5,
+    start: Annotated[int, typer.Option(help="First spec index")] = 0,
+) -> None:
+    """Print planned dialogue specs (spec i depends only on the seed and i)."""
+    from empathy_data.build import BuildContext
+
+    try:
+        ctx = BuildContext.load(config)
+    except EmpathyDataError as exc:
+        _fail(exc)
+    for i in range(start, start + show):
+        sys.stdout.write(json.dumps(ctx.planner.spec(i).to_dict(), ensure_ascii=False) + "\n")
+
+
+@app.command()
+def build(
+    config: Annotated[Path, typer.Argument(help="Build config YAML")],
+    out: Annotated[str | None, typer.Option("--out", help="Output directory (overrides config)")] = None,
+    num_dialogues: Annotated[int | None, typer.Option("--num-dialogues", help="Override corpus size")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's own logs")] = False,
+) -> None:
+    """Build a corpus: plan, script, synthesize, filter, export. Re-running resumes."""
+    from empathy_data.build import BuildContext
+
+    overrides = _overrides(out, num_dialogues)
+    try:
+        BuildContext.load(config, overrides)  # validate everything before Prefect or any model starts
+    except EmpathyDataError as exc:
+        _fail(exc)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from rich.logging import RichHandler
+
+    ours = logging.getLogger("empathy_data")
+    ours.setLevel(logging.INFO)
+    ours.addHandler(RichHandler(console=console, show_path=False, show_time=True))
+    ours.propagate = False
+    from empathy_data.flows.build import build_corpus
+
+    t0 = time.perf_counter()
+    try:
+        manifest = build_corpus(str(config), overrides)
+    except EmpathyDataError as exc:
+        _fail(exc)
+    _summary(manifest, time.perf_counter() - t0)
+
+
+def _summary(manifest: dict, seconds: float) -> None:
+    table = Table(title=f"{manifest['name']}: built in {seconds:.1f}s")
+    for col in ("unit", "planned", "accepted", "rejected", "failed"):
+        table.add_column(col, justify="left" if col == "unit" else "right")
+    for unit in ("dialogues", "exchanges"):
+        c = manifest["counts"][unit]
+        table.add_row(unit, *(str(c[k]) for k in ("planned", "accepted", "rejected", "failed")))
+    Console().print(table)
+    reasons = manifest["counts"]["by_reason"]
+    if reasons:
+        Console().print("rejection reasons: " + ", ".join(f"{k} {v}" for k, v in reasons.items()))
+    Console().print("timings (s): " + ", ".join(f"{k} {v}" for k, v in manifest["timings_s"].items()))
+
+
+def main() -> None:
+    try:
+        app()
+    except (ConfigError, BackendUnavailable) as exc:
+        _fail(exc)
+
+
+if __name__ == "__main__":
+    main()

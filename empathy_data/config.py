@@ -1,0 +1,234 @@
+"""The build config: one YAML file, validated by pydantic before anything heavy starts."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from empathy_data.errors import ConfigError
+from empathy_data.labels import AGE_GROUPS, EMOTIONS, GENDERS, LANGUAGES, RESPONSE_STYLES
+
+Weights = dict[str, Annotated[float, Field(ge=0)]]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_weights(weights: dict[Any, float], allowed: tuple[str, ...] | None, what: str) -> None:
+    if not weights:
+        raise ValueError(f"{what}: needs at least one entry")
+    if allowed is not None:
+        unknown = sorted(str(k) for k in weights if k not in allowed)
+        if unknown:
+            raise ValueError(f"{what}: unknown label(s) {unknown}; allowed: {list(allowed)}")
+    total = sum(weights.values())
+    if not math.isclose(total, 1.0, abs_tol=1e-6):
+        raise ValueError(f"{what}: weights sum to {total:g}, not 1")
+
+
+class Distributions(Strict):
+    user_emotion: Weights = Field(default_factory=lambda: {e: 1 / len(EMOTIONS) for e in EMOTIONS})
+    gender: Weights = Field(default_factory=lambda: {"female": 0.5, "male": 0.5})
+    age_group: Weights = Field(
+        default_factory=lambda: {
+            "child": 0.1,
+            "teen": 0.15,
+            "young_adult": 0.3,
+            "adult": 0.3,
+            "elderly": 0.15,
+        }
+    )
+    exchanges: dict[int, Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: {2: 1.0})
+    # None: uniform over the scenario list of each language.
+    scenarios: Weights | None = None
+    # Per user emotion, weights over reply styles; None: labels.DEFAULT_STYLE_BY_EMOTION.
+    response_style: dict[str, Weights] | None = None
+
+    @model_validator(mode="after")
+    def _weights(self) -> Distributions:
+        check_weights(self.user_emotion, EMOTIONS, "user_emotion")
+        check_weights(self.gender, GENDERS, "gender")
+        check_weights(self.age_group, AGE_GROUPS, "age_group")
+        check_weights(self.exchanges, None, "exchanges")
+        if any(n < 1 or n > 8 for n in self.exchanges):
+            raise ValueError("exchanges: each count must be between 1 and 8")
+        if self.scenarios is not None:
+            check_weights(self.scenarios, None, "scenarios")
+        if self.response_style is not None:
+            for emotion, styles in self.response_style.items():
+                if emotion not in EMOTIONS:
+                    raise ValueError(f"response_style: unknown emotion {emotion!r}")
+                check_weights(styles, RESPONSE_STYLES, f"response_style.{emotion}")
+        return self
+
+
+class EmbeddedServer(Strict):
+    n_threads: int = Field(default=2, ge=1)
+    n_ctx: int = Field(default=4096, ge=512)
+    startup_timeout_s: float = Field(default=120, gt=0)
+
+
+class ValidationRules(Strict):
+    min_words: int = Field(default=2, ge=1)
+    max_words: int = Field(default=70, ge=1)
+    max_reasoning_words: int = Field(default=90, ge=1)
+    min_reasoning_words: int = Field(default=5, ge=1)
+
+
+class OpenAIScript(Strict):
+    """Any OpenAI-compatible chat server. base_url None starts the embedded llama.cpp server."""
+
+    backend: Literal["openai"] = "openai"
+    base_url: str | None = None
+    model: str = "embedded"
+    api_key_env: str | None = None
+    # How the server takes a JSON schema: OpenAI/vLLM `json_schema`, or llama.cpp's `json_object` + schema.
+    structured_output: Literal["json_schema", "json_object_schema"] | None = None
+    temperature: float = Field(default=0.8, ge=0, le=2)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    max_tokens: int = Field(default=700, ge=16)
+    max_in_flight: int = Field(default=2, ge=1)
+    max_attempts: int = Field(default=3, ge=1)
+    request_retries: int = Field(default=4, ge=0)
+    timeout_s: float = Field(default=180, gt=0)
+    embedded: EmbeddedServer = EmbeddedServer()
+    validation: ValidationRules = ValidationRules()
+
+    def schema_form(self) -> str:
+        if self.structured_output:
+            return self.structured_output
+        return "json_object_schema" if self.base_url is None else "json_schema"
+
+
+ScriptConfig = OpenAIScript
+
+
+class EspeakSynth(Strict):
+    backend: Literal["espeak"] = "espeak"
+    # Also render each user turn in the voice's neutral prosody, for the prosody emotion check.
+    neutral_reference: bool = True
+
+
+class SynthesizeConfig(Strict):
+    sample_rate: int = Field(default=16000, ge=8000, le=48000)
+    target_dbfs: float = Field(default=-20.0, le=0)
+    trim_db: float = Field(default=40.0, gt=0)
+    tts: EspeakSynth = EspeakSynth()
+
+
+class FasterWhisperASR(Strict):
+    backend: Literal["faster-whisper"] = "faster-whisper"
+    # "embedded" = Whisper base shipped in PyPI parts; else a CTranslate2 model dir or size name.
+    model: str = "embedded"
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    compute_type: str = "int8"
+    beam_size: int = Field(default=1, ge=1)
+    cpu_threads: int = Field(default=2, ge=0)
+
+
+class ProsodyEmotion(Strict):
+    backend: Literal["prosody"] = "prosody"
+    # Minimum arousal shift (log-scale composite) that counts as "raised" or "lowered".
+    min_shift: float = Field(default=0.04, ge=0)
+
+
+class Thresholds(Strict):
+    max_wer: float = Field(default=0.25, ge=0)
+    max_cer: float = Field(default=0.25, ge=0)
+    min_duration_s: float = Field(default=0.5, ge=0)
+    max_duration_s: float = Field(default=30.0, gt=0)
+    max_silence_ratio: float = Field(default=0.6, ge=0, le=1)
+    check_emotion: bool = True
+
+
+class FilterConfig(Strict):
+    asr: FasterWhisperASR = FasterWhisperASR()
+    emotion: ProsodyEmotion = ProsodyEmotion()
+    thresholds: Thresholds = Thresholds()
+
+
+class ExportConfig(Strict):
+    splits: Weights = Field(default_factory=lambda: {"train": 0.9, "validation": 0.05, "test": 0.05})
+    rows_per_shard: int = Field(default=1000, ge=1)
+    rejects_audio: bool = False
+
+    @field_validator("splits")
+    @classmethod
+    def _splits(cls, value: dict[str, float]) -> dict[str, float]:
+        check_weights(value, None, "splits")
+        for name in value:
+            if not name.replace("_", "").isalnum():
+                raise ValueError(f"splits: {name!r} is not a valid split name")
+        return value
+
+
+class RunnerConfig(Strict):
+    kind: Literal["thread", "ray", "dask"] = "thread"
+    max_workers: int = Field(default=1, ge=1)
+    address: str | None = None
+
+
+class BuildConfig(Strict):
+    name: str = "empathy-corpus"
+    seed: int = 0
+    num_dialogues: int = Field(default=8, ge=1)
+    chunk_size: int = Field(default=64, ge=1)
+    output: str = "out/corpus"
+    languages: Weights = Field(default_factory=lambda: {"en": 1.0})
+    distributions: Distributions = Distributions()
+    # "builtin" or a path to a speaker pool YAML (relative paths are relative to the config file).
+    speaker_pool: str = "builtin"
+    # None: the prompts shipped with the package; else a directory laid out like prompts/.
+    prompts_dir: str | None = None
+    script: ScriptConfig = OpenAIScript()
+    synthesize: SynthesizeConfig = SynthesizeConfig()
+    filter: FilterConfig = FilterConfig()
+    export: ExportConfig = ExportConfig()
+    runner: RunnerConfig = RunnerConfig()
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: dict[str, float]) -> dict[str, float]:
+        check_weights(value, LANGUAGES, "languages")
+        return value
+
+
+def _yaml_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "<root>"
+
+
+def parse_config(data: Any, source: str = "<config>") -> BuildConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(source, "top level must be a mapping")
+    try:
+        return BuildConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(p for p in err["loc"] if not str(p).startswith("function-after"))
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{source}: {_yaml_path(loc)}", msg) from None
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> tuple[BuildConfig, Path]:
+    """Load and validate a YAML config; returns the config and the directory relative paths resolve from."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(str(path), "config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(where, f"malformed YAML ({getattr(exc, 'problem', None) or exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "not UTF-8 text") from None
+    if data is None:
+        data = {}
+    if isinstance(data, dict) and overrides:
+        data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+    return parse_config(data, str(path)), path.parent.resolve()

@@ -1,0 +1,1 @@
+"""export: accepted exchanges to sharded Parquet with a dataset card, manifest and rejects."""

@@ -1,0 +1,91 @@
+"""The dataset card: a YAML header `datasets` reads (configs, splits), then what the corpus holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+
+def _table(title: str, planned: dict[str, int], accepted: dict[str, int]) -> list[str]:
+    lines = [f"### {title}", "", "| value | planned | accepted | kept |", "| --- | ---: | ---: | ---: |"]
+    for key in sorted(set(planned) | set(accepted)):
+        p, a = planned.get(key, 0), accepted.get(key, 0)
+        kept = f"{a / p:.0%}" if p else "-"
+        lines.append(f"| {key} | {p} | {a} | {kept} |")
+    return lines + [""]
+
+
+def dataset_card(manifest: dict[str, Any]) -> str:
+    config = manifest["config"]
+    splits = [s for s, rows in manifest["counts"]["by_split"].items() if rows > 0]
+    header = {
+        "pretty_name": manifest["name"],
+        "language": sorted(config["languages"]),
+        "license": "other",
+        "task_categories": ["automatic-speech-recognition", "text-to-speech", "audio-classification"],
+        "tags": ["synthetic", "empathetic-dialogue", "speech", "emotion", "empathy-data"],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits],
+            }
+        ],
+    }
+    counts = manifest["counts"]
+    ex = counts["exchanges"]
+    dl = counts["dialogues"]
+    lines = [
+        "---",
+        yaml.safe_dump(header, sort_keys=False, allow_unicode=True).strip(),
+        "---",
+        "",
+        f"# {manifest['name']}",
+        "",
+        "Synthetic empathetic spoken dialogues made by empathy-data: an LLM wrote each dialogue for a planned "
+        "scenario, speaker and per-turn emotion; TTS rendered it; ASR and an emotion check filtered it. "
+        "One row per exchange (a user turn and the assistant reply), with its dialogue history.",
+        "",
+        "## Counts",
+        "",
+        "| unit | planned | accepted | rejected | failed |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| dialogues | {dl['planned']} | {dl['accepted']} | {dl['rejected']} | {dl['failed']} |",
+        f"| exchanges | {ex['planned']} | {ex['accepted']} | {ex['rejected']} | {ex['failed']} |",
+        "",
+        "Rows per split: " + ", ".join(f"{s} {n}" for s, n in counts["by_split"].items()),
+        "",
+        "## Distributions (exchanges)",
+        "",
+    ]
+    planned, accepted = manifest["distributions"]["planned"], manifest["distributions"]["accepted"]
+    for key, title in (
+        ("user_emotion", "User emotion"),
+        ("assistant_style", "Assistant reply style"),
+        ("user_gender", "User gender"),
+        ("user_age_group", "User age group"),
+        ("language", "Language"),
+    ):
+        lines += _table(title, planned.get(key, {}), accepted.get(key, {}))
+    lines += [
+        "## Filter pass rates (utterances)",
+        "",
+        "| check | pass | fail | pass rate |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, c in manifest["checks"].items():
+        total = c.get("pass", 0) + c.get("fail", 0)
+        lines.append(f"| {name} | {c.get('pass', 0)} | {c.get('fail', 0)} | {c.get('pass', 0) / total:.0%} |")
+    lines += ["", "## Rejection reasons (exchanges)", "", "| reason | count |", "| --- | ---: |"]
+    lines += [f"| {r} | {n} |" for r, n in counts["by_reason"].items()] or ["| - | 0 |"]
+    lines += [
+        "",
+        "## Provenance",
+        "",
+        f"Seed {config['seed']}; LLM backend `{config['script']['backend']}` (model `{config['script']['model']}`); "
+        f"TTS `{config['synthesize']['tts']['backend']}`; ASR `{config['filter']['asr']['backend']}`; "
+        f"emotion check `{config['filter']['emotion']['backend']}`. Package versions and shard checksums are in "
+        "`manifest.json`; rejected and failed exchanges, with reasons, are in `rejects/`.",
+        "",
+    ]
+    return "\n".join(lines)

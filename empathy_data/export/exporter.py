@@ -1,0 +1,192 @@
+"""export: stream filter chunks into sharded Parquet (data/ and rejects/), a dataset card and a manifest."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from empathy_data.atomic import read_jsonl, write_json, write_text
+from empathy_data.build import BuildContext
+from empathy_data.export.card import dataset_card
+from empathy_data.export.rows import exchange_row, features
+from empathy_data.export.shards import ShardWriter
+from empathy_data.export.splits import split_of
+from empathy_data.schema import Outcome, Script, Utterance
+from empathy_data.versions import package_versions
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.exchanges: Counter[str] = Counter()
+        self.dialogues: Counter[str] = Counter()
+        self.reasons: Counter[str] = Counter()
+        self.planned: dict[str, Counter[str]] = defaultdict(Counter)
+        self.accepted: dict[str, Counter[str]] = defaultdict(Counter)
+        self.checks: dict[str, Counter[str]] = defaultdict(Counter)
+
+    def plan(self, script_or_spec, n_exchanges: int) -> None:
+        spec = script_or_spec
+        self.planned["language"][spec.language] += n_exchanges
+        self.planned["user_gender"][spec.user.gender] += n_exchanges
+        self.planned["user_age_group"][spec.user.age_group] += n_exchanges
+        for k in range(n_exchanges):
+            self.planned["user_emotion"][spec.turns[2 * k].emotion] += 1
+            self.planned["assistant_style"][spec.turns[2 * k + 1].response_style] += 1
+
+    def accept(self, row: dict) -> None:
+        for key in (
+            "language",
+            "user_gender",
+            "user_age_group",
+            "user_emotion",
+            "assistant_style",
+            "split",
+            "scenario",
+        ):
+            self.accepted[key][row[key]] += 1
+
+
+def reason_key(reason: str) -> str:
+    """'script: length: turn 2 too long (80 words)' -> 'script: length'; details stay in rejects/."""
+    return ":".join(reason.split(":")[:2]).strip()
+
+
+def _strip(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "kind"}
+
+
+def _audio(directory: Path, name: str) -> dict:
+    return {"bytes": (directory / name).read_bytes(), "path": name}
+
+
+def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) -> dict[str, Any]:
+    cfg = ctx.config
+    rate = cfg.synthesize.sample_rate
+    build = {"name": cfg.name, "seed": cfg.seed, "asr_backend": cfg.filter.asr.backend}
+    staging = ctx.out / "work" / "export-staging"
+    if staging.exists():
+        shutil.rmtree(staging)
+    (staging / "data").mkdir(parents=True)
+    (staging / "rejects").mkdir(parents=True)
+    splits = list(cfg.export.splits)
+    data_writers = {s: ShardWriter(staging / "data", s, features(rate), cfg.export.rows_per_shard) for s in splits}
+    reject_features = features(rate, with_audio=cfg.export.rejects_audio, with_verdict=True)
+    rejects = ShardWriter(staging / "rejects", "rejects", reject_features, cfg.export.rows_per_shard)
+    stats = Stats()
+
+    for chunk in ctx.chunk_ranges():
+        synth_dir = ctx.chunk_path("synthesize", chunk)
+        synth_rows = read_jsonl(synth_dir / "records.jsonl")
+        scripts = {r["spec"]["dialogue_id"]: Script.from_dict(_strip(r)) for r in synth_rows if r["kind"] == "script"}
+        utts = {
+            (r["dialogue_id"], r["turn_index"]): Utterance.from_dict(_strip(r))
+            for r in synth_rows
+            if r["kind"] == "utterance"
+        }
+        dialogue_verdicts: dict[str, set[str]] = defaultdict(set)
+        for r in read_jsonl(ctx.chunk_path("filter", chunk)):
+            if r["kind"] == "outcome":
+                outcome = Outcome.from_dict(_strip(r))
+                n = outcome.spec.num_exchanges
+                stats.plan(outcome.spec, n)
+                stats.exchanges[outcome.verdict] += n
+                stats.dialogues[outcome.verdict] += 1
+                stats.reasons[reason_key(outcome.reasons[-1] if outcome.reasons else outcome.verdict)] += n
+                for k in range(n):
+                    rejects.write(
+                        _outcome_row(
+                            outcome,
+                            k,
+                            split_of(outcome.dialogue_id, cfg.export.splits),
+                            build,
+                            reject_features,
+                            rate,
+                        )
+                    )
+                continue
+            script = scripts[r["dialogue_id"]]
+            k = r["exchange_index"]
+            if k == 0:
+                stats.plan(script.spec, script.spec.num_exchanges)
+            pair = (utts[(script.spec.dialogue_id, 2 * k)], utts[(script.spec.dialogue_id, 2 * k + 1)])
+            split = split_of(script.spec.dialogue_id, cfg.export.splits)
+            row = exchange_row(script, k, split, (r["user_scores"], r["assistant_scores"]), pair, build)
+            for side in ("user_scores", "assistant_scores"):
+                for name, value in r[side]["checks"].items():
+                    stats.checks[f"{side.split('_')[0]}.{name}"][value] += 1
+            verdict = r["verdict"]
+            stats.exchanges[verdict] += 1
+            dialogue_verdicts[script.spec.dialogue_id].add(verdict)
+            if verdict == "accepted":
+                row["user_audio"] = _audio(synth_dir, pair[0].audio_path)
+                row["assistant_audio"] = _audio(synth_dir, pair[1].audio_path)
+                data_writers[split].write(row)
+                stats.accept(row)
+            else:
+                stats.reasons.update(r["reasons"] or [verdict])
+                row |= {"verdict": verdict, "stage": "filter", "reasons": r["reasons"]}
+                if cfg.export.rejects_audio:
+                    row["user_audio"] = _audio(synth_dir, pair[0].audio_path)
+                    row["assistant_audio"] = _audio(synth_dir, pair[1].audio_path)
+                rejects.write(row)
+        for verdicts in dialogue_verdicts.values():
+            final = "failed" if "failed" in verdicts else "rejected" if "rejected" in verdicts else "accepted"
+            stats.dialogues[final] += 1
+
+    shards = {s: w.finish() for s, w in data_writers.items()}
+    reject_shards = rejects.finish()
+    for name in ("data", "rejects"):
+        target = ctx.out / name
+        if target.exists():
+            shutil.rmtree(target)
+        (staging / name).replace(target)
+    shutil.rmtree(staging)
+
+    planned_exchanges = sum(stats.planned["user_emotion"].values())
+    manifest = {
+        "name": cfg.name,
+        "plan_key": ctx.planner.key,
+        "config": cfg.model_dump(mode="json"),
+        "versions": package_versions(),
+        "counts": {
+            "dialogues": {
+                "planned": cfg.num_dialogues,
+                **{v: stats.dialogues[v] for v in ("accepted", "rejected", "failed")},
+            },
+            "exchanges": {
+                "planned": planned_exchanges,
+                **{v: stats.exchanges[v] for v in ("accepted", "rejected", "failed")},
+            },
+            "by_reason": dict(sorted(stats.reasons.items())),
+            "by_split": {s: sum(x["rows"] for x in shards[s]) for s in splits},
+        },
+        "distributions": {
+            "planned": {k: dict(sorted(v.items())) for k, v in stats.planned.items()},
+            "accepted": {k: dict(sorted(v.items())) for k, v in stats.accepted.items()},
+        },
+        "checks": {k: dict(v) for k, v in sorted(stats.checks.items())},
+        "shards": {"data": {s: shards[s] for s in splits}, "rejects": reject_shards},
+        "stage_keys": {stage: list(keys.values()) for stage, keys in ctx.keys.items()},
+        "timings_s": timings or {},
+    }
+    write_text(ctx.out / "README.md", dataset_card(manifest))
+    write_json(ctx.out / "manifest.json", manifest)
+    return manifest
+
+
+def _outcome_row(outcome: Outcome, k: int, split: str, build: dict, feats, rate: int) -> dict:
+    if outcome.script is not None:
+        row = exchange_row(outcome.script, k, split, None, None, build)
+    else:
+        spec = outcome.spec
+        row = {name: None for name in feats}
+        row |= {
+            "dialogue_id": spec.dialogue_id, "exchange_index": k, "split": split, "language": spec.language,
+            "scenario": spec.scenario, "history": [], "user_emotion": spec.turns[2 * k].emotion,
+            "user_speaker_id": spec.user.id, "user_gender": spec.user.gender, "user_age_group": spec.user.age_group,
+            "assistant_style": spec.turns[2 * k + 1].response_style, "assistant_speaker_id": spec.assistant_voice.id,
+        }  # fmt: skip
+    row = {name: row.get(name) for name in feats}
+    return row | {"verdict": outcome.verdict, "stage": outcome.stage, "reasons": outcome.reasons}

@@ -1,0 +1,103 @@
+"""Exchange rows of the exported dataset: the contract with every consumer (see docs/architecture.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datasets import Audio, Features, List, Value
+
+from empathy_data.labels import STYLE_EMOTION
+from empathy_data.schema import Script, Utterance
+
+QUALITY_FIELDS = (
+    "user_wer", "user_cer", "assistant_wer", "assistant_cer", "user_emotion_score",
+    "user_arousal_shift", "user_duration", "assistant_duration",
+)  # fmt: skip
+PROVENANCE_FIELDS = (
+    "build_name", "plan_seed", "plan_index", "llm_model", "llm_seed", "prompt_hash", "tts_backend", "asr_backend",
+)  # fmt: skip
+
+
+def features(sample_rate: int, with_audio: bool = True, with_verdict: bool = False) -> Features:
+    text = Value("string")
+    cols: dict[str, Any] = {
+        "dialogue_id": text,
+        "exchange_index": Value("int32"),
+        "split": text,
+        "language": text,
+        "scenario": text,
+        "history": List({"role": text, "text": text}),
+        "user_text": text,
+        "user_emotion": text,
+        "user_speaker_id": text,
+        "user_gender": text,
+        "user_age_group": text,
+        "assistant_text": text,
+        "assistant_style": text,
+        "assistant_emotion": text,
+        "assistant_speaker_id": text,
+        "reasoning": text,
+        "quality": {name: Value("float32") for name in QUALITY_FIELDS},
+        "provenance": {name: text for name in PROVENANCE_FIELDS},
+    }
+    if with_audio:
+        cols["user_audio"] = Audio(sampling_rate=sample_rate)
+        cols["assistant_audio"] = Audio(sampling_rate=sample_rate)
+    if with_verdict:
+        cols["verdict"] = text
+        cols["stage"] = text
+        cols["reasons"] = List(text)
+    return Features(cols)
+
+
+def exchange_row(
+    script: Script,
+    exchange_index: int,
+    split: str,
+    scores: tuple[dict, dict] | None,
+    utterances: tuple[Utterance, Utterance] | None,
+    build: dict[str, Any],
+) -> dict[str, Any]:
+    spec = script.spec
+    u, a = 2 * exchange_index, 2 * exchange_index + 1
+    style = spec.turns[a].response_style
+    us, as_ = scores if scores else ({}, {})
+    quality = {
+        "user_wer": us.get("wer"),
+        "user_cer": us.get("cer"),
+        "assistant_wer": as_.get("wer"),
+        "assistant_cer": as_.get("cer"),
+        "user_emotion_score": us.get("emotion_prob"),
+        "user_arousal_shift": us.get("arousal_shift"),
+        "user_duration": us.get("duration"),
+        "assistant_duration": as_.get("duration"),
+    }
+    return {
+        "dialogue_id": spec.dialogue_id,
+        "exchange_index": exchange_index,
+        "split": split,
+        "language": spec.language,
+        "scenario": spec.scenario,
+        "history": [t.to_dict() for t in script.turns[:u]],
+        "user_text": script.turns[u].text,
+        "user_emotion": spec.turns[u].emotion,
+        "user_speaker_id": spec.user.id,
+        "user_gender": spec.user.gender,
+        "user_age_group": spec.user.age_group,
+        "assistant_text": script.turns[a].text,
+        "assistant_style": style,
+        "assistant_emotion": STYLE_EMOTION.get(style or "", None),
+        "assistant_speaker_id": spec.assistant_voice.id,
+        "reasoning": script.reasoning[exchange_index],
+        "quality": quality,
+        "provenance": {
+            "build_name": build["name"],
+            "plan_seed": str(build["seed"]),
+            "plan_index": str(spec.index),
+            "llm_model": str(script.llm.get("model")),
+            "llm_seed": str(script.llm.get("seed")),
+            "prompt_hash": str(script.llm.get("prompt_hash")),
+            "tts_backend": str(utterances[0].tts.get("backend")) if utterances else None,
+            "asr_backend": build.get("asr_backend"),
+        },
+    }

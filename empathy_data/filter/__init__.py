@@ -1,0 +1,1 @@
+"""filter: score every utterance (ASR error rate, emotion, duration, silence) and decide each exchange."""

@@ -1,0 +1,104 @@
+"""The filter stage: scores for every utterance, then a verdict with reasons for every exchange."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from empathy_data.audio import read_audio, resample, silence_ratio
+from empathy_data.config import Thresholds
+from empathy_data.filter.asr import ASR_RATE, ASRBackend
+from empathy_data.filter.metrics import error_rates
+from empathy_data.filter.prosody import ProsodyEmotionCheck
+from empathy_data.schema import Scores, Utterance
+
+
+def utterance_checks(
+    utt: Utterance, language: str, asr_text: str, audio_duration: float, silence: float, t: Thresholds
+) -> tuple[dict[str, str], dict[str, float | None]]:
+    wer, cer = error_rates(utt.text, asr_text, language)
+    checks: dict[str, str] = {}
+    if language == "zh":
+        checks["cer"] = "pass" if cer <= t.max_cer else "fail"
+    else:
+        checks["wer"] = "pass" if (wer or 0.0) <= t.max_wer else "fail"
+    checks["duration"] = "pass" if t.min_duration_s <= audio_duration <= t.max_duration_s else "fail"
+    checks["silence"] = "pass" if silence <= t.max_silence_ratio else "fail"
+    return checks, {"wer": wer, "cer": cer}
+
+
+def score_utterances(
+    utterances: list[Utterance],
+    languages: dict[str, str],
+    audio_dir: Path,
+    asr: ASRBackend,
+    emotion: ProsodyEmotionCheck | None,
+    thresholds: Thresholds,
+) -> list[Scores]:
+    """One Scores per utterance; an exception on one utterance marks it failed and the rest go on."""
+    audios, loaded_errors = [], {}
+    for i, utt in enumerate(utterances):
+        try:
+            audio, rate = read_audio(audio_dir / utt.audio_path)
+            audios.append((audio, rate))
+        except Exception as exc:
+            loaded_errors[i] = exc
+            audios.append(None)
+    to_asr = [i for i, a in enumerate(audios) if a is not None]
+    transcripts = asr.transcribe(
+        [resample(audios[i][0], audios[i][1], ASR_RATE) for i in to_asr],
+        [languages[utterances[i].dialogue_id] for i in to_asr],
+    )
+    asr_by_index = dict(zip(to_asr, transcripts, strict=True))
+    results = []
+    for i, utt in enumerate(utterances):
+        base = {"dialogue_id": utt.dialogue_id, "turn_index": utt.turn_index}
+        error = loaded_errors.get(i) or asr_by_index.get(i)
+        if isinstance(error, Exception):
+            stage = "audio" if i in loaded_errors else "asr"
+            results.append(Scores(**base, verdict="failed", reasons=[f"{stage}: {type(error).__name__}: {error}"]))
+            continue
+        audio, rate = audios[i]
+        language = languages[utt.dialogue_id]
+        duration = len(audio) / rate
+        silence = silence_ratio(audio, rate)
+        checks, rates = utterance_checks(utt, language, asr_by_index[i], duration, silence, thresholds)
+        fields: dict = {}
+        if emotion is not None and thresholds.check_emotion and utt.emotion is not None:
+            try:
+                ref = read_audio(audio_dir / utt.reference_audio_path)[0] if utt.reference_audio_path else None
+                result = emotion.check(audio, ref, rate, utt.emotion)
+            except Exception as exc:
+                results.append(Scores(**base, verdict="failed", reasons=[f"emotion: {type(exc).__name__}: {exc}"]))
+                continue
+            checks["emotion"] = "pass" if result.passed else "fail"
+            fields = {
+                "emotion_pred": result.predicted,
+                "emotion_prob": result.score,
+                "arousal_shift": result.arousal_shift,
+            }
+        failed = [name for name, v in checks.items() if v == "fail"]
+        results.append(
+            Scores(
+                **base,
+                asr_text=asr_by_index[i],
+                **rates,
+                **fields,
+                duration=round(duration, 4),
+                silence_ratio=round(silence, 4),
+                checks=checks,
+                verdict="rejected" if failed else "accepted",
+                reasons=[f"{utt.role}.{name}" for name in failed],
+            )
+        )
+    return results
+
+
+def exchange_verdict(user: Scores, assistant: Scores) -> tuple[str, list[str]]:
+    """An exchange is accepted only if both of its turns are; failed beats rejected."""
+    verdicts = {user.verdict, assistant.verdict}
+    reasons = user.reasons + assistant.reasons
+    if "failed" in verdicts:
+        return "failed", reasons
+    if "rejected" in verdicts:
+        return "rejected", reasons
+    return "accepted", []

@@ -1,0 +1,81 @@
+"""The label vocabulary and its mapping to each training recipe's labels, in one place."""
+
+EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "surprised", "disgusted")
+RESPONSE_STYLES: tuple[str, ...] = (
+    "comforting",
+    "reassuring",
+    "calming",
+    "encouraging",
+    "celebratory",
+    "curious",
+    "informative",
+)
+GENDERS: tuple[str, ...] = ("female", "male")
+AGE_GROUPS: tuple[str, ...] = ("child", "teen", "young_adult", "adult", "elderly")
+LANGUAGES: tuple[str, ...] = ("en", "zh")
+
+# Arousal direction each emotion should carry relative to the same voice's neutral rendering,
+# used by the prosody emotion check: +1 raised (pitch/energy/rate up), -1 lowered, 0 unchanged.
+AROUSAL: dict[str, int] = {
+    "neutral": 0,
+    "happy": 1,
+    "angry": 1,
+    "fearful": 1,
+    "surprised": 1,
+    "sad": -1,
+    "disgusted": -1,
+}
+
+# Which reply styles fit which user emotion, with weights; the planner samples from this
+# unless the config overrides it.
+DEFAULT_STYLE_BY_EMOTION: dict[str, dict[str, float]] = {
+    "neutral": {"informative": 0.5, "curious": 0.3, "encouraging": 0.2},
+    "happy": {"celebratory": 0.6, "encouraging": 0.2, "curious": 0.2},
+    "sad": {"comforting": 0.7, "reassuring": 0.2, "encouraging": 0.1},
+    "angry": {"calming": 0.6, "reassuring": 0.3, "comforting": 0.1},
+    "fearful": {"reassuring": 0.6, "calming": 0.3, "comforting": 0.1},
+    "surprised": {"curious": 0.5, "celebratory": 0.3, "informative": 0.2},
+    "disgusted": {"reassuring": 0.4, "calming": 0.3, "informative": 0.3},
+}
+
+# The emotion a reply style is spoken with (used for TTS prosody and recipe "reply emotion").
+STYLE_EMOTION: dict[str, str] = {
+    "comforting": "sad",
+    "reassuring": "neutral",
+    "calming": "neutral",
+    "encouraging": "happy",
+    "celebratory": "happy",
+    "curious": "surprised",
+    "informative": "neutral",
+}
+
+OPENS2S_EMOTION = {
+    "neutral": "Neutral",
+    "happy": "Happy",
+    "sad": "Sad",
+    "angry": "Angry",
+    "fearful": "Fear",
+    "surprised": "Surprised",
+    "disgusted": "Disgust",
+}
+OSUM_EMOTION = {
+    "neutral": "NEUTRAL",
+    "happy": "HAPPY",
+    "sad": "SAD",
+    "angry": "ANGRY",
+    "fearful": "FEAR",
+    "surprised": "SURPRISE",
+    "disgusted": "DISGUST",
+}
+OSUM_AGE = {"child": "CHILD", "teen": "CHILD", "young_adult": "ADULT", "adult": "ADULT", "elderly": "OLD"}
+OSUM_GENDER = {"female": "FEMALE", "male": "MALE"}
+# BLSP-Emo trains on five emotions; the other two have no counterpart and are left out of its export.
+BLSP_EMO_EMOTION: dict[str, str | None] = {
+    "neutral": "neutral",
+    "happy": "happy",
+    "angry": "angry",
+    "sad": "sad",
+    "surprised": "surprise",
+    "fearful": None,
+    "disgusted": None,
+}

@@ -1,0 +1,77 @@
+"""The prompts folder: label descriptions, scenario lists per language, and Jinja2 templates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import yaml
+
+from empathy_data.errors import ConfigError
+from empathy_data.hashing import tree_digest
+from empathy_data.labels import EMOTIONS, RESPONSE_STYLES
+
+
+@dataclass(frozen=True)
+class PromptLibrary:
+    root: Path
+    emotions: dict[str, str]
+    response_styles: dict[str, str]
+    scenarios: dict[str, dict[str, str]]  # language -> id -> description
+    templates: dict[str, jinja2.Template]  # "system.en" -> template
+    content_hash: str
+
+    def template(self, kind: str, language: str) -> jinja2.Template:
+        return self.templates[f"{kind}.{language}"]
+
+
+def _read_yaml_mapping(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(str(path), f"unreadable ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(str(path), "expected a non-empty mapping")
+    return data
+
+
+def load_prompts(root: Path, languages: list[str]) -> PromptLibrary:
+    vocab_path = root / "vocabulary.yaml"
+    vocab = _read_yaml_mapping(vocab_path)
+    emotions = vocab.get("emotions") or {}
+    styles = vocab.get("response_styles") or {}
+    for key, labels, table in (
+        ("emotions", EMOTIONS, emotions),
+        ("response_styles", RESPONSE_STYLES, styles),
+    ):
+        missing = [label for label in labels if not str(table.get(label, "")).strip()]
+        if missing:
+            raise ConfigError(f"{vocab_path}: {key}", f"no description for {missing}")
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+    scenarios: dict[str, dict[str, str]] = {}
+    templates: dict[str, jinja2.Template] = {}
+    files = [vocab_path]
+    for language in languages:
+        scen_path = root / "scenarios" / f"{language}.yaml"
+        if not scen_path.is_file():
+            raise ConfigError(str(scen_path), f"no scenario list for language {language!r}")
+        scenarios[language] = {str(k): str(v) for k, v in _read_yaml_mapping(scen_path).items()}
+        files.append(scen_path)
+        for kind in ("system", "user"):
+            path = root / "templates" / f"{kind}.{language}.j2"
+            try:
+                templates[f"{kind}.{language}"] = env.from_string(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(str(path), f"unreadable template ({exc.__class__.__name__})") from None
+            except jinja2.TemplateSyntaxError as exc:
+                raise ConfigError(f"{path}:{exc.lineno}", f"template syntax error: {exc.message}") from None
+            files.append(path)
+    return PromptLibrary(
+        root=root,
+        emotions={k: str(v) for k, v in emotions.items()},
+        response_styles={k: str(v) for k, v in styles.items()},
+        scenarios=scenarios,
+        templates=templates,
+        content_hash=tree_digest(files),
+    )

@@ -1,0 +1,118 @@
+"""Records passed between stages. Small, immutable, linked by dialogue_id, JSON round-trippable."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        return cls.model_validate(data)
+
+
+class ReferenceClip(Record):
+    path: str
+    transcript: str
+
+
+class Speaker(Record):
+    id: str
+    gender: Literal["female", "male"]
+    age_group: Literal["child", "teen", "young_adult", "adult", "elderly"]
+    language: str
+    source: str = "espeak-ng"
+    licence: str = "GPL-3.0-or-later (espeak-ng voice data)"
+    # Voice parameters for parametric TTS (espeak: voice, variant, pitch, range, rate).
+    voice: dict[str, Any] = Field(default_factory=dict)
+    # Reference clips per emotion for cloning TTS backends.
+    clips: dict[str, list[ReferenceClip]] = Field(default_factory=dict)
+
+
+class TurnPlan(Record):
+    role: Literal["user", "assistant"]
+    emotion: str | None = None  # user turns
+    response_style: str | None = None  # assistant turns
+
+
+class DialogueSpec(Record):
+    dialogue_id: str
+    index: int
+    language: str
+    scenario: str
+    scenario_text: str
+    user: Speaker
+    assistant_voice: Speaker
+    turns: list[TurnPlan]
+
+    @property
+    def num_exchanges(self) -> int:
+        return len(self.turns) // 2
+
+
+class ScriptTurn(Record):
+    role: Literal["user", "assistant"]
+    text: str
+
+
+class Script(Record):
+    spec: DialogueSpec
+    turns: list[ScriptTurn]
+    # One note per assistant turn: what the user said, how they sound, why this reply style.
+    reasoning: list[str]
+    llm: dict[str, Any]
+
+
+class Utterance(Record):
+    """One synthesized turn. Audio lives in a file in the chunk store, never in the record."""
+
+    dialogue_id: str
+    turn_index: int
+    role: Literal["user", "assistant"]
+    text: str
+    speaker_id: str
+    emotion: str | None
+    response_style: str | None
+    audio_path: str
+    reference_audio_path: str | None = None
+    sample_rate: int
+    duration: float
+    tts: dict[str, Any]
+
+
+Verdict = Literal["accepted", "rejected", "failed"]
+
+
+class Scores(Record):
+    dialogue_id: str
+    turn_index: int
+    asr_text: str | None = None
+    wer: float | None = None
+    cer: float | None = None
+    emotion_pred: str | None = None
+    emotion_prob: float | None = None
+    arousal_shift: float | None = None
+    duration: float | None = None
+    silence_ratio: float | None = None
+    checks: dict[str, Literal["pass", "fail"]] = Field(default_factory=dict)
+    verdict: Verdict
+    reasons: list[str] = Field(default_factory=list)
+
+
+class Outcome(Record):
+    """How one planned dialogue ended at some stage when it did not go on (rejected or failed)."""
+
+    dialogue_id: str
+    index: int
+    stage: str
+    verdict: Literal["rejected", "failed"]
+    reasons: list[str]
+    spec: DialogueSpec
+    script: Script | None = None

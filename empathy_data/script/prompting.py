@@ -1,0 +1,102 @@
+"""Pure functions around the LLM call: the JSON schema and messages from a spec, the parse of its reply."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from empathy_data.prompt_library import PromptLibrary
+from empathy_data.schema import DialogueSpec, Script, ScriptTurn
+
+AGE_PHRASES = {
+    "en": {
+        "child": "young",
+        "teen": "teenage",
+        "young_adult": "young adult",
+        "adult": "adult",
+        "elderly": "elderly",
+    },
+    "zh": {"child": "小", "teen": "十几岁的", "young_adult": "年轻的", "adult": "成年", "elderly": "年长的"},
+}
+GENDER_WORDS = {
+    "en": {("female", "child"): "girl", ("male", "child"): "boy", "female": "woman", "male": "man"},
+    "zh": {("female", "child"): "女孩", ("male", "child"): "男孩", "female": "女性", "male": "男性"},
+}
+MAX_TURN_CHARS = 320
+MAX_REASONING_CHARS = 400
+
+
+def response_schema(spec: DialogueSpec) -> dict[str, Any]:
+    """Exactly one object per exchange, roles fixed by key: the LLM cannot change the turn structure."""
+    text = {"type": "string", "minLength": 2, "maxLength": MAX_TURN_CHARS}
+    exchange = {
+        "type": "object",
+        "properties": {
+            "user": text,
+            "reasoning": {"type": "string", "minLength": 2, "maxLength": MAX_REASONING_CHARS},
+            "assistant": text,
+        },
+        "required": ["user", "reasoning", "assistant"],
+        "additionalProperties": False,
+    }
+    n = spec.num_exchanges
+    return {
+        "type": "object",
+        "properties": {"exchanges": {"type": "array", "items": exchange, "minItems": n, "maxItems": n}},
+        "required": ["exchanges"],
+        "additionalProperties": False,
+    }
+
+
+def build_messages(spec: DialogueSpec, prompts: PromptLibrary) -> list[dict[str, str]]:
+    lang = spec.language
+    user = spec.user
+    exchanges = []
+    for i in range(spec.num_exchanges):
+        emotion = spec.turns[2 * i].emotion or "neutral"
+        style = spec.turns[2 * i + 1].response_style or "informative"
+        exchanges.append(
+            {
+                "emotion": emotion,
+                "emotion_description": prompts.emotions[emotion],
+                "style": style,
+                "style_description": prompts.response_styles[style],
+            }
+        )
+    words = GENDER_WORDS[lang]
+    gender = words.get((user.gender, user.age_group), words[user.gender])
+    context = {
+        "scenario": spec.scenario_text,
+        "age_phrase": AGE_PHRASES[lang][user.age_group],
+        "gender": gender,
+        "exchanges": exchanges,
+    }
+    return [
+        {"role": "system", "content": prompts.template("system", lang).render(**context).strip()},
+        {"role": "user", "content": prompts.template("user", lang).render(**context).strip()},
+    ]
+
+
+class MalformedOutput(ValueError):
+    """The LLM reply is not JSON of the requested shape."""
+
+
+def parse_reply(spec: DialogueSpec, content: str | None, llm: dict[str, Any]) -> Script:
+    if not content:
+        raise MalformedOutput("empty reply")
+    try:
+        data = json.loads(content)
+    except json.JSONDecodeError as exc:
+        raise MalformedOutput(f"not JSON ({exc.msg} at char {exc.pos})") from None
+    exchanges = data.get("exchanges") if isinstance(data, dict) else None
+    if not isinstance(exchanges, list) or len(exchanges) != spec.num_exchanges:
+        raise MalformedOutput(f"expected {spec.num_exchanges} exchanges")
+    turns: list[ScriptTurn] = []
+    reasoning: list[str] = []
+    for i, ex in enumerate(exchanges):
+        if not isinstance(ex, dict) or not all(isinstance(ex.get(k), str) for k in ("user", "reasoning", "assistant")):
+            raise MalformedOutput(f"exchange {i} lacks user/reasoning/assistant strings")
+        turns.append(ScriptTurn(role="user", text=ex["user"].strip()))
+        turns.append(ScriptTurn(role="assistant", text=ex["assistant"].strip()))
+        reasoning.append(ex["reasoning"].strip())
+    return Script(spec=spec, turns=turns, reasoning=reasoning, llm=llm)

@@ -1,0 +1,103 @@
+"""Checks on a written script. Each returns a reason string when it fails, None when it passes."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+
+from empathy_data.config import ValidationRules
+from empathy_data.schema import Script
+
+STAGE_DIRECTION = re.compile(r"\*[^*]+\*|\([^)]*\)|\[[^\]]*\]|（[^）]*）|【[^】]*】")
+MARKDOWN = re.compile(r"(^|\s)(#{1,6}\s|[-*]\s|\d+\.\s)|\*\*|__|`")
+EMOJI = re.compile("[\U0001f000-\U0001faff\U00002600-\U000027bf\U0001f900-\U0001f9ff\ufe0f]")
+# Narration or labels instead of spoken words: "The user says...", "Assistant: ...", "Reassuring: ...".
+META = re.compile(r"^\s*(the )?(user|assistant|person)\b|^\s*[\w ]{1,20}:\s|^[\"'“]|用户|助手[:：]", re.IGNORECASE)
+REFUSAL = re.compile(
+    r"as an ai|as a language model|i'?m (just )?an ai|i am (just )?an ai|i'?m sorry,? but i can(not|'t)"
+    r"|i cannot help with|作为(一个)?(人工智能|AI|语言模型)|我(只)?是(一个)?(人工智能|AI)",
+    re.IGNORECASE,
+)
+CJK = re.compile(r"[\u4e00-\u9fff]")
+LATIN = re.compile(r"[A-Za-z]")
+
+
+def words(text: str, language: str) -> int:
+    return len(CJK.findall(text)) // 2 if language == "zh" else len(text.split())
+
+
+def check_lengths(script: Script, rules: ValidationRules) -> str | None:
+    lang = script.spec.language
+    for i, turn in enumerate(script.turns):
+        n = words(turn.text, lang)
+        if n < rules.min_words:
+            return f"turn {i} too short ({n} words)"
+        if n > rules.max_words:
+            return f"turn {i} too long ({n} words)"
+    for i, note in enumerate(script.reasoning):
+        n = words(note, lang)
+        if not rules.min_reasoning_words <= n <= rules.max_reasoning_words:
+            return f"reasoning {i} has {n} words"
+    return None
+
+
+def check_style(script: Script, rules: ValidationRules) -> str | None:
+    for i, turn in enumerate(script.turns):
+        if STAGE_DIRECTION.search(turn.text):
+            return f"turn {i} has a stage direction"
+        if EMOJI.search(turn.text):
+            return f"turn {i} has emoji"
+        if MARKDOWN.search(turn.text):
+            return f"turn {i} has markdown"
+        if META.search(turn.text):
+            return f"turn {i} narrates or labels instead of speaking"
+    return None
+
+
+def check_refusal(script: Script, rules: ValidationRules) -> str | None:
+    for i, turn in enumerate(script.turns):
+        if REFUSAL.search(turn.text):
+            return f"turn {i} has refusal or 'as an AI' phrasing"
+    return None
+
+
+def check_language(script: Script, rules: ValidationRules) -> str | None:
+    lang = script.spec.language
+    for i, turn in enumerate(script.turns):
+        cjk, latin = len(CJK.findall(turn.text)), len(LATIN.findall(turn.text))
+        if lang == "zh" and cjk < 2 * latin + 1:
+            return f"turn {i} is not mostly Chinese"
+        if lang == "en" and (latin == 0 or cjk > 0):
+            return f"turn {i} is not English"
+    return None
+
+
+def check_repetition(script: Script, rules: ValidationRules) -> str | None:
+    texts = [t.text.strip().lower() for t in script.turns]
+    if len(set(texts)) < len(texts):
+        return "a turn repeats another turn"
+    for i, text in enumerate(texts):
+        tokens = list(text) if script.spec.language == "zh" else text.split()
+        trigrams = Counter(zip(tokens, tokens[1:], tokens[2:], strict=False))
+        if trigrams and trigrams.most_common(1)[0][1] >= 3:
+            return f"turn {i} repeats a phrase"
+    return None
+
+
+CHECKS: dict[str, Callable[[Script, ValidationRules], str | None]] = {
+    "length": check_lengths,
+    "style": check_style,
+    "refusal": check_refusal,
+    "language": check_language,
+    "repetition": check_repetition,
+}
+
+
+def validate_script(script: Script, rules: ValidationRules) -> str | None:
+    """The first failing check as 'name: detail', or None when the script passes all of them."""
+    for name, check in CHECKS.items():
+        reason = check(script, rules)
+        if reason:
+            return f"{name}: {reason}"
+    return None

@@ -1,0 +1,1 @@
+"""synthesize: render each script turn in the planned voice and emotion."""

@@ -1,0 +1,32 @@
+"""The TTS backend protocol: one method over a batch of requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from empathy_data.schema import Speaker
+
+
+@dataclass(frozen=True)
+class TTSRequest:
+    text: str
+    language: str
+    speaker: Speaker
+    emotion: str | None
+    response_style: str | None
+
+
+class TTSBackend(Protocol):
+    sample_rate: int
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What determines the audio: part of the stage cache key."""
+        ...
+
+    def synthesize(self, requests: list[TTSRequest]) -> list[np.ndarray | Exception]:
+        """Audio (float32 mono at `sample_rate`) per request, or the exception that request raised."""
+        ...

@@ -1,0 +1,89 @@
+"""The synthesize stage: scripts in, utterance records and FLAC files out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from empathy_data.audio import normalise_loudness, resample, trim_silence, write_flac
+from empathy_data.config import SynthesizeConfig
+from empathy_data.schema import Script, Utterance
+from empathy_data.synthesize.base import TTSBackend, TTSRequest
+from empathy_data.synthesize.prosody import prosody_for
+
+
+@dataclass(frozen=True)
+class SynthFailure:
+    script: Script
+    error: str
+
+
+def turn_requests(script: Script) -> list[TTSRequest]:
+    spec = script.spec
+    requests = []
+    for plan, turn in zip(spec.turns, script.turns, strict=True):
+        speaker = spec.user if plan.role == "user" else spec.assistant_voice
+        requests.append(TTSRequest(turn.text, spec.language, speaker, plan.emotion, plan.response_style))
+    return requests
+
+
+def postprocess(audio: np.ndarray, source_rate: int, config: SynthesizeConfig, gain_db: float) -> np.ndarray:
+    audio = trim_silence(audio, source_rate, top_db=config.trim_db)
+    audio = resample(audio, source_rate, config.sample_rate)
+    return normalise_loudness(audio, config.target_dbfs + gain_db)
+
+
+def synthesize_scripts(
+    scripts: list[Script],
+    backend: TTSBackend,
+    config: SynthesizeConfig,
+    audio_dir: Path,
+    neutral_reference: bool,
+) -> tuple[list[Utterance], list[SynthFailure]]:
+    """Render every turn; a dialogue with any failed turn fails as a whole (its audio would be incomplete)."""
+    utterances: list[Utterance] = []
+    failures: list[SynthFailure] = []
+    for script in scripts:
+        requests = turn_requests(script)
+        wanted = list(requests)
+        if neutral_reference:
+            wanted += [
+                TTSRequest(r.text, r.language, r.speaker, "neutral", None) for r in requests if r.emotion is not None
+            ]
+        rendered = backend.synthesize(wanted)
+        errors = [r for r in rendered if isinstance(r, Exception)]
+        if errors:
+            failures.append(SynthFailure(script, f"tts: {type(errors[0]).__name__}: {errors[0]}"))
+            continue
+        neutral = iter(rendered[len(requests) :])
+        records = []
+        for turn_index, (request, audio) in enumerate(zip(requests, rendered, strict=False)):
+            gain = prosody_for(request.emotion, request.response_style).gain_db
+            audio = postprocess(audio, backend.sample_rate, config, gain)
+            name = f"{script.spec.dialogue_id}-{turn_index}"
+            write_flac(audio_dir / f"{name}.flac", audio, config.sample_rate)
+            reference = None
+            if neutral_reference and request.emotion is not None:
+                ref_audio = postprocess(next(neutral), backend.sample_rate, config, 0.0)
+                reference = f"{name}.neutral.flac"
+                write_flac(audio_dir / reference, ref_audio, config.sample_rate)
+            records.append(
+                Utterance(
+                    dialogue_id=script.spec.dialogue_id,
+                    turn_index=turn_index,
+                    role=script.turns[turn_index].role,
+                    text=request.text,
+                    speaker_id=request.speaker.id,
+                    emotion=request.emotion,
+                    response_style=request.response_style,
+                    audio_path=f"{name}.flac",
+                    reference_audio_path=reference,
+                    sample_rate=config.sample_rate,
+                    duration=round(len(audio) / config.sample_rate, 4),
+                    tts=backend.identity,
+                )
+            )
+        utterances.extend(records)
+    return utterances, failures

@@ -1,0 +1,151 @@
+"""Prefect flow: a corpus build as chunk tasks, script -> synthesize -> filter pipelined per chunk, then export.
+
+Tasks receive the config path and small values and return ChunkRefs; backends are rebuilt (once per
+process) on whichever worker runs the task, so the same flow runs on threads, Ray or Dask.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from contextlib import nullcontext
+from functools import lru_cache
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NONE
+
+from empathy_data import backends
+from empathy_data.build import (
+    BuildContext,
+    ChunkRef,
+    run_filter_chunk,
+    run_script_chunk,
+    run_synthesize_chunk,
+)
+from empathy_data.config import RunnerConfig
+from empathy_data.errors import BackendUnavailable, EmpathyDataError
+from empathy_data.export.exporter import export_corpus
+
+log = logging.getLogger("empathy_data")
+
+
+@lru_cache(maxsize=2)
+def _context(config_path: str, overrides_json: str) -> BuildContext:
+    return BuildContext.load(config_path, json.loads(overrides_json))
+
+
+def _report(ref: ChunkRef, total: int) -> ChunkRef:
+    state = "cached" if ref.cached else f"{ref.seconds:.1f}s"
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(ref.counts.items()))
+    log.info("%-10s chunk %d/%d done (%s): %s", ref.stage, ref.chunk_index + 1, total, state, counts)
+    return ref
+
+
+@task(name="script-chunk", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
+def script_task(config_path: str, overrides_json: str, chunk_index: int, base_url: str) -> ChunkRef:
+    ctx = _context(config_path, overrides_json)
+    done = ctx.is_done("script", chunk_index)
+    chat = None if done else backends.chat_backend(ctx.config.script.model_dump_json(), base_url)
+    return _report(run_script_chunk(ctx, chunk_index, chat), ctx.planner.num_chunks)
+
+
+@task(name="synthesize-chunk", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
+def synthesize_task(config_path: str, overrides_json: str, chunk_index: int) -> ChunkRef:
+    ctx = _context(config_path, overrides_json)
+    done = ctx.is_done("synthesize", chunk_index)
+    tts = None if done else backends.tts_backend(ctx.config.synthesize.model_dump_json())
+    return _report(run_synthesize_chunk(ctx, chunk_index, tts), ctx.planner.num_chunks)
+
+
+@task(name="filter-chunk", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
+def filter_task(config_path: str, overrides_json: str, chunk_index: int) -> ChunkRef:
+    ctx = _context(config_path, overrides_json)
+    filter_json = ctx.config.filter.model_dump_json()
+    if ctx.is_done("filter", chunk_index):
+        asr = emotion = None
+    else:
+        asr, emotion = backends.asr_backend(filter_json), backends.emotion_backend(filter_json)
+    return _report(run_filter_chunk(ctx, chunk_index, asr, emotion), ctx.planner.num_chunks)
+
+
+def task_runner(runner: RunnerConfig):
+    if runner.kind == "thread":
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner(max_workers=runner.max_workers)
+    if runner.kind == "ray":
+        try:
+            from prefect_ray import RayTaskRunner
+        except ImportError:
+            raise BackendUnavailable("runner.kind ray needs: pip install prefect-ray") from None
+        return RayTaskRunner(address=runner.address) if runner.address else RayTaskRunner()
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError:
+        raise BackendUnavailable("runner.kind dask needs: pip install prefect-dask") from None
+    return DaskTaskRunner(address=runner.address) if runner.address else DaskTaskRunner()
+
+
+def llm_endpoint(ctx: BuildContext):
+    """The configured server, or the embedded llama.cpp server started for this build."""
+    script = ctx.config.script
+    if script.base_url is not None:
+        return nullcontext(script.base_url)
+    from empathy_data.embedded_models import embedded_llm
+    from empathy_data.script.llama_server import LlamaServer
+
+    return LlamaServer(
+        embedded_llm(),
+        n_threads=script.embedded.n_threads,
+        n_ctx=script.embedded.n_ctx,
+        log_path=ctx.out / "work" / "logs" / "llm-server.log",
+        startup_timeout_s=script.embedded.startup_timeout_s,
+    )
+
+
+@flow(name="empathy-data-build", log_prints=False)
+def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    overrides_json = json.dumps(overrides or {}, sort_keys=True)
+    ctx = _context(config_path, overrides_json)
+    ctx.check_output_dir()
+    ctx.claim_output_dir()
+    chunks = ctx.chunk_ranges()
+    t0 = time.perf_counter()
+    needs_llm = [c for c in chunks if not ctx.is_done("script", c)]
+    refs: list[ChunkRef] = []
+    with llm_endpoint(ctx) if needs_llm else nullcontext("") as base_url:
+        if needs_llm:
+            backends.chat_backend(ctx.config.script.model_dump_json(), base_url).check_reachable()
+        futures = []
+        for c in chunks:
+            s = script_task.submit(config_path, overrides_json, c, base_url)
+            y = synthesize_task.submit(config_path, overrides_json, c, wait_for=[s])
+            f = filter_task.submit(config_path, overrides_json, c, wait_for=[y])
+            futures.append((s, y, f))
+        failures = []
+        for trio in futures:
+            for fut in trio:
+                try:
+                    refs.append(fut.result())
+                except EmpathyDataError:
+                    raise
+                except Exception as exc:  # a whole chunk failed after retries; finished chunks stay cached
+                    failures.append(f"{type(exc).__name__}: {exc}")
+        if failures:
+            raise EmpathyDataError(
+                f"{len(failures)} chunk task(s) failed, first: {failures[0]}; re-run the same command to resume"
+            )
+    stage_seconds = {
+        stage: round(sum(r.seconds for r in refs if r.stage == stage), 2)
+        for stage in ("script", "synthesize", "filter")
+    }
+    stage_seconds["pipeline_wall"] = round(time.perf_counter() - t0, 2)
+    t1 = time.perf_counter()
+    manifest = export_corpus(ctx, stage_seconds)
+    manifest["timings_s"]["export"] = round(time.perf_counter() - t1, 2)
+    from empathy_data.atomic import write_json
+
+    write_json(ctx.out / "manifest.json", manifest)
+    return manifest
