@@ -76,7 +76,8 @@ def build(
 
     overrides = _overrides(out, num_dialogues)
     try:
-        BuildContext.load(config, overrides)  # validate everything before Prefect or any model starts
+        # Validate everything, the output directory included, before Prefect or any model starts.
+        BuildContext.load(config, overrides).check_output_dir()
     except EmpathyDataError as exc:
         _fail(exc)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -86,10 +86,10 @@ def check_repetition(script: Script, rules: ValidationRules) -> str | None:
 
 
 CHECKS: dict[str, Callable[[Script, ValidationRules], str | None]] = {
-    "length": check_lengths,
+    "language": check_language,
     "style": check_style,
     "refusal": check_refusal,
-    "language": check_language,
+    "length": check_lengths,
     "repetition": check_repetition,
 }
 

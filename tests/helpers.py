@@ -1,0 +1,61 @@
+"""Shared test builders: configs, specs, sine-wave audio, and a scripted fake chat backend."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from empathy_data.build import BuildContext
+from empathy_data.config import parse_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_context(tmp_path: Path, **overrides: Any) -> BuildContext:
+    data = {"name": "t", "seed": 3, "num_dialogues": 4, "chunk_size": 2, "output": str(tmp_path / "out")}
+    data.update(overrides)
+    return BuildContext.from_config(parse_config(data), REPO)
+
+
+def sine(freq: float = 220.0, seconds: float = 1.0, rate: int = 16000, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def good_reply(n_exchanges: int) -> str:
+    return json.dumps(
+        {
+            "exchanges": [
+                {
+                    "user": f"I feel really awful today because my plans fell apart number {i}.",
+                    "reasoning": "She says her plans fell apart and sounds sad, so a gentle comforting reply fits.",
+                    "assistant": f"I am so sorry to hear that, it sounds really hard for you {i}.",
+                }
+                for i in range(n_exchanges)
+            ]
+        }
+    )
+
+
+class FakeChat:
+    """Answers with queued replies (str) or raises queued exceptions; records every call."""
+
+    def __init__(self, replies: list[Any] | None = None, default: Any = None):
+        self.replies = list(replies or [])
+        self.default = default
+        self.calls: list[dict] = []
+
+    @property
+    def identity(self) -> dict:
+        return {"backend": "fake", "model": "fake"}
+
+    def complete(self, messages, schema, seed):
+        self.calls.append({"messages": messages, "schema": schema, "seed": seed})
+        n = schema["properties"]["exchanges"]["minItems"]
+        reply = self.replies.pop(0) if self.replies else (self.default or good_reply(n))
+        if isinstance(reply, Exception):
+            raise reply
+        return reply(n) if callable(reply) else reply

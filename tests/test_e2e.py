@@ -1,0 +1,102 @@
+"""End-to-end: the real embedded models build a tiny corpus through the CLI and the Prefect flow."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import datasets
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from empathy_data.hashing import file_sha256
+from tests.helpers import REPO
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    config = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+    config.update({"num_dialogues": 3, "chunk_size": 2, "output": str(root / "out"), "seed": 11})
+    path = root / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "empathy_data.cli", "build", str(path)], capture_output=True, text=True, cwd=root
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root, path, result
+
+
+def test_counts_add_up(built):
+    root, _, _ = built
+    manifest = json.loads((root / "out" / "manifest.json").read_text())
+    for unit in ("dialogues", "exchanges"):
+        c = manifest["counts"][unit]
+        assert c["accepted"] + c["rejected"] + c["failed"] == c["planned"], c
+    assert manifest["counts"]["dialogues"]["planned"] == 3
+    assert manifest["counts"]["exchanges"]["accepted"] >= 1
+    assert sum(manifest["counts"]["by_split"].values()) == manifest["counts"]["exchanges"]["accepted"]
+    for split, shards in manifest["shards"]["data"].items():
+        for shard in shards:
+            assert file_sha256(root / "out" / "data" / shard["file"]) == shard["sha256"], split
+    assert manifest["versions"]["faster-whisper"]
+    assert "sk-" not in json.dumps(manifest)
+
+
+def test_dataset_loads_and_audio_decodes(built):
+    root, _, _ = built
+    ds = datasets.load_dataset(str(root / "out"))
+    rows = [row for split in ds for row in ds[split]]
+    assert rows
+    for row in rows:
+        assert row["user_text"] and row["assistant_text"] and row["reasoning"]
+        assert row["user_emotion"] in ("neutral", "happy", "sad", "angry", "fearful")
+        assert row["quality"]["user_wer"] is not None and row["quality"]["user_wer"] <= 0.25
+        for col in ("user_audio", "assistant_audio"):
+            samples = row[col].get_all_samples()
+            seconds = samples.data.shape[-1] / samples.sample_rate
+            assert samples.sample_rate == 16000 and 0.5 < seconds < 30
+            assert float(np.abs(samples.data.numpy()).max()) > 0.05
+        assert len(row["history"]) == 2 * row["exchange_index"]
+    card = (root / "out" / "README.md").read_text()
+    assert card.startswith("---\n") and "## Distributions" in card
+
+
+def test_rerun_resumes_without_redoing_work(built):
+    root, path, _ = built
+    out = root / "out"
+    before = {p: file_sha256(p) for p in (out / "data").glob("*.parquet")}
+    work = sorted(p.name for p in (out / "work").rglob("*") if p.is_file())
+    shutil.rmtree(out / "data")
+    result = subprocess.run(
+        [sys.executable, "-m", "empathy_data.cli", "build", str(path)], capture_output=True, text=True, cwd=root
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("cached") == 3 * 2  # three stages, two chunks, none recomputed
+    assert {p: file_sha256(p) for p in (out / "data").glob("*.parquet")} == before
+    assert sorted(p.name for p in (out / "work").rglob("*") if p.is_file()) == work
+
+
+def test_output_dir_of_another_build_is_refused(built):
+    root, path, _ = built
+    config = yaml.safe_load(path.read_text())
+    config["seed"] = 12
+    other = root / "other.yaml"
+    other.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "empathy_data.cli", "build", str(other)], capture_output=True, text=True, cwd=root
+    )
+    assert result.returncode == 2 and "holds a different build" in result.stderr
+
+
+def test_parquet_rows_are_unique(built):
+    root, _, _ = built
+    keys = []
+    for shard in (root / "out" / "data").glob("*.parquet"):
+        t = pq.read_table(shard, columns=["dialogue_id", "exchange_index", "split"])
+        keys += list(zip(t.column("dialogue_id").to_pylist(), t.column("exchange_index").to_pylist(), strict=True))
+    assert len(keys) == len(set(keys))

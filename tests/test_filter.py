@@ -1,0 +1,68 @@
+import pytest
+
+from empathy_data.config import FasterWhisperASR, ProsodyEmotion, SynthesizeConfig
+from empathy_data.filter.asr import FasterWhisper
+from empathy_data.filter.metrics import error_rates, normalise_en
+from empathy_data.filter.prosody import ProsodyEmotionCheck, arousal_shift, features
+from empathy_data.filter.stage import exchange_verdict
+from empathy_data.resources import speaker_pool_path
+from empathy_data.schema import Scores
+from empathy_data.speakers import load_pool
+from empathy_data.synthesize.base import TTSRequest
+from empathy_data.synthesize.espeak import EspeakTTS
+from empathy_data.synthesize.stage import postprocess
+from tests.helpers import REPO
+
+
+def test_normalisation_and_rates():
+    assert normalise_en("Hello, World! It's — fine.") == "hello world it's fine"
+    wer, cer = error_rates("Hello, world!", "hello world", "en")
+    assert wer == 0.0 and cer == 0.0
+    wer, _ = error_rates("one two three four", "one two four", "en")
+    assert wer == pytest.approx(0.25)
+    wer, cer = error_rates("我今天很难过。", "我今天很难过", "zh")
+    assert wer is None and cer == 0.0
+
+
+def test_prosody_judge_directions():
+    check = ProsodyEmotionCheck(ProsodyEmotion(min_shift=0.04))
+    assert check.judge("angry", 0.2).passed and not check.judge("angry", -0.2).passed
+    assert check.judge("sad", -0.2).passed and not check.judge("sad", 0.0).passed
+    assert check.judge("neutral", 0.0).passed and not check.judge("neutral", 0.3).passed
+    assert check.judge("happy", 0.2).score > check.judge("happy", 0.05).score
+
+
+def _render(emotion):
+    tts = EspeakTTS()
+    speaker = load_pool(speaker_pool_path("builtin", REPO)).matching("en", "male", "adult")[0]
+    audio = tts.synthesize(
+        [TTSRequest("I cannot believe what just happened at work today.", "en", speaker, emotion, None)]
+    )[0]
+    from empathy_data.synthesize.prosody import EMOTION_PROSODY
+
+    return postprocess(audio, tts.sample_rate, SynthesizeConfig(), EMOTION_PROSODY[emotion].gain_db)
+
+
+def test_prosody_features_separate_espeak_emotions():
+    neutral = features(_render("neutral"), 16000)
+    assert arousal_shift(features(_render("angry"), 16000), neutral) > 0.04
+    assert arousal_shift(features(_render("sad"), 16000), neutral) < -0.04
+
+
+def test_embedded_whisper_transcribes_espeak_speech():
+    asr = FasterWhisper(FasterWhisperASR())
+    from empathy_data.audio import resample
+
+    audio = resample(_render("neutral"), 16000, 16000)
+    [text] = asr.transcribe([audio], ["en"])
+    wer, _ = error_rates("I cannot believe what just happened at work today.", text, "en")
+    assert wer <= 0.25, text
+
+
+def test_exchange_verdict_precedence():
+    ok = Scores(dialogue_id="d", turn_index=0, verdict="accepted")
+    bad = Scores(dialogue_id="d", turn_index=1, verdict="rejected", reasons=["assistant.wer"])
+    err = Scores(dialogue_id="d", turn_index=0, verdict="failed", reasons=["asr: boom"])
+    assert exchange_verdict(ok, ok) == ("accepted", [])
+    assert exchange_verdict(ok, bad) == ("rejected", ["assistant.wer"])
+    assert exchange_verdict(err, bad)[0] == "failed"

@@ -1,0 +1,142 @@
+import json
+
+import pytest
+
+from empathy_data.config import OpenAIScript, ValidationRules
+from empathy_data.errors import ConfigError
+from empathy_data.schema import Script, ScriptTurn
+from empathy_data.script.openai_chat import api_key, response_format
+from empathy_data.script.prompting import MalformedOutput, build_messages, parse_reply, response_schema
+from empathy_data.script.stage import write_one, write_scripts
+from empathy_data.script.validate import validate_script
+from tests.helpers import FakeChat, good_reply, make_context
+
+RULES = ValidationRules()
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    return make_context(tmp_path, distributions={"exchanges": {2: 1.0}})
+
+
+def script_with(spec, texts, reasoning="She says it went badly and sounds sad, so comfort fits."):
+    turns = [ScriptTurn(role=t.role, text=text) for t, text in zip(spec.turns, texts, strict=True)]
+    return Script(spec=spec, turns=turns, reasoning=[reasoning] * spec.num_exchanges, llm={})
+
+
+def test_schema_fixes_the_turn_structure(ctx):
+    spec = ctx.planner.spec(0)
+    schema = response_schema(spec)
+    ex = schema["properties"]["exchanges"]
+    assert ex["minItems"] == ex["maxItems"] == spec.num_exchanges
+    assert ex["items"]["required"] == ["user", "reasoning", "assistant"]
+
+
+def test_messages_carry_planned_labels(ctx):
+    spec = ctx.planner.spec(0)
+    messages = build_messages(spec, ctx.prompts)
+    assert [m["role"] for m in messages] == ["system", "user"]
+    for i in range(spec.num_exchanges):
+        assert spec.turns[2 * i].emotion in messages[1]["content"]
+        assert spec.turns[2 * i + 1].response_style in messages[1]["content"]
+    assert spec.scenario_text in messages[1]["content"]
+
+
+def test_parse_reply(ctx):
+    spec = ctx.planner.spec(0)
+    script = parse_reply(spec, good_reply(2), {"model": "x"})
+    assert [t.role for t in script.turns] == ["user", "assistant", "user", "assistant"]
+    assert len(script.reasoning) == 2
+    for bad in ("", "not json", json.dumps({"exchanges": []}), json.dumps({"exchanges": [{"user": 1}] * 2})):
+        with pytest.raises(MalformedOutput):
+            parse_reply(spec, bad, {})
+
+
+@pytest.mark.parametrize(
+    "texts, check",
+    [
+        (["Hi.", "I hear you, that sounds hard.", "It was a long day at work.", "Tell me more about it."], "length"),
+        (
+            ["I am so sad *sighs* today.", "I hear you, that sounds hard.", "It was a long day.", "Tell me more."],
+            "style",
+        ),
+        (
+            ["I am so sad today friend 😢", "I hear you, that sounds hard.", "It was a long day.", "Tell me more."],
+            "style",
+        ),
+        (["**I am** so sad today.", "I hear you, that sounds hard.", "It was a long day.", "Tell me more."], "style"),
+        (
+            ["The user is sad about the job.", "I hear you, that is hard.", "It was a long day.", "Tell me more."],
+            "style",
+        ),
+        (["I am so sad today.", "As an AI, I cannot feel sad.", "It was a long day.", "Tell me more."], "refusal"),
+        (["我今天很难过。", "I hear you, that sounds hard.", "It was a long day.", "Tell me more."], "language"),
+        (["I am so sad today.", "I hear you, that sounds hard.", "I am so sad today.", "Tell me more."], "repetition"),
+        (
+            ["I am sad sad sad sad sad sad sad.", "I hear you, it is hard.", "It was a long day.", "Tell me."],
+            "repetition",
+        ),
+    ],
+)
+def test_validation_rejects_with_reason(ctx, texts, check):
+    spec = ctx.planner.spec(0)
+    reason = validate_script(script_with(spec, texts), RULES)
+    assert reason is not None and reason.startswith(check)
+
+
+def test_validation_accepts_a_good_script(ctx):
+    spec = ctx.planner.spec(0)
+    texts = ["I failed my test today and I feel awful.", "Oh, I am so sorry, that must really hurt.",
+             "I studied every night for weeks.", "All that effort still counts, and you can try again."]  # fmt: skip
+    assert validate_script(script_with(spec, texts), RULES) is None
+
+
+def test_retry_with_new_seed_then_success(ctx):
+    spec = ctx.planner.spec(0)
+    chat = FakeChat(replies=["{broken", json.dumps({"exchanges": []})])
+    result = write_one(spec, chat, ctx.prompts, RULES, max_attempts=3)
+    assert isinstance(result, Script)
+    assert len({c["seed"] for c in chat.calls}) == 3
+    assert result.llm["attempt"] == 2 and result.llm["prompt_hash"] == ctx.prompts.content_hash
+
+
+def test_validation_failures_end_rejected_with_reasons(ctx):
+    spec = ctx.planner.spec(0)
+    bad = json.dumps(
+        {"exchanges": [{"user": "As an AI I am sad.", "reasoning": "x y z w v u", "assistant": "ok then"}] * 2}
+    )
+    result = write_one(spec, FakeChat(default=bad), ctx.prompts, RULES, max_attempts=2)
+    assert result.verdict == "rejected" and len(result.reasons) == 2
+    assert all(r.startswith("script: ") for r in result.reasons)
+
+
+def test_malformed_every_time_fails_the_item(ctx):
+    spec = ctx.planner.spec(0)
+    result = write_one(spec, FakeChat(default="nope"), ctx.prompts, RULES, max_attempts=2)
+    assert result.verdict == "failed" and "malformed" in result.reasons[0]
+
+
+def test_backend_error_fails_only_that_item(ctx):
+    specs = ctx.planner.chunk(0)
+    chat = FakeChat(replies=[ConnectionError("reset by peer")])
+    scripts, outcomes = write_scripts(specs, chat, ctx.prompts, RULES, max_attempts=2, max_in_flight=1)
+    assert len(scripts) == len(specs) - 1
+    assert outcomes[0].verdict == "failed" and "ConnectionError" in outcomes[0].reasons[0]
+
+
+def test_response_format_forms():
+    schema = {"type": "object"}
+    assert response_format(schema, "json_schema")["json_schema"]["schema"] == schema
+    assert response_format(schema, "json_object_schema") == {"type": "json_object", "schema": schema}
+    assert OpenAIScript().schema_form() == "json_object_schema"
+    assert OpenAIScript(base_url="http://x/v1").schema_form() == "json_schema"
+
+
+def test_api_key_comes_from_environment(monkeypatch):
+    config = OpenAIScript(base_url="http://x/v1", api_key_env="EMPATHY_TEST_KEY")
+    monkeypatch.delenv("EMPATHY_TEST_KEY", raising=False)
+    with pytest.raises(ConfigError, match="EMPATHY_TEST_KEY is not set"):
+        api_key(config)
+    monkeypatch.setenv("EMPATHY_TEST_KEY", "sk-secret")
+    assert api_key(config) == "sk-secret"
+    assert "sk-secret" not in config.model_dump_json()
