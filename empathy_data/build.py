@@ -134,6 +134,23 @@ class BuildContext:
         elif self.out.exists() and any(p.name != "work" for p in self.out.iterdir()):
             raise ConfigError(f"output: {self.out}", "directory is not empty and holds no empathy-data build")
 
+    def remove_partial_writes(self) -> int:
+        """Delete temp files and directories a killed run left behind (finished chunks are never temp)."""
+        import shutil
+
+        removed = 0
+        work = self.out / "work"
+        for path in sorted(work.rglob(".*.tmp"), reverse=True) if work.exists() else []:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed += 1
+        for path in self.out.glob(".*.tmp") if self.out.exists() else []:
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
     def claim_output_dir(self) -> None:
         from empathy_data.atomic import write_json
 

@@ -99,6 +99,22 @@ def build(
     _summary(manifest, time.perf_counter() - t0)
 
 
+@app.command()
+def verify(
+    out: Annotated[Path, typer.Argument(help="Output directory of a build")],
+    no_audio: Annotated[bool, typer.Option("--no-audio", help="Skip decoding every audio value")] = False,
+) -> None:
+    """Re-check checksums, row counts, audio, duplicates and splits; exit 1 naming the first problem."""
+    from empathy_data.verify import VerifyError, verify_corpus
+
+    try:
+        found = verify_corpus(out, decode_audio=not no_audio)
+    except VerifyError as exc:
+        console.print(f"[red]verify failed:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(f"ok: {out} — {found['rows']} rows in {found['dialogues']} dialogues, {found['rejects']} rejects")
+
+
 def _summary(manifest: dict, seconds: float) -> None:
     table = Table(title=f"{manifest['name']}: built in {seconds:.1f}s")
     for col in ("unit", "planned", "accepted", "rejected", "failed"):

@@ -111,6 +111,8 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> d
     ctx = _context(config_path, overrides_json)
     ctx.check_output_dir()
     ctx.claim_output_dir()
+    if removed := ctx.remove_partial_writes():
+        log.info("removed %d partial write(s) left by an interrupted run", removed)
     chunks = ctx.chunk_ranges()
     t0 = time.perf_counter()
     needs_llm = [c for c in chunks if not ctx.is_done("script", c)]

@@ -12,23 +12,14 @@ import pytest
 import yaml
 
 from empathy_data.hashing import file_sha256
-from tests.helpers import REPO
+from tests.helpers import REPO  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    config = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
-    config.update({"num_dialogues": 3, "chunk_size": 2, "output": str(root / "out"), "seed": 11})
-    path = root / "tiny.yaml"
-    path.write_text(yaml.safe_dump(config))
-    result = subprocess.run(
-        [sys.executable, "-m", "empathy_data.cli", "build", str(path)], capture_output=True, text=True, cwd=root
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return root, path, result
+def built(tiny_build):
+    return tiny_build
 
 
 def test_counts_add_up(built):

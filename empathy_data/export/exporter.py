@@ -65,6 +65,8 @@ def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) ->
     cfg = ctx.config
     rate = cfg.synthesize.sample_rate
     build = {"name": cfg.name, "seed": cfg.seed, "asr_backend": cfg.filter.asr.backend}
+    # The manifest marks a finished export: remove the old one first, so a killed export never looks finished.
+    (ctx.out / "manifest.json").unlink(missing_ok=True)
     staging = ctx.out / "work" / "export-staging"
     if staging.exists():
         shutil.rmtree(staging)

@@ -1,0 +1,89 @@
+"""Re-check a built corpus: checksums, row counts, audio decodability, uniqueness, split integrity."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from empathy_data.audio import decode_bytes
+from empathy_data.hashing import file_sha256
+
+
+class VerifyError(Exception):
+    """The first problem found, as one line."""
+
+
+def _shards(out: Path, manifest: dict) -> Iterator[tuple[str, Path, dict]]:
+    for split, shards in manifest["shards"]["data"].items():
+        for shard in shards:
+            yield split, out / "data" / shard["file"], shard
+    for shard in manifest["shards"]["rejects"]:
+        yield "rejects", out / "rejects" / shard["file"], shard
+
+
+def verify_corpus(out: Path, decode_audio: bool = True) -> dict[str, int]:
+    manifest_path = out / "manifest.json"
+    if not manifest_path.is_file():
+        raise VerifyError(f"{manifest_path}: missing (the build did not finish)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except ValueError as exc:
+        raise VerifyError(f"{manifest_path}: not JSON ({exc})") from None
+    counts = manifest["counts"]
+    for unit in ("dialogues", "exchanges"):
+        c = counts[unit]
+        if c["accepted"] + c["rejected"] + c["failed"] != c["planned"]:
+            raise VerifyError(f"manifest.json: counts.{unit} do not add up: {c}")
+
+    listed = set()
+    for _split, path, shard in _shards(out, manifest):
+        listed.add(path.resolve())
+        if not path.is_file():
+            raise VerifyError(f"{path}: listed in manifest.json but missing")
+        if file_sha256(path) != shard["sha256"]:
+            raise VerifyError(f"{path}: sha256 differs from manifest.json")
+        if pq.ParquetFile(path).metadata.num_rows != shard["rows"]:
+            raise VerifyError(f"{path}: holds a different row count than manifest.json says ({shard['rows']})")
+    for folder in ("data", "rejects"):
+        for path in sorted((out / folder).glob("*.parquet")):
+            if path.resolve() not in listed:
+                raise VerifyError(f"{path}: not listed in manifest.json")
+
+    seen: set[tuple[str, int]] = set()
+    split_of: dict[str, str] = {}
+    rows = 0
+    for split, path, _ in _shards(out, manifest):
+        if split == "rejects":
+            continue
+        columns = ["dialogue_id", "exchange_index", "split"]
+        columns += ["user_audio", "assistant_audio"] if decode_audio else []
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=64, columns=columns):
+            for row in batch.to_pylist():
+                key = (row["dialogue_id"], row["exchange_index"])
+                where = f"{path.name}: {key[0]} exchange {key[1]}"
+                if key in seen:
+                    raise VerifyError(f"{where}: appears twice")
+                seen.add(key)
+                if row["split"] != split:
+                    raise VerifyError(f"{where}: row says split {row['split']!r} but lies in a {split!r} shard")
+                if split_of.setdefault(key[0], split) != split:
+                    raise VerifyError(f"{where}: dialogue straddles splits {split_of[key[0]]!r} and {split!r}")
+                for col in ("user_audio", "assistant_audio") if decode_audio else ():
+                    try:
+                        audio, rate = decode_bytes(row[col]["bytes"])
+                    except Exception as exc:
+                        raise VerifyError(f"{where}: {col} does not decode ({exc})") from None
+                    if audio.size == 0 or rate <= 0:
+                        raise VerifyError(f"{where}: {col} is empty")
+                rows += 1
+    if rows != counts["exchanges"]["accepted"]:
+        raise VerifyError(
+            f"data/ holds {rows} rows but manifest.json counts {counts['exchanges']['accepted']} accepted"
+        )
+    rejected = sum(s["rows"] for s in manifest["shards"]["rejects"])
+    if rejected != counts["exchanges"]["rejected"] + counts["exchanges"]["failed"]:
+        raise VerifyError(f"rejects/ holds {rejected} rows but manifest.json counts rejected + failed differently")
+    return {"rows": rows, "rejects": rejected, "dialogues": len(split_of)}
