@@ -1,13 +1,15 @@
-"""Kill a real build with SIGKILL at several points, resume it, and compare with an uninterrupted build."""
+"""Kill a real build with SIGKILL at several points and resume it; check determinism after the LLM."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from empathy_data.hashing import file_sha256
@@ -23,7 +25,8 @@ KILL_POINTS = {
 }
 
 
-def kill_when(path: Path, root: Path, pattern: str, timeout: float = 300) -> bool:
+def kill_when(path: Path, root: Path, pattern: str, timeout: float = 300) -> dict[str, str] | None:
+    """Start a build, SIGKILL its whole process group once `pattern` exists; return the finished work files."""
     process = subprocess.Popen(
         [sys.executable, "-m", "empathy_data.cli", "build", str(path)],
         cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -34,28 +37,66 @@ def kill_when(path: Path, root: Path, pattern: str, timeout: float = 300) -> boo
         if list(out.glob(pattern)):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-            return True
+            return finished_work(out)
         time.sleep(0.05)
     process.wait()
-    return False
+    return None
+
+
+def finished_work(out: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(out)): file_sha256(p)
+        for p in (out / "work").rglob("*")
+        if p.is_file() and ".tmp" not in str(p) and "logs" not in p.parts
+    }
 
 
 def shard_digests(out: Path) -> dict[str, str]:
     return {p.name: file_sha256(p) for p in sorted((out / "data").glob("*.parquet"))}
 
 
+def accounted_ids(out: Path) -> list[tuple[str, int]]:
+    keys = []
+    for folder in ("data", "rejects"):
+        for shard in sorted((out / folder).glob("*.parquet")):
+            t = pq.read_table(shard, columns=["dialogue_id", "exchange_index"])
+            keys += zip(t.column("dialogue_id").to_pylist(), t.column("exchange_index").to_pylist(), strict=True)
+    return keys
+
+
 @pytest.mark.parametrize("stage", list(KILL_POINTS))
-def test_killed_build_resumes_to_the_same_dataset(tiny_build, tmp_path, stage):
+def test_killed_build_resumes_without_loss_or_duplicates(tiny_build, tmp_path, stage):
     reference_root, _, _ = tiny_build
     path = tiny_config(tmp_path, out="killed")
-    assert kill_when(path, tmp_path, KILL_POINTS[stage]), f"build finished before the {stage} kill point"
-    assert not (tmp_path / "killed" / "manifest.json").exists()
+    done_before = kill_when(path, tmp_path, KILL_POINTS[stage])
+    assert done_before is not None, f"build finished before the {stage} kill point"
+    out = tmp_path / "killed"
+    assert not (out / "manifest.json").exists()
     result = run_build(path, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    out = tmp_path / "killed"
     assert not list(out.rglob("*.tmp"))
+    after = finished_work(out)
+    assert {k: after.get(k) for k in done_before} == done_before  # finished chunks were not redone
     manifest = json.loads((out / "manifest.json").read_text())
     reference = json.loads((reference_root / "out" / "manifest.json").read_text())
-    assert manifest["counts"] == reference["counts"]
-    assert shard_digests(out) == shard_digests(reference_root / "out")
+    for unit in ("dialogues", "exchanges"):
+        c = manifest["counts"][unit]
+        assert c["accepted"] + c["rejected"] + c["failed"] == c["planned"] == reference["counts"][unit]["planned"]
+    keys = accounted_ids(out)
+    assert len(keys) == len(set(keys)) == manifest["counts"]["exchanges"]["planned"]
+    assert {k for k, _ in keys} == {k for k, _ in accounted_ids(reference_root / "out")}
     verify_corpus(out)
+
+
+def test_same_scripts_give_byte_identical_shards(tiny_build, tmp_path):
+    """Everything after the LLM (TTS, ASR, emotion check, export) is deterministic."""
+    reference_root, _, _ = tiny_build
+    reference = reference_root / "out"
+    path = tiny_config(tmp_path, out="again")
+    out = tmp_path / "again"
+    shutil.copytree(reference / "work" / "script", out / "work" / "script")
+    shutil.copy(reference / "build.json", out / "build.json")
+    result = run_build(path, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert shard_digests(out) == shard_digests(reference)
+    assert (out / "README.md").read_text() == (reference / "README.md").read_text()

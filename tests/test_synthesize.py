@@ -65,3 +65,13 @@ def test_stage_writes_audio_and_neutral_references(tmp_path, tts):
     assert utts[0].reference_audio_path and not utts[1].reference_audio_path
     for u in utts:
         assert (tmp_path / u.audio_path).is_file() and u.sample_rate == 16000 and u.duration > 0.5
+
+
+def test_a_batch_renders_the_same_whatever_was_rendered_before(tts):
+    speaker = load_pool(speaker_pool_path("builtin", REPO)).matching("en", "male", "teen")[0]
+    request = TTSRequest("I am fine, thank you.", "en", speaker, "happy", None)
+    other = TTSRequest("Something else entirely, and longer.", "en", speaker, "sad", None)
+    first = tts.synthesize([other, request])
+    tts.synthesize([request, other, other])
+    second = tts.synthesize([other, request])
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
