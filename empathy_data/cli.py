@@ -76,8 +76,14 @@ def build(
 
     overrides = _overrides(out, num_dialogues)
     try:
-        # Validate everything, the output directory included, before Prefect or any model starts.
-        BuildContext.load(config, overrides).check_output_dir()
+        # Validate everything, the output directory and a configured LLM server included,
+        # before Prefect or any model starts.
+        ctx = BuildContext.load(config, overrides)
+        ctx.check_output_dir()
+        if ctx.config.script.base_url is not None and not all(ctx.is_done("script", c) for c in ctx.chunk_ranges()):
+            from empathy_data.script.openai_chat import OpenAIChat
+
+            OpenAIChat(ctx.config.script, ctx.config.script.base_url).check_reachable()
     except EmpathyDataError as exc:
         _fail(exc)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

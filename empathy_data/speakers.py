@@ -41,6 +41,18 @@ class SpeakerPool:
         return rng.choice(adults)
 
 
+def check_clip(path: Path, where: str) -> None:
+    """A reference clip must be audio that soundfile can open, with frames in it."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:
+        raise ConfigError(where, f"unreadable or unsupported audio {path} ({str(exc).splitlines()[0][:80]})") from None
+    if info.frames == 0:
+        raise ConfigError(where, f"empty audio {path}")
+
+
 def load_pool(path: Path) -> SpeakerPool:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -68,7 +80,9 @@ def load_pool(path: Path) -> SpeakerPool:
                     raise ConfigError(
                         f"{path}: speakers[{i}].clips.{emotion}[{j}]", "clip path leaves the pool directory"
                     )
+                where = f"{path}: speakers[{i}].clips.{emotion}[{j}]"
                 if not clip_path.is_file():
-                    raise ConfigError(f"{path}: speakers[{i}].clips.{emotion}[{j}]", f"missing file {clip_path}")
+                    raise ConfigError(where, f"missing file {clip_path}")
+                check_clip(clip_path, where)
         speakers.append(speaker)
     return SpeakerPool(path=path, speakers=tuple(speakers))

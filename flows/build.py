@@ -110,9 +110,6 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> d
     overrides_json = json.dumps(overrides or {}, sort_keys=True)
     ctx = _context(config_path, overrides_json)
     ctx.check_output_dir()
-    ctx.claim_output_dir()
-    if removed := ctx.remove_partial_writes():
-        log.info("removed %d partial write(s) left by an interrupted run", removed)
     chunks = ctx.chunk_ranges()
     t0 = time.perf_counter()
     needs_llm = [c for c in chunks if not ctx.is_done("script", c)]
@@ -120,6 +117,10 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> d
     with llm_endpoint(ctx) if needs_llm else nullcontext("") as base_url:
         if needs_llm:
             backends.chat_backend(ctx.config.script.model_dump_json(), base_url).check_reachable()
+        # Claim the output directory only once the LLM answers, so a dead server leaves nothing behind.
+        ctx.claim_output_dir()
+        if removed := ctx.remove_partial_writes():
+            log.info("removed %d partial write(s) left by an interrupted run", removed)
         futures = []
         for c in chunks:
             s = script_task.submit(config_path, overrides_json, c, base_url)

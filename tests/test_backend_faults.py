@@ -1,0 +1,75 @@
+"""Full builds through a fault-injecting proxy in front of the real embedded llama.cpp server."""
+
+import json
+import os
+
+import pytest
+import yaml
+
+from empathy_data.embedded_models import embedded_llm
+from empathy_data.script.llama_server import LlamaServer, free_port
+from empathy_data.verify import verify_corpus
+from tests.conftest import REPO, run_build
+from tests.fault_proxy import FaultProxy
+
+pytestmark = pytest.mark.e2e
+SECRET = "sk-test-do-not-leak-3141592653"
+
+
+@pytest.fixture(scope="module")
+def real_server(tmp_path_factory):
+    log = tmp_path_factory.mktemp("llm") / "server.log"
+    with LlamaServer(embedded_llm(), n_threads=2, n_ctx=4096, log_path=log) as url:
+        yield url
+
+
+def write_config(root, base_url, **script):
+    config = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+    config.update({"num_dialogues": 3, "chunk_size": 3, "output": str(root / "out"), "seed": 5})
+    config["distributions"]["exchanges"] = {1: 1.0}
+    config["script"] = {
+        "backend": "openai", "base_url": base_url, "model": "embedded", "structured_output": "json_object_schema",
+        "api_key_env": "EMPATHY_FAULT_TEST_KEY", "max_in_flight": 1, **script,
+    }  # fmt: skip
+    path = root / "faults.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_faults_are_retried_or_fail_the_item_and_counts_add_up(real_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("EMPATHY_FAULT_TEST_KEY", SECRET)
+    # Requests arrive in spec order (one in flight): dialogue 0 gets a 500 then succeeds; dialogue 1 gets
+    # three connection resets and fails once the client's 2 retries are spent; dialogue 2 gets a timeout
+    # (retried), then malformed JSON (a new attempt with a new seed), then succeeds.
+    faults = ["500", "ok", "reset", "reset", "reset", "timeout", "malformed", "ok"]
+    with FaultProxy(real_server, faults, hold_s=31) as proxy:
+        path = write_config(tmp_path, proxy.base_url, request_retries=2, timeout_s=30, max_attempts=2)
+        # check_reachable lists models with GET; only chat requests draw faults
+        result = run_build(path, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert proxy.seen == faults
+    assert set(proxy.auth) == {f"Bearer {SECRET}"}
+    out = tmp_path / "out"
+    manifest = json.loads((out / "manifest.json").read_text())
+    dialogues = manifest["counts"]["dialogues"]
+    assert dialogues["accepted"] + dialogues["rejected"] + dialogues["failed"] == dialogues["planned"] == 3
+    assert dialogues["failed"] >= 1
+    assert any(reason.startswith("llm: APIConnectionError") for reason in manifest["counts"]["by_reason"])
+    verify_corpus(out)
+    for text in [result.stdout, result.stderr] + [
+        p.read_text(errors="ignore")
+        for p in out.rglob("*")
+        if p.is_file() and p.suffix in (".json", ".jsonl", ".md", ".log")
+    ]:
+        assert SECRET not in text
+
+
+def test_server_down_at_start_is_one_line_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMPATHY_FAULT_TEST_KEY", SECRET)
+    path = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/v1")
+    result = run_build(path, tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the LLM server at http://127.0.0.1" in lines[0]
+    assert not (tmp_path / "out").exists()
+    assert os.environ["EMPATHY_FAULT_TEST_KEY"] not in result.stderr
