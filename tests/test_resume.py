@@ -100,3 +100,32 @@ def test_same_scripts_give_byte_identical_shards(tiny_build, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert shard_digests(out) == shard_digests(reference)
     assert (out / "README.md").read_text() == (reference / "README.md").read_text()
+
+
+@pytest.mark.parametrize("point", ["shards", "card"])
+def test_build_killed_during_export_resumes_to_identical_shards(tiny_build, tmp_path, point):
+    reference_root, _, _ = tiny_build
+    reference = reference_root / "out"
+    path = tiny_config(tmp_path, out="export")
+    out = tmp_path / "export"
+    shutil.copytree(reference / "work", out / "work", ignore=shutil.ignore_patterns("logs"))
+    shutil.copy(reference / "build.json", out / "build.json")
+    log = tmp_path / "killed.log"
+    with open(log, "wb") as sink:
+        # Own process group: Prefect's temporary API server outlives a SIGKILLed parent, so clean it up.
+        killed = subprocess.Popen(
+            [sys.executable, "-m", "tests.kill_in_export", point, str(path)],
+            stdout=sink, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent, start_new_session=True,
+        )  # fmt: skip
+        code = killed.wait(timeout=600)
+        try:
+            os.killpg(killed.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert code == -signal.SIGKILL, log.read_text()[-2000:]
+    assert not (out / "manifest.json").exists()
+    result = run_build(path, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert shard_digests(out) == shard_digests(reference)
+    assert not (out / "work" / "export-staging").exists() and not list(out.rglob("*.tmp"))
+    verify_corpus(out)
