@@ -1,4 +1,4 @@
-"""Kill a real build with SIGKILL at several points and resume it; check determinism after the LLM."""
+"""Kill a real build with SIGKILL at several points, resume it, and compare with an uninterrupted build."""
 
 import json
 import os
@@ -86,6 +86,9 @@ def test_killed_build_resumes_without_loss_or_duplicates(tiny_build, tmp_path, s
     assert len(keys) == len(set(keys)) == manifest["counts"]["exchanges"]["planned"]
     assert {k for k, _ in keys} == {k for k, _ in accounted_ids(reference_root / "out")}
     verify_corpus(out)
+    # Scripts finished before the kill are kept (checked above), and everything after the LLM is
+    # deterministic (test_same_scripts_give_byte_identical_shards). LLM requests in flight at the kill are
+    # regenerated and may read differently: the llama.cpp server reuses the previous prompt's KV cache.
 
 
 def test_same_scripts_give_byte_identical_shards(tiny_build, tmp_path):

@@ -48,7 +48,14 @@ def response_schema(spec: DialogueSpec) -> dict[str, Any]:
     }
 
 
-def build_messages(spec: DialogueSpec, prompts: PromptLibrary) -> list[dict[str, str]]:
+def request_tag(spec: DialogueSpec, attempt: int) -> str:
+    """First line of every prompt. Servers that reuse the KV cache of the previous prompt (llama.cpp)
+    give slightly different numerics, and so different text, depending on how much of the prompt they
+    reuse; a line unique to the request keeps the reused prefix the same whatever ran before."""
+    return f"Conversation {spec.dialogue_id}, draft {attempt + 1}."
+
+
+def build_messages(spec: DialogueSpec, prompts: PromptLibrary, attempt: int = 0) -> list[dict[str, str]]:
     lang = spec.language
     user = spec.user
     exchanges = []
@@ -72,7 +79,10 @@ def build_messages(spec: DialogueSpec, prompts: PromptLibrary) -> list[dict[str,
         "exchanges": exchanges,
     }
     return [
-        {"role": "system", "content": prompts.template("system", lang).render(**context).strip()},
+        {
+            "role": "system",
+            "content": request_tag(spec, attempt) + "\n" + prompts.template("system", lang).render(**context).strip(),
+        },
         {"role": "user", "content": prompts.template("user", lang).render(**context).strip()},
     ]
 

@@ -31,14 +31,13 @@ def write_one(
     rules: ValidationRules,
     max_attempts: int,
 ) -> Script | Outcome:
-    messages = build_messages(spec, prompts)
     schema = response_schema(spec)
     reasons: list[str] = []
     malformed = 0
     for attempt in range(max_attempts):
         seed = attempt_seed(spec.dialogue_id, attempt)
         try:
-            content = backend.complete(messages, schema, seed)
+            content = backend.complete(build_messages(spec, prompts, attempt), schema, seed)
         except Exception as exc:  # transport retries are the client's; what reaches here fails the item
             return Outcome(
                 dialogue_id=spec.dialogue_id, index=spec.index, stage="script", verdict="failed",
