@@ -1,7 +1,8 @@
 """Build backends from config, once per worker process.
 
 Tasks on a cluster receive only config (as JSON) and rebuild backends on the worker; the cache keeps
-one instance per distinct setting, so a model loads once per process, not once per chunk.
+one instance per distinct setting, so a model loads once per process, not once per chunk. Each
+backend module imports its heavy library lazily and names the extra to install when it is missing.
 """
 
 from __future__ import annotations
@@ -9,34 +10,49 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 
-from empathy_data.config import FilterConfig, OpenAIScript, SynthesizeConfig
+from pydantic import TypeAdapter
+
+from empathy_data.config import FilterConfig, ScriptConfig, SynthesizeConfig
 
 
 @lru_cache(maxsize=4)
 def chat_backend(script_json: str, base_url: str):
+    config = TypeAdapter(ScriptConfig).validate_python(json.loads(script_json))
+    if config.backend == "vllm":
+        from empathy_data.script.vllm_offline import VLLMChat
+
+        return VLLMChat(config)
     from empathy_data.script.openai_chat import OpenAIChat
 
-    return OpenAIChat(OpenAIScript.model_validate(json.loads(script_json)), base_url)
+    return OpenAIChat(config, base_url)
 
 
 @lru_cache(maxsize=4)
 def tts_backend(synth_json: str):
-    config = SynthesizeConfig.model_validate(json.loads(synth_json))
-    if config.tts.backend == "espeak":
-        from empathy_data.synthesize.espeak import EspeakTTS
+    tts = SynthesizeConfig.model_validate(json.loads(synth_json)).tts
+    if tts.backend == "cosyvoice2":
+        from empathy_data.synthesize.cosyvoice import CosyVoice2TTS
 
-        return EspeakTTS()
-    raise ValueError(f"unknown TTS backend {config.tts.backend!r}")
+        return CosyVoice2TTS(tts)
+    if tts.backend == "xtts":
+        from empathy_data.synthesize.xtts import XTTS
+
+        return XTTS(tts)
+    from empathy_data.synthesize.espeak import EspeakTTS
+
+    return EspeakTTS()
 
 
 @lru_cache(maxsize=4)
 def asr_backend(filter_json: str):
-    config = FilterConfig.model_validate(json.loads(filter_json))
-    if config.asr.backend == "faster-whisper":
-        from empathy_data.filter.asr import FasterWhisper
+    asr = FilterConfig.model_validate(json.loads(filter_json)).asr
+    if asr.backend == "transformers":
+        from empathy_data.filter.asr_transformers import TransformersASRBackend
 
-        return FasterWhisper(config.asr)
-    raise ValueError(f"unknown ASR backend {config.asr.backend!r}")
+        return TransformersASRBackend(asr)
+    from empathy_data.filter.asr import FasterWhisper
+
+    return FasterWhisper(asr)
 
 
 @lru_cache(maxsize=4)
@@ -44,8 +60,11 @@ def emotion_backend(filter_json: str):
     config = FilterConfig.model_validate(json.loads(filter_json))
     if not config.thresholds.check_emotion:
         return None
-    if config.emotion.backend == "prosody":
+    emotion = config.emotion
+    if emotion.backend == "prosody":
         from empathy_data.filter.prosody import ProsodyEmotionCheck
 
-        return ProsodyEmotionCheck(config.emotion)
-    raise ValueError(f"unknown emotion backend {config.emotion.backend!r}")
+        return ProsodyEmotionCheck(emotion)
+    from empathy_data.filter.emotion_classifier import classifier_check
+
+    return classifier_check(emotion)

@@ -69,28 +69,17 @@ class BuildContext:
     def stage_settings(self, stage: str) -> dict[str, Any]:
         c = self.config
         if stage == "script":
-            s = c.script.model_dump(
-                mode="json",
-                exclude={
-                    "base_url",
-                    "api_key_env",
-                    "max_in_flight",
-                    "timeout_s",
-                    "request_retries",
-                    "embedded",
-                },
-            )
-            if c.script.base_url is None:
-                s["embedded_llm_sha256"] = LLM_SHA256
-            return {
-                "script": s,
-                "structured_output": c.script.schema_form(),
-                "prompts": self.prompts.content_hash,
-            }
+            speed_only = {"base_url", "api_key_env", "max_in_flight", "timeout_s", "request_retries", "embedded"}
+            s = c.script.model_dump(mode="json", exclude=speed_only)
+            if c.script.backend == "openai":
+                s["structured_output"] = c.script.schema_form()
+                if c.script.base_url is None:
+                    s["embedded_llm_sha256"] = LLM_SHA256
+            return {"script": s, "prompts": self.prompts.content_hash}
         if stage == "synthesize":
             return c.synthesize.model_dump(mode="json")
         f = c.filter.model_dump(mode="json")
-        if c.filter.asr.model == "embedded":
+        if c.filter.asr.backend == "faster-whisper" and c.filter.asr.model == "embedded":
             f["embedded_asr_sha256"] = WHISPER_SHA256
         return f
 

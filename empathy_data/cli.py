@@ -80,10 +80,12 @@ def build(
         # before Prefect or any model starts.
         ctx = BuildContext.load(config, overrides)
         ctx.check_output_dir()
-        if ctx.config.script.base_url is not None and not all(ctx.is_done("script", c) for c in ctx.chunk_ranges()):
+        script = ctx.config.script
+        pending = not all(ctx.is_done("script", c) for c in ctx.chunk_ranges())
+        if script.backend == "openai" and script.base_url is not None and pending:
             from empathy_data.script.openai_chat import OpenAIChat
 
-            OpenAIChat(ctx.config.script, ctx.config.script.base_url).check_reachable()
+            OpenAIChat(script, script.base_url).check_reachable()
     except EmpathyDataError as exc:
         _fail(exc)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -105,7 +105,24 @@ class OpenAIScript(Strict):
         return "json_object_schema" if self.base_url is None else "json_schema"
 
 
-ScriptConfig = OpenAIScript
+class VLLMScript(Strict):
+    """vLLM's in-process offline engine: batched chat with JSON-schema structured outputs (GPU)."""
+
+    backend: Literal["vllm"] = "vllm"
+    model: str  # local directory or hub id
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
+    max_model_len: int | None = Field(default=None, ge=256)
+    dtype: str = "auto"
+    temperature: float = Field(default=0.8, ge=0, le=2)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    max_tokens: int = Field(default=700, ge=16)
+    max_attempts: int = Field(default=3, ge=1)
+    max_in_flight: int = Field(default=256, ge=1)  # requests handed to the engine at once
+    validation: ValidationRules = ValidationRules()
+
+
+ScriptConfig = Annotated[OpenAIScript | VLLMScript, Field(discriminator="backend")]
 
 
 class EspeakSynth(Strict):
@@ -114,11 +131,34 @@ class EspeakSynth(Strict):
     neutral_reference: bool = True
 
 
+class CosyVoice2Synth(Strict):
+    """CosyVoice2 instruct mode: an emotion instruction plus zero-shot voice from the speaker's clip."""
+
+    backend: Literal["cosyvoice2"] = "cosyvoice2"
+    model_dir: str  # local model directory (a missing one would trigger a hub download: refused)
+    repo_dir: str | None = None  # a CosyVoice checkout to import from, if it is not installed
+    fp16: bool = False
+    speed: float = Field(default=1.0, gt=0.25, le=4)
+    neutral_reference: bool = False
+
+
+class XTTSSynth(Strict):
+    """Coqui XTTS-v2 voice cloning from the reference clip whose emotion matches the target."""
+
+    backend: Literal["xtts"] = "xtts"
+    model_dir: str
+    device: Literal["cpu", "cuda"] = "cuda"
+    neutral_reference: bool = False
+
+
+TTSConfig = Annotated[EspeakSynth | CosyVoice2Synth | XTTSSynth, Field(discriminator="backend")]
+
+
 class SynthesizeConfig(Strict):
     sample_rate: int = Field(default=16000, ge=8000, le=48000)
     target_dbfs: float = Field(default=-20.0, le=0)
     trim_db: float = Field(default=40.0, gt=0)
-    tts: EspeakSynth = EspeakSynth()
+    tts: TTSConfig = EspeakSynth()
 
 
 class FasterWhisperASR(Strict):
@@ -131,10 +171,46 @@ class FasterWhisperASR(Strict):
     cpu_threads: int = Field(default=2, ge=0)
 
 
+class TransformersASR(Strict):
+    """Any transformers `automatic-speech-recognition` checkpoint (local dir or hub id)."""
+
+    backend: Literal["transformers"] = "transformers"
+    model: str
+    device: str = "cpu"  # "cpu", "cuda", "cuda:1"
+    batch_size: int = Field(default=8, ge=1)
+
+
+ASRConfig = Annotated[FasterWhisperASR | TransformersASR, Field(discriminator="backend")]
+
+
 class ProsodyEmotion(Strict):
     backend: Literal["prosody"] = "prosody"
     # Minimum arousal shift (log-scale composite) that counts as "raised" or "lowered".
     min_shift: float = Field(default=0.04, ge=0)
+
+
+class ClassifierEmotion(Strict):
+    """A speech emotion classifier; `label_map` maps its labels to ours (unmapped labels are ignored)."""
+
+    backend: Literal["transformers", "emotion2vec"]
+    model: str  # local directory or hub id
+    device: str = "cpu"
+    hub: Literal["ms", "hf"] = "hf"  # emotion2vec only: which hub an id (not a directory) refers to
+    label_map: dict[str, str] | None = None
+    # Pass when the target emotion is the top prediction or gets at least this probability.
+    min_prob: float = Field(default=0.5, ge=0, le=1)
+
+    @field_validator("label_map")
+    @classmethod
+    def _label_map(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value:
+            unknown = sorted({v for v in value.values() if v not in EMOTIONS})
+            if unknown:
+                raise ValueError(f"label_map: unknown emotion(s) {unknown}; allowed: {list(EMOTIONS)}")
+        return value
+
+
+EmotionConfig = Annotated[ProsodyEmotion | ClassifierEmotion, Field(discriminator="backend")]
 
 
 class Thresholds(Strict):
@@ -147,8 +223,8 @@ class Thresholds(Strict):
 
 
 class FilterConfig(Strict):
-    asr: FasterWhisperASR = FasterWhisperASR()
-    emotion: ProsodyEmotion = ProsodyEmotion()
+    asr: ASRConfig = FasterWhisperASR()
+    emotion: EmotionConfig = ProsodyEmotion()
     thresholds: Thresholds = Thresholds()
 
 

@@ -10,7 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from empathy_data.errors import ConfigError
-from empathy_data.schema import Speaker
+from empathy_data.schema import ReferenceClip, Speaker
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,9 @@ def load_pool(path: Path) -> SpeakerPool:
         if speaker.id in seen:
             raise ConfigError(f"{path}: speakers[{i}].id", f"duplicate speaker id {speaker.id!r}")
         seen.add(speaker.id)
+        resolved: dict[str, list[ReferenceClip]] = {}
         for emotion, clips in speaker.clips.items():
+            resolved[emotion] = []
             for j, clip in enumerate(clips):
                 clip_path = (path.parent / clip.path).resolve()
                 if not clip_path.is_relative_to(path.parent.resolve()):
@@ -84,5 +86,7 @@ def load_pool(path: Path) -> SpeakerPool:
                 if not clip_path.is_file():
                     raise ConfigError(where, f"missing file {clip_path}")
                 check_clip(clip_path, where)
-        speakers.append(speaker)
+                resolved[emotion].append(ReferenceClip(path=str(clip_path), transcript=clip.transcript))
+        # Backends get absolute clip paths; the pool file may be read from any working directory.
+        speakers.append(speaker.model_copy(update={"clips": resolved}) if resolved else speaker)
     return SpeakerPool(path=path, speakers=tuple(speakers))

@@ -91,6 +91,8 @@ def task_runner(runner: RunnerConfig):
 def llm_endpoint(ctx: BuildContext):
     """The configured server, or the embedded llama.cpp server started for this build."""
     script = ctx.config.script
+    if script.backend == "vllm":
+        return nullcontext("")  # in-process engine, no server
     if script.base_url is not None:
         return nullcontext(script.base_url)
     from empathy_data.embedded_models import embedded_llm
@@ -115,7 +117,7 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> d
     needs_llm = [c for c in chunks if not ctx.is_done("script", c)]
     refs: list[ChunkRef] = []
     with llm_endpoint(ctx) if needs_llm else nullcontext("") as base_url:
-        if needs_llm:
+        if needs_llm and ctx.config.script.backend == "openai":
             backends.chat_backend(ctx.config.script.model_dump_json(), base_url).check_reachable()
         # Claim the output directory only once the LLM answers, so a dead server leaves nothing behind.
         ctx.claim_output_dir()

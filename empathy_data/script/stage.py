@@ -1,7 +1,12 @@
-"""The script stage: specs in, validated scripts out; every spec ends as a script or an outcome."""
+"""The script stage: specs in, validated scripts out; every spec ends as a script or an outcome.
+
+Each attempt sends every still-pending spec at once (threads for servers, one batch for in-process
+engines); specs whose reply is malformed or fails validation go into the next attempt with a new seed.
+"""
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -11,6 +16,8 @@ from empathy_data.prompt_library import PromptLibrary
 from empathy_data.schema import DialogueSpec, Outcome, Script
 from empathy_data.script.prompting import MalformedOutput, build_messages, parse_reply, response_schema
 from empathy_data.script.validate import validate_script
+
+Request = tuple[list[dict[str, str]], dict[str, Any], int]  # messages, JSON schema, seed
 
 
 class ChatBackend(Protocol):
@@ -24,41 +31,20 @@ def attempt_seed(dialogue_id: str, attempt: int) -> int:
     return int(digest([dialogue_id, attempt], 8), 16) % (2**31)
 
 
-def write_one(
-    spec: DialogueSpec,
-    backend: ChatBackend,
-    prompts: PromptLibrary,
-    rules: ValidationRules,
-    max_attempts: int,
-) -> Script | Outcome:
-    schema = response_schema(spec)
-    reasons: list[str] = []
-    malformed = 0
-    for attempt in range(max_attempts):
-        seed = attempt_seed(spec.dialogue_id, attempt)
+def complete_many(backend: ChatBackend, requests: list[Request], max_in_flight: int) -> list[str | None | Exception]:
+    """Replies in request order; an exception stands in for the reply of the request that raised it."""
+    batch = getattr(backend, "complete_batch", None)
+    if batch is not None:
+        return batch(requests)
+
+    def one(request: Request) -> str | None | Exception:
         try:
-            content = backend.complete(build_messages(spec, prompts, attempt), schema, seed)
+            return backend.complete(*request)
         except Exception as exc:  # transport retries are the client's; what reaches here fails the item
-            return Outcome(
-                dialogue_id=spec.dialogue_id, index=spec.index, stage="script", verdict="failed",
-                reasons=[f"llm: {type(exc).__name__}: {str(exc)[:300]}"], spec=spec,
-            )  # fmt: skip
-        llm = {**backend.identity, "prompt_hash": prompts.content_hash, "seed": seed, "attempt": attempt}
-        try:
-            script = parse_reply(spec, content, llm)
-        except MalformedOutput as exc:
-            malformed += 1
-            reasons.append(f"malformed: {exc}")
-            continue
-        reason = validate_script(script, rules)
-        if reason is None:
-            return script
-        reasons.append(reason)
-    verdict = "failed" if malformed == max_attempts else "rejected"
-    return Outcome(
-        dialogue_id=spec.dialogue_id, index=spec.index, stage="script", verdict=verdict,
-        reasons=[f"script: {r}" for r in reasons], spec=spec,
-    )  # fmt: skip
+            return exc
+
+    with ThreadPoolExecutor(max_workers=max_in_flight) as pool:
+        return list(pool.map(one, requests))
 
 
 def write_scripts(
@@ -69,8 +55,55 @@ def write_scripts(
     max_attempts: int,
     max_in_flight: int,
 ) -> tuple[list[Script], list[Outcome]]:
-    with ThreadPoolExecutor(max_workers=max_in_flight) as pool:
-        results = list(pool.map(lambda s: write_one(s, backend, prompts, rules, max_attempts), specs))
-    scripts = [r for r in results if isinstance(r, Script)]
-    outcomes = [r for r in results if isinstance(r, Outcome)]
+    pending = list(specs)
+    reasons: dict[str, list[str]] = defaultdict(list)
+    malformed: Counter[str] = Counter()
+    scripts: list[Script] = []
+    outcomes: list[Outcome] = []
+    for attempt in range(max_attempts):
+        if not pending:
+            break
+        seeds = [attempt_seed(s.dialogue_id, attempt) for s in pending]
+        requests = [
+            (build_messages(s, prompts, attempt), response_schema(s), seed)
+            for s, seed in zip(pending, seeds, strict=True)
+        ]
+        replies = complete_many(backend, requests, max_in_flight)
+        retry = []
+        for spec, seed, reply in zip(pending, seeds, replies, strict=True):
+            if isinstance(reply, Exception):
+                error = f"llm: {type(reply).__name__}: {str(reply)[:300]}"
+                outcomes.append(_outcome(spec, "failed", [error]))
+                continue
+            llm = {**backend.identity, "prompt_hash": prompts.content_hash, "seed": seed, "attempt": attempt}
+            try:
+                script = parse_reply(spec, reply, llm)
+            except MalformedOutput as exc:
+                malformed[spec.dialogue_id] += 1
+                reasons[spec.dialogue_id].append(f"malformed: {exc}")
+                retry.append(spec)
+                continue
+            reason = validate_script(script, rules)
+            if reason is None:
+                scripts.append(script)
+            else:
+                reasons[spec.dialogue_id].append(reason)
+                retry.append(spec)
+        pending = retry
+    for spec in pending:
+        verdict = "failed" if malformed[spec.dialogue_id] == max_attempts else "rejected"
+        outcomes.append(_outcome(spec, verdict, [f"script: {r}" for r in reasons[spec.dialogue_id]]))
     return scripts, outcomes
+
+
+def write_one(
+    spec: DialogueSpec, backend: ChatBackend, prompts: PromptLibrary, rules: ValidationRules, max_attempts: int
+) -> Script | Outcome:
+    scripts, outcomes = write_scripts([spec], backend, prompts, rules, max_attempts, 1)
+    return scripts[0] if scripts else outcomes[0]
+
+
+def _outcome(spec: DialogueSpec, verdict: str, reasons: list[str]) -> Outcome:
+    return Outcome(
+        dialogue_id=spec.dialogue_id, index=spec.index, stage="script", verdict=verdict, reasons=reasons, spec=spec
+    )

@@ -1,0 +1,102 @@
+"""Speech emotion classifiers as the filter's emotion check: transformers audio-classification, emotion2vec.
+
+A classifier's labels are mapped to ours (config `label_map`); probability mass of labels that map to the
+same emotion is summed, unmapped labels are ignored. A turn passes when its target emotion is the top
+prediction or gets at least `min_prob`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from empathy_data.audio import resample
+from empathy_data.config import ClassifierEmotion
+from empathy_data.errors import BackendUnavailable
+from empathy_data.filter.prosody import EmotionResult
+
+CLASSIFIER_RATE = 16000
+# emotion2vec_plus labels, in its output order, are "中文/english"; map the English part.
+EMOTION2VEC_LABELS = {
+    "angry": "angry",
+    "disgusted": "disgusted",
+    "fearful": "fearful",
+    "happy": "happy",
+    "neutral": "neutral",
+    "sad": "sad",
+    "surprised": "surprised",
+}
+
+
+def map_scores(raw: dict[str, float], label_map: dict[str, str]) -> dict[str, float]:
+    scores: dict[str, float] = {}
+    for label, score in raw.items():
+        ours = label_map.get(label)
+        if ours is not None:
+            scores[ours] = scores.get(ours, 0.0) + float(score)
+    return scores
+
+
+class ClassifierCheck:
+    """Turns per-label scores into a verdict; subclasses implement `raw_scores`."""
+
+    def __init__(self, config: ClassifierEmotion, label_map: dict[str, str]):
+        self.config = config
+        self.label_map = label_map
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {"backend": self.config.backend, "model": self.config.model, "min_prob": self.config.min_prob}
+
+    def raw_scores(self, audio: np.ndarray) -> dict[str, float]:
+        raise NotImplementedError
+
+    def check(self, audio: np.ndarray, reference: np.ndarray | None, sample_rate: int, emotion: str) -> EmotionResult:
+        scores = map_scores(self.raw_scores(resample(audio, sample_rate, CLASSIFIER_RATE)), self.label_map)
+        if not scores:
+            raise ValueError("the classifier returned no label that label_map maps to an emotion")
+        predicted = max(scores, key=scores.get)
+        prob = scores.get(emotion, 0.0)
+        passed = predicted == emotion or prob >= self.config.min_prob
+        return EmotionResult(passed=passed, score=round(prob, 4), predicted=predicted)
+
+
+class TransformersEmotion(ClassifierCheck):
+    def __init__(self, config: ClassifierEmotion):
+        try:
+            from transformers import pipeline
+        except ImportError:
+            raise BackendUnavailable(
+                "emotion backend transformers needs: pip install 'empathy-data[transformers]'"
+            ) from None
+        self.pipe = pipeline("audio-classification", model=config.model, device=config.device, top_k=None)
+        labels = list(self.pipe.model.config.id2label.values())
+        super().__init__(config, config.label_map or {label: label for label in labels})
+
+    def raw_scores(self, audio: np.ndarray) -> dict[str, float]:
+        out = self.pipe({"raw": audio, "sampling_rate": CLASSIFIER_RATE})
+        return {item["label"]: float(item["score"]) for item in out}
+
+
+class Emotion2Vec(ClassifierCheck):
+    def __init__(self, config: ClassifierEmotion):
+        try:
+            from funasr import AutoModel
+        except ImportError:
+            raise BackendUnavailable(
+                "emotion backend emotion2vec needs: pip install 'empathy-data[emotion2vec]'"
+            ) from None
+        self.model = AutoModel(model=config.model, hub=config.hub, disable_update=True, device=config.device)
+        super().__init__(config, config.label_map or EMOTION2VEC_LABELS)
+
+    def raw_scores(self, audio: np.ndarray) -> dict[str, float]:
+        [result] = self.model.generate(audio, granularity="utterance", extract_embedding=False, fs=CLASSIFIER_RATE)
+        return {
+            str(label).split("/")[-1]: float(score)
+            for label, score in zip(result["labels"], result["scores"], strict=True)
+        }
+
+
+def classifier_check(config: ClassifierEmotion) -> ClassifierCheck:
+    return Emotion2Vec(config) if config.backend == "emotion2vec" else TransformersEmotion(config)

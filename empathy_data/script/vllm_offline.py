@@ -1,0 +1,73 @@
+"""vLLM's in-process offline engine: one batched `LLM.chat` call per attempt, JSON-schema constrained."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from empathy_data.config import VLLMScript
+from empathy_data.errors import BackendUnavailable
+
+
+class VLLMChat:
+    def __init__(self, config: VLLMScript):
+        try:
+            from vllm import LLM
+        except ImportError:
+            raise BackendUnavailable("script backend vllm needs: pip install 'empathy-data[vllm]' (GPU)") from None
+        self.config = config
+        kwargs: dict[str, Any] = {
+            "model": config.model,
+            "tensor_parallel_size": config.tensor_parallel_size,
+            "gpu_memory_utilization": config.gpu_memory_utilization,
+            "dtype": config.dtype,
+        }
+        if config.max_model_len:
+            kwargs["max_model_len"] = config.max_model_len
+        self.llm = LLM(**kwargs)
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "backend": "vllm",
+            "model": c.model,
+            "temperature": c.temperature,
+            "top_p": c.top_p,
+            "max_tokens": c.max_tokens,
+        }
+
+    def sampling_params(self, schema: dict[str, Any], seed: int):
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        c = self.config
+        return SamplingParams(
+            temperature=c.temperature,
+            top_p=c.top_p,
+            max_tokens=c.max_tokens,
+            seed=seed,
+            structured_outputs=StructuredOutputsParams(json=schema),
+        )
+
+    def complete_batch(self, requests: list[tuple[list[dict[str, str]], dict[str, Any], int]]) -> list[Any]:
+        """Replies in request order; an engine error fails every request of the batch with that error."""
+        results: list[Any] = []
+        step = self.config.max_in_flight
+        for start in range(0, len(requests), step):
+            part = requests[start : start + step]
+            try:
+                outputs = self.llm.chat(
+                    [messages for messages, _, _ in part],
+                    [self.sampling_params(schema, seed) for _, schema, seed in part],
+                    use_tqdm=False,
+                )
+                results += [out.outputs[0].text for out in outputs]
+            except Exception as exc:
+                results += [exc] * len(part)
+        return results
+
+    def complete(self, messages: list[dict[str, str]], schema: dict[str, Any], seed: int) -> str | None:
+        reply = self.complete_batch([(messages, schema, seed)])[0]
+        if isinstance(reply, Exception):
+            raise reply
+        return reply

@@ -1,0 +1,238 @@
+"""Adapters for libraries with no weights here (vLLM, CosyVoice2, XTTS-v2, emotion2vec): the adapter
+turns our request into the right library call and maps the result back. Fake modules stand in for the
+libraries; they record every call."""
+
+import json
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from empathy_data.config import ClassifierEmotion, CosyVoice2Synth, ValidationRules, VLLMScript, XTTSSynth
+from empathy_data.errors import BackendUnavailable
+from empathy_data.schema import ReferenceClip
+from empathy_data.script.stage import write_scripts
+from empathy_data.synthesize.base import TTSRequest
+from tests.helpers import good_reply, make_context
+
+CALLS: list[tuple] = []
+
+
+@pytest.fixture(autouse=True)
+def _clear():
+    CALLS.clear()
+
+
+def install(monkeypatch, name: str, **attrs):
+    module = types.ModuleType(name)
+    for key, value in attrs.items():
+        setattr(module, key, value)
+    monkeypatch.setitem(sys.modules, name, module)
+    return module
+
+
+# --- vLLM -------------------------------------------------------------------------------------------
+class FakeSamplingParams:
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+
+
+class FakeStructuredOutputsParams:
+    def __init__(self, json):
+        self.json = json
+
+
+class FakeLLM:
+    def __init__(self, **kwargs):
+        CALLS.append(("LLM", kwargs))
+
+    def chat(self, conversations, params, use_tqdm=True):
+        CALLS.append(("chat", conversations, params))
+        outs = []
+        for p in params:
+            n = p.kwargs["structured_outputs"].json["properties"]["exchanges"]["minItems"]
+            outs.append(types.SimpleNamespace(outputs=[types.SimpleNamespace(text=good_reply(n))]))
+        return outs
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    install(monkeypatch, "vllm", LLM=FakeLLM, SamplingParams=FakeSamplingParams)
+    install(monkeypatch, "vllm.sampling_params", StructuredOutputsParams=FakeStructuredOutputsParams)
+
+
+def test_vllm_batches_every_pending_spec_in_one_chat_call(fake_vllm, tmp_path):
+    from empathy_data.script.vllm_offline import VLLMChat
+
+    ctx = make_context(tmp_path, num_dialogues=4, chunk_size=4)
+    config = VLLMScript(model="/models/qwen", tensor_parallel_size=2, max_model_len=4096, temperature=0.7)
+    chat = VLLMChat(config)
+    specs = ctx.planner.chunk(0)
+    scripts, outcomes = write_scripts(specs, chat, ctx.prompts, ValidationRules(), 2, 64)
+    assert len(scripts) == 4 and not outcomes
+    (name, kwargs), (_, conversations, params) = CALLS
+    assert kwargs == {"model": "/models/qwen", "tensor_parallel_size": 2, "gpu_memory_utilization": 0.85,
+                      "dtype": "auto", "max_model_len": 4096}  # fmt: skip
+    assert len(conversations) == 4 and conversations[0][0]["role"] == "system"
+    assert params[0].kwargs["temperature"] == 0.7 and params[0].kwargs["seed"] == scripts[0].llm["seed"]
+    assert params[0].kwargs["structured_outputs"].json["properties"]["exchanges"]["minItems"] == specs[0].num_exchanges
+    assert [s.spec.dialogue_id for s in scripts] == [s.dialogue_id for s in specs]
+    assert scripts[0].llm["backend"] == "vllm"
+
+
+def test_vllm_engine_error_fails_the_batch_items(fake_vllm, tmp_path, monkeypatch):
+    from empathy_data.script.vllm_offline import VLLMChat
+
+    monkeypatch.setattr(FakeLLM, "chat", lambda self, *a, **k: (_ for _ in ()).throw(RuntimeError("CUDA OOM")))
+    ctx = make_context(tmp_path)
+    scripts, outcomes = write_scripts(
+        ctx.planner.chunk(0), VLLMChat(VLLMScript(model="m")), ctx.prompts, ValidationRules(), 2, 8
+    )
+    assert not scripts and all(o.verdict == "failed" and "CUDA OOM" in o.reasons[0] for o in outcomes)
+
+
+def test_missing_vllm_is_a_one_line_install_hint(monkeypatch):
+    from empathy_data.script.vllm_offline import VLLMChat
+
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    with pytest.raises(BackendUnavailable, match=r"pip install 'empathy-data\[vllm\]'"):
+        VLLMChat(VLLMScript(model="m"))
+
+
+# --- CosyVoice2 ---------------------------------------------------------------------------------------
+class FakeCosyVoice2:
+    sample_rate = 24000
+
+    def __init__(self, model_dir, **kwargs):
+        CALLS.append(("CosyVoice2", model_dir, kwargs))
+
+    def inference_instruct2(self, text, instruct_text, prompt_wav, stream=False, speed=1.0):
+        CALLS.append(("instruct2", text, instruct_text, prompt_wav, stream, speed))
+        yield {"tts_speech": torch.ones(1, 100)}
+        yield {"tts_speech": torch.zeros(1, 50)}
+
+
+def speaker_with_clips(tmp_path):
+    spec = make_context(tmp_path).planner.spec(0)
+    clips = {
+        "neutral": [ReferenceClip(path="/pool/a/neutral.wav", transcript="hello")],
+        "sad": [ReferenceClip(path="/pool/a/sad.wav", transcript="oh no")],
+    }
+    return spec.user.model_copy(update={"clips": clips})
+
+
+def test_cosyvoice2_instruct_with_emotion_and_matching_clip(monkeypatch, tmp_path):
+    install(monkeypatch, "cosyvoice")
+    install(monkeypatch, "cosyvoice.cli")
+    install(monkeypatch, "cosyvoice.cli.cosyvoice", CosyVoice2=FakeCosyVoice2)
+    from empathy_data.synthesize.cosyvoice import CosyVoice2TTS
+
+    tts = CosyVoice2TTS(CosyVoice2Synth(model_dir=str(tmp_path), speed=1.1))
+    speaker = speaker_with_clips(tmp_path)
+    sad, happy = tts.synthesize(
+        [TTSRequest("I miss her.", "en", speaker, "sad", None), TTSRequest("Great news!", "en", speaker, "happy", None)]
+    )
+    assert tts.sample_rate == 24000 and sad.shape == (150,) and sad.dtype == np.float32
+    assert CALLS[0] == (
+        "CosyVoice2",
+        str(tmp_path),
+        {"load_jit": False, "load_trt": False, "load_vllm": False, "fp16": False},
+    )
+    assert CALLS[1] == ("instruct2", "I miss her.", "用伤心的语气说<|endofprompt|>", "/pool/a/sad.wav", False, 1.1)
+    assert CALLS[2][2] == "用开心的语气说<|endofprompt|>" and CALLS[2][3] == "/pool/a/neutral.wav"
+
+
+def test_cosyvoice2_needs_a_local_model_dir(monkeypatch, tmp_path):
+    install(monkeypatch, "cosyvoice")
+    install(monkeypatch, "cosyvoice.cli")
+    install(monkeypatch, "cosyvoice.cli.cosyvoice", CosyVoice2=FakeCosyVoice2)
+    from empathy_data.synthesize.cosyvoice import CosyVoice2TTS
+
+    with pytest.raises(BackendUnavailable, match="is not a directory"):
+        CosyVoice2TTS(CosyVoice2Synth(model_dir=str(tmp_path / "missing")))
+
+
+# --- XTTS-v2 ------------------------------------------------------------------------------------------
+class FakeXttsConfig:
+    def load_json(self, path):
+        CALLS.append(("load_json", path))
+
+
+class FakeXtts:
+    @classmethod
+    def init_from_config(cls, config):
+        return cls()
+
+    def load_checkpoint(self, config, checkpoint_dir, eval):
+        CALLS.append(("load_checkpoint", checkpoint_dir, eval))
+
+    def to(self, device):
+        CALLS.append(("to", device))
+
+    def get_conditioning_latents(self, audio_path):
+        CALLS.append(("latents", tuple(audio_path)))
+        return "latent", "embedding"
+
+    def inference(self, text, language, gpt_latent, speaker_embedding):
+        CALLS.append(("inference", text, language, gpt_latent, speaker_embedding))
+        return {"wav": torch.full((240,), 0.1)}
+
+
+def test_xtts_clones_from_the_emotion_clip_and_caches_latents(monkeypatch, tmp_path):
+    for name in ("TTS", "TTS.tts", "TTS.tts.configs", "TTS.tts.models"):
+        install(monkeypatch, name)
+    install(monkeypatch, "TTS.tts.configs.xtts_config", XttsConfig=FakeXttsConfig)
+    install(monkeypatch, "TTS.tts.models.xtts", Xtts=FakeXtts)
+    (tmp_path / "config.json").write_text("{}")
+    from empathy_data.synthesize.xtts import XTTS
+
+    tts = XTTS(XTTSSynth(model_dir=str(tmp_path), device="cpu"))
+    speaker = speaker_with_clips(tmp_path)
+    out = tts.synthesize(
+        [
+            TTSRequest("a", "zh", speaker, "sad", None),
+            TTSRequest("b", "zh", speaker, "sad", None),
+            TTSRequest("c", "en", speaker, None, "celebratory"),
+        ]  # fmt: skip
+    )
+    assert tts.sample_rate == 24000 and all(o.shape == (240,) for o in out)
+    latents = [c for c in CALLS if c[0] == "latents"]
+    assert latents == [("latents", ("/pool/a/sad.wav",)), ("latents", ("/pool/a/neutral.wav",))]
+    inference = [c for c in CALLS if c[0] == "inference"]
+    assert inference[0] == ("inference", "a", "zh-cn", "latent", "embedding") and inference[2][2] == "en"
+
+
+# --- emotion2vec (funasr) -----------------------------------------------------------------------------
+class FakeAutoModel:
+    def __init__(self, **kwargs):
+        CALLS.append(("AutoModel", kwargs))
+
+    def generate(self, audio, granularity, extract_embedding, fs):
+        CALLS.append(("generate", audio.shape, granularity, extract_embedding, fs))
+        labels = ["生气/angry", "厌恶/disgusted", "恐惧/fearful", "开心/happy", "中立/neutral", "其他/other", "难过/sad",
+                  "吃惊/surprised", "<unk>"]  # fmt: skip
+        scores = [0.05, 0.0, 0.05, 0.6, 0.1, 0.1, 0.05, 0.05, 0.0]
+        return [{"key": "x", "labels": labels, "scores": scores}]
+
+
+def test_emotion2vec_maps_bilingual_labels(monkeypatch):
+    install(monkeypatch, "funasr", AutoModel=FakeAutoModel)
+    from empathy_data.filter.emotion_classifier import classifier_check
+
+    check = classifier_check(ClassifierEmotion(backend="emotion2vec", model="/models/emotion2vec_plus_large", hub="ms"))
+    result = check.check(np.zeros(22050, np.float32), None, 22050, "happy")
+    assert result.passed and result.predicted == "happy" and result.score == pytest.approx(0.6)
+    assert CALLS[0] == (
+        "AutoModel",
+        {"model": "/models/emotion2vec_plus_large", "hub": "ms", "disable_update": True, "device": "cpu"},
+    )
+    assert CALLS[1] == ("generate", (16000,), "utterance", False, 16000)
+    assert not check.check(np.zeros(16000, np.float32), None, 16000, "sad").passed
+
+
+def test_backend_identities_are_json(monkeypatch, tmp_path, fake_vllm):
+    from empathy_data.script.vllm_offline import VLLMChat
+
+    json.dumps(VLLMChat(VLLMScript(model="m")).identity)

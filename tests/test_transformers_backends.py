@@ -1,0 +1,85 @@
+"""transformers ASR and audio-classification adapters, run for real on tiny random models built here."""
+
+import json
+
+import numpy as np
+import pytest
+
+from empathy_data import backends
+from empathy_data.config import ClassifierEmotion, FilterConfig, TransformersASR
+from tests.helpers import sine
+
+transformers = pytest.importorskip("transformers")
+
+
+def tiny_wav2vec2_config(**extra):
+    return transformers.Wav2Vec2Config(
+        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2, classifier_proj_size=8, **extra,
+    )  # fmt: skip
+
+
+def feature_extractor():
+    return transformers.Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True
+    )
+
+
+@pytest.fixture(scope="module")
+def asr_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny-ctc")
+    vocab = {"<pad>": 0, "<unk>": 1, "|": 2, **{c: i + 3 for i, c in enumerate("abcdefghijklmnopqrstuvwxyz'")}}
+    (path / "vocab.json").write_text(json.dumps(vocab))
+    tokenizer = transformers.Wav2Vec2CTCTokenizer(str(path / "vocab.json"), word_delimiter_token="|")
+    transformers.Wav2Vec2Processor(feature_extractor=feature_extractor(), tokenizer=tokenizer).save_pretrained(path)
+    transformers.set_seed(0)
+    transformers.Wav2Vec2ForCTC(tiny_wav2vec2_config(vocab_size=len(vocab), pad_token_id=0)).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def classifier_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny-ser")
+    labels = ["ang", "hap", "neu", "sad"]
+    config = tiny_wav2vec2_config(
+        num_labels=4, id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)}
+    )
+    transformers.set_seed(0)
+    transformers.Wav2Vec2ForSequenceClassification(config).save_pretrained(path)
+    feature_extractor().save_pretrained(path)
+    return path
+
+
+def test_transformers_asr_transcribes_a_batch(asr_dir):
+    config = FilterConfig(asr=TransformersASR(model=str(asr_dir), batch_size=2))
+    asr = backends.asr_backend(config.model_dump_json())
+    texts = asr.transcribe([sine(seconds=1.0), sine(440, seconds=0.5), sine(330, seconds=0.7)], ["en", "en", "zh"])
+    assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
+    assert asr.identity == {"backend": "transformers-asr", "model": str(asr_dir)}
+
+
+def test_transformers_emotion_maps_labels_and_sums_probabilities(classifier_dir):
+    config = ClassifierEmotion(
+        backend="transformers", model=str(classifier_dir),
+        label_map={"ang": "angry", "hap": "happy", "neu": "neutral", "sad": "sad"}, min_prob=0.99,
+    )  # fmt: skip
+    check = backends.emotion_backend(FilterConfig(emotion=config).model_dump_json())
+    raw = check.raw_scores(sine(seconds=1.0))
+    assert set(raw) == {"ang", "hap", "neu", "sad"} and abs(sum(raw.values()) - 1) < 1e-4
+    result = check.check(sine(seconds=1.0, rate=22050), None, 22050, "sad")
+    assert result.predicted in {"angry", "happy", "neutral", "sad"}
+    assert result.passed == (result.predicted == "sad")
+    merged = ClassifierEmotion(
+        backend="transformers", model=str(classifier_dir), label_map={"ang": "angry", "sad": "angry"}
+    )
+    check = backends.emotion_backend(FilterConfig(emotion=merged).model_dump_json())
+    result = check.check(sine(seconds=1.0), None, 16000, "angry")
+    assert result.predicted == "angry" and result.score == pytest.approx(raw["ang"] + raw["sad"], abs=1e-3)
+
+
+def test_unmapped_classifier_output_fails_the_item(classifier_dir):
+    config = ClassifierEmotion(backend="transformers", model=str(classifier_dir), label_map={"xyz": "angry"})
+    check = backends.emotion_backend(FilterConfig(emotion=config).model_dump_json())
+    with pytest.raises(ValueError, match="no label that label_map maps"):
+        check.check(np.zeros(16000, np.float32), None, 16000, "angry")
