@@ -123,6 +123,56 @@ def verify(
     console.print(f"ok: {out} — {found['rows']} rows in {found['dialogues']} dialogues, {found['rejects']} rejects")
 
 
+speakers_app = typer.Typer(no_args_is_help=True, help="Build and inspect speaker pools.")
+app.add_typer(speakers_app, name="speakers")
+
+
+@speakers_app.command("import")
+def speakers_import(
+    directory: Annotated[Path, typer.Argument(help="DIR/<speaker>/<emotion>/<clip>.wav with <clip>.txt transcripts")],
+    meta: Annotated[Path, typer.Option("--meta", help="CSV with speaker,gender,age_group[,language]")],
+    out: Annotated[Path | None, typer.Option("--out", help="Pool YAML to write (default DIR/pool.yaml)")] = None,
+    licence: Annotated[str, typer.Option(help="Licence of the clips, recorded in the pool")] = "unknown",
+) -> None:
+    """Validate every clip and write a speaker pool YAML; exit 2 listing each problem with its path."""
+    from empathy_data.speaker_import import import_speakers, write_pool
+
+    if not directory.is_dir() or not meta.is_file():
+        _fail(ConfigError(str(directory if not directory.is_dir() else meta), "not found"))
+    pool_path = out or directory / "pool.yaml"
+    if not pool_path.resolve().parent.is_relative_to(directory.resolve()):
+        _fail(ConfigError(f"--out {pool_path}", f"the pool must live inside {directory} (clip paths stay inside it)"))
+    result = import_speakers(directory, meta, pool_path)
+    if result.problems:
+        for problem in result.problems:
+            console.print(f"[red]problem:[/red] {problem}", highlight=False, soft_wrap=True)
+        console.print(f"{len(result.problems)} problem(s); no pool written")
+        raise typer.Exit(2)
+    write_pool(result, pool_path, licence)
+    clips = sum(len(c) for s in result.speakers for c in s["clips"].values())
+    console.print(f"ok: {pool_path} — {len(result.speakers)} speakers, {clips} clips")
+
+
+@speakers_app.command("list")
+def speakers_list(pool: Annotated[Path, typer.Argument(help="Speaker pool YAML (or 'builtin')")]) -> None:
+    """Counts per gender x age group x emotion (speakers with at least one clip in that emotion)."""
+    from empathy_data.resources import speaker_pool_path
+    from empathy_data.speaker_import import pool_counts
+    from empathy_data.speakers import load_pool
+
+    try:
+        loaded = load_pool(speaker_pool_path(str(pool), Path.cwd()))
+    except EmpathyDataError as exc:
+        _fail(exc)
+    emotions, table = pool_counts(loaded.speakers)
+    view = Table(title=f"{loaded.path.name}: {len(loaded.speakers)} speakers")
+    for col in ["gender", "age group", "speakers", *emotions]:
+        view.add_column(col, justify="left" if col in ("gender", "age group") else "right")
+    for (gender, age), cell in sorted(table.items()):
+        view.add_row(gender, age, str(cell["speakers"]), *(str(cell[e]) for e in emotions))
+    Console().print(view)
+
+
 def _summary(manifest: dict, seconds: float) -> None:
     table = Table(title=f"{manifest['name']}: built in {seconds:.1f}s")
     for col in ("unit", "planned", "accepted", "rejected", "failed"):

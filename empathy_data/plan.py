@@ -33,6 +33,8 @@ class Planner:
                 if unknown:
                     raise ConfigError("distributions.scenarios", f"unknown scenario(s) for {language}: {unknown}")
         for language in self.config.languages:
+            if len(self.pool.matching(language)) < 2:
+                raise ConfigError(f"{self.pool.path}", f"needs at least two {language} speakers (user and assistant)")
             for gender in self.config.distributions.gender:
                 if not self.pool.matching(language, gender):
                     raise ConfigError(f"{self.pool.path}", f"no {language} speaker of gender {gender!r}")

@@ -34,11 +34,12 @@ class SpeakerPool:
         return rng.choice(candidates)
 
     def draw_assistant(self, rng: random.Random, language: str, user: Speaker) -> Speaker:
-        """An adult voice other than the user's, so the two sides of a dialogue never share a voice."""
-        adults = [s for s in self.matching(language) if s.age_group in ("young_adult", "adult") and s.id != user.id]
-        if not adults:
-            raise ConfigError(f"{self.path}", f"no {language} adult speaker for the assistant voice")
-        return rng.choice(adults)
+        """An adult voice (else any voice) other than the user's: the two sides never share a voice."""
+        others = [s for s in self.matching(language) if s.id != user.id]
+        adults = [s for s in others if s.age_group in ("young_adult", "adult")]
+        if not others:
+            raise ConfigError(f"{self.path}", f"needs at least two {language} speakers (user and assistant voices)")
+        return rng.choice(adults or others)
 
 
 def check_clip(path: Path, where: str) -> None:
