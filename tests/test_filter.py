@@ -66,3 +66,8 @@ def test_exchange_verdict_precedence():
     assert exchange_verdict(ok, ok) == ("accepted", [])
     assert exchange_verdict(ok, bad) == ("rejected", ["assistant.wer"])
     assert exchange_verdict(err, bad)[0] == "failed"
+
+
+def test_chinese_cer_ignores_script_variant_and_punctuation():
+    _, cer = error_rates("我今天拿到了一场重要考试的成绩。", "我今天拿到了一場重要考試的成績", "zh")
+    assert cer == 0.0

@@ -6,6 +6,7 @@ import re
 import unicodedata
 
 import jiwer
+import zhconv
 
 PUNCT = re.compile(r"[^\w\s']|_", re.UNICODE)
 ZH_DROP = re.compile(r"[\s\W_]+", re.UNICODE)
@@ -19,7 +20,8 @@ def normalise_en(text: str) -> str:
 
 
 def normalise_zh(text: str) -> str:
-    return ZH_DROP.sub("", unicodedata.normalize("NFKC", text).lower())
+    """Simplified characters, no punctuation or spaces: CER then counts only real character errors."""
+    return ZH_DROP.sub("", zhconv.convert(unicodedata.normalize("NFKC", text).lower(), "zh-hans"))
 
 
 def error_rates(reference: str, hypothesis: str, language: str) -> tuple[float | None, float]:

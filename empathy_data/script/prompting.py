@@ -48,11 +48,14 @@ def response_schema(spec: DialogueSpec) -> dict[str, Any]:
     }
 
 
+REQUEST_TAGS = {"en": "Conversation {id}, draft {n}.", "zh": "对话 {id}，第 {n} 稿。"}
+
+
 def request_tag(spec: DialogueSpec, attempt: int) -> str:
     """First line of every prompt. Servers that reuse the KV cache of the previous prompt (llama.cpp)
     give slightly different numerics, and so different text, depending on how much of the prompt they
     reuse; a line unique to the request keeps the reused prefix the same whatever ran before."""
-    return f"Conversation {spec.dialogue_id}, draft {attempt + 1}."
+    return REQUEST_TAGS.get(spec.language, REQUEST_TAGS["en"]).format(id=spec.dialogue_id, n=attempt + 1)
 
 
 def build_messages(spec: DialogueSpec, prompts: PromptLibrary, attempt: int = 0) -> list[dict[str, str]]:

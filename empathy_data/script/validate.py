@@ -13,7 +13,9 @@ STAGE_DIRECTION = re.compile(r"\*[^*]+\*|\([^)]*\)|\[[^\]]*\]|（[^）]*）|【[
 MARKDOWN = re.compile(r"(^|\s)(#{1,6}\s|[-*]\s|\d+\.\s)|\*\*|__|`")
 EMOJI = re.compile("[\U0001f000-\U0001faff\U00002600-\U000027bf\U0001f900-\U0001f9ff\ufe0f]")
 # Narration or labels instead of spoken words: "The user says...", "Assistant: ...", "Reassuring: ...".
-META = re.compile(r"^\s*(the )?(user|assistant|person)\b|^\s*[\w ]{1,20}:\s|^[\"'“]|用户|助手[:：]", re.IGNORECASE)
+META = re.compile(
+    r"^\s*(the )?(user|assistant|person)\b|^\s*[\w ]{1,20}:\s|^[\"'“「]|^\s*(用户|助手|这个人)", re.IGNORECASE
+)
 REFUSAL = re.compile(
     r"as an ai|as a language model|i'?m (just )?an ai|i am (just )?an ai|i'?m sorry,? but i can(not|'t)"
     r"|i cannot help with|作为(一个)?(人工智能|AI|语言模型)|我(只)?是(一个)?(人工智能|AI)",
