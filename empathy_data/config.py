@@ -19,6 +19,16 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def with_default_backend(data: Any, defaults: dict[str, str]) -> Any:
+    """A stage block without `backend:` means the embedded default backend."""
+    if isinstance(data, dict):
+        data = dict(data)
+        for key, backend in defaults.items():
+            if isinstance(data.get(key), dict) and "backend" not in data[key]:
+                data[key] = {**data[key], "backend": backend}
+    return data
+
+
 def check_weights(weights: dict[Any, float], allowed: tuple[str, ...] | None, what: str) -> None:
     if not weights:
         raise ValueError(f"{what}: needs at least one entry")
@@ -160,6 +170,11 @@ class SynthesizeConfig(Strict):
     trim_db: float = Field(default=40.0, gt=0)
     tts: TTSConfig = EspeakSynth()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_backend(cls, data: Any) -> Any:
+        return with_default_backend(data, {"tts": "espeak"})
+
 
 class FasterWhisperASR(Strict):
     backend: Literal["faster-whisper"] = "faster-whisper"
@@ -227,6 +242,11 @@ class FilterConfig(Strict):
     emotion: EmotionConfig = ProsodyEmotion()
     thresholds: Thresholds = Thresholds()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_backend(cls, data: Any) -> Any:
+        return with_default_backend(data, {"asr": "faster-whisper", "emotion": "prosody"})
+
 
 class ExportConfig(Strict):
     splits: Weights = Field(default_factory=lambda: {"train": 0.9, "validation": 0.05, "test": 0.05})
@@ -267,6 +287,11 @@ class BuildConfig(Strict):
     export: ExportConfig = ExportConfig()
     runner: RunnerConfig = RunnerConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_backend(cls, data: Any) -> Any:
+        return with_default_backend(data, {"script": "openai"})
+
     @field_validator("languages")
     @classmethod
     def _languages(cls, value: dict[str, float]) -> dict[str, float]:
@@ -274,8 +299,13 @@ class BuildConfig(Strict):
         return value
 
 
+BACKEND_BLOCKS = {"script", "tts", "asr", "emotion"}
+
+
 def _yaml_path(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "<root>"
+    """pydantic puts the union member's tag into the location (script.openai.temperature): drop it."""
+    parts = [str(p) for i, p in enumerate(loc) if not (i > 0 and str(loc[i - 1]) in BACKEND_BLOCKS)]
+    return ".".join(parts) or "<root>"
 
 
 def parse_config(data: Any, source: str = "<config>") -> BuildConfig:

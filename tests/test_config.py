@@ -23,7 +23,13 @@ def test_shipped_configs_validate():
         ({"distributions": {"user_emotion": {"elated": 1.0}}}, "distributions", "unknown label"),
         ({"languages": {"fr": 1.0}}, "languages", "unknown label"),
         ({"export": {"splits": {"train": 0.5}}}, "export.splits", "sum to 0.5"),
-        ({"filter": {"asr": {"backend": "nope"}}}, "filter.asr.backend", "Input should be"),
+        ({"filter": {"asr": {"backend": "nope"}}}, "filter.asr", "does not match any of the expected tags"),
+        ({"script": {"backend": "vllm"}}, "script.model", "Field required"),
+        (
+            {"filter": {"emotion": {"backend": "transformers", "model": "m", "label_map": {"a": "x"}}}},
+            "filter.emotion",
+            "unknown emotion",
+        ),
     ],
 )
 def test_bad_values_name_the_yaml_path(data, where, reason):
