@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,3 +31,14 @@ class TTSBackend(Protocol):
     def synthesize(self, requests: list[TTSRequest]) -> list[np.ndarray | Exception]:
         """Audio (float32 mono at `sample_rate`) per request, or the exception that request raised."""
         ...
+
+
+def render_each(requests: list[TTSRequest], render: Callable[[TTSRequest], np.ndarray]) -> list[np.ndarray | Exception]:
+    """Render requests one by one; an exception fails that request only."""
+    results: list[np.ndarray | Exception] = []
+    for request in requests:
+        try:
+            results.append(render(request))
+        except Exception as exc:
+            results.append(exc)
+    return results

@@ -14,7 +14,7 @@ import numpy as np
 
 from empathy_data.config import CosyVoice2Synth
 from empathy_data.errors import BackendUnavailable
-from empathy_data.synthesize.base import TTSRequest
+from empathy_data.synthesize.base import TTSRequest, render_each
 from empathy_data.synthesize.clips import pick_clip, target_emotion
 
 # CosyVoice2's instructions are Chinese and must end with <|endofprompt|>.
@@ -66,10 +66,4 @@ class CosyVoice2TTS:
         return np.concatenate(audio)
 
     def synthesize(self, requests: list[TTSRequest]) -> list[np.ndarray | Exception]:
-        results: list[np.ndarray | Exception] = []
-        for request in requests:
-            try:
-                results.append(self.render(request))
-            except Exception as exc:
-                results.append(exc)
-        return results
+        return render_each(requests, self.render)

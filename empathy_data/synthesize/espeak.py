@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from empathy_data.errors import BackendUnavailable
-from empathy_data.synthesize.base import TTSRequest
+from empathy_data.synthesize.base import TTSRequest, render_each
 from empathy_data.synthesize.prosody import prosody_for
 
 AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -131,11 +131,5 @@ class EspeakTTS:
         return {"backend": "espeak-ng", "version": "1.52", "sample_rate": self.sample_rate}
 
     def synthesize(self, requests: list[TTSRequest]) -> list[np.ndarray | Exception]:
-        results: list[np.ndarray | Exception] = []
         with EspeakInstance() as engine:
-            for request in requests:
-                try:
-                    results.append(engine.render(request.text, voice_settings(request)))
-                except Exception as exc:  # one bad request fails that item only
-                    results.append(exc)
-        return results
+            return render_each(requests, lambda request: engine.render(request.text, voice_settings(request)))

@@ -10,7 +10,7 @@ import numpy as np
 
 from empathy_data.config import XTTSSynth
 from empathy_data.errors import BackendUnavailable
-from empathy_data.synthesize.base import TTSRequest
+from empathy_data.synthesize.base import TTSRequest, render_each
 from empathy_data.synthesize.clips import pick_clip
 
 LANGUAGES = {"en": "en", "zh": "zh-cn"}
@@ -57,10 +57,4 @@ class XTTS:
         return np.asarray(wav, dtype=np.float32).reshape(-1)
 
     def synthesize(self, requests: list[TTSRequest]) -> list[np.ndarray | Exception]:
-        results: list[np.ndarray | Exception] = []
-        for request in requests:
-            try:
-                results.append(self.render(request))
-            except Exception as exc:
-                results.append(exc)
-        return results
+        return render_each(requests, self.render)
