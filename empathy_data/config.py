@@ -108,6 +108,10 @@ class OpenAIScript(Strict):
     timeout_s: float = Field(default=180, gt=0)
     embedded: EmbeddedServer = EmbeddedServer()
     validation: ValidationRules = ValidationRules()
+    # Start each prompt with a line unique to the request, so a server's prefix-cache reuse (llama.cpp)
+    # is the same whatever ran before: replays give the same text. Costs prompt evaluation time
+    # (about a quarter more LLM time on the embedded CPU server).
+    request_tag: bool = True
 
     def schema_form(self) -> str:
         if self.structured_output:
@@ -130,6 +134,7 @@ class VLLMScript(Strict):
     max_attempts: int = Field(default=3, ge=1)
     max_in_flight: int = Field(default=256, ge=1)  # requests handed to the engine at once
     validation: ValidationRules = ValidationRules()
+    request_tag: bool = False
 
 
 ScriptConfig = Annotated[OpenAIScript | VLLMScript, Field(discriminator="backend")]

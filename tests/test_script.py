@@ -140,3 +140,12 @@ def test_api_key_comes_from_environment(monkeypatch):
     monkeypatch.setenv("EMPATHY_TEST_KEY", "sk-secret")
     assert api_key(config) == "sk-secret"
     assert "sk-secret" not in config.model_dump_json()
+
+
+def test_request_tag_is_unique_per_attempt_and_optional(ctx):
+    spec = ctx.planner.spec(0)
+    first, second = build_messages(spec, ctx.prompts, 0), build_messages(spec, ctx.prompts, 1)
+    assert first[0]["content"].splitlines()[0] != second[0]["content"].splitlines()[0]
+    assert spec.dialogue_id in first[0]["content"].splitlines()[0]
+    untagged = build_messages(spec, ctx.prompts, 0, tag=False)
+    assert spec.dialogue_id not in untagged[0]["content"] and untagged[1] == first[1]

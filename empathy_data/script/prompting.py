@@ -58,7 +58,9 @@ def request_tag(spec: DialogueSpec, attempt: int) -> str:
     return REQUEST_TAGS.get(spec.language, REQUEST_TAGS["en"]).format(id=spec.dialogue_id, n=attempt + 1)
 
 
-def build_messages(spec: DialogueSpec, prompts: PromptLibrary, attempt: int = 0) -> list[dict[str, str]]:
+def build_messages(
+    spec: DialogueSpec, prompts: PromptLibrary, attempt: int = 0, tag: bool = True
+) -> list[dict[str, str]]:
     lang = spec.language
     user = spec.user
     exchanges = []
@@ -84,7 +86,8 @@ def build_messages(spec: DialogueSpec, prompts: PromptLibrary, attempt: int = 0)
     return [
         {
             "role": "system",
-            "content": request_tag(spec, attempt) + "\n" + prompts.template("system", lang).render(**context).strip(),
+            "content": (request_tag(spec, attempt) + "\n" if tag else "")
+            + prompts.template("system", lang).render(**context).strip(),
         },
         {"role": "user", "content": prompts.template("user", lang).render(**context).strip()},
     ]

@@ -54,6 +54,7 @@ def write_scripts(
     rules: ValidationRules,
     max_attempts: int,
     max_in_flight: int,
+    request_tag: bool = True,
 ) -> tuple[list[Script], list[Outcome]]:
     pending = list(specs)
     reasons: dict[str, list[str]] = defaultdict(list)
