@@ -297,6 +297,16 @@ class BuildConfig(Strict):
     def _default_backend(cls, data: Any) -> Any:
         return with_default_backend(data, {"script": "openai"})
 
+    @model_validator(mode="after")
+    def _prosody_needs_reference(self) -> BuildConfig:
+        f = self.filter
+        if f.emotion.backend == "prosody" and f.thresholds.check_emotion and not self.synthesize.tts.neutral_reference:
+            raise ValueError(
+                "filter.emotion: the prosody check needs synthesize.tts.neutral_reference: true "
+                "(or a classifier backend, or thresholds.check_emotion: false)"
+            )
+        return self
+
     @field_validator("languages")
     @classmethod
     def _languages(cls, value: dict[str, float]) -> dict[str, float]:

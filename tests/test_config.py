@@ -26,6 +26,11 @@ def test_shipped_configs_validate():
         ({"filter": {"asr": {"backend": "nope"}}}, "filter.asr", "does not match any of the expected tags"),
         ({"script": {"backend": "vllm"}}, "script.model", "Field required"),
         (
+            {"synthesize": {"tts": {"backend": "xtts", "model_dir": "/m"}}},
+            "<root>",
+            "needs synthesize.tts.neutral_reference",
+        ),
+        (
             {"filter": {"emotion": {"backend": "transformers", "model": "m", "label_map": {"a": "x"}}}},
             "filter.emotion",
             "unknown emotion",
