@@ -14,7 +14,7 @@ import numpy as np
 from empathy_data.audio import resample
 from empathy_data.config import ClassifierEmotion
 from empathy_data.errors import BackendUnavailable
-from empathy_data.filter.prosody import EmotionResult
+from empathy_data.filter.base import EmotionResult
 
 CLASSIFIER_RATE = 16000
 # emotion2vec_plus labels, in its output order, are "中文/english"; map the English part.

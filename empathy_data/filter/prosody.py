@@ -17,6 +17,7 @@ import numpy as np
 
 from empathy_data.audio import frame_rms_db
 from empathy_data.config import ProsodyEmotion
+from empathy_data.filter.base import EmotionResult
 from empathy_data.labels import AROUSAL
 
 
@@ -26,14 +27,6 @@ class ProsodyFeatures:
     f0_range_st: float
     level_db: float
     duration_s: float
-
-
-@dataclass(frozen=True)
-class EmotionResult:
-    passed: bool
-    score: float
-    arousal_shift: float | None = None
-    predicted: str | None = None
 
 
 def features(audio: np.ndarray, sample_rate: int) -> ProsodyFeatures:
