@@ -10,6 +10,9 @@ from empathy_data.config import ClassifierEmotion, FilterConfig, TransformersASR
 from tests.helpers import sine
 
 transformers = pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+# CUDA runs where a GPU is present (skipped in CI, which has none).
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def tiny_wav2vec2_config(**extra):
@@ -51,17 +54,19 @@ def classifier_dir(tmp_path_factory):
     return path
 
 
-def test_transformers_asr_transcribes_a_batch(asr_dir):
-    config = FilterConfig(asr=TransformersASR(model=str(asr_dir), batch_size=2))
+@pytest.mark.parametrize("device", DEVICES)
+def test_transformers_asr_transcribes_a_batch(asr_dir, device):
+    config = FilterConfig(asr=TransformersASR(model=str(asr_dir), batch_size=2, device=device))
     asr = backends.asr_backend(config.model_dump_json())
     texts = asr.transcribe([sine(seconds=1.0), sine(440, seconds=0.5), sine(330, seconds=0.7)], ["en", "en", "zh"])
     assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
     assert asr.identity == {"backend": "transformers-asr", "model": str(asr_dir)}
 
 
-def test_transformers_emotion_maps_labels_and_sums_probabilities(classifier_dir):
+@pytest.mark.parametrize("device", DEVICES)
+def test_transformers_emotion_maps_labels_and_sums_probabilities(classifier_dir, device):
     config = ClassifierEmotion(
-        backend="transformers", model=str(classifier_dir),
+        backend="transformers", model=str(classifier_dir), device=device,
         label_map={"ang": "angry", "hap": "happy", "neu": "neutral", "sad": "sad"}, min_prob=0.99,
     )  # fmt: skip
     check = backends.emotion_backend(FilterConfig(emotion=config).model_dump_json())
