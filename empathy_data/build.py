@@ -140,6 +140,16 @@ class BuildContext:
             removed += 1
         return removed
 
+    def stale_work(self) -> list[Path]:
+        """Chunk outputs under work/ that no stage key of this config names (left by changed settings)."""
+        current = {self.chunk_path(stage, c).name for stage in STAGES for c in self.chunk_ranges()}
+        stale = []
+        for stage in STAGES:
+            folder = self.out / "work" / stage
+            if folder.is_dir():
+                stale += [p for p in sorted(folder.iterdir()) if p.name.startswith("c") and p.name not in current]
+        return stale
+
     def claim_output_dir(self) -> None:
         from empathy_data.atomic import write_json
 

@@ -123,6 +123,30 @@ def verify(
     console.print(f"ok: {out} — {found['rows']} rows in {found['dialogues']} dialogues, {found['rejects']} rejects")
 
 
+@app.command()
+def clean(
+    config: Annotated[Path, typer.Argument(help="Build config YAML")],
+    out: Annotated[str | None, typer.Option("--out", help="Output directory (overrides config)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed")] = False,
+) -> None:
+    """Remove chunk outputs that the config no longer uses (left behind when stage settings changed)."""
+    import shutil
+
+    from empathy_data.build import BuildContext
+
+    try:
+        ctx = BuildContext.load(config, _overrides(out, None))
+        ctx.check_output_dir()
+    except EmpathyDataError as exc:
+        _fail(exc)
+    stale = ctx.stale_work()
+    for path in stale:
+        console.print(f"{'would remove' if dry_run else 'removing'} {path}", highlight=False)
+        if not dry_run:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    console.print(f"{len(stale)} stale chunk output(s){' (dry run)' if dry_run else ' removed'}")
+
+
 speakers_app = typer.Typer(no_args_is_help=True, help="Build and inspect speaker pools.")
 app.add_typer(speakers_app, name="speakers")
 

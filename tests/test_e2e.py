@@ -91,3 +91,22 @@ def test_parquet_rows_are_unique(built):
         t = pq.read_table(shard, columns=["dialogue_id", "exchange_index", "split"])
         keys += list(zip(t.column("dialogue_id").to_pylist(), t.column("exchange_index").to_pylist(), strict=True))
     assert len(keys) == len(set(keys))
+
+
+def test_clean_removes_only_stale_chunk_outputs(built, tmp_path):
+    root, path, _ = built
+    out = root / "out"
+    stale_file = out / "work" / "filter" / "c00000-0123456789abcdef.jsonl"
+    stale_dir = out / "work" / "synthesize" / "c00009-0123456789abcdef"
+    stale_file.write_text("{}\n")
+    stale_dir.mkdir()
+    before = sorted(p for p in (out / "work").rglob("*") if p.is_file() and p != stale_file)
+    dry = subprocess.run([sys.executable, "-m", "empathy_data.cli", "clean", str(path), "--dry-run"],
+                         capture_output=True, text=True, cwd=root)  # fmt: skip
+    assert dry.returncode == 0 and "2 stale" in dry.stderr and stale_file.exists()
+    result = subprocess.run(
+        [sys.executable, "-m", "empathy_data.cli", "clean", str(path)], capture_output=True, text=True, cwd=root
+    )
+    assert result.returncode == 0 and "2 stale chunk output(s) removed" in result.stderr
+    assert not stale_file.exists() and not stale_dir.exists()
+    assert sorted(p for p in (out / "work").rglob("*") if p.is_file()) == before
