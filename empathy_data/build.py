@@ -160,8 +160,13 @@ def _record(kind: str, obj) -> dict:
     return {"kind": kind, **obj.to_dict()}
 
 
+def strip_kind(row: dict) -> dict:
+    """A chunk-store row without its `kind` tag, ready for the record's from_dict."""
+    return {k: v for k, v in row.items() if k != "kind"}
+
+
 def outcomes_of(rows: list[dict]) -> list[Outcome]:
-    return [Outcome.from_dict({k: v for k, v in r.items() if k != "kind"}) for r in rows if r["kind"] == "outcome"]
+    return [Outcome.from_dict(strip_kind(r)) for r in rows if r["kind"] == "outcome"]
 
 
 def run_script_chunk(ctx: BuildContext, chunk_index: int, chat) -> ChunkRef:
@@ -190,7 +195,7 @@ def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, tts) -> ChunkRef:
         return _ref_from_file(ctx, "synthesize", chunk_index, cached=True)
     t0 = time.perf_counter()
     rows = read_jsonl(ctx.chunk_path("script", chunk_index))
-    scripts = [Script.from_dict({k: v for k, v in r.items() if k != "kind"}) for r in rows if r["kind"] == "script"]
+    scripts = [Script.from_dict(strip_kind(r)) for r in rows if r["kind"] == "script"]
     outcomes = outcomes_of(rows)
     cfg = ctx.config.synthesize
     with atomic_dir(ctx.chunk_path("synthesize", chunk_index)) as tmp:
@@ -223,8 +228,8 @@ def run_filter_chunk(ctx: BuildContext, chunk_index: int, asr, emotion) -> Chunk
     t0 = time.perf_counter()
     synth_dir = ctx.chunk_path("synthesize", chunk_index)
     rows = read_jsonl(synth_dir / "records.jsonl")
-    scripts = {r["spec"]["dialogue_id"]: Script.from_dict(_strip(r)) for r in rows if r["kind"] == "script"}
-    utterances = [Utterance.from_dict(_strip(r)) for r in rows if r["kind"] == "utterance"]
+    scripts = {r["spec"]["dialogue_id"]: Script.from_dict(strip_kind(r)) for r in rows if r["kind"] == "script"}
+    utterances = [Utterance.from_dict(strip_kind(r)) for r in rows if r["kind"] == "utterance"]
     languages = {d: s.spec.language for d, s in scripts.items()}
     scores = score_utterances(utterances, languages, synth_dir, asr, emotion, ctx.config.filter.thresholds)
     by_turn = {(s.dialogue_id, s.turn_index): s for s in scores}
@@ -249,10 +254,6 @@ def run_filter_chunk(ctx: BuildContext, chunk_index: int, asr, emotion) -> Chunk
     out_rows.sort(key=lambda r: (r["index"], r.get("exchange_index", -1)))
     write_jsonl(ctx.chunk_path("filter", chunk_index), out_rows)
     return _ref_from_file(ctx, "filter", chunk_index, seconds=time.perf_counter() - t0)
-
-
-def _strip(row: dict) -> dict:
-    return {k: v for k, v in row.items() if k != "kind"}
 
 
 def _ref_from_file(

@@ -20,6 +20,17 @@ def make_context(tmp_path: Path, **overrides: Any) -> BuildContext:
     return BuildContext.from_config(parse_config(data), REPO)
 
 
+def pool_with_clip(directory: Path, clip_path: str) -> Path:
+    """A two-speaker pool YAML whose first speaker has one neutral reference clip at `clip_path`."""
+    pool = directory / "pool.yaml"
+    pool.write_text(
+        "speakers:\n- id: a\n  gender: female\n  age_group: adult\n  language: en\n"
+        f"  clips: {{neutral: [{{path: {clip_path}, transcript: hello}}]}}\n"
+        "- {id: b, gender: male, age_group: adult, language: en}\n"
+    )
+    return pool
+
+
 def sine(freq: float = 220.0, seconds: float = 1.0, rate: int = 16000, amp: float = 0.3) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)

@@ -8,7 +8,7 @@ import soundfile as sf
 
 from empathy_data.errors import ConfigError
 from tests.cli_helpers import run_cli
-from tests.helpers import REPO, make_context
+from tests.helpers import REPO, make_context, pool_with_clip
 
 
 @pytest.fixture
@@ -46,16 +46,6 @@ def test_missing_scenario_list(tmp_path, prompts):
     (prompts / "scenarios" / "en.yaml").unlink()
     with pytest.raises(ConfigError, match=r"no scenario list for language 'en'"):
         make_context(tmp_path, prompts_dir=str(prompts))
-
-
-def pool_with_clip(tmp_path, clip_name):
-    pool = tmp_path / "pool.yaml"
-    pool.write_text(
-        "speakers:\n- id: a\n  gender: female\n  age_group: adult\n  language: en\n"
-        f"  clips: {{neutral: [{{path: {clip_name}, transcript: hello}}]}}\n"
-        "- {id: b, gender: male, age_group: adult, language: en}\n"
-    )
-    return pool
 
 
 def test_corrupt_speaker_audio(tmp_path):

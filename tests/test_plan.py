@@ -6,7 +6,7 @@ from empathy_data.errors import ConfigError
 from empathy_data.labels import AGE_GROUPS, GENDERS
 from empathy_data.resources import speaker_pool_path
 from empathy_data.speakers import load_pool
-from tests.helpers import REPO, make_context
+from tests.helpers import REPO, make_context, pool_with_clip
 
 
 def test_spec_depends_only_on_seed_and_index(tmp_path):
@@ -79,20 +79,12 @@ def test_bad_speaker_pool_names_entry(tmp_path):
 
 
 def test_speaker_clip_outside_pool_dir_is_rejected(tmp_path):
-    pool = tmp_path / "pool.yaml"
-    pool.write_text(
-        "speakers:\n- id: a\n  gender: female\n  age_group: adult\n  language: en\n"
-        "  clips: {neutral: [{path: ../../etc/passwd, transcript: x}]}\n"
-    )
+    pool = pool_with_clip(tmp_path, "../../etc/passwd")
     with pytest.raises(ConfigError, match="leaves the pool directory"):
         make_context(tmp_path, speaker_pool=str(pool))
 
 
 def test_missing_speaker_clip_is_reported(tmp_path):
-    pool = tmp_path / "pool.yaml"
-    pool.write_text(
-        "speakers:\n- id: a\n  gender: female\n  age_group: adult\n  language: en\n"
-        "  clips: {neutral: [{path: clips/a.wav, transcript: x}]}\n"
-    )
+    pool = pool_with_clip(tmp_path, "clips/a.wav")
     with pytest.raises(ConfigError, match=r"clips\.neutral\[0\].*missing file"):
         make_context(tmp_path, speaker_pool=str(pool))

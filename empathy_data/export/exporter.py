@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from empathy_data.atomic import read_jsonl, write_json, write_text
-from empathy_data.build import BuildContext
+from empathy_data.build import BuildContext, strip_kind
 from empathy_data.export.card import dataset_card
 from empathy_data.export.rows import exchange_row, features
 from empathy_data.export.shards import ShardWriter
@@ -53,10 +53,6 @@ def reason_key(reason: str) -> str:
     return ":".join(reason.split(":")[:2]).strip()
 
 
-def _strip(row: dict) -> dict:
-    return {k: v for k, v in row.items() if k != "kind"}
-
-
 def _audio(directory: Path, name: str) -> dict:
     return {"bytes": (directory / name).read_bytes(), "path": name}
 
@@ -81,16 +77,18 @@ def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) ->
     for chunk in ctx.chunk_ranges():
         synth_dir = ctx.chunk_path("synthesize", chunk)
         synth_rows = read_jsonl(synth_dir / "records.jsonl")
-        scripts = {r["spec"]["dialogue_id"]: Script.from_dict(_strip(r)) for r in synth_rows if r["kind"] == "script"}
+        scripts = {
+            r["spec"]["dialogue_id"]: Script.from_dict(strip_kind(r)) for r in synth_rows if r["kind"] == "script"
+        }
         utts = {
-            (r["dialogue_id"], r["turn_index"]): Utterance.from_dict(_strip(r))
+            (r["dialogue_id"], r["turn_index"]): Utterance.from_dict(strip_kind(r))
             for r in synth_rows
             if r["kind"] == "utterance"
         }
         dialogue_verdicts: dict[str, set[str]] = defaultdict(set)
         for r in read_jsonl(ctx.chunk_path("filter", chunk)):
             if r["kind"] == "outcome":
-                outcome = Outcome.from_dict(_strip(r))
+                outcome = Outcome.from_dict(strip_kind(r))
                 n = outcome.spec.num_exchanges
                 stats.plan(outcome.spec, n)
                 stats.exchanges[outcome.verdict] += n
