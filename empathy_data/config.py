@@ -233,6 +233,13 @@ class ClassifierEmotion(Strict):
 EmotionConfig = Annotated[ProsodyEmotion | ClassifierEmotion, Field(discriminator="backend")]
 
 
+class LanguageThresholds(Strict):
+    """Error-rate limits for one language; an unset field keeps the build-wide value."""
+
+    max_wer: float | None = Field(default=None, ge=0)
+    max_cer: float | None = Field(default=None, ge=0)
+
+
 class Thresholds(Strict):
     max_wer: float = Field(default=0.25, ge=0)
     max_cer: float = Field(default=0.25, ge=0)
@@ -240,6 +247,23 @@ class Thresholds(Strict):
     max_duration_s: float = Field(default=30.0, gt=0)
     max_silence_ratio: float = Field(default=0.6, ge=0, le=1)
     check_emotion: bool = True
+    # The ASR judge's own error floor differs by language (Whisper base on Mandarin is far weaker than
+    # on English), so a limit calibrated for one language can reject good audio in another.
+    per_language: dict[str, LanguageThresholds] = {}
+
+    @field_validator("per_language")
+    @classmethod
+    def _known_languages(cls, value: dict[str, LanguageThresholds]) -> dict[str, LanguageThresholds]:
+        unknown = sorted(set(value) - set(LANGUAGES))
+        if unknown:
+            raise ValueError(f"unknown language {unknown[0]!r} (known: {', '.join(LANGUAGES)})")
+        return value
+
+    def for_language(self, language: str) -> Thresholds:
+        override = self.per_language.get(language)
+        if override is None:
+            return self
+        return self.model_copy(update=override.model_dump(exclude_none=True))
 
 
 class FilterConfig(Strict):

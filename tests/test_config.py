@@ -22,6 +22,12 @@ def test_shipped_configs_validate():
         ({"distributions": {"gender": {"female": 0.7, "male": 0.7}}}, "distributions", "sum to 1.4"),
         ({"distributions": {"user_emotion": {"elated": 1.0}}}, "distributions", "unknown label"),
         ({"languages": {"fr": 1.0}}, "languages", "unknown label"),
+        (
+            {"filter": {"thresholds": {"per_language": {"fr": {"max_cer": 0.4}}}}},
+            "filter.thresholds.per_language",
+            "unknown language 'fr'",
+        ),
+        ({"filter": {"thresholds": {"per_language": {"zh": {"max_cer": -1}}}}}, "filter.thresholds", "greater than"),
         ({"export": {"splits": {"train": 0.5}}}, "export.splits", "sum to 0.5"),
         ({"filter": {"asr": {"backend": "nope"}}}, "filter.asr", "does not match any of the expected tags"),
         ({"script": {"backend": "vllm"}}, "script.model", "Field required"),

@@ -71,3 +71,27 @@ def test_exchange_verdict_precedence():
 def test_chinese_cer_ignores_script_variant_and_punctuation():
     _, cer = error_rates("我今天拿到了一场重要考试的成绩。", "我今天拿到了一場重要考試的成績", "zh")
     assert cer == 0.0
+
+
+def test_per_language_thresholds_override_only_their_language():
+    from empathy_data.config import Thresholds
+    from empathy_data.filter.stage import utterance_checks
+    from empathy_data.schema import Utterance
+
+    def checks(text, asr_text, language, thresholds):
+        utt = Utterance(
+            dialogue_id="d", turn_index=0, role="user", text=text, speaker_id="s", emotion=None,
+            response_style=None, audio_path="a.flac", sample_rate=16000, duration=2.0, tts={},
+        )  # fmt: skip
+        return utterance_checks(utt, language, asr_text, 2.0, 0.1, thresholds)[0]
+
+    zh_text, zh_heard = "我最近工作压力很大每天都睡不好觉", "我最近工作压力很大每天都会不好圈"  # CER 3/16
+    en_text, en_heard = "i could not sleep at all last night", "i could not sleep at all last nine"  # WER 1/8
+    strict = Thresholds(max_wer=0.1, max_cer=0.1)
+    relaxed_zh = Thresholds(max_wer=0.1, max_cer=0.1, per_language={"zh": {"max_cer": 0.25}})
+    assert checks(zh_text, zh_heard, "zh", strict)["cer"] == "fail"
+    assert checks(zh_text, zh_heard, "zh", relaxed_zh)["cer"] == "pass"
+    assert checks(en_text, en_heard, "en", strict)["wer"] == "fail"
+    assert checks(en_text, en_heard, "en", relaxed_zh)["wer"] == "fail"
+    assert relaxed_zh.for_language("en") is relaxed_zh
+    assert relaxed_zh.for_language("zh").max_wer == 0.1

@@ -149,3 +149,40 @@ def test_request_tag_is_unique_per_attempt_and_optional(ctx):
     assert spec.dialogue_id in first[0]["content"].splitlines()[0]
     untagged = build_messages(spec, ctx.prompts, 0, tag=False)
     assert spec.dialogue_id not in untagged[0]["content"] and untagged[1] == first[1]
+
+
+def example_from_prompt(messages) -> dict:
+    """The worked example the system prompt shows the model (its one JSON line)."""
+    line = next(ln for ln in messages[0]["content"].splitlines() if ln.startswith('{"exchanges"'))
+    return json.loads(line)["exchanges"][0]
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_a_script_that_copies_the_prompt_example_is_rejected(tmp_path, language):
+    ctx = make_context(tmp_path, languages={language: 1.0}, distributions={"exchanges": {1: 1.0}})
+    spec = ctx.planner.spec(0)
+    example = example_from_prompt(build_messages(spec, ctx.prompts))
+    copied = json.dumps({"exchanges": [example]})
+    chat = FakeChat(default=copied)
+    scripts, outcomes = write_scripts([spec], chat, ctx.prompts, RULES, max_attempts=2, max_in_flight=1)
+    assert scripts == [] and outcomes[0].verdict == "rejected"
+    assert outcomes[0].reasons == ["script: copy: turn 0 copies the prompt"] * 2
+
+
+def test_a_script_that_copies_one_sentence_of_the_example_is_rejected(ctx):
+    spec = ctx.planner.spec(0)
+    prompt = build_messages(spec, ctx.prompts)[0]["content"]
+    texts = ["I failed my test today and I feel awful.", "Oh, I am so sorry, that must really hurt.",
+             "I studied every night for weeks.", "It's okay to feel down about it for a while."]  # fmt: skip
+    assert validate_script(script_with(spec, texts), RULES, prompt=prompt) == "copy: turn 3 copies the prompt"
+    texts[3] = "All that effort still counts, and you can try again."
+    assert validate_script(script_with(spec, texts), RULES, prompt=prompt) is None
+
+
+def test_a_fresh_mandarin_script_passes_against_the_real_prompt(tmp_path):
+    ctx = make_context(tmp_path, languages={"zh": 1.0}, distributions={"exchanges": {1: 1.0}})
+    spec = ctx.planner.spec(0)
+    prompt = build_messages(spec, ctx.prompts)[0]["content"]
+    texts = ["邻居家每天晚上都很吵，我快受不了了。", "换作是我也会生气，我们一起想想办法吧。"]
+    reasoning = "他说邻居太吵让他睡不好，听起来很生气，所以先认同他的感受再一起想办法。"
+    assert validate_script(script_with(spec, texts, reasoning), RULES, prompt=prompt) is None

@@ -16,6 +16,7 @@ def utterance_checks(
     utt: Utterance, language: str, asr_text: str, audio_duration: float, silence: float, t: Thresholds
 ) -> tuple[dict[str, str], dict[str, float | None]]:
     wer, cer = error_rates(utt.text, asr_text, language)
+    t = t.for_language(language)
     checks: dict[str, str] = {}
     if language == "zh":
         checks["cer"] = "pass" if cer <= t.max_cer else "fail"

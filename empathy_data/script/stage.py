@@ -71,7 +71,7 @@ def write_scripts(
         ]
         replies = complete_many(backend, requests, max_in_flight)
         retry = []
-        for spec, seed, reply in zip(pending, seeds, replies, strict=True):
+        for spec, seed, reply, request in zip(pending, seeds, replies, requests, strict=True):
             if isinstance(reply, Exception):
                 error = f"llm: {type(reply).__name__}: {str(reply)[:300]}"
                 outcomes.append(_outcome(spec, "failed", [error]))
@@ -84,7 +84,7 @@ def write_scripts(
                 reasons[spec.dialogue_id].append(f"malformed: {exc}")
                 retry.append(spec)
                 continue
-            reason = validate_script(script, rules)
+            reason = validate_script(script, rules, prompt=request[0][0]["content"])
             if reason is None:
                 scripts.append(script)
             else:

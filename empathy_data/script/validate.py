@@ -87,6 +87,30 @@ def check_repetition(script: Script, rules: ValidationRules) -> str | None:
     return None
 
 
+COPY_SPAN = {"zh": 8, "en": 6}  # a shared run this long (characters / words) is copying, not coincidence
+
+
+def spoken_tokens(text: str, language: str) -> list[str]:
+    if language == "zh":
+        return CJK.findall(text)
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def shares_span(text: str, source: str, language: str) -> bool:
+    n = COPY_SPAN.get(language, COPY_SPAN["en"])
+    tokens, source_tokens = spoken_tokens(text, language), spoken_tokens(source, language)
+    source_spans = {tuple(source_tokens[i : i + n]) for i in range(len(source_tokens) - n + 1)}
+    return any(tuple(tokens[i : i + n]) in source_spans for i in range(len(tokens) - n + 1))
+
+
+def check_copied_prompt(script: Script, prompt: str) -> str | None:
+    """Small models often hand back the prompt's worked example instead of writing for this scenario."""
+    for i, turn in enumerate(script.turns):
+        if prompt and shares_span(turn.text, prompt, script.spec.language):
+            return f"turn {i} copies the prompt"
+    return None
+
+
 CHECKS: dict[str, Callable[[Script, ValidationRules], str | None]] = {
     "language": check_language,
     "style": check_style,
@@ -96,10 +120,14 @@ CHECKS: dict[str, Callable[[Script, ValidationRules], str | None]] = {
 }
 
 
-def validate_script(script: Script, rules: ValidationRules) -> str | None:
-    """The first failing check as 'name: detail', or None when the script passes all of them."""
+def validate_script(script: Script, rules: ValidationRules, prompt: str = "") -> str | None:
+    """The first failing check as 'name: detail', or None when the script passes all of them.
+
+    `prompt` is the instruction text the model was given (system message): turns must not copy it.
+    """
     for name, check in CHECKS.items():
         reason = check(script, rules)
         if reason:
             return f"{name}: {reason}"
-    return None
+    reason = check_copied_prompt(script, prompt)
+    return f"copy: {reason}" if reason else None
