@@ -81,8 +81,10 @@ def main() -> None:
         overall.extend(errors)
         print(f"{speaker.id:34} {statistics.mean(errors):8.3f} {passed:3d}/{len(errors)}")
     passed = sum(e <= args.threshold for e in overall)
-    print(f"all {len(speakers)} voices: mean error {statistics.mean(overall):.3f}, "
-          f"{passed}/{len(overall)} utterances <= {args.threshold} ({time.perf_counter() - started:.0f} s)")
+    print(
+        f"all {len(speakers)} voices: mean error {statistics.mean(overall):.3f}, "
+        f"{passed}/{len(overall)} utterances <= {args.threshold} ({time.perf_counter() - started:.0f} s)"
+    )
 
 
 if __name__ == "__main__":
