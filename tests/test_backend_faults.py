@@ -47,7 +47,8 @@ def test_faults_are_retried_or_fail_the_item_and_counts_add_up(real_server, tmp_
         # check_reachable lists models with GET; only chat requests draw faults
         result = run_build(path, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert proxy.seen == faults
+    # a reply that fails script validation costs one more (fault-free) attempt after the scripted faults
+    assert proxy.seen[: len(faults)] == faults and set(proxy.seen[len(faults) :]) <= {"ok"}
     assert set(proxy.auth) == {f"Bearer {SECRET}"}
     out = tmp_path / "out"
     manifest = json.loads((out / "manifest.json").read_text())
