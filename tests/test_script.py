@@ -186,3 +186,11 @@ def test_a_fresh_mandarin_script_passes_against_the_real_prompt(tmp_path):
     texts = ["邻居家每天晚上都很吵，我快受不了了。", "换作是我也会生气，我们一起想想办法吧。"]
     reasoning = "他说邻居太吵让他睡不好，听起来很生气，所以先认同他的感受再一起想办法。"
     assert validate_script(script_with(spec, texts, reasoning), RULES, prompt=prompt) is None
+
+
+def test_raw_control_characters_inside_strings_are_tolerated(ctx):
+    spec = ctx.planner.spec(0)
+    reply = good_reply(2).replace("today because", "today\nbecause").replace("gentle comforting", "gentle\tcomforting")
+    script = parse_reply(spec, reply, {})
+    assert script.turns[0].text.startswith("I feel really awful today because my plans")
+    assert "\n" not in script.turns[0].text and "\t" not in script.reasoning[0]

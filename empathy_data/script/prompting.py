@@ -97,11 +97,16 @@ class MalformedOutput(ValueError):
     """The LLM reply is not JSON of the requested shape."""
 
 
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def parse_reply(spec: DialogueSpec, content: str | None, llm: dict[str, Any]) -> Script:
     if not content:
         raise MalformedOutput("empty reply")
     try:
-        data = json.loads(content)
+        # small models sometimes put a raw newline or tab inside a string; the words are still fine
+        data = json.loads(content, strict=False)
     except json.JSONDecodeError as exc:
         raise MalformedOutput(f"not JSON ({exc.msg} at char {exc.pos})") from None
     exchanges = data.get("exchanges") if isinstance(data, dict) else None
@@ -112,7 +117,7 @@ def parse_reply(spec: DialogueSpec, content: str | None, llm: dict[str, Any]) ->
     for i, ex in enumerate(exchanges):
         if not isinstance(ex, dict) or not all(isinstance(ex.get(k), str) for k in ("user", "reasoning", "assistant")):
             raise MalformedOutput(f"exchange {i} lacks user/reasoning/assistant strings")
-        turns.append(ScriptTurn(role="user", text=ex["user"].strip()))
-        turns.append(ScriptTurn(role="assistant", text=ex["assistant"].strip()))
-        reasoning.append(ex["reasoning"].strip())
+        turns.append(ScriptTurn(role="user", text=one_line(ex["user"])))
+        turns.append(ScriptTurn(role="assistant", text=one_line(ex["assistant"])))
+        reasoning.append(one_line(ex["reasoning"]))
     return Script(spec=spec, turns=turns, reasoning=reasoning, llm=llm)
