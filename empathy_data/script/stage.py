@@ -71,7 +71,7 @@ def write_scripts(
         ]
         replies = complete_many(backend, requests, max_in_flight)
         retry = []
-        for spec, seed, reply, request in zip(pending, seeds, replies, requests, strict=True):
+        for spec, seed, reply, (messages, _, _) in zip(pending, seeds, replies, requests, strict=True):
             if isinstance(reply, Exception):
                 error = f"llm: {type(reply).__name__}: {str(reply)[:300]}"
                 outcomes.append(_outcome(spec, "failed", [error]))
@@ -84,7 +84,8 @@ def write_scripts(
                 reasons[spec.dialogue_id].append(f"malformed: {exc}")
                 retry.append(spec)
                 continue
-            reason = validate_script(script, rules, prompt=request[0][0]["content"])
+            system_prompt = messages[0]["content"]
+            reason = validate_script(script, rules, prompt=system_prompt)
             if reason is None:
                 scripts.append(script)
             else:

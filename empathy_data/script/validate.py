@@ -96,17 +96,19 @@ def spoken_tokens(text: str, language: str) -> list[str]:
     return re.findall(r"[a-z']+", text.lower())
 
 
-def shares_span(text: str, source: str, language: str) -> bool:
-    n = COPY_SPAN.get(language, COPY_SPAN["en"])
-    tokens, source_tokens = spoken_tokens(text, language), spoken_tokens(source, language)
-    source_spans = {tuple(source_tokens[i : i + n]) for i in range(len(source_tokens) - n + 1)}
-    return any(tuple(tokens[i : i + n]) in source_spans for i in range(len(tokens) - n + 1))
+def spans(tokens: list[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
 
 
 def check_copied_prompt(script: Script, prompt: str) -> str | None:
     """Small models often hand back the prompt's worked example instead of writing for this scenario."""
+    if not prompt:
+        return None
+    language = script.spec.language
+    n = COPY_SPAN.get(language, COPY_SPAN["en"])
+    prompt_spans = spans(spoken_tokens(prompt, language), n)
     for i, turn in enumerate(script.turns):
-        if prompt and shares_span(turn.text, prompt, script.spec.language):
+        if spans(spoken_tokens(turn.text, language), n) & prompt_spans:
             return f"turn {i} copies the prompt"
     return None
 
