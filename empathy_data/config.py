@@ -101,6 +101,10 @@ class OpenAIScript(Strict):
     structured_output: Literal["json_schema", "json_object_schema"] | None = None
     temperature: float = Field(default=0.8, ge=0, le=2)
     top_p: float = Field(default=0.95, gt=0, le=1)
+    # OpenAI semantics: positive values discourage tokens already in the reply (small models
+    # otherwise tend to write the second exchange as a copy of the first).
+    frequency_penalty: float = Field(default=0.0, ge=-2, le=2)
+    presence_penalty: float = Field(default=0.0, ge=-2, le=2)
     max_tokens: int = Field(default=700, ge=16)
     max_in_flight: int = Field(default=2, ge=1)
     max_attempts: int = Field(default=3, ge=1)
@@ -130,6 +134,8 @@ class VLLMScript(Strict):
     dtype: str = "auto"
     temperature: float = Field(default=0.8, ge=0, le=2)
     top_p: float = Field(default=0.95, gt=0, le=1)
+    frequency_penalty: float = Field(default=0.0, ge=-2, le=2)
+    presence_penalty: float = Field(default=0.0, ge=-2, le=2)
     max_tokens: int = Field(default=700, ge=16)
     max_attempts: int = Field(default=3, ge=1)
     max_in_flight: int = Field(default=256, ge=1)  # requests handed to the engine at once

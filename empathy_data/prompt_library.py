@@ -1,8 +1,12 @@
-"""The prompts folder: label descriptions, scenario lists per language, and Jinja2 templates."""
+"""The prompts folder: label descriptions, scenario lists per language, and Jinja2 templates.
+
+Label descriptions come from `vocabulary.yaml`; a `vocabulary.<language>.yaml` beside it replaces
+them for prompts in that language, so a Chinese prompt does not carry English label descriptions.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
@@ -14,16 +18,25 @@ from empathy_data.labels import EMOTIONS, RESPONSE_STYLES
 
 
 @dataclass(frozen=True)
-class PromptLibrary:
-    root: Path
+class Vocabulary:
     emotions: dict[str, str]
     response_styles: dict[str, str]
+
+
+@dataclass(frozen=True)
+class PromptLibrary:
+    root: Path
+    vocabulary: Vocabulary
     scenarios: dict[str, dict[str, str]]  # language -> id -> description
     templates: dict[str, jinja2.Template]  # "system.en" -> template
     content_hash: str
+    localized: dict[str, Vocabulary] = field(default_factory=dict)  # language -> its own descriptions
 
     def template(self, kind: str, language: str) -> jinja2.Template:
         return self.templates[f"{kind}.{language}"]
+
+    def vocabulary_for(self, language: str) -> Vocabulary:
+        return self.localized.get(language, self.vocabulary)
 
 
 def _read_yaml_mapping(path: Path) -> dict:
@@ -36,22 +49,41 @@ def _read_yaml_mapping(path: Path) -> dict:
     return data
 
 
-def load_prompts(root: Path, languages: list[str]) -> PromptLibrary:
-    vocab_path = root / "vocabulary.yaml"
-    vocab = _read_yaml_mapping(vocab_path)
+def _load_vocabulary(path: Path) -> Vocabulary:
+    vocab = _read_yaml_mapping(path)
     emotions = vocab.get("emotions") or {}
     styles = vocab.get("response_styles") or {}
     for key, labels, table in (
         ("emotions", EMOTIONS, emotions),
         ("response_styles", RESPONSE_STYLES, styles),
     ):
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: {key}", "expected a mapping of label to description")
         missing = [label for label in labels if not str(table.get(label, "")).strip()]
         if missing:
-            raise ConfigError(f"{vocab_path}: {key}", f"no description for {missing}")
+            raise ConfigError(f"{path}: {key}", f"no description for {missing}")
+        unknown = sorted(set(map(str, table)) - set(labels))
+        if unknown:
+            raise ConfigError(f"{path}: {key}", f"unknown labels {unknown}")
+    return Vocabulary(
+        emotions={str(k): str(v) for k, v in emotions.items()},
+        response_styles={str(k): str(v) for k, v in styles.items()},
+    )
+
+
+def load_prompts(root: Path, languages: list[str]) -> PromptLibrary:
+    vocab_path = root / "vocabulary.yaml"
+    vocabulary = _load_vocabulary(vocab_path)
+    localized: dict[str, Vocabulary] = {}
+    files = [vocab_path]
+    for language in languages:
+        path = root / f"vocabulary.{language}.yaml"
+        if path.is_file():
+            localized[language] = _load_vocabulary(path)
+            files.append(path)
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
     scenarios: dict[str, dict[str, str]] = {}
     templates: dict[str, jinja2.Template] = {}
-    files = [vocab_path]
     for language in languages:
         scen_path = root / "scenarios" / f"{language}.yaml"
         if not scen_path.is_file():
@@ -69,9 +101,9 @@ def load_prompts(root: Path, languages: list[str]) -> PromptLibrary:
             files.append(path)
     return PromptLibrary(
         root=root,
-        emotions={k: str(v) for k, v in emotions.items()},
-        response_styles={k: str(v) for k, v in styles.items()},
+        vocabulary=vocabulary,
         scenarios=scenarios,
         templates=templates,
         content_hash=tree_digest(files),
+        localized=localized,
     )

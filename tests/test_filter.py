@@ -15,7 +15,7 @@ from tests.helpers import REPO
 
 
 def test_normalisation_and_rates():
-    assert normalise_en("Hello, World! It's — fine.") == "hello world it's fine"
+    assert normalise_en("Hello, World! It's — fine.") == "hello world it is fine"
     wer, cer = error_rates("Hello, world!", "hello world", "en")
     assert wer == 0.0 and cer == 0.0
     wer, _ = error_rates("one two three four", "one two four", "en")
@@ -71,6 +71,31 @@ def test_exchange_verdict_precedence():
 def test_chinese_cer_ignores_script_variant_and_punctuation():
     _, cer = error_rates("我今天拿到了一场重要考试的成绩。", "我今天拿到了一場重要考試的成績", "zh")
     assert cer == 0.0
+
+
+@pytest.mark.parametrize(
+    "script, heard",
+    [
+        (
+            "I have been under so much pressure, I do not know why.",
+            "I've been under so much pressure, I don't know why.",
+        ),
+        ("My dog of ten years passed away.", "My dog of 10 years passed away."),
+        ("I cannot believe it, I will not go, let us see.", "I can't believe it, I won't go, let's see."),
+        (
+            "It cost 1,250 dollars and twenty five cents.",
+            "It cost one thousand two hundred fifty dollars and 25 cents.",
+        ),
+    ],
+)
+def test_english_spelling_choices_are_not_errors(script, heard):
+    assert error_rates(script, heard, "en")[0] == 0.0
+    assert error_rates(script, heard.split(" ", 1)[1], "en")[0] > 0  # a word missing still counts
+
+
+def test_chinese_numbers_in_digits_match_numerals():
+    assert error_rates("我养了十年的小狗，花了一百零五块。", "我養了10年的小狗,花了105塊", "zh")[1] == 0.0
+    assert error_rates("我养了十年的小狗。", "我养了11年的小狗", "zh")[1] > 0
 
 
 def test_per_language_thresholds_override_only_their_language():

@@ -67,7 +67,8 @@ def test_vllm_batches_every_pending_spec_in_one_chat_call(fake_vllm, tmp_path):
     from empathy_data.script.vllm_offline import VLLMChat
 
     ctx = make_context(tmp_path, num_dialogues=4, chunk_size=4)
-    config = VLLMScript(model="/models/qwen", tensor_parallel_size=2, max_model_len=4096, temperature=0.7)
+    config = VLLMScript(model="/models/qwen", tensor_parallel_size=2, max_model_len=4096, temperature=0.7,
+                        frequency_penalty=0.4, presence_penalty=0.3)  # fmt: skip
     chat = VLLMChat(config)
     specs = ctx.planner.chunk(0)
     scripts, outcomes = write_scripts(specs, chat, ctx.prompts, ValidationRules(), 2, 64)
@@ -77,6 +78,7 @@ def test_vllm_batches_every_pending_spec_in_one_chat_call(fake_vllm, tmp_path):
                       "dtype": "auto", "max_model_len": 4096}  # fmt: skip
     assert len(conversations) == 4 and conversations[0][0]["role"] == "system"
     assert params[0].kwargs["temperature"] == 0.7 and params[0].kwargs["seed"] == scripts[0].llm["seed"]
+    assert params[0].kwargs["frequency_penalty"] == 0.4 and params[0].kwargs["presence_penalty"] == 0.3
     assert params[0].kwargs["structured_outputs"].json["properties"]["exchanges"]["minItems"] == specs[0].num_exchanges
     assert [s.spec.dialogue_id for s in scripts] == [s.dialogue_id for s in specs]
     assert scripts[0].llm["backend"] == "vllm"

@@ -52,11 +52,14 @@ def server():
 def test_http_500s_are_retried_then_succeed(server, tmp_path):
     ctx = make_context(tmp_path)
     Scripted.statuses = [500, 503]
-    config = OpenAIScript(base_url=server, structured_output="json_object_schema", request_retries=3)
+    config = OpenAIScript(
+        base_url=server, structured_output="json_object_schema", request_retries=3, frequency_penalty=0.5
+    )
     result = write_one(ctx.planner.spec(0), OpenAIChat(config, server), ctx.prompts, ValidationRules(), 1)
     assert isinstance(result, Script)
     assert len(Scripted.bodies) == 3
     assert Scripted.bodies[0]["response_format"]["type"] == "json_object"
+    assert Scripted.bodies[0]["frequency_penalty"] == 0.5 and Scripted.bodies[0]["presence_penalty"] == 0.0
 
 
 def test_retry_budget_spent_fails_the_item_with_its_error(server, tmp_path):

@@ -1,15 +1,18 @@
 import json
+import re
+import shutil
 
 import pytest
 
 from empathy_data.config import OpenAIScript, ValidationRules
 from empathy_data.errors import ConfigError
+from empathy_data.prompt_library import load_prompts
 from empathy_data.schema import Script, ScriptTurn
 from empathy_data.script.openai_chat import api_key, response_format
 from empathy_data.script.prompting import MalformedOutput, build_messages, parse_reply, response_schema
 from empathy_data.script.stage import write_one, write_scripts
 from empathy_data.script.validate import validate_script
-from tests.helpers import FakeChat, good_reply, make_context
+from tests.helpers import REPO, FakeChat, good_reply, make_context
 
 RULES = ValidationRules()
 
@@ -67,6 +70,10 @@ def test_parse_reply(ctx):
         (["**I am** so sad today.", "I hear you, that sounds hard.", "It was a long day.", "Tell me more."], "style"),
         (
             ["The user is sad about the job.", "I hear you, that is hard.", "It was a long day.", "Tell me more."],
+            "style",
+        ),
+        (
+            ["I am so sad today.", 'I hear you, that is hard."}]} {"', "It was a long day.", "Tell me more."],
             "style",
         ),
         (["I am so sad today.", "As an AI, I cannot feel sad.", "It was a long day.", "Tell me more."], "refusal"),
@@ -194,3 +201,38 @@ def test_raw_control_characters_inside_strings_are_tolerated(ctx):
     script = parse_reply(spec, reply, {})
     assert script.turns[0].text.startswith("I feel really awful today because my plans")
     assert "\n" not in script.turns[0].text and "\t" not in script.reasoning[0]
+
+
+def test_a_mandarin_prompt_reads_its_labels_in_chinese(tmp_path):
+    ctx = make_context(tmp_path, languages={"zh": 1.0}, distributions={"exchanges": {2: 1.0}})
+    spec = ctx.planner.spec(0)
+    user = build_messages(spec, ctx.prompts)[1]["content"]
+    zh = ctx.prompts.vocabulary_for("zh")
+    for i in range(spec.num_exchanges):
+        assert zh.emotions[spec.turns[2 * i].emotion] in user
+        assert zh.response_styles[spec.turns[2 * i + 1].response_style] in user
+    assert set(re.findall(r"[A-Za-z]+", user)) == {"reasoning"}  # no English label leaks into the prompt
+
+
+def test_localized_vocabulary_must_cover_every_label(tmp_path):
+    prompts = tmp_path / "prompts"
+    shutil.copytree(REPO / "prompts", prompts)
+    (prompts / "vocabulary.zh.yaml").write_text("emotions: {neutral: 平静}\nresponse_styles: {calming: 平静}\n")
+    with pytest.raises(ConfigError, match=r"vocabulary\.zh\.yaml: emotions.*no description"):
+        load_prompts(prompts, ["en", "zh"])
+    assert load_prompts(prompts, ["en"]).vocabulary_for("zh").emotions["sad"].startswith("down")
+
+
+def test_a_json_tail_typed_into_a_turn_is_cut_and_other_fragments_rejected(tmp_path):
+    ctx = make_context(tmp_path, languages={"zh": 1.0}, distributions={"exchanges": {1: 1.0}})
+    spec = ctx.planner.spec(0)
+    user, assistant = "邻居家每天晚上都很吵，我快受不了了。", "换作是我也会生气，我们一起想想办法吧。"
+    reasoning = "他说邻居太吵让他睡不好，听起来很生气，所以先认同他的感受再一起想办法。"
+    reply = json.dumps({"exchanges": [{"user": user, "reasoning": reasoning, "assistant": assistant + "”}]}` {"}]})
+    script = parse_reply(spec, reply, {})
+    assert script.turns[1].text == assistant
+    assert validate_script(script, RULES) is None
+    middle = json.dumps(
+        {"exchanges": [{"user": user, "reasoning": reasoning, "assistant": "好的”}]} {然后继续说话。"}]}
+    )
+    assert validate_script(parse_reply(spec, middle, {}), RULES) == "style: turn 1 has JSON fragments"

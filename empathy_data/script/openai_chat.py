@@ -51,6 +51,8 @@ class OpenAIChat:
             "structured_output": self.form,
             "temperature": c.temperature,
             "top_p": c.top_p,
+            "frequency_penalty": c.frequency_penalty,
+            "presence_penalty": c.presence_penalty,
             "max_tokens": c.max_tokens,
         }
 
@@ -73,6 +75,8 @@ class OpenAIChat:
             messages=messages,
             temperature=c.temperature,
             top_p=c.top_p,
+            frequency_penalty=c.frequency_penalty,
+            presence_penalty=c.presence_penalty,
             max_tokens=c.max_tokens,
             seed=seed,
             response_format=response_format(schema, self.form),

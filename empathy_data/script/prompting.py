@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from empathy_data.prompt_library import PromptLibrary
@@ -63,6 +64,7 @@ def build_messages(
 ) -> list[dict[str, str]]:
     lang = spec.language
     user = spec.user
+    vocabulary = prompts.vocabulary_for(lang)
     exchanges = []
     for i in range(spec.num_exchanges):
         emotion = spec.turns[2 * i].emotion or "neutral"
@@ -70,9 +72,9 @@ def build_messages(
         exchanges.append(
             {
                 "emotion": emotion,
-                "emotion_description": prompts.emotions[emotion],
+                "emotion_description": vocabulary.emotions[emotion],
                 "style": style,
-                "style_description": prompts.response_styles[style],
+                "style_description": vocabulary.response_styles[style],
             }
         )
     words = GENDER_WORDS[lang]
@@ -97,8 +99,14 @@ class MalformedOutput(ValueError):
     """The LLM reply is not JSON of the requested shape."""
 
 
+# A small model writing Chinese sometimes "closes" a JSON string with a full-width quote, which the
+# grammar takes as text, and then types the rest of the JSON into the string: 今天很难过。”}]} {
+JSON_TAIL = re.compile(r'\s*[”"]\s*[}\]`{][\s}\]`{,"]*$')
+
+
 def one_line(text: str) -> str:
-    return " ".join(text.split())
+    """The turn as one line, without a JSON tail the model typed into the string."""
+    return JSON_TAIL.sub("", " ".join(text.split()))
 
 
 def parse_reply(spec: DialogueSpec, content: str | None, llm: dict[str, Any]) -> Script:

@@ -11,6 +11,8 @@ from empathy_data.schema import Script
 
 STAGE_DIRECTION = re.compile(r"\*[^*]+\*|\([^)]*\)|\[[^\]]*\]|（[^）]*）|【[^】]*】")
 MARKDOWN = re.compile(r"(^|\s)(#{1,6}\s|[-*]\s|\d+\.\s)|\*\*|__|`")
+# Pieces of the JSON reply leaking into the words: `...”}]} {"` when a small model loses the string's end.
+JSON_FRAGMENT = re.compile(r'[{}"]')
 EMOJI = re.compile("[\U0001f000-\U0001faff\U00002600-\U000027bf\U0001f900-\U0001f9ff\ufe0f]")
 # Narration or labels instead of spoken words: "The user says...", "Assistant: ...", "Reassuring: ...".
 META = re.compile(
@@ -48,6 +50,8 @@ def check_style(script: Script, rules: ValidationRules) -> str | None:
     for i, turn in enumerate(script.turns):
         if STAGE_DIRECTION.search(turn.text):
             return f"turn {i} has a stage direction"
+        if JSON_FRAGMENT.search(turn.text):
+            return f"turn {i} has JSON fragments"
         if EMOJI.search(turn.text):
             return f"turn {i} has emoji"
         if MARKDOWN.search(turn.text):

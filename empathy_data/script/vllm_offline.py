@@ -33,6 +33,8 @@ class VLLMChat:
             "model": c.model,
             "temperature": c.temperature,
             "top_p": c.top_p,
+            "frequency_penalty": c.frequency_penalty,
+            "presence_penalty": c.presence_penalty,
             "max_tokens": c.max_tokens,
         }
 
@@ -44,6 +46,8 @@ class VLLMChat:
         return SamplingParams(
             temperature=c.temperature,
             top_p=c.top_p,
+            frequency_penalty=c.frequency_penalty,
+            presence_penalty=c.presence_penalty,
             max_tokens=c.max_tokens,
             seed=seed,
             structured_outputs=StructuredOutputsParams(json=schema),
