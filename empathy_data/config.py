@@ -85,7 +85,9 @@ class EmbeddedServer(Strict):
 
 class ValidationRules(Strict):
     min_words: int = Field(default=2, ge=1)
-    max_words: int = Field(default=70, ge=1)
+    # A spoken turn is one or two sentences; 45 words (90 Chinese characters) is ~15-30 s of speech,
+    # and a longer one would be rejected by the filter's max_duration_s after paying for its audio.
+    max_words: int = Field(default=45, ge=1)
     max_reasoning_words: int = Field(default=90, ge=1)
     min_reasoning_words: int = Field(default=5, ge=1)
 

@@ -32,12 +32,12 @@ def test_prosody_judge_directions():
     assert check.judge("happy", 0.2).score > check.judge("happy", 0.05).score
 
 
-def _render(emotion):
+def _render(emotion, text="I cannot believe what just happened at work today.", speaker_id=None):
     tts = EspeakTTS()
-    speaker = load_pool(speaker_pool_path("builtin", REPO)).matching("en", "male", "adult")[0]
-    audio = tts.synthesize(
-        [TTSRequest("I cannot believe what just happened at work today.", "en", speaker, emotion, None)]
-    )[0]
+    pool = load_pool(speaker_pool_path("builtin", REPO))
+    speakers = pool.matching("en", "male")
+    speaker = next(s for s in speakers if s.id == speaker_id) if speaker_id else pool.matching("en", "male", "adult")[0]
+    audio = tts.synthesize([TTSRequest(text, "en", speaker, emotion, None)])[0]
     from empathy_data.synthesize.prosody import EMOTION_PROSODY
 
     return postprocess(audio, tts.sample_rate, SynthesizeConfig(), EMOTION_PROSODY[emotion].gain_db)
@@ -47,6 +47,16 @@ def test_prosody_features_separate_espeak_emotions():
     neutral = features(_render("neutral"), 16000)
     assert arousal_shift(features(_render("angry"), 16000), neutral) > 0.04
     assert arousal_shift(features(_render("sad"), 16000), neutral) < -0.04
+
+
+def test_pitch_range_ignores_frames_without_a_pitch():
+    """A low voice whose fricatives YIN reads as 30 semitones of 'range' once flipped every emotion's sign."""
+    text, voice = "I'm going to have a flight tomorrow. I can't wait.", "espeak-en-m-youngadult-1"
+    neutral = features(_render("neutral", text, voice), 16000)
+    assert neutral.f0_range_st < 12
+    for emotion in ("happy", "angry", "fearful"):
+        assert arousal_shift(features(_render(emotion, text, voice), 16000), neutral) > 0.04, emotion
+    assert arousal_shift(features(_render("sad", text, voice), 16000), neutral) < -0.04
 
 
 def test_embedded_whisper_transcribes_espeak_speech():

@@ -236,3 +236,12 @@ def test_a_json_tail_typed_into_a_turn_is_cut_and_other_fragments_rejected(tmp_p
         {"exchanges": [{"user": user, "reasoning": reasoning, "assistant": "好的”}]} {然后继续说话。"}]}
     )
     assert validate_script(parse_reply(spec, middle, {}), RULES) == "style: turn 1 has JSON fragments"
+
+
+def test_a_turn_too_long_to_speak_is_rejected_before_synthesis(tmp_path):
+    ctx = make_context(tmp_path, languages={"zh": 1.0}, distributions={"exchanges": {1: 1.0}})
+    spec = ctx.planner.spec(0)
+    reasoning = "他说邻居太吵让他睡不好，听起来很生气，所以先认同他的感受再一起想办法。"
+    lecture = "换作是我也会生气，我们一起想想办法吧。" * 6  # 102 characters: ~36 s of espeak Mandarin
+    reason = validate_script(script_with(spec, ["邻居家每天晚上都很吵，我快受不了了。", lecture], reasoning), RULES)
+    assert reason == "length: turn 1 too long (51 words)"

@@ -38,6 +38,12 @@ def features(audio: np.ndarray, sample_rate: int) -> ProsodyFeatures:
     voiced = f0[:n][voiced_frames[:n]]
     if voiced.size < 3:
         voiced = f0
+    # YIN has no voicing decision: frames of fricatives and breath give wild values (often at the
+    # fmin/fmax bounds) that would swamp the pitch range. Keep frames within an octave of the median.
+    centre = np.median(voiced)
+    in_octave = voiced[(voiced > centre / 2) & (voiced < centre * 2)]
+    if in_octave.size >= 3:
+        voiced = in_octave
     p10, p50, p90 = np.percentile(voiced, [10, 50, 90])
     return ProsodyFeatures(
         f0_median_hz=float(p50),
