@@ -179,7 +179,7 @@ def run_script_chunk(ctx: BuildContext, chunk_index: int, chat) -> ChunkRef:
     specs = ctx.planner.chunk(chunk_index)
     cfg = ctx.config.script
     scripts, outcomes = write_scripts(
-        specs, chat, ctx.prompts, cfg.validation, cfg.max_attempts, cfg.max_in_flight, cfg.request_tag
+        specs, chat, ctx.prompts, cfg.validation, cfg.max_attempts, cfg.max_in_flight, cfg.request_tag, cfg.write_by
     )
     by_index = {s.spec.index: _record("script", s) for s in scripts} | {
         o.index: _record("outcome", o) for o in outcomes

@@ -92,6 +92,12 @@ class ValidationRules(Strict):
     min_reasoning_words: int = Field(default=5, ge=1)
 
 
+# "dialogue": one request writes every exchange. "exchange": one request per exchange, shown the
+# exchange before it; a failed exchange is retried alone. Small models need it: asked for two
+# exchanges at once, the embedded 0.5B model often writes the second as a copy of the first.
+WriteBy = Literal["dialogue", "exchange"]
+
+
 class OpenAIScript(Strict):
     """Any OpenAI-compatible chat server. base_url None starts the embedded llama.cpp server."""
 
@@ -114,6 +120,7 @@ class OpenAIScript(Strict):
     timeout_s: float = Field(default=180, gt=0)
     embedded: EmbeddedServer = EmbeddedServer()
     validation: ValidationRules = ValidationRules()
+    write_by: WriteBy = "dialogue"
     # Start each prompt with a line unique to the request, so a server's prefix-cache reuse (llama.cpp)
     # is the same whatever ran before: replays give the same text. Costs prompt evaluation time
     # (about a quarter more LLM time on the embedded CPU server).
@@ -143,6 +150,7 @@ class VLLMScript(Strict):
     max_in_flight: int = Field(default=256, ge=1)  # requests handed to the engine at once
     validation: ValidationRules = ValidationRules()
     request_tag: bool = False
+    write_by: WriteBy = "dialogue"
 
 
 ScriptConfig = Annotated[OpenAIScript | VLLMScript, Field(discriminator="backend")]

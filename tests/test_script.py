@@ -245,3 +245,68 @@ def test_a_turn_too_long_to_speak_is_rejected_before_synthesis(tmp_path):
     lecture = "换作是我也会生气，我们一起想想办法吧。" * 6  # 102 characters: ~36 s of espeak Mandarin
     reason = validate_script(script_with(spec, ["邻居家每天晚上都很吵，我快受不了了。", lecture], reasoning), RULES)
     assert reason == "length: turn 1 too long (51 words)"
+
+
+def one_exchange(user: str, assistant: str) -> str:
+    reasoning = "She says her plans fell apart and sounds sad, so a gentle comforting reply fits."
+    return json.dumps({"exchanges": [{"user": user, "reasoning": reasoning, "assistant": assistant}]})
+
+
+FIRST = one_exchange("My trip got cancelled at the last minute.", "Oh no, that is such a letdown after planning.")
+SECOND = one_exchange("I had already packed my bags last night.", "You were so ready; it is fine to feel flat today.")
+
+
+def test_writing_by_exchange_shows_the_model_the_exchange_before(ctx):
+    spec = ctx.planner.spec(0)
+    chat = FakeChat(replies=[FIRST, SECOND])
+    scripts, outcomes = write_scripts([spec], chat, ctx.prompts, RULES, 3, 1, write_by="exchange")
+    assert outcomes == [] and len(chat.calls) == 2
+    assert [c["schema"]["properties"]["exchanges"]["minItems"] for c in chat.calls] == [1, 1]
+    assert "exchange 1 only" in chat.calls[0]["messages"][1]["content"]
+    second = chat.calls[1]["messages"][1]["content"]
+    assert "My trip got cancelled" in second and "exchange 2 only" in second
+    assert chat.calls[0]["seed"] != chat.calls[1]["seed"]
+    [script] = scripts
+    assert [t.text for t in script.turns][2] == "I had already packed my bags last night."
+    assert len(script.reasoning) == 2 and script.llm["attempt"] == [0, 0]
+    assert script.llm["seed"] == [c["seed"] for c in chat.calls]
+
+
+def test_writing_by_exchange_retries_only_the_exchange_that_failed(ctx):
+    spec = ctx.planner.spec(0)
+    chat = FakeChat(replies=[FIRST, FIRST, SECOND])  # the second request copies exchange 1
+    scripts, outcomes = write_scripts([spec], chat, ctx.prompts, RULES, 3, 1, write_by="exchange")
+    assert len(scripts) == 1 and len(chat.calls) == 3
+    assert "My trip got cancelled" in chat.calls[2]["messages"][1]["content"]  # exchange 1 kept
+    assert scripts[0].llm["attempt"] == [0, 1]
+
+
+def test_writing_by_exchange_rejects_with_every_reason_when_attempts_run_out(ctx):
+    spec = ctx.planner.spec(0)
+    chat = FakeChat(replies=[FIRST], default=FIRST)
+    scripts, outcomes = write_scripts([spec], chat, ctx.prompts, RULES, 2, 1, write_by="exchange")
+    assert scripts == [] and outcomes[0].verdict == "rejected"
+    assert outcomes[0].reasons == ["script: exchange 1: repetition: a turn repeats another turn"] * 2
+    chat = FakeChat(default="{broken")
+    _, outcomes = write_scripts([spec], chat, ctx.prompts, RULES, 2, 1, write_by="exchange")
+    assert outcomes[0].verdict == "failed" and outcomes[0].reasons[0].startswith("script: exchange 0: malformed")
+
+
+def test_request_tag_setting_reaches_the_request(ctx):
+    spec = ctx.planner.spec(0)
+    for write_by in ("dialogue", "exchange"):
+        chat = FakeChat(replies=[FIRST, SECOND])
+        write_scripts([spec], chat, ctx.prompts, RULES, 1, 1, request_tag=False, write_by=write_by)
+        assert spec.dialogue_id not in chat.calls[0]["messages"][0]["content"]
+        chat = FakeChat(replies=[FIRST, SECOND])
+        write_scripts([spec], chat, ctx.prompts, RULES, 1, 1, request_tag=True, write_by=write_by)
+        assert spec.dialogue_id in chat.calls[0]["messages"][0]["content"]
+
+
+def test_mandarin_exchange_prompt_carries_the_exchange_before(tmp_path):
+    ctx = make_context(tmp_path, languages={"zh": 1.0}, distributions={"exchanges": {2: 1.0}})
+    spec = ctx.planner.spec(0)
+    written = [{"user": "邻居家每天晚上都很吵。", "assistant": "换作是我也会生气。", "reasoning": "他很生气。"}]
+    messages = build_messages(spec, ctx.prompts, written=written)
+    assert "邻居家每天晚上都很吵。" in messages[1]["content"] and "只写第 2 轮" in messages[1]["content"]
+    assert "第 2 轮" in messages[0]["content"].splitlines()[0]  # the request tag names the exchange

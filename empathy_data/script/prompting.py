@@ -27,8 +27,10 @@ MAX_TURN_CHARS = 320
 MAX_REASONING_CHARS = 400
 
 
-def response_schema(spec: DialogueSpec) -> dict[str, Any]:
-    """Exactly one object per exchange, roles fixed by key: the LLM cannot change the turn structure."""
+def response_schema(spec: DialogueSpec, num_exchanges: int | None = None) -> dict[str, Any]:
+    """Exactly one object per exchange, roles fixed by key: the LLM cannot change the turn structure.
+
+    `num_exchanges` 1 asks for a single exchange (writing a dialogue one exchange per request)."""
     text = {"type": "string", "minLength": 2, "maxLength": MAX_TURN_CHARS}
     exchange = {
         "type": "object",
@@ -40,7 +42,7 @@ def response_schema(spec: DialogueSpec) -> dict[str, Any]:
         "required": ["user", "reasoning", "assistant"],
         "additionalProperties": False,
     }
-    n = spec.num_exchanges
+    n = spec.num_exchanges if num_exchanges is None else num_exchanges
     return {
         "type": "object",
         "properties": {"exchanges": {"type": "array", "items": exchange, "minItems": n, "maxItems": n}},
@@ -52,16 +54,28 @@ def response_schema(spec: DialogueSpec) -> dict[str, Any]:
 REQUEST_TAGS = {"en": "Conversation {id}, draft {n}.", "zh": "对话 {id}，第 {n} 稿。"}
 
 
-def request_tag(spec: DialogueSpec, attempt: int) -> str:
+EXCHANGE_TAGS = {"en": " Exchange {k}.", "zh": "第 {k} 轮。"}
+
+
+def request_tag(spec: DialogueSpec, attempt: int, exchange: int | None = None) -> str:
     """First line of every prompt. Servers that reuse the KV cache of the previous prompt (llama.cpp)
     give slightly different numerics, and so different text, depending on how much of the prompt they
     reuse; a line unique to the request keeps the reused prefix the same whatever ran before."""
-    return REQUEST_TAGS.get(spec.language, REQUEST_TAGS["en"]).format(id=spec.dialogue_id, n=attempt + 1)
+    tag = REQUEST_TAGS.get(spec.language, REQUEST_TAGS["en"]).format(id=spec.dialogue_id, n=attempt + 1)
+    if exchange is not None:
+        tag += EXCHANGE_TAGS.get(spec.language, EXCHANGE_TAGS["en"]).format(k=exchange + 1)
+    return tag
 
 
 def build_messages(
-    spec: DialogueSpec, prompts: PromptLibrary, attempt: int = 0, tag: bool = True
+    spec: DialogueSpec,
+    prompts: PromptLibrary,
+    attempt: int = 0,
+    tag: bool = True,
+    written: list[dict[str, str]] | None = None,
 ) -> list[dict[str, str]]:
+    """The request for a whole dialogue or, with `written` (the exchanges accepted so far, possibly
+    none), for its next exchange only: templates see `current` (0-based index, or None) and `written`."""
     lang = spec.language
     user = spec.user
     vocabulary = prompts.vocabulary_for(lang)
@@ -84,11 +98,14 @@ def build_messages(
         "age_phrase": AGE_PHRASES[lang][user.age_group],
         "gender": gender,
         "exchanges": exchanges,
+        "written": written or [],
+        "current": None if written is None else len(written),
     }
+    exchange = None if written is None else len(written)
     return [
         {
             "role": "system",
-            "content": (request_tag(spec, attempt) + "\n" if tag else "")
+            "content": (request_tag(spec, attempt, exchange) + "\n" if tag else "")
             + prompts.template("system", lang).render(**context).strip(),
         },
         {"role": "user", "content": prompts.template("user", lang).render(**context).strip()},
@@ -109,7 +126,11 @@ def one_line(text: str) -> str:
     return JSON_TAIL.sub("", " ".join(text.split()))
 
 
-def parse_reply(spec: DialogueSpec, content: str | None, llm: dict[str, Any]) -> Script:
+def parse_reply(
+    spec: DialogueSpec, content: str | None, llm: dict[str, Any], num_exchanges: int | None = None
+) -> Script:
+    """The reply as a Script; with `num_exchanges` (one exchange per request) a Script of just those."""
+    expected = spec.num_exchanges if num_exchanges is None else num_exchanges
     if not content:
         raise MalformedOutput("empty reply")
     try:
@@ -118,8 +139,8 @@ def parse_reply(spec: DialogueSpec, content: str | None, llm: dict[str, Any]) ->
     except json.JSONDecodeError as exc:
         raise MalformedOutput(f"not JSON ({exc.msg} at char {exc.pos})") from None
     exchanges = data.get("exchanges") if isinstance(data, dict) else None
-    if not isinstance(exchanges, list) or len(exchanges) != spec.num_exchanges:
-        raise MalformedOutput(f"expected {spec.num_exchanges} exchanges")
+    if not isinstance(exchanges, list) or len(exchanges) != expected:
+        raise MalformedOutput(f"expected {expected} exchanges")
     turns: list[ScriptTurn] = []
     reasoning: list[str] = []
     for i, ex in enumerate(exchanges):

@@ -1,19 +1,23 @@
 """The script stage: specs in, validated scripts out; every spec ends as a script or an outcome.
 
-Each attempt sends every still-pending spec at once (threads for servers, one batch for in-process
-engines); specs whose reply is malformed or fails validation go into the next attempt with a new seed.
+Each round sends every still-pending request at once (threads for servers, one batch for in-process
+engines); a reply that is malformed or fails validation is asked for again with a new seed.
+A dialogue is written in one request (`write_by: dialogue`) or one exchange per request
+(`write_by: exchange`): then each exchange is validated together with the ones before it, and only
+the failing exchange is asked for again.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from empathy_data.config import ValidationRules
 from empathy_data.hashing import digest
 from empathy_data.prompt_library import PromptLibrary
-from empathy_data.schema import DialogueSpec, Outcome, Script
+from empathy_data.schema import DialogueSpec, Outcome, Script, ScriptTurn
 from empathy_data.script.prompting import MalformedOutput, build_messages, parse_reply, response_schema
 from empathy_data.script.validate import validate_script
 
@@ -27,8 +31,9 @@ class ChatBackend(Protocol):
     def complete(self, messages: list[dict[str, str]], schema: dict[str, Any], seed: int) -> str | None: ...
 
 
-def attempt_seed(dialogue_id: str, attempt: int) -> int:
-    return int(digest([dialogue_id, attempt], 8), 16) % (2**31)
+def attempt_seed(dialogue_id: str, attempt: int, exchange: int | None = None) -> int:
+    key: list = [dialogue_id, attempt] if exchange is None else [dialogue_id, exchange, attempt]
+    return int(digest(key, 8), 16) % (2**31)
 
 
 def complete_many(backend: ChatBackend, requests: list[Request], max_in_flight: int) -> list[str | None | Exception]:
@@ -55,7 +60,10 @@ def write_scripts(
     max_attempts: int,
     max_in_flight: int,
     request_tag: bool = True,
+    write_by: str = "dialogue",
 ) -> tuple[list[Script], list[Outcome]]:
+    if write_by == "exchange":
+        return write_by_exchange(specs, backend, prompts, rules, max_attempts, max_in_flight, request_tag)
     pending = list(specs)
     reasons: dict[str, list[str]] = defaultdict(list)
     malformed: Counter[str] = Counter()
@@ -66,7 +74,7 @@ def write_scripts(
             break
         seeds = [attempt_seed(s.dialogue_id, attempt) for s in pending]
         requests = [
-            (build_messages(s, prompts, attempt), response_schema(s), seed)
+            (build_messages(s, prompts, attempt, tag=request_tag), response_schema(s), seed)
             for s, seed in zip(pending, seeds, strict=True)
         ]
         replies = complete_many(backend, requests, max_in_flight)
@@ -95,6 +103,86 @@ def write_scripts(
     for spec in pending:
         verdict = "failed" if malformed[spec.dialogue_id] == max_attempts else "rejected"
         outcomes.append(_outcome(spec, verdict, [f"script: {r}" for r in reasons[spec.dialogue_id]]))
+    return scripts, outcomes
+
+
+@dataclass
+class Draft:
+    """A dialogue being written one exchange at a time."""
+
+    spec: DialogueSpec
+    exchanges: list[dict[str, str]] = field(default_factory=list)  # accepted so far: user, reasoning, assistant
+    attempt: int = 0  # attempts at the current exchange
+    attempts: list[int] = field(default_factory=list)  # attempts each accepted exchange took
+    seeds: list[int] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    malformed: int = 0
+
+    @property
+    def current(self) -> int:
+        return len(self.exchanges)
+
+    def script(self, extra: list[dict[str, str]], llm: dict[str, Any]) -> Script:
+        done = self.exchanges + extra
+        turns = [ScriptTurn(role=role, text=ex[role]) for ex in done for role in ("user", "assistant")]
+        return Script(spec=self.spec, turns=turns, reasoning=[ex["reasoning"] for ex in done], llm=llm)
+
+
+def write_by_exchange(
+    specs: list[DialogueSpec],
+    backend: ChatBackend,
+    prompts: PromptLibrary,
+    rules: ValidationRules,
+    max_attempts: int,
+    max_in_flight: int,
+    request_tag: bool = True,
+) -> tuple[list[Script], list[Outcome]]:
+    """Each exchange gets up to `max_attempts` requests; a dialogue whose exchange spends them all ends
+    rejected (failed when every reply for it was malformed), with every reason it collected."""
+    pending = [Draft(spec) for spec in specs]
+    scripts: list[Script] = []
+    outcomes: list[Outcome] = []
+    while pending:
+        requests: list[Request] = []
+        for d in pending:
+            seed = attempt_seed(d.spec.dialogue_id, d.attempt, d.current)
+            messages = build_messages(d.spec, prompts, d.attempt, tag=request_tag, written=d.exchanges)
+            requests.append((messages, response_schema(d.spec, num_exchanges=1), seed))
+        replies = complete_many(backend, requests, max_in_flight)
+        still = []
+        for d, reply, (messages, _, seed) in zip(pending, replies, requests, strict=True):
+            if isinstance(reply, Exception):
+                error = f"llm: {type(reply).__name__}: {str(reply)[:300]}"
+                outcomes.append(_outcome(d.spec, "failed", [*d.reasons, error]))
+                continue
+            llm = {**backend.identity, "prompt_hash": prompts.content_hash, "write_by": "exchange"}
+            try:
+                new = parse_reply(d.spec, reply, llm, num_exchanges=1)
+            except MalformedOutput as exc:
+                d.malformed += 1
+                reason = f"exchange {d.current}: malformed: {exc}"
+            else:
+                extra = [{"user": new.turns[0].text, "assistant": new.turns[1].text, "reasoning": new.reasoning[0]}]
+                failed = validate_script(d.script(extra, llm), rules, prompt=messages[0]["content"])
+                if failed is None:
+                    d.exchanges += extra
+                    d.attempts.append(d.attempt)
+                    d.seeds.append(seed)
+                    d.attempt = 0
+                    if d.current == d.spec.num_exchanges:
+                        scripts.append(d.script([], {**llm, "seed": d.seeds, "attempt": d.attempts}))
+                    else:
+                        still.append(d)
+                    continue
+                reason = f"exchange {d.current}: {failed}"
+            d.reasons.append(reason)
+            d.attempt += 1
+            if d.attempt < max_attempts:
+                still.append(d)
+                continue
+            verdict = "failed" if d.malformed == len(d.reasons) and not d.exchanges else "rejected"
+            outcomes.append(_outcome(d.spec, verdict, [f"script: {r}" for r in d.reasons]))
+        pending = still
     return scripts, outcomes
 
 
