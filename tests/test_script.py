@@ -264,7 +264,8 @@ def test_writing_by_exchange_shows_the_model_the_exchange_before(ctx):
     assert [c["schema"]["properties"]["exchanges"]["minItems"] for c in chat.calls] == [1, 1]
     assert "exchange 1 only" in chat.calls[0]["messages"][1]["content"]
     second = chat.calls[1]["messages"][1]["content"]
-    assert "My trip got cancelled" in second and "exchange 2 only" in second
+    assert "Oh no, that is such a letdown" in second and "exchange 2 only" in second
+    assert "My trip got cancelled" not in second  # a small model copies whatever turn it is shown
     assert chat.calls[0]["seed"] != chat.calls[1]["seed"]
     [script] = scripts
     assert [t.text for t in script.turns][2] == "I had already packed my bags last night."
@@ -277,7 +278,7 @@ def test_writing_by_exchange_retries_only_the_exchange_that_failed(ctx):
     chat = FakeChat(replies=[FIRST, FIRST, SECOND])  # the second request copies exchange 1
     scripts, outcomes = write_scripts([spec], chat, ctx.prompts, RULES, 3, 1, write_by="exchange")
     assert len(scripts) == 1 and len(chat.calls) == 3
-    assert "My trip got cancelled" in chat.calls[2]["messages"][1]["content"]  # exchange 1 kept
+    assert "Oh no, that is such a letdown" in chat.calls[2]["messages"][1]["content"]  # exchange 1 kept
     assert scripts[0].llm["attempt"] == [0, 1]
 
 
@@ -308,5 +309,5 @@ def test_mandarin_exchange_prompt_carries_the_exchange_before(tmp_path):
     spec = ctx.planner.spec(0)
     written = [{"user": "邻居家每天晚上都很吵。", "assistant": "换作是我也会生气。", "reasoning": "他很生气。"}]
     messages = build_messages(spec, ctx.prompts, written=written)
-    assert "邻居家每天晚上都很吵。" in messages[1]["content"] and "只写第 2 轮" in messages[1]["content"]
+    assert "换作是我也会生气。" in messages[1]["content"] and "只写第 2 轮" in messages[1]["content"]
     assert "第 2 轮" in messages[0]["content"].splitlines()[0]  # the request tag names the exchange

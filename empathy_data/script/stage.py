@@ -52,6 +52,18 @@ def complete_many(backend: ChatBackend, requests: list[Request], max_in_flight: 
         return list(pool.map(one, requests))
 
 
+@dataclass(frozen=True)
+class ScriptRun:
+    """What every request of one script stage run shares."""
+
+    backend: ChatBackend
+    prompts: PromptLibrary
+    rules: ValidationRules
+    max_attempts: int
+    max_in_flight: int
+    request_tag: bool = True
+
+
 def write_scripts(
     specs: list[DialogueSpec],
     backend: ChatBackend,
@@ -62,8 +74,12 @@ def write_scripts(
     request_tag: bool = True,
     write_by: str = "dialogue",
 ) -> tuple[list[Script], list[Outcome]]:
-    if write_by == "exchange":
-        return write_by_exchange(specs, backend, prompts, rules, max_attempts, max_in_flight, request_tag)
+    run = ScriptRun(backend, prompts, rules, max_attempts, max_in_flight, request_tag)
+    return write_by_exchange(specs, run) if write_by == "exchange" else write_by_dialogue(specs, run)
+
+
+def write_by_dialogue(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[Script], list[Outcome]]:
+    backend, prompts, rules, max_attempts = run.backend, run.prompts, run.rules, run.max_attempts
     pending = list(specs)
     reasons: dict[str, list[str]] = defaultdict(list)
     malformed: Counter[str] = Counter()
@@ -74,10 +90,10 @@ def write_scripts(
             break
         seeds = [attempt_seed(s.dialogue_id, attempt) for s in pending]
         requests = [
-            (build_messages(s, prompts, attempt, tag=request_tag), response_schema(s), seed)
+            (build_messages(s, prompts, attempt, tag=run.request_tag), response_schema(s), seed)
             for s, seed in zip(pending, seeds, strict=True)
         ]
-        replies = complete_many(backend, requests, max_in_flight)
+        replies = complete_many(backend, requests, run.max_in_flight)
         retry = []
         for spec, seed, reply, (messages, _, _) in zip(pending, seeds, replies, requests, strict=True):
             if isinstance(reply, Exception):
@@ -128,17 +144,10 @@ class Draft:
         return Script(spec=self.spec, turns=turns, reasoning=[ex["reasoning"] for ex in done], llm=llm)
 
 
-def write_by_exchange(
-    specs: list[DialogueSpec],
-    backend: ChatBackend,
-    prompts: PromptLibrary,
-    rules: ValidationRules,
-    max_attempts: int,
-    max_in_flight: int,
-    request_tag: bool = True,
-) -> tuple[list[Script], list[Outcome]]:
+def write_by_exchange(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[Script], list[Outcome]]:
     """Each exchange gets up to `max_attempts` requests; a dialogue whose exchange spends them all ends
     rejected (failed when every reply for it was malformed), with every reason it collected."""
+    backend, prompts = run.backend, run.prompts
     pending = [Draft(spec) for spec in specs]
     scripts: list[Script] = []
     outcomes: list[Outcome] = []
@@ -146,9 +155,9 @@ def write_by_exchange(
         requests: list[Request] = []
         for d in pending:
             seed = attempt_seed(d.spec.dialogue_id, d.attempt, d.current)
-            messages = build_messages(d.spec, prompts, d.attempt, tag=request_tag, written=d.exchanges)
+            messages = build_messages(d.spec, prompts, d.attempt, tag=run.request_tag, written=d.exchanges)
             requests.append((messages, response_schema(d.spec, num_exchanges=1), seed))
-        replies = complete_many(backend, requests, max_in_flight)
+        replies = complete_many(backend, requests, run.max_in_flight)
         still = []
         for d, reply, (messages, _, seed) in zip(pending, replies, requests, strict=True):
             if isinstance(reply, Exception):
@@ -163,7 +172,7 @@ def write_by_exchange(
                 reason = f"exchange {d.current}: malformed: {exc}"
             else:
                 extra = [{"user": new.turns[0].text, "assistant": new.turns[1].text, "reasoning": new.reasoning[0]}]
-                failed = validate_script(d.script(extra, llm), rules, prompt=messages[0]["content"])
+                failed = validate_script(d.script(extra, llm), run.rules, prompt=messages[0]["content"])
                 if failed is None:
                     d.exchanges += extra
                     d.attempts.append(d.attempt)
@@ -177,7 +186,7 @@ def write_by_exchange(
                 reason = f"exchange {d.current}: {failed}"
             d.reasons.append(reason)
             d.attempt += 1
-            if d.attempt < max_attempts:
+            if d.attempt < run.max_attempts:
                 still.append(d)
                 continue
             verdict = "failed" if d.malformed == len(d.reasons) and not d.exchanges else "rejected"
