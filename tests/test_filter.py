@@ -69,6 +69,16 @@ def test_embedded_whisper_transcribes_espeak_speech():
     assert wer <= 0.25, text
 
 
+def test_the_judge_hears_hard_audio_the_same_way_every_time():
+    """Audio Whisper base loops on triggers its temperature fallback, which samples without a seed."""
+    tts = EspeakTTS()
+    speaker = next(s for s in load_pool(speaker_pool_path("builtin", REPO)).speakers if s.id == "espeak-zh-m-adult-2")
+    request = TTSRequest("我邻居太吵睡不着觉，心情很好。", "zh", speaker, "happy", None)
+    audio = postprocess(tts.synthesize([request])[0], tts.sample_rate, SynthesizeConfig(), 0.0)
+    asr = FasterWhisper(FasterWhisperASR())
+    assert len({asr.transcribe([audio], ["zh"])[0] for _ in range(4)}) == 1
+
+
 def test_exchange_verdict_precedence():
     ok = Scores(dialogue_id="d", turn_index=0, verdict="accepted")
     bad = Scores(dialogue_id="d", turn_index=1, verdict="rejected", reasons=["assistant.wer"])

@@ -55,6 +55,9 @@ class FasterWhisper:
             vad_filter=False,
             condition_on_previous_text=False,
             without_timestamps=True,
+            # No fallback to sampling at higher temperatures: it draws from an unseeded generator, so
+            # the same audio could get a different transcript, and so a different verdict, per run.
+            temperature=0.0,
         )
         return " ".join(s.text.strip() for s in segments).strip()
 
