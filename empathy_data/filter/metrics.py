@@ -56,16 +56,6 @@ def zh_number(n: int) -> str:
     return out
 
 
-def expand_contraction(match: re.Match) -> str:
-    word = match.group(0)
-    if word in IRREGULAR:
-        return IRREGULAR[word]
-    stem, ending = match.groups()
-    if ending == "n't":
-        return stem + " not"
-    return stem + CONTRACTIONS[ending]
-
-
 def normalise_en(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower().replace("’", "'").replace("-", " ")
     text = THOUSANDS.sub(r"\1", text)
@@ -73,7 +63,7 @@ def normalise_en(text: str) -> str:
     text = PUNCT.sub(" ", text)
     text = re.sub(r"(?<!\w)'|'(?!\w)", " ", text)
     text = " ".join(IRREGULAR.get(w, w) for w in text.split())
-    text = CONTRACTION.sub(expand_contraction, text)
+    text = CONTRACTION.sub(lambda m: m.group(1) + CONTRACTIONS[m.group(2)], text)
     return " ".join(text.split())
 
 
