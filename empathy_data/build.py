@@ -19,8 +19,9 @@ from empathy_data.errors import ConfigError
 from empathy_data.hashing import digest
 from empathy_data.plan import Planner
 from empathy_data.prompt_library import PromptLibrary, load_prompts
+from empathy_data.regenerate import Version, merge, needs_another_round, versions_in_round
 from empathy_data.resources import prompts_dir, speaker_pool_path
-from empathy_data.schema import Outcome, Script, Utterance
+from empathy_data.schema import DialogueSpec, Outcome, Script, Utterance
 from empathy_data.speakers import load_pool
 
 log = logging.getLogger("empathy_data")
@@ -36,6 +37,7 @@ class ChunkRef:
     counts: dict[str, int]
     seconds: float = 0.0
     cached: bool = False
+    round: int = 0
 
 
 @dataclass
@@ -45,7 +47,8 @@ class BuildContext:
     out: Path
     prompts: PromptLibrary
     planner: Planner
-    keys: dict[str, dict[int, str]] = field(default_factory=dict)
+    # keys[stage][chunk][round]: the cache key of each chunk output, round 0 first
+    keys: dict[str, dict[int, list[str]]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, config_path: str | Path, overrides: dict[str, Any] | None = None) -> BuildContext:
@@ -61,8 +64,13 @@ class BuildContext:
         out = Path(config.output)
         out = out if out.is_absolute() else (Path.cwd() / out)
         ctx = cls(config=config, config_dir=config_dir, out=out, prompts=prompts, planner=planner)
-        ctx.keys = {stage: {c: ctx.stage_key(stage, c) for c in range(planner.num_chunks)} for stage in STAGES}
+        ctx.keys = ctx.stage_keys()
         return ctx
+
+    @property
+    def rounds(self) -> range:
+        """Round 0 writes every planned dialogue; rounds 1.. write again the ones still rejected."""
+        return range(self.config.regenerate.rounds + 1)
 
     # Cache keys hash exactly what changes a stage's output, plus the upstream key. Left out on purpose:
     # server address, API key variable, timeouts, concurrency and retry counts (they change speed, not output).
@@ -83,22 +91,55 @@ class BuildContext:
             f["embedded_asr_sha256"] = WHISPER_SHA256
         return f
 
-    def stage_key(self, stage: str, chunk_index: int) -> str:
-        if stage == "script":
-            start = chunk_index * self.config.chunk_size
+    def stage_keys(self) -> dict[str, dict[int, list[str]]]:
+        """Each key hashes its stage's settings and the key upstream of it. Round r's script chunk comes
+        after round r-1's filter chunk (which dialogues it writes again depends on it); round 0 does not
+        depend on `regenerate.rounds`, so adding rounds to a finished build reuses all of it."""
+        settings = {stage: self.stage_settings(stage) for stage in STAGES}
+        keys: dict[str, dict[int, list[str]]] = {stage: {} for stage in STAGES}
+        for c in range(self.planner.num_chunks):
+            start = c * self.config.chunk_size
             stop = min(start + self.config.chunk_size, self.config.num_dialogues)
-            upstream = {"plan": self.planner.key, "range": [start, stop]}
-        else:
-            upstream = self.stage_key(STAGES[STAGES.index(stage) - 1], chunk_index)
-        return digest({"stage": stage, "settings": self.stage_settings(stage), "upstream": upstream})
+            previous: str | None = None
+            for r in self.rounds:
+                for stage in STAGES:
+                    if stage == "script":
+                        upstream: Any = {"plan": self.planner.key, "range": [start, stop]}
+                        if r:
+                            upstream |= {"round": r, "after": previous}
+                    else:
+                        upstream = previous
+                    previous = digest({"stage": stage, "settings": settings[stage], "upstream": upstream})
+                    keys[stage].setdefault(c, []).append(previous)
+        return keys
 
-    def chunk_path(self, stage: str, chunk_index: int) -> Path:
-        name = f"c{chunk_index:05d}-{self.keys[stage][chunk_index]}"
+    def chunk_path(self, stage: str, chunk_index: int, round_: int = 0) -> Path:
+        tag = f"-r{round_}" if round_ else ""
+        name = f"c{chunk_index:05d}{tag}-{self.keys[stage][chunk_index][round_]}"
         return self.out / "work" / stage / (name if stage == "synthesize" else f"{name}.jsonl")
 
-    def is_done(self, stage: str, chunk_index: int) -> bool:
-        path = self.chunk_path(stage, chunk_index)
+    def is_done(self, stage: str, chunk_index: int, round_: int = 0) -> bool:
+        path = self.chunk_path(stage, chunk_index, round_)
         return (path / "records.jsonl").is_file() if stage == "synthesize" else path.is_file()
+
+    def pending_script_work(self) -> bool:
+        return not all(self.is_done("script", c, r) for c in self.chunk_ranges() for r in self.rounds)
+
+    def round_specs(self, chunk_index: int, round_: int) -> list[DialogueSpec]:
+        """The specs round `round_` writes: all of the chunk in round 0, later only those whose best
+        version so far still has a rejected exchange (read from the earlier rounds' filter chunks)."""
+        specs = self.planner.chunk(chunk_index)
+        if round_ == 0:
+            return specs
+        merged = merge([self.versions(chunk_index, r) for r in range(round_)])
+        again = {d for d, versions in merged.items() if needs_another_round(versions)}
+        return [s for s in specs if s.dialogue_id in again]
+
+    def versions(self, chunk_index: int, round_: int) -> dict[str, Version]:
+        path = self.chunk_path("filter", chunk_index, round_)
+        if not path.is_file():
+            raise RuntimeError(f"{path}: round {round_} of chunk {chunk_index} has not been filtered yet")
+        return versions_in_round(read_jsonl(path), round_)
 
     def chunk_ranges(self) -> list[int]:
         return list(range(self.planner.num_chunks))
@@ -142,7 +183,9 @@ class BuildContext:
 
     def stale_work(self) -> list[Path]:
         """Chunk outputs under work/ that no stage key of this config names (left by changed settings)."""
-        current = {self.chunk_path(stage, c).name for stage in STAGES for c in self.chunk_ranges()}
+        current = {
+            self.chunk_path(stage, c, r).name for stage in STAGES for c in self.chunk_ranges() for r in self.rounds
+        }
         stale = []
         for stage in STAGES:
             folder = self.out / "work" / stage
@@ -169,37 +212,51 @@ def outcomes_of(rows: list[dict]) -> list[Outcome]:
     return [Outcome.from_dict(strip_kind(r)) for r in rows if r["kind"] == "outcome"]
 
 
-def run_script_chunk(ctx: BuildContext, chunk_index: int, chat) -> ChunkRef:
+def run_script_chunk(ctx: BuildContext, chunk_index: int, chat, round_: int = 0) -> ChunkRef:
     from empathy_data.script.stage import write_scripts
 
-    path = ctx.chunk_path("script", chunk_index)
-    if ctx.is_done("script", chunk_index):
-        return _ref_from_file(ctx, "script", chunk_index, cached=True)
+    path = ctx.chunk_path("script", chunk_index, round_)
+    if ctx.is_done("script", chunk_index, round_):
+        return _ref_from_file(ctx, "script", chunk_index, round_, cached=True)
     t0 = time.perf_counter()
-    specs = ctx.planner.chunk(chunk_index)
+    specs = ctx.round_specs(chunk_index, round_)
     cfg = ctx.config.script
-    scripts, outcomes = write_scripts(
-        specs, chat, ctx.prompts, cfg.validation, cfg.max_attempts, cfg.max_in_flight, cfg.request_tag, cfg.write_by
+    scripts, outcomes = (
+        write_scripts(
+            specs,
+            chat,
+            ctx.prompts,
+            cfg.validation,
+            cfg.max_attempts,
+            cfg.max_in_flight,
+            cfg.request_tag,
+            cfg.write_by,
+            first_attempt=round_ * cfg.max_attempts,  # each round asks with new seeds
+        )  # fmt: skip
+        if specs
+        else ([], [])
     )
     by_index = {s.spec.index: _record("script", s) for s in scripts} | {
         o.index: _record("outcome", o) for o in outcomes
     }
     write_jsonl(path, [by_index[i] for i in sorted(by_index)])
-    return _ref_from_file(ctx, "script", chunk_index, seconds=time.perf_counter() - t0)
+    return _ref_from_file(ctx, "script", chunk_index, round_, seconds=time.perf_counter() - t0)
 
 
-def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, tts) -> ChunkRef:
+def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, tts, round_: int = 0) -> ChunkRef:
     from empathy_data.synthesize.stage import synthesize_scripts
 
-    if ctx.is_done("synthesize", chunk_index):
-        return _ref_from_file(ctx, "synthesize", chunk_index, cached=True)
+    if ctx.is_done("synthesize", chunk_index, round_):
+        return _ref_from_file(ctx, "synthesize", chunk_index, round_, cached=True)
     t0 = time.perf_counter()
-    rows = read_jsonl(ctx.chunk_path("script", chunk_index))
+    rows = read_jsonl(ctx.chunk_path("script", chunk_index, round_))
     scripts = [Script.from_dict(strip_kind(r)) for r in rows if r["kind"] == "script"]
     outcomes = outcomes_of(rows)
     cfg = ctx.config.synthesize
-    with atomic_dir(ctx.chunk_path("synthesize", chunk_index)) as tmp:
-        utterances, failures = synthesize_scripts(scripts, tts, cfg, tmp, cfg.tts.neutral_reference)
+    with atomic_dir(ctx.chunk_path("synthesize", chunk_index, round_)) as tmp:
+        utterances, failures = (
+            synthesize_scripts(scripts, tts, cfg, tmp, cfg.tts.neutral_reference) if scripts else ([], [])
+        )
         for f in failures:
             s = f.script
             outcomes.append(
@@ -217,21 +274,22 @@ def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, tts) -> ChunkRef:
         records = [_record("script", s) for s in scripts if s.spec.dialogue_id not in failed_ids]
         records += [_record("utterance", u) for u in utterances] + [_record("outcome", o) for o in outcomes]
         write_jsonl(tmp / "records.jsonl", records)
-    return _ref_from_file(ctx, "synthesize", chunk_index, seconds=time.perf_counter() - t0)
+    return _ref_from_file(ctx, "synthesize", chunk_index, round_, seconds=time.perf_counter() - t0)
 
 
-def run_filter_chunk(ctx: BuildContext, chunk_index: int, asr, emotion) -> ChunkRef:
+def run_filter_chunk(ctx: BuildContext, chunk_index: int, asr, emotion, round_: int = 0) -> ChunkRef:
     from empathy_data.filter.stage import exchange_verdict, score_utterances
 
-    if ctx.is_done("filter", chunk_index):
-        return _ref_from_file(ctx, "filter", chunk_index, cached=True)
+    if ctx.is_done("filter", chunk_index, round_):
+        return _ref_from_file(ctx, "filter", chunk_index, round_, cached=True)
     t0 = time.perf_counter()
-    synth_dir = ctx.chunk_path("synthesize", chunk_index)
+    synth_dir = ctx.chunk_path("synthesize", chunk_index, round_)
     rows = read_jsonl(synth_dir / "records.jsonl")
     scripts = {r["spec"]["dialogue_id"]: Script.from_dict(strip_kind(r)) for r in rows if r["kind"] == "script"}
     utterances = [Utterance.from_dict(strip_kind(r)) for r in rows if r["kind"] == "utterance"]
     languages = {d: s.spec.language for d, s in scripts.items()}
-    scores = score_utterances(utterances, languages, synth_dir, asr, emotion, ctx.config.filter.thresholds)
+    thresholds = ctx.config.filter.thresholds
+    scores = score_utterances(utterances, languages, synth_dir, asr, emotion, thresholds) if utterances else []
     by_turn = {(s.dialogue_id, s.turn_index): s for s in scores}
     out_rows: list[dict] = []
     for dialogue_id, script in scripts.items():
@@ -252,18 +310,19 @@ def run_filter_chunk(ctx: BuildContext, chunk_index: int, asr, emotion) -> Chunk
             )
     out_rows += [_record("outcome", o) for o in outcomes_of(rows)]
     out_rows.sort(key=lambda r: (r["index"], r.get("exchange_index", -1)))
-    write_jsonl(ctx.chunk_path("filter", chunk_index), out_rows)
-    return _ref_from_file(ctx, "filter", chunk_index, seconds=time.perf_counter() - t0)
+    write_jsonl(ctx.chunk_path("filter", chunk_index, round_), out_rows)
+    return _ref_from_file(ctx, "filter", chunk_index, round_, seconds=time.perf_counter() - t0)
 
 
 def _ref_from_file(
-    ctx: BuildContext, stage: str, chunk_index: int, seconds: float = 0.0, cached: bool = False
+    ctx: BuildContext, stage: str, chunk_index: int, round_: int, seconds: float = 0.0, cached: bool = False
 ) -> ChunkRef:
-    path = ctx.chunk_path(stage, chunk_index)
+    path = ctx.chunk_path(stage, chunk_index, round_)
     rows = read_jsonl(path / "records.jsonl" if stage == "synthesize" else path)
     counts: dict[str, int] = {}
     for r in rows:
         key = r.get("verdict") if r["kind"] in ("outcome", "exchange") else r["kind"]
         key = f"{r['kind']}:{key}" if r["kind"] in ("outcome", "exchange") else key
         counts[key] = counts.get(key, 0) + 1
-    return ChunkRef(stage, chunk_index, ctx.keys[stage][chunk_index], str(path), counts, round(seconds, 3), cached)
+    key = ctx.keys[stage][chunk_index][round_]
+    return ChunkRef(stage, chunk_index, key, str(path), counts, round(seconds, 3), cached, round_)

@@ -81,7 +81,7 @@ def build(
         ctx = BuildContext.load(config, overrides)
         ctx.check_output_dir()
         script = ctx.config.script
-        pending = not all(ctx.is_done("script", c) for c in ctx.chunk_ranges())
+        pending = ctx.pending_script_work()
         if script.backend == "openai" and script.base_url is not None and pending:
             from empathy_data.script.openai_chat import OpenAIChat
 
@@ -205,6 +205,13 @@ def _summary(manifest: dict, seconds: float) -> None:
         c = manifest["counts"][unit]
         table.add_row(unit, *(str(c[k]) for k in ("planned", "accepted", "rejected", "failed")))
     Console().print(table)
+    regen = manifest["counts"]["regeneration"]
+    if regen["rounds"]:
+        by_round = ", ".join(f"round {k} {n}" for k, n in regen["accepted_by_round"].items())
+        Console().print(
+            f"regenerated {regen['dialogues_regenerated']} dialogue(s); accepted exchanges by {by_round or 'none'}; "
+            f"{regen['exchanges_replaced']} replaced exchange(s) in rejects/"
+        )
     reasons = manifest["counts"]["by_reason"]
     if reasons:
         Console().print("rejection reasons: " + ", ".join(f"{k} {v}" for k, v in reasons.items()))

@@ -308,6 +308,18 @@ class ExportConfig(Strict):
         return value
 
 
+class RegenerateConfig(Strict):
+    """Write again the dialogues the filter (or script validation) rejected, each time from new seeds.
+
+    Round r re-runs script -> synthesize -> filter for the dialogues whose best version so far has a
+    rejected exchange; each dialogue keeps its best version (most accepted exchanges, earliest round on
+    a tie) and the versions it replaced go to rejects/ with verdict `replaced`. Dialogues that failed
+    (an error, not a rejection) are not regenerated.
+    """
+
+    rounds: int = Field(default=0, ge=0, le=20)
+
+
 class RunnerConfig(Strict):
     kind: Literal["thread", "ray", "dask"] = "thread"
     max_workers: int = Field(default=1, ge=1)
@@ -330,6 +342,7 @@ class BuildConfig(Strict):
     synthesize: SynthesizeConfig = SynthesizeConfig()
     filter: FilterConfig = FilterConfig()
     export: ExportConfig = ExportConfig()
+    regenerate: RegenerateConfig = RegenerateConfig()
     runner: RunnerConfig = RunnerConfig()
 
     @model_validator(mode="before")

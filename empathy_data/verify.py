@@ -84,6 +84,9 @@ def verify_corpus(out: Path, decode_audio: bool = True) -> dict[str, int]:
             f"data/ holds {rows} rows but manifest.json counts {counts['exchanges']['accepted']} accepted"
         )
     rejected = sum(s["rows"] for s in manifest["shards"]["rejects"])
-    if rejected != counts["exchanges"]["rejected"] + counts["exchanges"]["failed"]:
-        raise VerifyError(f"rejects/ holds {rejected} rows but manifest.json counts rejected + failed differently")
+    replaced = counts.get("regeneration", {}).get("exchanges_replaced", 0)
+    if rejected != counts["exchanges"]["rejected"] + counts["exchanges"]["failed"] + replaced:
+        raise VerifyError(
+            f"rejects/ holds {rejected} rows but manifest.json counts rejected + failed + replaced differently"
+        )
     return {"rows": rows, "rejects": rejected, "dialogues": len(split_of)}

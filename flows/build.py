@@ -17,6 +17,7 @@ from prefect import flow, task
 from prefect.cache_policies import NONE
 
 from empathy_data import backends
+from empathy_data.atomic import read_jsonl
 from empathy_data.build import (
     BuildContext,
     ChunkRef,
@@ -38,36 +39,49 @@ def _context(config_path: str, overrides_json: str) -> BuildContext:
 
 def _report(ref: ChunkRef, total: int) -> ChunkRef:
     state = "cached" if ref.cached else f"{ref.seconds:.1f}s"
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(ref.counts.items()))
-    log.info("%-10s chunk %d/%d done (%s): %s", ref.stage, ref.chunk_index + 1, total, state, counts)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(ref.counts.items())) or "nothing to do"
+    again = f" round {ref.round}" if ref.round else ""
+    log.info("%-10s chunk %d/%d%s done (%s): %s", ref.stage, ref.chunk_index + 1, total, again, state, counts)
     return ref
 
 
+def _has_work(ctx: BuildContext, stage: str, chunk_index: int, round_: int) -> bool:
+    """Whether this chunk output still has to be made and holds anything, so a backend is worth loading."""
+    if ctx.is_done(stage, chunk_index, round_):
+        return False
+    if stage == "script":
+        return bool(ctx.round_specs(chunk_index, round_))
+    upstream = "script" if stage == "synthesize" else "synthesize"
+    path = ctx.chunk_path(upstream, chunk_index, round_)
+    rows = read_jsonl(path / "records.jsonl" if upstream == "synthesize" else path)
+    return any(r["kind"] == ("script" if stage == "synthesize" else "utterance") for r in rows)
+
+
 @task(name="script-chunk", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
-def script_task(config_path: str, overrides_json: str, chunk_index: int, base_url: str) -> ChunkRef:
+def script_task(config_path: str, overrides_json: str, chunk_index: int, base_url: str, round_: int = 0) -> ChunkRef:
     ctx = _context(config_path, overrides_json)
-    done = ctx.is_done("script", chunk_index)
-    chat = None if done else backends.chat_backend(ctx.config.script.model_dump_json(), base_url)
-    return _report(run_script_chunk(ctx, chunk_index, chat), ctx.planner.num_chunks)
+    work = _has_work(ctx, "script", chunk_index, round_)
+    chat = backends.chat_backend(ctx.config.script.model_dump_json(), base_url) if work else None
+    return _report(run_script_chunk(ctx, chunk_index, chat, round_), ctx.planner.num_chunks)
 
 
 @task(name="synthesize-chunk", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
-def synthesize_task(config_path: str, overrides_json: str, chunk_index: int) -> ChunkRef:
+def synthesize_task(config_path: str, overrides_json: str, chunk_index: int, round_: int = 0) -> ChunkRef:
     ctx = _context(config_path, overrides_json)
-    done = ctx.is_done("synthesize", chunk_index)
-    tts = None if done else backends.tts_backend(ctx.config.synthesize.model_dump_json())
-    return _report(run_synthesize_chunk(ctx, chunk_index, tts), ctx.planner.num_chunks)
+    work = _has_work(ctx, "synthesize", chunk_index, round_)
+    tts = backends.tts_backend(ctx.config.synthesize.model_dump_json()) if work else None
+    return _report(run_synthesize_chunk(ctx, chunk_index, tts, round_), ctx.planner.num_chunks)
 
 
 @task(name="filter-chunk", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
-def filter_task(config_path: str, overrides_json: str, chunk_index: int) -> ChunkRef:
+def filter_task(config_path: str, overrides_json: str, chunk_index: int, round_: int = 0) -> ChunkRef:
     ctx = _context(config_path, overrides_json)
     filter_json = ctx.config.filter.model_dump_json()
-    if ctx.is_done("filter", chunk_index):
-        asr = emotion = None
-    else:
+    if _has_work(ctx, "filter", chunk_index, round_):
         asr, emotion = backends.asr_backend(filter_json), backends.emotion_backend(filter_json)
-    return _report(run_filter_chunk(ctx, chunk_index, asr, emotion), ctx.planner.num_chunks)
+    else:
+        asr = emotion = None
+    return _report(run_filter_chunk(ctx, chunk_index, asr, emotion, round_), ctx.planner.num_chunks)
 
 
 def task_runner(runner: RunnerConfig):
@@ -114,7 +128,7 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> d
     ctx.check_output_dir()
     chunks = ctx.chunk_ranges()
     t0 = time.perf_counter()
-    needs_llm = [c for c in chunks if not ctx.is_done("script", c)]
+    needs_llm = ctx.pending_script_work()
     refs: list[ChunkRef] = []
     with llm_endpoint(ctx) if needs_llm else nullcontext("") as base_url:
         if needs_llm and ctx.config.script.backend == "openai":
@@ -125,19 +139,21 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> d
             log.info("removed %d partial write(s) left by an interrupted run", removed)
         futures = []
         for c in chunks:
-            s = script_task.submit(config_path, overrides_json, c, base_url)
-            y = synthesize_task.submit(config_path, overrides_json, c, wait_for=[s])
-            f = filter_task.submit(config_path, overrides_json, c, wait_for=[y])
-            futures.append((s, y, f))
+            # Rounds of one chunk run in sequence (each reads the verdicts before it); chunks in parallel.
+            f = None
+            for r in ctx.rounds:
+                s = script_task.submit(config_path, overrides_json, c, base_url, r, wait_for=[f] if f else None)
+                y = synthesize_task.submit(config_path, overrides_json, c, r, wait_for=[s])
+                f = filter_task.submit(config_path, overrides_json, c, r, wait_for=[y])
+                futures += [s, y, f]
         failures = []
-        for trio in futures:
-            for fut in trio:
-                try:
-                    refs.append(fut.result())
-                except EmpathyDataError:
-                    raise
-                except Exception as exc:  # a whole chunk failed after retries; finished chunks stay cached
-                    failures.append(f"{type(exc).__name__}: {exc}")
+        for fut in futures:
+            try:
+                refs.append(fut.result())
+            except EmpathyDataError:
+                raise
+            except Exception as exc:  # a whole chunk failed after retries; finished chunks stay cached
+                failures.append(f"{type(exc).__name__}: {exc}")
         if failures:
             raise EmpathyDataError(
                 f"{len(failures)} chunk task(s) failed, first: {failures[0]}; re-run the same command to resume"

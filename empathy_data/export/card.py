@@ -55,6 +55,7 @@ def dataset_card(manifest: dict[str, Any]) -> str:
         "",
         "Rows per split: " + ", ".join(f"{s} {n}" for s, n in counts["by_split"].items()),
         "",
+        *_regeneration(counts["regeneration"]),
         "## Distributions (exchanges)",
         "",
     ]
@@ -89,3 +90,16 @@ def dataset_card(manifest: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _regeneration(r: dict) -> list[str]:
+    if not r["rounds"]:
+        return []
+    by_round = ", ".join(f"round {k}: {n}" for k, n in r["accepted_by_round"].items()) or "none"
+    return [
+        f"Regeneration: up to {r['rounds']} more round(s) for dialogues with a rejected exchange; "
+        f"{r['dialogues_regenerated']} dialogue(s) were written again. Accepted exchanges by round: {by_round}. "
+        f"The {r['exchanges_replaced']} exchange(s) of versions a dialogue did not keep are in `rejects/` "
+        "with verdict `replaced`.",
+        "",
+    ]

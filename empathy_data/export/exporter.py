@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from empathy_data.export.card import dataset_card
 from empathy_data.export.rows import exchange_row, features
 from empathy_data.export.shards import ShardWriter
 from empathy_data.export.splits import split_of
+from empathy_data.regenerate import best, merge
 from empathy_data.schema import Outcome, Script, Utterance
 from empathy_data.versions import package_versions
 
@@ -25,6 +27,8 @@ class Stats:
         self.planned: dict[str, Counter[str]] = defaultdict(Counter)
         self.accepted: dict[str, Counter[str]] = defaultdict(Counter)
         self.checks: dict[str, Counter[str]] = defaultdict(Counter)
+        self.accepted_by_round: Counter[str] = Counter()
+        self.regenerated = 0  # dialogues written more than once
 
     def plan(self, script_or_spec, n_exchanges: int) -> None:
         spec = script_or_spec
@@ -57,6 +61,85 @@ def _audio(directory: Path, name: str) -> dict:
     return {"bytes": (directory / name).read_bytes(), "path": name}
 
 
+@dataclass
+class Writers:
+    data: dict[str, ShardWriter]  # one per split
+    rejects: ShardWriter
+    reject_features: Any
+    rate: int
+    build: dict[str, Any]
+    rejects_audio: bool
+    splits: dict[str, float]
+
+
+def export_round(ctx: BuildContext, chunk: int, round_: int, kept: dict[str, int], w: Writers, stats: Stats) -> None:
+    """One round of one chunk: the versions each dialogue keeps go on as before, the versions a later
+    (or earlier) round replaced go to rejects/ with verdict `replaced` and what they failed on."""
+    synth_dir = ctx.chunk_path("synthesize", chunk, round_)
+    synth_rows = read_jsonl(synth_dir / "records.jsonl")
+    scripts = {r["spec"]["dialogue_id"]: Script.from_dict(strip_kind(r)) for r in synth_rows if r["kind"] == "script"}
+    utts = {
+        (r["dialogue_id"], r["turn_index"]): Utterance.from_dict(strip_kind(r))
+        for r in synth_rows
+        if r["kind"] == "utterance"
+    }
+    build = w.build | {"round": round_}
+    dialogue_verdicts: dict[str, set[str]] = defaultdict(set)
+    for r in read_jsonl(ctx.chunk_path("filter", chunk, round_)):
+        dialogue_id = r["dialogue_id"]
+        split = split_of(dialogue_id, w.splits)
+        keep_round = kept[dialogue_id]
+        replaced = [f"replaced: by round {keep_round}"] if keep_round != round_ else []
+        if r["kind"] == "outcome":
+            outcome = Outcome.from_dict(strip_kind(r))
+            n = outcome.spec.num_exchanges
+            if replaced:
+                stats.exchanges["replaced"] += n
+            else:
+                stats.plan(outcome.spec, n)
+                stats.exchanges[outcome.verdict] += n
+                stats.dialogues[outcome.verdict] += 1
+                stats.reasons[reason_key(outcome.reasons[-1] if outcome.reasons else outcome.verdict)] += n
+            for k in range(n):
+                row = _outcome_row(outcome, k, split, build, w.reject_features, w.rate)
+                if replaced:
+                    row |= {"verdict": "replaced", "reasons": outcome.reasons + replaced}
+                w.rejects.write(row)
+            continue
+        script = scripts[dialogue_id]
+        k = r["exchange_index"]
+        if k == 0 and not replaced:
+            stats.plan(script.spec, script.spec.num_exchanges)
+        pair = (utts[(dialogue_id, 2 * k)], utts[(dialogue_id, 2 * k + 1)])
+        row = exchange_row(script, k, split, (r["user_scores"], r["assistant_scores"]), pair, build)
+        verdict = r["verdict"]
+        audio = {
+            "user_audio": _audio(synth_dir, pair[0].audio_path),
+            "assistant_audio": _audio(synth_dir, pair[1].audio_path),
+        }
+        if replaced:
+            stats.exchanges["replaced"] += 1
+            row |= {"verdict": "replaced", "stage": "filter", "reasons": r["reasons"] + replaced}
+            w.rejects.write(row | (audio if w.rejects_audio else {}))
+            continue
+        for side in ("user_scores", "assistant_scores"):
+            for name, value in r[side]["checks"].items():
+                stats.checks[f"{side.split('_')[0]}.{name}"][value] += 1
+        stats.exchanges[verdict] += 1
+        dialogue_verdicts[dialogue_id].add(verdict)
+        if verdict == "accepted":
+            w.data[split].write(row | audio)
+            stats.accept(row)
+            stats.accepted_by_round[str(round_)] += 1
+        else:
+            stats.reasons.update(r["reasons"] or [verdict])
+            row |= {"verdict": verdict, "stage": "filter", "reasons": r["reasons"]}
+            w.rejects.write(row | (audio if w.rejects_audio else {}))
+    for verdicts in dialogue_verdicts.values():
+        final = "failed" if "failed" in verdicts else "rejected" if "rejected" in verdicts else "accepted"
+        stats.dialogues[final] += 1
+
+
 def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) -> dict[str, Any]:
     cfg = ctx.config
     rate = cfg.synthesize.sample_rate
@@ -72,69 +155,16 @@ def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) ->
     data_writers = {s: ShardWriter(staging / "data", s, features(rate), cfg.export.rows_per_shard) for s in splits}
     reject_features = features(rate, with_audio=cfg.export.rejects_audio, with_verdict=True)
     rejects = ShardWriter(staging / "rejects", "rejects", reject_features, cfg.export.rows_per_shard)
+    writers = Writers(data_writers, rejects, reject_features, rate, build, cfg.export.rejects_audio, cfg.export.splits)
     stats = Stats()
 
     for chunk in ctx.chunk_ranges():
-        synth_dir = ctx.chunk_path("synthesize", chunk)
-        synth_rows = read_jsonl(synth_dir / "records.jsonl")
-        scripts = {
-            r["spec"]["dialogue_id"]: Script.from_dict(strip_kind(r)) for r in synth_rows if r["kind"] == "script"
-        }
-        utts = {
-            (r["dialogue_id"], r["turn_index"]): Utterance.from_dict(strip_kind(r))
-            for r in synth_rows
-            if r["kind"] == "utterance"
-        }
-        dialogue_verdicts: dict[str, set[str]] = defaultdict(set)
-        for r in read_jsonl(ctx.chunk_path("filter", chunk)):
-            if r["kind"] == "outcome":
-                outcome = Outcome.from_dict(strip_kind(r))
-                n = outcome.spec.num_exchanges
-                stats.plan(outcome.spec, n)
-                stats.exchanges[outcome.verdict] += n
-                stats.dialogues[outcome.verdict] += 1
-                stats.reasons[reason_key(outcome.reasons[-1] if outcome.reasons else outcome.verdict)] += n
-                for k in range(n):
-                    rejects.write(
-                        _outcome_row(
-                            outcome,
-                            k,
-                            split_of(outcome.dialogue_id, cfg.export.splits),
-                            build,
-                            reject_features,
-                            rate,
-                        )
-                    )
-                continue
-            script = scripts[r["dialogue_id"]]
-            k = r["exchange_index"]
-            if k == 0:
-                stats.plan(script.spec, script.spec.num_exchanges)
-            pair = (utts[(script.spec.dialogue_id, 2 * k)], utts[(script.spec.dialogue_id, 2 * k + 1)])
-            split = split_of(script.spec.dialogue_id, cfg.export.splits)
-            row = exchange_row(script, k, split, (r["user_scores"], r["assistant_scores"]), pair, build)
-            for side in ("user_scores", "assistant_scores"):
-                for name, value in r[side]["checks"].items():
-                    stats.checks[f"{side.split('_')[0]}.{name}"][value] += 1
-            verdict = r["verdict"]
-            stats.exchanges[verdict] += 1
-            dialogue_verdicts[script.spec.dialogue_id].add(verdict)
-            if verdict == "accepted":
-                row["user_audio"] = _audio(synth_dir, pair[0].audio_path)
-                row["assistant_audio"] = _audio(synth_dir, pair[1].audio_path)
-                data_writers[split].write(row)
-                stats.accept(row)
-            else:
-                stats.reasons.update(r["reasons"] or [verdict])
-                row |= {"verdict": verdict, "stage": "filter", "reasons": r["reasons"]}
-                if cfg.export.rejects_audio:
-                    row["user_audio"] = _audio(synth_dir, pair[0].audio_path)
-                    row["assistant_audio"] = _audio(synth_dir, pair[1].audio_path)
-                rejects.write(row)
-        for verdicts in dialogue_verdicts.values():
-            final = "failed" if "failed" in verdicts else "rejected" if "rejected" in verdicts else "accepted"
-            stats.dialogues[final] += 1
-
+        rounds = [ctx.versions(chunk, r) for r in ctx.rounds]
+        merged = merge(rounds)
+        kept = {d: best(versions).round for d, versions in merged.items()}
+        stats.regenerated += sum(len(versions) > 1 for versions in merged.values())
+        for r in ctx.rounds:
+            export_round(ctx, chunk, r, kept, writers, stats)
     shards = {s: w.finish() for s, w in data_writers.items()}
     reject_shards = rejects.finish()
     for name in ("data", "rejects"):
@@ -160,6 +190,13 @@ def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) ->
                 **{v: stats.exchanges[v] for v in ("accepted", "rejected", "failed")},
             },
             "by_reason": dict(sorted(stats.reasons.items())),
+            # Versions of regenerated dialogues that a better version replaced: in rejects/, not in `planned`.
+            "regeneration": {
+                "rounds": cfg.regenerate.rounds,
+                "dialogues_regenerated": stats.regenerated,
+                "exchanges_replaced": stats.exchanges["replaced"],
+                "accepted_by_round": dict(sorted(stats.accepted_by_round.items())),
+            },
             "by_split": {s: sum(x["rows"] for x in shards[s]) for s in splits},
         },
         "distributions": {
@@ -168,6 +205,7 @@ def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) ->
         },
         "checks": {k: dict(v) for k, v in sorted(stats.checks.items())},
         "shards": {"data": {s: shards[s] for s in splits}, "rejects": reject_shards},
+        # per stage, per chunk: the key of each round
         "stage_keys": {stage: list(keys.values()) for stage, keys in ctx.keys.items()},
         "timings_s": timings or {},
     }

@@ -15,6 +15,7 @@ QUALITY_FIELDS = (
 )  # fmt: skip
 PROVENANCE_FIELDS = (
     "build_name", "plan_seed", "plan_index", "llm_model", "llm_seed", "prompt_hash", "tts_backend", "asr_backend",
+    "regeneration_round",
 )  # fmt: skip
 
 
@@ -99,5 +100,6 @@ def exchange_row(
             "prompt_hash": str(script.llm.get("prompt_hash")),
             "tts_backend": str(utterances[0].tts.get("backend")) if utterances else None,
             "asr_backend": build.get("asr_backend"),
+            "regeneration_round": str(build.get("round", 0)),
         },
     }

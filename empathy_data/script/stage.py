@@ -62,6 +62,11 @@ class ScriptRun:
     max_attempts: int
     max_in_flight: int
     request_tag: bool = True
+    first_attempt: int = 0  # attempt numbers (and so seeds) start here: regeneration rounds ask anew
+
+    @property
+    def attempts(self) -> range:
+        return range(self.first_attempt, self.first_attempt + self.max_attempts)
 
 
 def write_scripts(
@@ -73,8 +78,9 @@ def write_scripts(
     max_in_flight: int,
     request_tag: bool = True,
     write_by: str = "dialogue",
+    first_attempt: int = 0,
 ) -> tuple[list[Script], list[Outcome]]:
-    run = ScriptRun(backend, prompts, rules, max_attempts, max_in_flight, request_tag)
+    run = ScriptRun(backend, prompts, rules, max_attempts, max_in_flight, request_tag, first_attempt)
     return write_by_exchange(specs, run) if write_by == "exchange" else write_by_dialogue(specs, run)
 
 
@@ -85,7 +91,7 @@ def write_by_dialogue(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[S
     malformed: Counter[str] = Counter()
     scripts: list[Script] = []
     outcomes: list[Outcome] = []
-    for attempt in range(max_attempts):
+    for attempt in run.attempts:
         if not pending:
             break
         seeds = [attempt_seed(s.dialogue_id, attempt) for s in pending]
@@ -148,7 +154,7 @@ def write_by_exchange(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[S
     """Each exchange gets up to `max_attempts` requests; a dialogue whose exchange spends them all ends
     rejected (failed when every reply for it was malformed), with every reason it collected."""
     backend, prompts = run.backend, run.prompts
-    pending = [Draft(spec) for spec in specs]
+    pending = [Draft(spec, attempt=run.first_attempt) for spec in specs]
     scripts: list[Script] = []
     outcomes: list[Outcome] = []
     while pending:
@@ -177,7 +183,7 @@ def write_by_exchange(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[S
                     d.exchanges += extra
                     d.attempts.append(d.attempt)
                     d.seeds.append(seed)
-                    d.attempt = 0
+                    d.attempt = run.first_attempt
                     if d.current == d.spec.num_exchanges:
                         scripts.append(d.script([], {**llm, "seed": d.seeds, "attempt": d.attempts}))
                     else:
@@ -186,7 +192,7 @@ def write_by_exchange(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[S
                 reason = f"exchange {d.current}: {failed}"
             d.reasons.append(reason)
             d.attempt += 1
-            if d.attempt < run.max_attempts:
+            if d.attempt in run.attempts:
                 still.append(d)
                 continue
             verdict = "failed" if d.malformed == len(d.reasons) and not d.exchanges else "rejected"

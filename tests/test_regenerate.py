@@ -1,0 +1,148 @@
+"""Regeneration rounds: rejected dialogues are written again, each keeps its best version, nothing is lost."""
+
+import json
+import re
+
+import pyarrow.parquet as pq
+import pytest
+
+from empathy_data import backends
+from empathy_data.atomic import read_jsonl
+from empathy_data.build import run_filter_chunk, run_script_chunk, run_synthesize_chunk
+from empathy_data.export.exporter import export_corpus
+from empathy_data.regenerate import Version, best, needs_another_round
+from empathy_data.verify import verify_corpus
+from tests.helpers import make_context
+
+NOISE = "static noise only"
+
+
+def test_best_version_has_most_accepted_exchanges_then_earliest_round():
+    versions = [Version(0, 2, 1, False), Version(1, 2, 0, False), Version(2, 2, 1, False)]
+    assert best(versions).round == 0
+    assert best([*versions, Version(3, 2, 2, False)]).round == 3
+    assert needs_another_round(versions)
+    assert not needs_another_round([*versions, Version(3, 2, 2, False)])
+    assert not needs_another_round([Version(0, 2, 0, True)])  # an error is not retried by regeneration
+
+
+class DraftChat:
+    """Writes each dialogue per a plan {plan_index: [kind per draft]}: 'clean', 'mumble' (the ASR below
+    hears noise) or 'emoji' (fails script validation). The draft number comes from the request tag."""
+
+    def __init__(self, ctx, drafts: dict[int, list[str]]):
+        self.index_of = {ctx.planner.spec(i).dialogue_id: i for i in range(ctx.config.num_dialogues)}
+        self.drafts = drafts
+        self.calls: list[tuple[int, int]] = []
+
+    @property
+    def identity(self) -> dict:
+        return {"backend": "fake", "model": "fake"}
+
+    def complete(self, messages, schema, seed):
+        dialogue_id, draft = re.search(r"Conversation (\S+), draft (\d+)\.", messages[0]["content"]).groups()
+        index, draft = self.index_of[dialogue_id], int(draft)
+        self.calls.append((index, draft))
+        kinds = self.drafts[index]
+        kind = kinds[min(draft - 1, len(kinds) - 1)]
+        word = {"clean": "today", "mumble": "mumble", "emoji": "today 🙂"}[kind]
+        n = schema["properties"]["exchanges"]["minItems"]
+        exchanges = [
+            {
+                "user": f"I feel really awful {word} because my plans fell apart again, number {i} {draft}.",
+                "reasoning": "She says her plans fell apart and sounds sad, so a gentle comforting reply fits.",
+                "assistant": f"I am so sorry to hear that, it sounds really hard for you, take care {i}.",
+            }
+            for i in range(n)
+        ]
+        return json.dumps({"exchanges": exchanges})
+
+
+class ScriptHearingASR:
+    """Hears every utterance as the words it was written with, except 'mumble' turns, heard as noise.
+    The test loads the texts of the chunk about to be filtered into `texts`."""
+
+    texts: list[str] = []
+
+    @property
+    def identity(self) -> dict:
+        return {"backend": "fake-asr"}
+
+    def transcribe(self, audios, languages):
+        assert len(audios) == len(self.texts)
+        return [NOISE if "mumble" in t else t for t in self.texts]
+
+
+def build(ctx, chat) -> dict:
+    tts = backends.tts_backend(ctx.config.synthesize.model_dump_json())
+    asr = ScriptHearingASR()
+    for c in ctx.chunk_ranges():
+        for r in ctx.rounds:
+            run_script_chunk(ctx, c, chat, r)
+            run_synthesize_chunk(ctx, c, tts, r)
+            rows = read_jsonl(ctx.chunk_path("synthesize", c, r) / "records.jsonl")
+            asr.texts = [row["text"] for row in rows if row["kind"] == "utterance"]
+            run_filter_chunk(ctx, c, asr, None, r)
+    return export_corpus(ctx)
+
+
+@pytest.fixture
+def regen_ctx(tmp_path):
+    return make_context(
+        tmp_path,
+        num_dialogues=4,
+        chunk_size=2,
+        distributions={"exchanges": {1: 1.0}},
+        script={"max_attempts": 1},
+        synthesize={"sample_rate": 16000, "tts": {"backend": "espeak", "neutral_reference": False}},
+        filter={"thresholds": {"check_emotion": False}},
+        regenerate={"rounds": 2},
+    )
+
+
+def test_rejected_dialogues_are_written_again_until_accepted_or_out_of_rounds(regen_ctx):
+    drafts = {0: ["mumble", "clean"], 1: ["mumble"], 2: ["clean"], 3: ["emoji", "clean"]}
+    chat = DraftChat(regen_ctx, drafts)
+    manifest = build(regen_ctx, chat)
+
+    # one draft per round (max_attempts 1): dialogue 1 used all three rounds, 2 was never asked again
+    assert sorted(chat.calls) == [(0, 1), (0, 2), (1, 1), (1, 2), (1, 3), (2, 1), (3, 1), (3, 2)]
+    counts = manifest["counts"]
+    assert counts["exchanges"] == {"planned": 4, "accepted": 3, "rejected": 1, "failed": 0}
+    assert counts["dialogues"] == {"planned": 4, "accepted": 3, "rejected": 1, "failed": 0}
+    assert counts["regeneration"] == {
+        "rounds": 2,
+        "dialogues_regenerated": 3,
+        "exchanges_replaced": 4,  # dialogue 0: 1, dialogue 1: 2, dialogue 3: 1
+        "accepted_by_round": {"0": 1, "1": 2},
+    }
+    assert verify_corpus(regen_ctx.out) == {"rows": 3, "rejects": 5, "dialogues": 3}
+    assert "3 dialogue(s) were written again" in (regen_ctx.out / "README.md").read_text()
+
+    data = [r for f in sorted((regen_ctx.out / "data").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    assert sorted(r["provenance"]["regeneration_round"] for r in data) == ["0", "1", "1"]
+    assert all("mumble" not in r["user_text"] and "🙂" not in r["user_text"] for r in data)
+    rejects = pq.read_table(regen_ctx.out / "rejects" / "rejects-00000-of-00001.parquet").to_pylist()
+    by_verdict = {}
+    for r in rejects:
+        by_verdict.setdefault(r["verdict"], []).append(r)
+    assert len(by_verdict["rejected"]) == 1 and by_verdict["rejected"][0]["reasons"] == ["user.wer"]
+    replaced = by_verdict["replaced"]
+    assert len(replaced) == 4
+    assert all(r["reasons"][-1].startswith("replaced: by round") for r in replaced)
+    script_replaced = [r for r in replaced if r["stage"] == "script"]
+    assert len(script_replaced) == 1 and "emoji" in script_replaced[0]["reasons"][0]
+
+
+def test_adding_rounds_to_a_finished_build_reuses_round_zero(regen_ctx, tmp_path):
+    drafts = {0: ["mumble", "clean"], 1: ["clean"], 2: ["clean"], 3: ["clean"]}
+    data = regen_ctx.config.model_dump(mode="json")
+    data["regenerate"] = {"rounds": 0}
+    first = make_context(tmp_path, **{k: v for k, v in data.items() if k not in ("name", "seed")} | {"seed": 3})
+    assert build(first, DraftChat(first, drafts))["counts"]["exchanges"]["accepted"] == 3
+
+    chat = DraftChat(regen_ctx, drafts)
+    manifest = build(regen_ctx, chat)
+    assert chat.calls == [(0, 2)]  # round 0 came from the finished build; only the rejected one is asked
+    assert manifest["counts"]["exchanges"]["accepted"] == 4
+    assert [keys[0] for keys in manifest["stage_keys"]["filter"]] == [keys[0] for keys in first.keys["filter"].values()]
