@@ -56,11 +56,16 @@ def shard_digests(out: Path) -> dict[str, str]:
 
 
 def accounted_ids(out: Path) -> list[tuple[str, int]]:
+    """(dialogue, exchange) of every final row: data/ and rejects/, less versions a regeneration replaced."""
     keys = []
     for folder in ("data", "rejects"):
         for shard in sorted((out / folder).glob("*.parquet")):
-            t = pq.read_table(shard, columns=["dialogue_id", "exchange_index"])
-            keys += zip(t.column("dialogue_id").to_pylist(), t.column("exchange_index").to_pylist(), strict=True)
+            rows = pq.read_table(shard).select(
+                ["dialogue_id", "exchange_index", *(["verdict"] if folder == "rejects" else [])]
+            )
+            keys += [
+                (r["dialogue_id"], r["exchange_index"]) for r in rows.to_pylist() if r.get("verdict") != "replaced"
+            ]
     return keys
 
 
