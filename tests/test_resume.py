@@ -22,6 +22,7 @@ KILL_POINTS = {
     "script": "work/script/*.jsonl",  # first script chunk written, the second still being written
     "synthesize": "work/synthesize/c*/records.jsonl",
     "filter": "work/filter/*.jsonl",
+    "regenerate": "work/filter/c*-r1-*.jsonl",  # a chunk's regeneration round finished (smoke.yaml: 1 round)
 }
 
 
