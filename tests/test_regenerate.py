@@ -11,6 +11,7 @@ from empathy_data.atomic import read_jsonl
 from empathy_data.build import run_filter_chunk, run_script_chunk, run_synthesize_chunk
 from empathy_data.export.exporter import export_corpus
 from empathy_data.regenerate import Version, best, needs_another_round
+from empathy_data.script.stage import write_scripts
 from empathy_data.verify import verify_corpus
 from tests.helpers import make_context
 
@@ -146,3 +147,13 @@ def test_adding_rounds_to_a_finished_build_reuses_round_zero(regen_ctx, tmp_path
     assert chat.calls == [(0, 2)]  # round 0 came from the finished build; only the rejected one is asked
     assert manifest["counts"]["exchanges"]["accepted"] == 4
     assert [keys[0] for keys in manifest["stage_keys"]["filter"]] == [keys[0] for keys in first.keys["filter"].values()]
+
+
+@pytest.mark.parametrize("write_by", ["dialogue", "exchange"])
+def test_a_later_round_asks_with_later_attempt_numbers(regen_ctx, write_by):
+    chat = DraftChat(regen_ctx, {0: ["emoji"]})
+    spec = regen_ctx.planner.spec(0)
+    rules = regen_ctx.config.script.validation
+    _, outcomes = write_scripts([spec], chat, regen_ctx.prompts, rules, 2, 1, write_by=write_by, first_attempt=4)
+    assert [draft for _, draft in chat.calls] == [5, 6]
+    assert outcomes[0].verdict == "rejected" and len(outcomes[0].reasons) == 2
