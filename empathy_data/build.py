@@ -123,7 +123,19 @@ class BuildContext:
         return (path / "records.jsonl").is_file() if stage == "synthesize" else path.is_file()
 
     def pending_script_work(self) -> bool:
-        return not all(self.is_done("script", c, r) for c in self.chunk_ranges() for r in self.rounds)
+        """Whether some script chunk still needs the LLM. A round after one that wrote nothing has
+        nothing to write either; a round whose predecessor is unfiltered might."""
+        for c in self.chunk_ranges():
+            if not self.is_done("script", c, 0):
+                return True
+            for r in self.rounds[1:]:
+                if not self.is_done("filter", c, r - 1):
+                    return True
+                if not self.round_specs(c, r):
+                    break
+                if not self.is_done("script", c, r):
+                    return True
+        return False
 
     def round_specs(self, chunk_index: int, round_: int) -> list[DialogueSpec]:
         """The specs round `round_` writes: all of the chunk in round 0, later only those whose best

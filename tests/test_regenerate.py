@@ -142,8 +142,10 @@ def test_adding_rounds_to_a_finished_build_reuses_round_zero(regen_ctx, tmp_path
     first = make_context(tmp_path, **{k: v for k, v in data.items() if k not in ("name", "seed")} | {"seed": 3})
     assert build(first, DraftChat(first, drafts))["counts"]["exchanges"]["accepted"] == 3
 
+    assert regen_ctx.pending_script_work()  # dialogue 0 is to be written again
     chat = DraftChat(regen_ctx, drafts)
     manifest = build(regen_ctx, chat)
+    assert not regen_ctx.pending_script_work()
     assert chat.calls == [(0, 2)]  # round 0 came from the finished build; only the rejected one is asked
     assert manifest["counts"]["exchanges"]["accepted"] == 4
     assert [keys[0] for keys in manifest["stage_keys"]["filter"]] == [keys[0] for keys in first.keys["filter"].values()]
@@ -157,3 +159,11 @@ def test_a_later_round_asks_with_later_attempt_numbers(regen_ctx, write_by):
     _, outcomes = write_scripts([spec], chat, regen_ctx.prompts, rules, 2, 1, write_by=write_by, first_attempt=4)
     assert [draft for _, draft in chat.calls] == [5, 6]
     assert outcomes[0].verdict == "rejected" and len(outcomes[0].reasons) == 2
+
+
+def test_no_llm_is_needed_when_added_rounds_have_nothing_to_write(regen_ctx, tmp_path):
+    assert regen_ctx.pending_script_work()
+    data = regen_ctx.config.model_dump(mode="json") | {"regenerate": {"rounds": 0}}
+    first = make_context(tmp_path, **{k: v for k, v in data.items() if k != "name"})
+    build(first, DraftChat(first, dict.fromkeys(range(4), ["clean"])))
+    assert not regen_ctx.pending_script_work()  # every dialogue was accepted in round 0
