@@ -12,7 +12,7 @@ import torch
 
 from empathy_data.config import ClassifierEmotion, CosyVoice2Synth, ValidationRules, VLLMScript, XTTSSynth
 from empathy_data.errors import BackendUnavailable
-from empathy_data.schema import ReferenceClip
+from empathy_data.schema import ReferenceClip, Script, ScriptTurn
 from empathy_data.script.stage import write_scripts
 from empathy_data.synthesize.base import TTSRequest
 from tests.helpers import good_reply, make_context
@@ -113,7 +113,7 @@ class FakeCosyVoice2:
     def inference_instruct2(self, text, instruct_text, prompt_wav, stream=False, speed=1.0):
         CALLS.append(("instruct2", text, instruct_text, prompt_wav, stream, speed))
         yield {"tts_speech": torch.ones(1, 100)}
-        yield {"tts_speech": torch.zeros(1, 50)}
+        yield {"tts_speech": torch.rand(1, 50)}  # sampled, like the real speech-token LM
 
 
 def speaker_with_clips(tmp_path):
@@ -179,7 +179,7 @@ class FakeXtts:
 
     def inference(self, text, language, gpt_latent, speaker_embedding):
         CALLS.append(("inference", text, language, gpt_latent, speaker_embedding))
-        return {"wav": torch.full((240,), 0.1)}
+        return {"wav": torch.rand(240)}  # sampled, like the real GPT decoder
 
 
 def test_xtts_clones_from_the_emotion_clip_and_caches_latents(monkeypatch, tmp_path):
@@ -204,6 +204,40 @@ def test_xtts_clones_from_the_emotion_clip_and_caches_latents(monkeypatch, tmp_p
     assert latents == [("latents", ("/pool/a/sad.wav",)), ("latents", ("/pool/a/neutral.wav",))]
     inference = [c for c in CALLS if c[0] == "inference"]
     assert inference[0] == ("inference", "a", "zh-cn", "latent", "embedding") and inference[2][2] == "en"
+
+
+def test_sampling_tts_renders_the_same_request_the_same_way(monkeypatch, tmp_path):
+    install(monkeypatch, "cosyvoice")
+    install(monkeypatch, "cosyvoice.cli")
+    install(monkeypatch, "cosyvoice.cli.cosyvoice", CosyVoice2=FakeCosyVoice2)
+    for name in ("TTS", "TTS.tts", "TTS.tts.configs", "TTS.tts.models"):
+        install(monkeypatch, name)
+    install(monkeypatch, "TTS.tts.configs.xtts_config", XttsConfig=FakeXttsConfig)
+    install(monkeypatch, "TTS.tts.models.xtts", Xtts=FakeXtts)
+    (tmp_path / "config.json").write_text("{}")
+    from empathy_data.synthesize.cosyvoice import CosyVoice2TTS
+    from empathy_data.synthesize.xtts import XTTS
+
+    speaker = speaker_with_clips(tmp_path)
+    one, other = (TTSRequest("I miss her.", "en", speaker, "sad", None, seed) for seed in (1, 2))
+    for tts in (CosyVoice2TTS(CosyVoice2Synth(model_dir=str(tmp_path))), XTTS(XTTSSynth(model_dir=str(tmp_path)))):
+        first, again, reseeded = tts.synthesize([one, one, other])
+        torch.rand(7)  # whatever else draws from the generator in between
+        assert np.array_equal(first, again) and np.array_equal(first, tts.synthesize([one])[0])
+        assert not np.array_equal(first, reseeded)
+
+
+def test_turn_seeds_differ_by_turn_and_by_script_seed(tmp_path):
+    from empathy_data.synthesize.stage import turn_requests
+
+    ctx = make_context(tmp_path, distributions={"exchanges": {2: 1.0}})
+    spec = ctx.planner.spec(0)
+    turns = [ScriptTurn(role=t.role, text="Hello there, how are you?") for t in spec.turns]
+    script = Script(spec=spec, turns=turns, reasoning=["note"] * 2, llm={"seed": 11})
+    seeds = [r.seed for r in turn_requests(script)]
+    assert len(set(seeds)) == 4 and seeds == [r.seed for r in turn_requests(script)]
+    rewritten = script.model_copy(update={"llm": {"seed": 12}})
+    assert not set(seeds) & {r.seed for r in turn_requests(rewritten)}
 
 
 # --- emotion2vec (funasr) -----------------------------------------------------------------------------

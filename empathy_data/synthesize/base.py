@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import random
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,6 +21,9 @@ class TTSRequest:
     speaker: Speaker
     emotion: str | None
     response_style: str | None
+    # For sampling TTS models: the same request renders the same audio on any worker, in any order,
+    # and a rewritten script (new LLM seed) gets new samples.
+    seed: int = 0
 
 
 class TTSBackend(Protocol):
@@ -42,3 +48,19 @@ def render_each(requests: list[TTSRequest], render: Callable[[TTSRequest], np.nd
         except Exception as exc:
             results.append(exc)
     return results
+
+
+_RNG_LOCK = threading.Lock()
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed Python, NumPy and torch (all devices) for one request, holding a process-wide lock so that
+    threads sharing the global generators cannot interleave their draws."""
+    import torch
+
+    with _RNG_LOCK:
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        yield

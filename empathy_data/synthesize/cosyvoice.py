@@ -14,7 +14,7 @@ import numpy as np
 
 from empathy_data.config import CosyVoice2Synth
 from empathy_data.errors import BackendUnavailable
-from empathy_data.synthesize.base import TTSRequest, render_each
+from empathy_data.synthesize.base import TTSRequest, render_each, seeded
 from empathy_data.synthesize.clips import pick_clip, target_emotion
 
 # CosyVoice2's instructions are Chinese and must end with <|endofprompt|>.
@@ -57,10 +57,11 @@ class CosyVoice2TTS:
 
     def render(self, request: TTSRequest) -> np.ndarray:
         clip = pick_clip(request)
-        pieces = self.model.inference_instruct2(
-            request.text, instruction(target_emotion(request)), clip.path, stream=False, speed=self.config.speed
-        )
-        audio = [np.asarray(piece["tts_speech"].cpu().numpy(), dtype=np.float32).reshape(-1) for piece in pieces]
+        with seeded(request.seed):  # the speech-token LM samples; pieces are generated while iterated
+            pieces = self.model.inference_instruct2(
+                request.text, instruction(target_emotion(request)), clip.path, stream=False, speed=self.config.speed
+            )
+            audio = [np.asarray(piece["tts_speech"].cpu().numpy(), dtype=np.float32).reshape(-1) for piece in pieces]
         if not audio:
             raise RuntimeError("CosyVoice2 returned no audio")
         return np.concatenate(audio)

@@ -9,6 +9,7 @@ import numpy as np
 
 from empathy_data.audio import normalise_loudness, resample, trim_silence, write_flac
 from empathy_data.config import SynthesizeConfig
+from empathy_data.hashing import digest
 from empathy_data.schema import Script, Utterance
 from empathy_data.synthesize.base import TTSBackend, TTSRequest
 from empathy_data.synthesize.prosody import prosody_for
@@ -23,9 +24,10 @@ class SynthFailure:
 def turn_requests(script: Script) -> list[TTSRequest]:
     spec = script.spec
     requests = []
-    for plan, turn in zip(spec.turns, script.turns, strict=True):
+    for i, (plan, turn) in enumerate(zip(spec.turns, script.turns, strict=True)):
         speaker = spec.user if plan.role == "user" else spec.assistant_voice
-        requests.append(TTSRequest(turn.text, spec.language, speaker, plan.emotion, plan.response_style))
+        seed = int(digest([spec.dialogue_id, i, script.llm.get("seed")], 8), 16) % 2**31
+        requests.append(TTSRequest(turn.text, spec.language, speaker, plan.emotion, plan.response_style, seed))
     return requests
 
 
@@ -50,7 +52,9 @@ def synthesize_scripts(
         wanted = list(requests)
         if neutral_reference:
             wanted += [
-                TTSRequest(r.text, r.language, r.speaker, "neutral", None) for r in requests if r.emotion is not None
+                TTSRequest(r.text, r.language, r.speaker, "neutral", None, r.seed)
+                for r in requests
+                if r.emotion is not None
             ]
         rendered = backend.synthesize(wanted)
         errors = [r for r in rendered if isinstance(r, Exception)]

@@ -10,7 +10,7 @@ import numpy as np
 
 from empathy_data.config import XTTSSynth
 from empathy_data.errors import BackendUnavailable
-from empathy_data.synthesize.base import TTSRequest, render_each
+from empathy_data.synthesize.base import TTSRequest, render_each, seeded
 from empathy_data.synthesize.clips import pick_clip
 
 LANGUAGES = {"en": "en", "zh": "zh-cn"}
@@ -49,9 +49,10 @@ class XTTS:
 
     def render(self, request: TTSRequest) -> np.ndarray:
         gpt_latent, speaker_embedding = self.conditioning(pick_clip(request).path)
-        out = self.model.inference(
-            request.text, LANGUAGES.get(request.language, request.language), gpt_latent, speaker_embedding
-        )
+        with seeded(request.seed):  # the GPT decoder samples (temperature 0.75 by default)
+            out = self.model.inference(
+                request.text, LANGUAGES.get(request.language, request.language), gpt_latent, speaker_embedding
+            )
         wav = out["wav"]
         wav = wav.cpu().numpy() if hasattr(wav, "cpu") else np.asarray(wav)
         return np.asarray(wav, dtype=np.float32).reshape(-1)
