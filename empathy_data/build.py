@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,7 +225,9 @@ def outcomes_of(rows: list[dict]) -> list[Outcome]:
     return [Outcome.from_dict(strip_kind(r)) for r in rows if r["kind"] == "outcome"]
 
 
-def run_script_chunk(ctx: BuildContext, chunk_index: int, chat, round_: int = 0) -> ChunkRef:
+# Each run_*_chunk takes a factory for its backend and calls it only when the chunk holds work, so a
+# finished or empty chunk (a regeneration round with nothing to redo) loads no model.
+def run_script_chunk(ctx: BuildContext, chunk_index: int, make_chat: Callable, round_: int = 0) -> ChunkRef:
     from empathy_data.script.stage import write_scripts
 
     path = ctx.chunk_path("script", chunk_index, round_)
@@ -233,20 +236,16 @@ def run_script_chunk(ctx: BuildContext, chunk_index: int, chat, round_: int = 0)
     t0 = time.perf_counter()
     specs = ctx.round_specs(chunk_index, round_)
     cfg = ctx.config.script
-    scripts, outcomes = (
-        write_scripts(
-            specs,
-            chat,
-            ctx.prompts,
-            cfg.validation,
-            cfg.max_attempts,
-            cfg.max_in_flight,
-            cfg.request_tag,
-            cfg.write_by,
-            first_attempt=round_ * cfg.max_attempts,  # each round asks with new seeds
-        )  # fmt: skip
-        if specs
-        else ([], [])
+    scripts, outcomes = write_scripts(
+        specs,
+        make_chat() if specs else None,
+        ctx.prompts,
+        cfg.validation,
+        cfg.max_attempts,
+        cfg.max_in_flight,
+        cfg.request_tag,
+        cfg.write_by,
+        first_attempt=round_ * cfg.max_attempts,  # each round asks with new seeds
     )
     by_index = {s.spec.index: _record("script", s) for s in scripts} | {
         o.index: _record("outcome", o) for o in outcomes
@@ -255,7 +254,7 @@ def run_script_chunk(ctx: BuildContext, chunk_index: int, chat, round_: int = 0)
     return _ref_from_file(ctx, "script", chunk_index, round_, seconds=time.perf_counter() - t0)
 
 
-def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, tts, round_: int = 0) -> ChunkRef:
+def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, make_tts: Callable, round_: int = 0) -> ChunkRef:
     from empathy_data.synthesize.stage import synthesize_scripts
 
     if ctx.is_done("synthesize", chunk_index, round_):
@@ -266,9 +265,8 @@ def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, tts, round_: int =
     outcomes = outcomes_of(rows)
     cfg = ctx.config.synthesize
     with atomic_dir(ctx.chunk_path("synthesize", chunk_index, round_)) as tmp:
-        utterances, failures = (
-            synthesize_scripts(scripts, tts, cfg, tmp, cfg.tts.neutral_reference) if scripts else ([], [])
-        )
+        tts = make_tts() if scripts else None
+        utterances, failures = synthesize_scripts(scripts, tts, cfg, tmp, cfg.tts.neutral_reference)
         for f in failures:
             s = f.script
             outcomes.append(
@@ -289,7 +287,8 @@ def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, tts, round_: int =
     return _ref_from_file(ctx, "synthesize", chunk_index, round_, seconds=time.perf_counter() - t0)
 
 
-def run_filter_chunk(ctx: BuildContext, chunk_index: int, asr, emotion, round_: int = 0) -> ChunkRef:
+def run_filter_chunk(ctx: BuildContext, chunk_index: int, make_judges: Callable, round_: int = 0) -> ChunkRef:
+    """`make_judges()` returns the (ASR, emotion check) pair."""
     from empathy_data.filter.stage import exchange_verdict, score_utterances
 
     if ctx.is_done("filter", chunk_index, round_):
@@ -301,7 +300,7 @@ def run_filter_chunk(ctx: BuildContext, chunk_index: int, asr, emotion, round_: 
     utterances = [Utterance.from_dict(strip_kind(r)) for r in rows if r["kind"] == "utterance"]
     languages = {d: s.spec.language for d, s in scripts.items()}
     thresholds = ctx.config.filter.thresholds
-    scores = score_utterances(utterances, languages, synth_dir, asr, emotion, thresholds) if utterances else []
+    scores = score_utterances(utterances, languages, synth_dir, *make_judges(), thresholds) if utterances else []
     by_turn = {(s.dialogue_id, s.turn_index): s for s in scores}
     out_rows: list[dict] = []
     for dialogue_id, script in scripts.items():

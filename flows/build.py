@@ -10,14 +10,13 @@ import json
 import logging
 import time
 from contextlib import nullcontext
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NONE
 
 from empathy_data import backends
-from empathy_data.atomic import read_jsonl
 from empathy_data.build import (
     BuildContext,
     ChunkRef,
@@ -45,43 +44,29 @@ def _report(ref: ChunkRef, total: int) -> ChunkRef:
     return ref
 
 
-def _has_work(ctx: BuildContext, stage: str, chunk_index: int, round_: int) -> bool:
-    """Whether this chunk output still has to be made and holds anything, so a backend is worth loading."""
-    if ctx.is_done(stage, chunk_index, round_):
-        return False
-    if stage == "script":
-        return bool(ctx.round_specs(chunk_index, round_))
-    upstream = "script" if stage == "synthesize" else "synthesize"
-    path = ctx.chunk_path(upstream, chunk_index, round_)
-    rows = read_jsonl(path / "records.jsonl" if upstream == "synthesize" else path)
-    return any(r["kind"] == ("script" if stage == "synthesize" else "utterance") for r in rows)
-
-
 @task(name="script-chunk", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
 def script_task(config_path: str, overrides_json: str, chunk_index: int, base_url: str, round_: int = 0) -> ChunkRef:
     ctx = _context(config_path, overrides_json)
-    work = _has_work(ctx, "script", chunk_index, round_)
-    chat = backends.chat_backend(ctx.config.script.model_dump_json(), base_url) if work else None
-    return _report(run_script_chunk(ctx, chunk_index, chat, round_), ctx.planner.num_chunks)
+    make_chat = partial(backends.chat_backend, ctx.config.script.model_dump_json(), base_url)
+    return _report(run_script_chunk(ctx, chunk_index, make_chat, round_), ctx.planner.num_chunks)
 
 
 @task(name="synthesize-chunk", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
 def synthesize_task(config_path: str, overrides_json: str, chunk_index: int, round_: int = 0) -> ChunkRef:
     ctx = _context(config_path, overrides_json)
-    work = _has_work(ctx, "synthesize", chunk_index, round_)
-    tts = backends.tts_backend(ctx.config.synthesize.model_dump_json()) if work else None
-    return _report(run_synthesize_chunk(ctx, chunk_index, tts, round_), ctx.planner.num_chunks)
+    make_tts = partial(backends.tts_backend, ctx.config.synthesize.model_dump_json())
+    return _report(run_synthesize_chunk(ctx, chunk_index, make_tts, round_), ctx.planner.num_chunks)
 
 
 @task(name="filter-chunk", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
 def filter_task(config_path: str, overrides_json: str, chunk_index: int, round_: int = 0) -> ChunkRef:
     ctx = _context(config_path, overrides_json)
     filter_json = ctx.config.filter.model_dump_json()
-    if _has_work(ctx, "filter", chunk_index, round_):
-        asr, emotion = backends.asr_backend(filter_json), backends.emotion_backend(filter_json)
-    else:
-        asr = emotion = None
-    return _report(run_filter_chunk(ctx, chunk_index, asr, emotion, round_), ctx.planner.num_chunks)
+
+    def make_judges():
+        return backends.asr_backend(filter_json), backends.emotion_backend(filter_json)
+
+    return _report(run_filter_chunk(ctx, chunk_index, make_judges, round_), ctx.planner.num_chunks)
 
 
 def task_runner(runner: RunnerConfig):

@@ -79,11 +79,11 @@ def build(ctx, chat) -> dict:
     asr = ScriptHearingASR()
     for c in ctx.chunk_ranges():
         for r in ctx.rounds:
-            run_script_chunk(ctx, c, chat, r)
-            run_synthesize_chunk(ctx, c, tts, r)
+            run_script_chunk(ctx, c, lambda: chat, r)
+            run_synthesize_chunk(ctx, c, lambda: tts, r)
             rows = read_jsonl(ctx.chunk_path("synthesize", c, r) / "records.jsonl")
             asr.texts = [row["text"] for row in rows if row["kind"] == "utterance"]
-            run_filter_chunk(ctx, c, asr, None, r)
+            run_filter_chunk(ctx, c, lambda: (asr, None), r)
     return export_corpus(ctx)
 
 

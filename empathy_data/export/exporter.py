@@ -14,7 +14,7 @@ from empathy_data.export.card import dataset_card
 from empathy_data.export.rows import exchange_row, features
 from empathy_data.export.shards import ShardWriter
 from empathy_data.export.splits import split_of
-from empathy_data.regenerate import best, merge
+from empathy_data.regenerate import best, merge, versions_in_round
 from empathy_data.schema import Outcome, Script, Utterance
 from empathy_data.versions import package_versions
 
@@ -72,7 +72,9 @@ class Writers:
     splits: dict[str, float]
 
 
-def export_round(ctx: BuildContext, chunk: int, round_: int, kept: dict[str, int], w: Writers, stats: Stats) -> None:
+def export_round(
+    ctx: BuildContext, chunk: int, round_: int, filter_rows: list[dict], kept: dict[str, int], w: Writers, stats: Stats
+) -> None:
     """One round of one chunk: the versions each dialogue keeps go on as before, the versions a later
     (or earlier) round replaced go to rejects/ with verdict `replaced` and what they failed on."""
     synth_dir = ctx.chunk_path("synthesize", chunk, round_)
@@ -85,7 +87,7 @@ def export_round(ctx: BuildContext, chunk: int, round_: int, kept: dict[str, int
     }
     build = w.build | {"round": round_}
     dialogue_verdicts: dict[str, set[str]] = defaultdict(set)
-    for r in read_jsonl(ctx.chunk_path("filter", chunk, round_)):
+    for r in filter_rows:
         dialogue_id = r["dialogue_id"]
         split = split_of(dialogue_id, w.splits)
         keep_round = kept[dialogue_id]
@@ -159,12 +161,12 @@ def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) ->
     stats = Stats()
 
     for chunk in ctx.chunk_ranges():
-        rounds = [ctx.versions(chunk, r) for r in ctx.rounds]
-        merged = merge(rounds)
+        filter_rows = [read_jsonl(ctx.chunk_path("filter", chunk, r)) for r in ctx.rounds]
+        merged = merge([versions_in_round(rows, r) for r, rows in enumerate(filter_rows)])
         kept = {d: best(versions).round for d, versions in merged.items()}
         stats.regenerated += sum(len(versions) > 1 for versions in merged.values())
-        for r in ctx.rounds:
-            export_round(ctx, chunk, r, kept, writers, stats)
+        for r, rows in enumerate(filter_rows):
+            export_round(ctx, chunk, r, rows, kept, writers, stats)
     shards = {s: w.finish() for s, w in data_writers.items()}
     reject_shards = rejects.finish()
     for name in ("data", "rejects"):
