@@ -7,15 +7,42 @@ backend module imports its heavy library lazily and names the extra to install w
 
 from __future__ import annotations
 
+import functools
 import json
-from functools import lru_cache
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
 from empathy_data.config import FilterConfig, ScriptConfig, SynthesizeConfig
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-@lru_cache(maxsize=4)
+
+def once_per_process(factory: F) -> F:
+    """Cache a factory by its arguments; concurrent first calls build one instance, not one each
+    (two threads on a cold cache must never load two engines onto one GPU)."""
+    built: dict[tuple, Any] = {}
+    locks: dict[tuple, threading.Lock] = {}
+    guard = threading.Lock()
+
+    @functools.wraps(factory)
+    def cached(*args):
+        if args in built:
+            return built[args]
+        with guard:
+            lock = locks.setdefault(args, threading.Lock())
+        with lock:
+            if args not in built:
+                built[args] = factory(*args)
+            return built[args]
+
+    cached.cache_clear = built.clear  # type: ignore[attr-defined]
+    return cached  # type: ignore[return-value]
+
+
+@once_per_process
 def chat_backend(script_json: str, base_url: str):
     config = TypeAdapter(ScriptConfig).validate_python(json.loads(script_json))
     if config.backend == "vllm":
@@ -27,7 +54,7 @@ def chat_backend(script_json: str, base_url: str):
     return OpenAIChat(config, base_url)
 
 
-@lru_cache(maxsize=4)
+@once_per_process
 def tts_backend(synth_json: str):
     tts = SynthesizeConfig.model_validate(json.loads(synth_json)).tts
     if tts.backend == "cosyvoice2":
@@ -43,7 +70,7 @@ def tts_backend(synth_json: str):
     return EspeakTTS()
 
 
-@lru_cache(maxsize=4)
+@once_per_process
 def asr_backend(filter_json: str):
     asr = FilterConfig.model_validate(json.loads(filter_json)).asr
     if asr.backend == "transformers":
@@ -55,7 +82,7 @@ def asr_backend(filter_json: str):
     return FasterWhisper(asr)
 
 
-@lru_cache(maxsize=4)
+@once_per_process
 def emotion_backend(filter_json: str):
     config = FilterConfig.model_validate(json.loads(filter_json))
     if not config.thresholds.check_emotion:

@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from empathy_data.atomic import atomic_dir, read_jsonl, write_jsonl
-from empathy_data.config import BuildConfig, load_config
+from empathy_data.config import BuildConfig, FilterConfig, SynthesizeConfig, load_config
 from empathy_data.embedded_models import LLM_SHA256, WHISPER_SHA256
 from empathy_data.errors import ConfigError
+from empathy_data.fingerprint import library_versions, model_identity
 from empathy_data.hashing import digest
 from empathy_data.plan import Planner
 from empathy_data.prompt_library import PromptLibrary, load_prompts
@@ -27,6 +28,36 @@ from empathy_data.speakers import load_pool
 
 log = logging.getLogger("empathy_data")
 STAGES = ("script", "synthesize", "filter")
+OWN_ENTRIES = {"work", ".build.lock", ".build.owner"}
+
+
+TTS_LIBRARIES = {"espeak": ("espeakng-loader",), "cosyvoice2": ("torch", "torchaudio"), "xtts": ("coqui-tts", "torch")}
+ASR_LIBRARIES = {"faster-whisper": ("faster-whisper", "ctranslate2"), "transformers": ("transformers", "torch")}
+EMOTION_LIBRARIES = {"prosody": ("librosa",), "transformers": ("transformers", "torch"), "emotion2vec": ("funasr",)}
+
+
+def synthesize_identity(config: SynthesizeConfig) -> dict[str, Any]:
+    settings = config.model_dump(mode="json")
+    tts = settings["tts"]
+    tts.pop("accept_license", None)  # a licence acceptance changes no audio
+    if "model_dir" in tts:
+        tts["model_dir"] = model_identity(tts["model_dir"])
+    if tts.get("repo_dir"):
+        tts["repo_dir"] = model_identity(tts["repo_dir"])
+    return {"settings": settings, "library": library_versions(*TTS_LIBRARIES[config.tts.backend])}
+
+
+def filter_identity(config: FilterConfig) -> dict[str, Any]:
+    settings = config.model_dump(mode="json")
+    asr, emotion = settings["asr"], settings["emotion"]
+    if config.asr.backend == "faster-whisper" and config.asr.model == "embedded":
+        asr["model"] = {"embedded_asr_sha256": WHISPER_SHA256}
+    else:
+        asr["model"] = model_identity(config.asr.model)
+    if "model" in emotion:
+        emotion["model"] = model_identity(emotion["model"])
+    libraries = [*ASR_LIBRARIES[config.asr.backend], *EMOTION_LIBRARIES[config.emotion.backend]]
+    return {"settings": settings, "library": library_versions(*libraries)}
 
 
 @dataclass(frozen=True)
@@ -39,6 +70,8 @@ class ChunkRef:
     seconds: float = 0.0
     cached: bool = False
     round: int = 0
+    replayed: int = 0  # script stage: LLM replies read back from the journal
+    sent: int = 0  # script stage: requests sent to the LLM
 
 
 @dataclass
@@ -74,23 +107,29 @@ class BuildContext:
         return range(self.config.regenerate.rounds + 1)
 
     # Cache keys hash exactly what changes a stage's output, plus the upstream key. Left out on purpose:
-    # server address, API key variable, timeouts, concurrency and retry counts (they change speed, not output).
+    # server address, API key variable, timeouts, concurrency and retry counts (they change speed, not
+    # output), and where model weights are mounted (their content fingerprint stands in for the path).
     def stage_settings(self, stage: str) -> dict[str, Any]:
-        c = self.config
         if stage == "script":
-            speed_only = {"base_url", "api_key_env", "max_in_flight", "timeout_s", "request_retries", "embedded"}
-            s = c.script.model_dump(mode="json", exclude=speed_only)
-            if c.script.backend == "openai":
-                s["structured_output"] = c.script.schema_form()
-                if c.script.base_url is None:
-                    s["embedded_llm_sha256"] = LLM_SHA256
-            return {"script": s, "prompts": self.prompts.content_hash}
+            return {"script": self.llm_identity(), "prompts": self.prompts.content_hash}
         if stage == "synthesize":
-            return c.synthesize.model_dump(mode="json")
-        f = c.filter.model_dump(mode="json")
-        if c.filter.asr.backend == "faster-whisper" and c.filter.asr.model == "embedded":
-            f["embedded_asr_sha256"] = WHISPER_SHA256
-        return f
+            return synthesize_identity(self.config.synthesize)
+        return filter_identity(self.config.filter)
+
+    def llm_identity(self) -> dict[str, Any]:
+        """The script settings that decide the LLM's replies and the verdicts on them."""
+        script = self.config.script
+        speed_only = {"base_url", "api_key_env", "max_in_flight", "timeout_s", "request_retries", "embedded"}
+        s = script.model_dump(mode="json", exclude=speed_only)
+        if script.backend == "openai":
+            s["structured_output"] = script.schema_form()
+            if script.base_url is None:
+                s["embedded_llm_sha256"] = LLM_SHA256
+                s["library"] = library_versions("llama-cpp-python")
+        else:
+            s["model"] = model_identity(script.model)
+            s["library"] = library_versions("vllm")
+        return s
 
     def stage_keys(self) -> dict[str, dict[int, list[str]]]:
         """Each key hashes its stage's settings and the key upstream of it. Round r's script chunk comes
@@ -118,6 +157,46 @@ class BuildContext:
         tag = f"-r{round_}" if round_ else ""
         name = f"c{chunk_index:05d}{tag}-{self.keys[stage][chunk_index][round_]}"
         return self.out / "work" / stage / (name if stage == "synthesize" else f"{name}.jsonl")
+
+    def journal_path(self, chunk_index: int, round_: int = 0) -> Path:
+        """Named by position, not key: a changed corpus size or validation rule still finds the replies
+        (each reply is looked up by the hash of its request)."""
+        return self.out / "work" / "journal" / f"c{chunk_index:05d}-r{round_}.jsonl"
+
+    def own_failures(self, stage: str, chunk_index: int, round_: int) -> int:
+        """Items of a finished chunk output that this stage itself failed (an error, not a verdict)."""
+        path = self.chunk_path(stage, chunk_index, round_)
+        rows = read_jsonl(path / "records.jsonl" if stage == "synthesize" else path)
+        return sum(
+            r.get("verdict") == "failed" and (r["kind"] == "exchange" or r.get("stage") == stage) for r in rows
+        )
+
+    def reopen_failed_chunks(self) -> int:
+        """`failed` means an error happened, not a verdict: a re-run tries those items again. The chunk
+        output holding them is removed with everything computed from it (later stages and rounds);
+        replies already received come back from the journal, so only the failed items cost new work."""
+        import shutil
+
+        reopened = 0
+        for c in self.chunk_ranges():
+            found = next(
+                ((r, i) for r in self.rounds for i, stage in enumerate(STAGES)
+                 if self.is_done(stage, c, r) and self.own_failures(stage, c, r)),
+                None,
+            )  # fmt: skip
+            if found is None:
+                continue
+            first_round, first_stage = found
+            for r in self.rounds[first_round:]:
+                for stage in STAGES[first_stage if r == first_round else 0 :]:
+                    path = self.chunk_path(stage, c, r)
+                    if path.is_dir():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink(missing_ok=True)
+            log.info("chunk %d: %s output with failed items will be retried", c + 1, STAGES[first_stage])
+            reopened += 1
+        return reopened
 
     def is_done(self, stage: str, chunk_index: int, round_: int = 0) -> bool:
         path = self.chunk_path(stage, chunk_index, round_)
@@ -174,8 +253,23 @@ class BuildContext:
                     f"output: {self.out}",
                     "holds a different build (other seed, distributions, speakers or scenarios); use another --out",
                 )
-        elif self.out.exists() and any(p.name != "work" for p in self.out.iterdir()):
+        elif self.out.exists() and any(p.name not in OWN_ENTRIES for p in self.out.iterdir()):
             raise ConfigError(f"output: {self.out}", "directory is not empty and holds no empathy-data build")
+
+    def check_no_shrink(self) -> None:
+        """Refuse to replace an exported corpus with a smaller one unless asked to."""
+        import json
+
+        try:
+            exported = json.loads((self.out / "manifest.json").read_text())["counts"]["dialogues"]["planned"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        if self.config.num_dialogues < exported:
+            raise ConfigError(
+                f"num_dialogues: {self.config.num_dialogues}",
+                f"{self.out} already holds a corpus of {exported} dialogues; building {self.config.num_dialogues} "
+                "would replace it with a smaller one (pass --allow-shrink to do that)",
+            )
 
     def remove_partial_writes(self) -> int:
         """Delete temp files and directories a killed run left behind (finished chunks are never temp)."""
@@ -228,6 +322,7 @@ def outcomes_of(rows: list[dict]) -> list[Outcome]:
 # Each run_*_chunk takes a factory for its backend and calls it only when the chunk holds work, so a
 # finished or empty chunk (a regeneration round with nothing to redo) loads no model.
 def run_script_chunk(ctx: BuildContext, chunk_index: int, make_chat: Callable, round_: int = 0) -> ChunkRef:
+    from empathy_data.script.journal import ReplyJournal
     from empathy_data.script.stage import write_scripts
 
     path = ctx.chunk_path("script", chunk_index, round_)
@@ -236,6 +331,10 @@ def run_script_chunk(ctx: BuildContext, chunk_index: int, make_chat: Callable, r
     t0 = time.perf_counter()
     specs = ctx.round_specs(chunk_index, round_)
     cfg = ctx.config.script
+    # The request hash covers messages, seed and sampling settings; the salt adds the model weights.
+    identity = ctx.llm_identity()
+    salt = {k: identity.get(k) for k in ("embedded_llm_sha256", "model", "library")}
+    journal = ReplyJournal(ctx.journal_path(chunk_index, round_), salt=salt)
     scripts, outcomes = write_scripts(
         specs,
         make_chat() if specs else None,
@@ -246,12 +345,14 @@ def run_script_chunk(ctx: BuildContext, chunk_index: int, make_chat: Callable, r
         cfg.request_tag,
         cfg.write_by,
         first_attempt=round_ * cfg.max_attempts,  # each round asks with new seeds
+        journal=journal,
     )
     by_index = {s.spec.index: _record("script", s) for s in scripts} | {
         o.index: _record("outcome", o) for o in outcomes
     }
     write_jsonl(path, [by_index[i] for i in sorted(by_index)])
-    return _ref_from_file(ctx, "script", chunk_index, round_, seconds=time.perf_counter() - t0)
+    ref = _ref_from_file(ctx, "script", chunk_index, round_, seconds=time.perf_counter() - t0)
+    return replace(ref, replayed=journal.replayed, sent=journal.sent)
 
 
 def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, make_tts: Callable, round_: int = 0) -> ChunkRef:
@@ -266,7 +367,9 @@ def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, make_tts: Callable
     cfg = ctx.config.synthesize
     with atomic_dir(ctx.chunk_path("synthesize", chunk_index, round_)) as tmp:
         tts = make_tts() if scripts else None
-        utterances, failures = synthesize_scripts(scripts, tts, cfg, tmp, cfg.tts.neutral_reference)
+        utterances, failures = synthesize_scripts(
+            scripts, tts, cfg, tmp, cfg.tts.neutral_reference, resolve=ctx.planner.pool.resolve
+        )
         for f in failures:
             s = f.script
             outcomes.append(

@@ -31,12 +31,19 @@ def _overrides(out: str | None, num_dialogues: int | None) -> dict:
 
 
 @app.command()
-def validate(config: Annotated[Path, typer.Argument(help="Build config YAML")]) -> None:
-    """Check a config, its prompts and speaker pool without loading any model."""
+def validate(
+    config: Annotated[Path, typer.Argument(help="Build config YAML")],
+    check_servers: Annotated[
+        bool, typer.Option("--check-servers/--no-check-servers", help="Ask a configured LLM server whether it answers")
+    ] = True,
+) -> None:
+    """Check a config, its prompts, speaker pool, backend libraries and model paths without loading any model."""
     from empathy_data.build import BuildContext
+    from empathy_data.preflight import preflight
 
     try:
         ctx = BuildContext.load(config)
+        preflight(ctx.config, check_servers=check_servers)
     except EmpathyDataError as exc:
         _fail(exc)
     planned = sum(ctx.planner.spec(i).num_exchanges for i in range(min(ctx.config.num_dialogues, 1000)))
@@ -68,24 +75,33 @@ def plan(
 def build(
     config: Annotated[Path, typer.Argument(help="Build config YAML")],
     out: Annotated[str | None, typer.Option("--out", help="Output directory (overrides config)")] = None,
-    num_dialogues: Annotated[int | None, typer.Option("--num-dialogues", help="Override corpus size")] = None,
+    num_dialogues: Annotated[
+        int | None, typer.Option("--num-dialogues", min=1, help="Override corpus size")
+    ] = None,
+    allow_shrink: Annotated[
+        bool, typer.Option("--allow-shrink", help="Let a smaller --num-dialogues replace a larger exported corpus")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's own logs")] = False,
 ) -> None:
     """Build a corpus: plan, script, synthesize, filter, export. Re-running resumes."""
     from empathy_data.build import BuildContext
+    from empathy_data.interrupts import stop_cleanly_on_signals
+    from empathy_data.output_lock import OutputLock
+    from empathy_data.preflight import preflight
 
+    stop_cleanly_on_signals()
     overrides = _overrides(out, num_dialogues)
+    lock = None
     try:
-        # Validate everything, the output directory and a configured LLM server included,
-        # before Prefect or any model starts.
+        # Validate everything before Prefect or any model starts and before the output directory is
+        # created: config, prompts, pool, backend libraries, model paths, a configured LLM server.
         ctx = BuildContext.load(config, overrides)
         ctx.check_output_dir()
-        script = ctx.config.script
-        pending = ctx.pending_script_work()
-        if script.backend == "openai" and script.base_url is not None and pending:
-            from empathy_data.script.openai_chat import OpenAIChat
-
-            OpenAIChat(script, script.base_url).check_reachable()
+        if not allow_shrink:
+            ctx.check_no_shrink()
+        preflight(ctx.config, check_servers=ctx.pending_script_work())
+        lock = OutputLock(ctx.out)
+        lock.acquire()
     except EmpathyDataError as exc:
         _fail(exc)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -97,13 +113,16 @@ def build(
     ours.setLevel(logging.INFO)
     ours.addHandler(RichHandler(console=console, show_path=False, show_time=True))
     ours.propagate = False
-    from empathy_data.flows.build import build_corpus
+    from empathy_data.flows.build import run_build
 
     t0 = time.perf_counter()
     try:
-        manifest = build_corpus(str(config), overrides)
+        manifest = run_build(str(config), overrides)
     except EmpathyDataError as exc:
         _fail(exc)
+    finally:
+        if lock is not None:
+            lock.release()
     _summary(manifest, time.perf_counter() - t0)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import math
+import types
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -180,6 +182,8 @@ class XTTSSynth(Strict):
     model_dir: str
     device: Literal["cpu", "cuda"] = "cuda"
     neutral_reference: bool = False
+    # XTTS-v2 weights are under the Coqui Public Model License: the user accepts it, never this tool.
+    accept_license: bool = False
 
 
 TTSConfig = Annotated[EspeakSynth | CosyVoice2Synth | XTTSSynth, Field(discriminator="backend")]
@@ -322,8 +326,15 @@ class RegenerateConfig(Strict):
 
 class RunnerConfig(Strict):
     kind: Literal["thread", "ray", "dask"] = "thread"
+    # Tasks that run at once (threads here; Ray and Dask size their own workers).
     max_workers: int = Field(default=1, ge=1)
     address: str | None = None
+    # Chunks whose tasks are submitted at once; None: twice max_workers. After a chunk fails, no new one starts.
+    max_chunks_in_flight: int | None = Field(default=None, ge=1)
+
+    @property
+    def chunks_in_flight(self) -> int:
+        return self.max_chunks_in_flight or 2 * self.max_workers
 
 
 class BuildConfig(Strict):
@@ -376,6 +387,29 @@ def _yaml_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "<root>"
 
 
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _models_in(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return [m for arg in get_args(annotation) for m in _models_in(arg)]
+    return [annotation] if isinstance(annotation, type) and issubclass(annotation, BaseModel) else []
+
+
+def valid_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys a config block at `loc` accepts (a union's tag in `loc` picks its member)."""
+    models: list[type[BaseModel]] = [BuildConfig]
+    for part in loc:
+        found: list[type[BaseModel]] = []
+        for model in models:
+            if str(part) in model.model_fields:
+                found += _models_in(model.model_fields[str(part)].annotation)
+            elif "backend" in model.model_fields and model.model_fields["backend"].default == part:
+                found.append(model)
+        models = found
+    return sorted({name for model in models for name in model.model_fields})
+
+
 def parse_config(data: Any, source: str = "<config>") -> BuildConfig:
     if not isinstance(data, dict):
         raise ConfigError(source, "top level must be a mapping")
@@ -385,6 +419,9 @@ def parse_config(data: Any, source: str = "<config>") -> BuildConfig:
         err = exc.errors()[0]
         loc = tuple(p for p in err["loc"] if not str(p).startswith("function-after"))
         msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(str(loc[-1]), valid_keys(loc[:-1]), n=1, cutoff=0.6)
+            msg = f"unknown key; did you mean {close[0]!r}?" if close else "unknown key"
         raise ConfigError(f"{source}: {_yaml_path(loc)}", msg) from None
 
 
@@ -401,8 +438,8 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> tu
         raise ConfigError(where, f"malformed YAML ({getattr(exc, 'problem', None) or exc})") from None
     except UnicodeDecodeError:
         raise ConfigError(str(path), "not UTF-8 text") from None
-    if data is None:
-        data = {}
+    if data is None or data == {}:
+        raise ConfigError(str(path), "config is empty; start from configs/smoke.yaml")
     if isinstance(data, dict) and overrides:
         data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
     return parse_config(data, str(path)), path.parent.resolve()

@@ -1,5 +1,7 @@
 """Domain exceptions. Each carries where the problem is so the CLI can print one line."""
 
+from __future__ import annotations
+
 
 class EmpathyDataError(Exception):
     """Base class for errors this package raises on purpose."""
@@ -18,6 +20,16 @@ class BackendUnavailable(EmpathyDataError):
     """A backend cannot start: missing package, missing weights, unreachable server."""
 
 
+class InfrastructureError(EmpathyDataError):
+    """A fault of the machinery, not of one item: a dead or unreachable server, a timeout after the
+    client's retries, an engine crash, out of memory, a missing library or file. It fails the chunk
+    task (which Prefect retries) and is never written into a chunk file as an item's outcome."""
+
+
+class OutputLocked(EmpathyDataError):
+    """Another build holds the output directory."""
+
+
 class ItemError(EmpathyDataError):
     """One record failed; the run goes on and the record is accounted as failed."""
 
@@ -27,5 +39,47 @@ class ItemError(EmpathyDataError):
         super().__init__(f"{item_id}: {reason}")
 
 
-class TransientBackendError(EmpathyDataError):
-    """A retryable backend fault (HTTP 5xx, timeout, connection reset)."""
+# Exceptions that say nothing about the item being processed. Matched by class name along the MRO so
+# that no optional library (torch, openai, vllm) has to be imported to classify its errors.
+_INFRASTRUCTURE_NAMES = {
+    "MemoryError",
+    "OutOfMemoryError",  # torch.cuda.OutOfMemoryError
+    "ImportError",
+    "ConnectionError",
+    "TimeoutError",
+    "APIConnectionError",  # openai: refused/reset/timeout after the client's retries (APITimeoutError too)
+    "RateLimitError",
+    "InternalServerError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",  # openai: model or route not found on the server
+    "EngineDeadError",  # vllm
+    "EngineGenerateError",
+    "InfrastructureError",
+    "BackendUnavailable",
+}
+# An item's own bad input raises these even though they derive from OSError.
+_ITEM_OSERRORS = {"LibsndfileError", "SoundFileRuntimeError"}
+
+
+def is_infrastructure(exc: BaseException) -> bool:
+    """Whether an exception raised while processing one item is a fault of the infrastructure."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & _INFRASTRUCTURE_NAMES:
+        return True
+    if isinstance(exc, OSError) and not names & _ITEM_OSERRORS:
+        return True  # file system, disk full, broken pipe
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and (status >= 500 or status in (401, 403, 404, 408, 409, 429)):
+        return True
+    text = str(exc)
+    return "CUDA error" in text or "CUDA out of memory" in text or "CUBLAS_STATUS" in text
+
+
+def raise_if_infrastructure(exc: BaseException, where: str) -> None:
+    """Re-raise an infrastructure fault as InfrastructureError naming where it happened."""
+    if isinstance(exc, InfrastructureError):
+        raise exc
+    if is_infrastructure(exc):
+        detail = str(exc).splitlines()[0][:300] if str(exc) else ""
+        raise InfrastructureError(f"{where}: {type(exc).__name__}: {detail}".rstrip(": ")) from exc

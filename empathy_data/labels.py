@@ -48,34 +48,3 @@ STYLE_EMOTION: dict[str, str] = {
     "curious": "surprised",
     "informative": "neutral",
 }
-
-OPENS2S_EMOTION = {
-    "neutral": "Neutral",
-    "happy": "Happy",
-    "sad": "Sad",
-    "angry": "Angry",
-    "fearful": "Fear",
-    "surprised": "Surprised",
-    "disgusted": "Disgust",
-}
-OSUM_EMOTION = {
-    "neutral": "NEUTRAL",
-    "happy": "HAPPY",
-    "sad": "SAD",
-    "angry": "ANGRY",
-    "fearful": "FEAR",
-    "surprised": "SURPRISE",
-    "disgusted": "DISGUST",
-}
-OSUM_AGE = {"child": "CHILD", "teen": "CHILD", "young_adult": "ADULT", "adult": "ADULT", "elderly": "OLD"}
-OSUM_GENDER = {"female": "FEMALE", "male": "MALE"}
-# BLSP-Emo trains on five emotions; the other two have no counterpart and are left out of its export.
-BLSP_EMO_EMOTION: dict[str, str | None] = {
-    "neutral": "neutral",
-    "happy": "happy",
-    "angry": "angry",
-    "sad": "sad",
-    "surprised": "surprise",
-    "fearful": None,
-    "disgusted": None,
-}

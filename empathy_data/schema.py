@@ -19,8 +19,9 @@ class Record(BaseModel):
 
 
 class ReferenceClip(Record):
-    path: str
+    path: str  # relative to the speaker pool's directory, so a moved pool is the same pool
     transcript: str
+    sha256: str | None = None  # the clip's content: an edited clip changes the plan
 
 
 class Speaker(Record):

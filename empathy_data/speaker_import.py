@@ -3,7 +3,7 @@
     DIR/<speaker>/<emotion>/<clip>.wav   with the transcript in <clip>.txt (or <clip>.lab) beside it
     speakers.csv                          speaker,gender,age_group[,language]
 
-Every clip is checked (decodes, 3-15 s, sample rate, not silent); every problem is reported with its path.
+Every clip is checked like any pool clip (speakers.clip_problem); every problem is reported with its path.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
 import yaml
 
 from empathy_data.labels import AGE_GROUPS, EMOTIONS, GENDERS
+from empathy_data.speakers import clip_problem
 
 EMOTION_ALIASES = {
     "neutral": "neutral", "neu": "neutral", "calm": "neutral",
@@ -30,7 +29,6 @@ EMOTION_ALIASES = {
     "disgust": "disgusted", "disgusted": "disgusted", "dis": "disgusted",
 }  # fmt: skip
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
-MIN_SECONDS, MAX_SECONDS, MIN_RATE, SILENT_PEAK = 3.0, 15.0, 16000, 10 ** (-40 / 20)
 
 
 @dataclass
@@ -58,21 +56,6 @@ def read_meta(path: Path) -> tuple[dict[str, dict], list[str]]:
     return meta, problems
 
 
-def check_clip(path: Path) -> str | None:
-    try:
-        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:
-        return f"{path}: does not decode ({str(exc).splitlines()[0][:80]})"
-    seconds = len(audio) / rate
-    if not MIN_SECONDS <= seconds <= MAX_SECONDS:
-        return f"{path}: {seconds:.1f} s, outside {MIN_SECONDS:g}-{MAX_SECONDS:g} s"
-    if rate < MIN_RATE:
-        return f"{path}: sample rate {rate} Hz below {MIN_RATE}"
-    if float(np.max(np.abs(audio))) < SILENT_PEAK:
-        return f"{path}: silent (peak below -40 dBFS)"
-    return None
-
-
 def transcript_of(clip: Path) -> str | None:
     for suffix in (".txt", ".lab"):
         path = clip.with_suffix(suffix)
@@ -84,6 +67,12 @@ def transcript_of(clip: Path) -> str | None:
 def import_speakers(root: Path, meta_path: Path, pool_path: Path) -> ImportResult:
     meta, problems = read_meta(meta_path)
     result = ImportResult(problems=problems)
+    folders = {p.name for p in root.iterdir() if p.is_dir()}
+    for sid in sorted(set(meta) - folders):
+        result.problems.append(f"{meta_path}: speaker {sid!r} has no folder {root / sid}")
+    for transcript in sorted(p for suffix in (".txt", ".lab") for p in root.glob(f"*/*/*{suffix}")):
+        if not any(transcript.with_suffix(s).is_file() for s in (*AUDIO_SUFFIXES, *(s.upper() for s in AUDIO_SUFFIXES))):
+            result.problems.append(f"{transcript}: transcript without audio ({transcript.stem}.wav/.flac/.ogg)")
     for speaker_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         sid = speaker_dir.name
         if sid not in meta:
@@ -96,7 +85,7 @@ def import_speakers(root: Path, meta_path: Path, pool_path: Path) -> ImportResul
                 result.problems.append(f"{emotion_dir}: unknown emotion folder (use one of {list(EMOTIONS)})")
                 continue
             for clip in sorted(p for p in emotion_dir.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES):
-                problem = check_clip(clip)
+                problem = clip_problem(clip)
                 text = transcript_of(clip)
                 if problem:
                     result.problems.append(problem)

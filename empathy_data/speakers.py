@@ -10,6 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from empathy_data.errors import ConfigError
+from empathy_data.hashing import file_sha256
 from empathy_data.schema import ReferenceClip, Speaker
 
 
@@ -17,6 +18,17 @@ from empathy_data.schema import ReferenceClip, Speaker
 class SpeakerPool:
     path: Path
     speakers: tuple[Speaker, ...]
+
+    def resolve(self, speaker: Speaker) -> Speaker:
+        """The speaker with absolute clip paths under this pool's current location, for TTS backends."""
+        if not speaker.clips:
+            return speaker
+        root = self.path.parent.resolve()
+        clips = {
+            emotion: [c.model_copy(update={"path": str(root / c.path)}) for c in clips]
+            for emotion, clips in speaker.clips.items()
+        }
+        return speaker.model_copy(update={"clips": clips})
 
     def matching(self, language: str, gender: str | None = None, age_group: str | None = None) -> list[Speaker]:
         return [
@@ -42,16 +54,30 @@ class SpeakerPool:
         return rng.choice(adults or others)
 
 
-def check_clip(path: Path, where: str) -> None:
-    """A reference clip must be audio that soundfile can open, with frames in it."""
+# A reference clip a cloning TTS can condition on: long enough to carry a voice, short enough for the
+# models' prompt windows (CosyVoice2/XTTS take up to ~30 s, and quality drops past ~15 s).
+MIN_CLIP_SECONDS, MAX_CLIP_SECONDS, MIN_CLIP_RATE, SILENT_PEAK = 3.0, 15.0, 16000, 10 ** (-40 / 20)
+
+
+def clip_problem(path: Path) -> str | None:
+    """What is wrong with a reference clip (decodes, 3-15 s, >= 16 kHz, not silent), or None."""
+    import numpy as np
     import soundfile as sf
 
     try:
-        info = sf.info(str(path))
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:
-        raise ConfigError(where, f"unreadable or unsupported audio {path} ({str(exc).splitlines()[0][:80]})") from None
-    if info.frames == 0:
-        raise ConfigError(where, f"empty audio {path}")
+        return f"{path}: does not decode ({str(exc).splitlines()[0][:80]})"
+    if len(audio) == 0:
+        return f"{path}: empty audio"
+    seconds = len(audio) / rate
+    if not MIN_CLIP_SECONDS <= seconds <= MAX_CLIP_SECONDS:
+        return f"{path}: {seconds:.1f} s, outside {MIN_CLIP_SECONDS:g}-{MAX_CLIP_SECONDS:g} s"
+    if rate < MIN_CLIP_RATE:
+        return f"{path}: sample rate {rate} Hz below {MIN_CLIP_RATE}"
+    if float(np.max(np.abs(audio))) < SILENT_PEAK:
+        return f"{path}: silent (peak below -40 dBFS)"
+    return None
 
 
 def load_pool(path: Path) -> SpeakerPool:
@@ -61,6 +87,7 @@ def load_pool(path: Path) -> SpeakerPool:
         raise ConfigError(str(path), f"cannot read speaker pool ({exc.__class__.__name__})") from None
     if not isinstance(data, dict) or not isinstance(data.get("speakers"), list) or not data["speakers"]:
         raise ConfigError(str(path), "expected a mapping with a non-empty 'speakers' list")
+    root = path.parent.resolve()
     defaults = {k: data[k] for k in ("source", "licence") if k in data}
     speakers = []
     seen: set[str] = set()
@@ -74,20 +101,21 @@ def load_pool(path: Path) -> SpeakerPool:
         if speaker.id in seen:
             raise ConfigError(f"{path}: speakers[{i}].id", f"duplicate speaker id {speaker.id!r}")
         seen.add(speaker.id)
-        resolved: dict[str, list[ReferenceClip]] = {}
+        checked: dict[str, list[ReferenceClip]] = {}
         for emotion, clips in speaker.clips.items():
-            resolved[emotion] = []
+            checked[emotion] = []
             for j, clip in enumerate(clips):
-                clip_path = (path.parent / clip.path).resolve()
-                if not clip_path.is_relative_to(path.parent.resolve()):
-                    raise ConfigError(
-                        f"{path}: speakers[{i}].clips.{emotion}[{j}]", "clip path leaves the pool directory"
-                    )
                 where = f"{path}: speakers[{i}].clips.{emotion}[{j}]"
+                clip_path = (root / clip.path).resolve()
+                if not clip_path.is_relative_to(root):
+                    raise ConfigError(where, "clip path leaves the pool directory")
                 if not clip_path.is_file():
                     raise ConfigError(where, f"missing file {clip_path}")
-                check_clip(clip_path, where)
-                resolved[emotion].append(ReferenceClip(path=str(clip_path), transcript=clip.transcript))
-        # Backends get absolute clip paths; the pool file may be read from any working directory.
-        speakers.append(speaker.model_copy(update={"clips": resolved}) if resolved else speaker)
+                if problem := clip_problem(clip_path):
+                    raise ConfigError(where, problem)
+                # Pool-relative path and content hash: the plan key survives moving the pool and
+                # notices a clip edited in place.
+                relative = clip_path.relative_to(root).as_posix()
+                checked[emotion].append(ReferenceClip(path=relative, transcript=clip.transcript, sha256=file_sha256(clip_path)))
+        speakers.append(speaker.model_copy(update={"clips": checked}) if checked else speaker)
     return SpeakerPool(path=path, speakers=tuple(speakers))

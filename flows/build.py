@@ -15,9 +15,11 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NONE
+from prefect.futures import PrefectFuture, as_completed
 
 from empathy_data import backends
 from empathy_data.build import (
+    STAGES,
     BuildContext,
     ChunkRef,
     run_filter_chunk,
@@ -27,6 +29,8 @@ from empathy_data.build import (
 from empathy_data.config import RunnerConfig
 from empathy_data.errors import BackendUnavailable, EmpathyDataError
 from empathy_data.export.exporter import export_corpus
+from empathy_data.interrupts import stop_cleanly_on_signals
+from empathy_data.output_lock import OutputLock
 
 log = logging.getLogger("empathy_data")
 
@@ -40,10 +44,13 @@ def _report(ref: ChunkRef, total: int) -> ChunkRef:
     state = "cached" if ref.cached else f"{ref.seconds:.1f}s"
     counts = ", ".join(f"{k} {v}" for k, v in sorted(ref.counts.items())) or "nothing to do"
     again = f" round {ref.round}" if ref.round else ""
-    log.info("%-10s chunk %d/%d%s done (%s): %s", ref.stage, ref.chunk_index + 1, total, again, state, counts)
+    llm = f"; llm: {ref.replayed} replayed from journal, {ref.sent} sent" if ref.stage == "script" and not ref.cached else ""
+    log.info("%-10s chunk %d/%d%s done (%s): %s%s", ref.stage, ref.chunk_index + 1, total, again, state, counts, llm)
     return ref
 
 
+# An infrastructure fault raises out of the run_*_chunk function before anything is written, so a retry
+# (or a re-run of the build) starts that chunk again from what is on disk and in the reply journal.
 @task(name="script-chunk", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
 def script_task(config_path: str, overrides_json: str, chunk_index: int, base_url: str, round_: int = 0) -> ChunkRef:
     ctx = _context(config_path, overrides_json)
@@ -106,52 +113,90 @@ def llm_endpoint(ctx: BuildContext):
     )
 
 
-@flow(name="empathy-data-build", log_prints=False)
-def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    overrides_json = json.dumps(overrides or {}, sort_keys=True)
-    ctx = _context(config_path, overrides_json)
-    ctx.check_output_dir()
-    chunks = ctx.chunk_ranges()
-    t0 = time.perf_counter()
-    needs_llm = ctx.pending_script_work()
+def _root_cause(futures: list[PrefectFuture]) -> str | None:
+    """The first failure of a chunk's tasks; tasks that never ran because an upstream failed say nothing."""
+    for stage_future in futures:
+        try:
+            stage_future.result()
+        except Exception as exc:
+            if type(exc).__name__ == "UpstreamTaskError":
+                continue
+            return f"{type(exc).__name__}: {exc}" if not isinstance(exc, EmpathyDataError) else str(exc)
+    return None
+
+
+def run_chunks(ctx: BuildContext, config_path: str, overrides_json: str, base_url: str) -> list[ChunkRef]:
+    """Submit each chunk's rounds of script -> synthesize -> filter, with at most
+    `runner.max_chunks_in_flight` chunks at once. After a chunk fails (retries spent), no new chunk
+    starts: the ones in flight finish and stay cached, then the build stops with the first cause."""
+    pending = list(reversed(ctx.chunk_ranges()))
+    in_flight: dict[int, list[PrefectFuture]] = {}
     refs: list[ChunkRef] = []
-    with llm_endpoint(ctx) if needs_llm else nullcontext("") as base_url:
-        if needs_llm and ctx.config.script.backend == "openai":
-            backends.chat_backend(ctx.config.script.model_dump_json(), base_url).check_reachable()
-        # Claim the output directory only once the LLM answers, so a dead server leaves nothing behind.
-        ctx.claim_output_dir()
-        if removed := ctx.remove_partial_writes():
-            log.info("removed %d partial write(s) left by an interrupted run", removed)
-        futures = []
-        for c in chunks:
+    failure: str | None = None
+    window = ctx.config.runner.chunks_in_flight
+    while pending or in_flight:
+        while pending and failure is None and len(in_flight) < window:
+            c = pending.pop()
+            futures, f = [], None
             # Rounds of one chunk run in sequence (each reads the verdicts before it); chunks in parallel.
-            f = None
             for r in ctx.rounds:
                 s = script_task.submit(config_path, overrides_json, c, base_url, r, wait_for=[f] if f else None)
                 y = synthesize_task.submit(config_path, overrides_json, c, r, wait_for=[s])
                 f = filter_task.submit(config_path, overrides_json, c, r, wait_for=[y])
                 futures += [s, y, f]
-        failures = []
-        for fut in futures:
-            try:
-                refs.append(fut.result())
-            except EmpathyDataError:
-                raise
-            except Exception as exc:  # a whole chunk failed after retries; finished chunks stay cached
-                failures.append(f"{type(exc).__name__}: {exc}")
-        if failures:
-            raise EmpathyDataError(
-                f"{len(failures)} chunk task(s) failed, first: {failures[0]}; re-run the same command to resume"
-            )
-    stage_seconds = {
-        stage: round(sum(r.seconds for r in refs if r.stage == stage), 2)
-        for stage in ("script", "synthesize", "filter")
-    }
-    stage_seconds["pipeline_wall"] = round(time.perf_counter() - t0, 2)
-    t1 = time.perf_counter()
-    manifest = export_corpus(ctx, stage_seconds)
-    manifest["timings_s"]["export"] = round(time.perf_counter() - t1, 2)
-    from empathy_data.atomic import write_json
+            in_flight[c] = futures
+        if not in_flight:
+            break
+        last = {futures[-1]: c for c, futures in in_flight.items()}
+        done = next(as_completed(list(last)))
+        c = last[done]
+        futures = in_flight.pop(c)
+        cause = _root_cause(futures)
+        if cause is not None:
+            failure = failure or f"chunk {c + 1}: {cause}"
+            continue
+        refs += [fut.result() for fut in futures]
+    if failure is not None:
+        raise EmpathyDataError(f"{failure}; re-run the same command to resume")
+    return refs
 
-    write_json(ctx.out / "manifest.json", manifest)
-    return manifest
+
+@flow(name="empathy-data-build", log_prints=False)
+def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    stop_cleanly_on_signals()  # Prefect installs its own SIGTERM handler for the flow run
+    overrides_json = json.dumps(overrides or {}, sort_keys=True)
+    ctx = _context(config_path, overrides_json)
+    with OutputLock(ctx.out):
+        ctx.check_output_dir()
+        if reopened := ctx.reopen_failed_chunks():
+            log.info("retrying failed items of %d chunk(s)", reopened)
+        t0 = time.perf_counter()
+        needs_llm = ctx.pending_script_work()
+        with llm_endpoint(ctx) if needs_llm else nullcontext("") as base_url:
+            if needs_llm and ctx.config.script.backend == "openai":
+                backends.chat_backend(ctx.config.script.model_dump_json(), base_url).check_reachable()
+            # Claim the output directory only once the LLM answers, so a dead server leaves nothing behind.
+            ctx.claim_output_dir()
+            if removed := ctx.remove_partial_writes():
+                log.info("removed %d partial write(s) left by an interrupted run", removed)
+            refs = run_chunks(ctx, config_path, overrides_json, base_url)
+        stage_seconds = {stage: round(sum(r.seconds for r in refs if r.stage == stage), 2) for stage in STAGES}
+        stage_seconds["pipeline_wall"] = round(time.perf_counter() - t0, 2)
+        llm_requests = {
+            "replayed": sum(r.replayed for r in refs),
+            "sent": sum(r.sent for r in refs),
+        }
+        t1 = time.perf_counter()
+        manifest = export_corpus(ctx, stage_seconds)
+        manifest["timings_s"]["export"] = round(time.perf_counter() - t1, 2)
+        manifest["llm_requests"] = llm_requests
+        from empathy_data.atomic import write_json
+
+        write_json(ctx.out / "manifest.json", manifest)
+        return manifest
+
+
+def run_build(config_path: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the build flow on the task runner its config names (`runner:`)."""
+    ctx = _context(config_path, json.dumps(overrides or {}, sort_keys=True))
+    return build_corpus.with_options(task_runner=task_runner(ctx.config.runner))(config_path, overrides)

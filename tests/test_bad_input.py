@@ -50,13 +50,13 @@ def test_missing_scenario_list(tmp_path, prompts):
 
 def test_corrupt_speaker_audio(tmp_path):
     (tmp_path / "a.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunk")
-    with pytest.raises(ConfigError, match=r"clips\.neutral\[0\].*unreadable or unsupported audio"):
+    with pytest.raises(ConfigError, match=r"clips\.neutral\[0\].*a\.wav: does not decode"):
         make_context(tmp_path, speaker_pool=str(pool_with_clip(tmp_path, "a.wav")))
 
 
 def test_unsupported_speaker_audio(tmp_path):
     (tmp_path / "a.m4a").write_bytes(b"\x00\x00\x00\x18ftypM4A " + b"\x00" * 64)
-    with pytest.raises(ConfigError, match="unreadable or unsupported audio"):
+    with pytest.raises(ConfigError, match="does not decode"):
         make_context(tmp_path, speaker_pool=str(pool_with_clip(tmp_path, "a.m4a")))
 
 
@@ -67,9 +67,25 @@ def test_empty_speaker_audio(tmp_path):
 
 
 def test_good_speaker_audio_loads(tmp_path):
-    sf.write(tmp_path / "a.wav", np.ones(16000, np.float32) * 0.1, 16000)
+    sf.write(tmp_path / "a.wav", np.ones(16000 * 4, np.float32) * 0.1, 16000)
     ctx = make_context(tmp_path, speaker_pool=str(pool_with_clip(tmp_path, "a.wav")))
     assert ctx.planner.pool.speakers[0].clips["neutral"][0].transcript == "hello"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "rate", "problem"),
+    [(0.2, 16000, "0.2 s, outside 3-15 s"), (20.0, 16000, "20.0 s, outside 3-15 s"), (4.0, 8000, "sample rate 8000")],
+)
+def test_clip_checked_wherever_a_pool_loads(tmp_path, seconds, rate, problem):
+    sf.write(tmp_path / "a.wav", np.ones(int(rate * seconds), np.float32) * 0.1, rate)
+    pool = pool_with_clip(tmp_path, "a.wav")
+    with pytest.raises(ConfigError, match=rf"clips\.neutral\[0\].*{problem}"):
+        make_context(tmp_path, speaker_pool=str(pool))
+    config = tmp_path / "c.yaml"
+    config.write_text(f"speaker_pool: {pool}\noutput: {tmp_path / 'out'}\n")
+    for command in (["validate", str(config)], ["plan", str(config)], ["speakers", "list", str(pool)]):
+        result = run_cli(*command)
+        assert result.returncode == 2 and problem in result.stderr, command
 
 
 def test_bad_pool_through_the_cli_is_exit_2_and_writes_nothing(tmp_path):

@@ -17,7 +17,13 @@ def test_shipped_configs_validate():
     "data, where, reason",
     [
         ({"num_dialogues": 0}, "num_dialogues", "greater than or equal to 1"),
-        ({"bogus": 1}, "bogus", "Extra inputs"),
+        ({"bogus": 1}, "bogus", "unknown key"),
+        ({"num_dialogs": 4}, "num_dialogs", "unknown key; did you mean 'num_dialogues'?"),
+        ({"script": {"temprature": 0.5}}, "script.temprature", "did you mean 'temperature'?"),
+        ({"script": {"backend": "vllm", "model": "m", "tensor_paralel_size": 2}}, "script.tensor_paralel_size",
+         "did you mean 'tensor_parallel_size'?"),
+        ({"filter": {"thresholds": {"max_wr": 0.2}}}, "filter.thresholds.max_wr", "did you mean 'max_wer'?"),
+        ({"runner": {"max_worker": 2}}, "runner.max_worker", "did you mean 'max_workers'?"),
         ({"script": {"temperature": 5}}, "script.temperature", "less than or equal to 2"),
         ({"distributions": {"gender": {"female": 0.7, "male": 0.7}}}, "distributions", "sum to 1.4"),
         ({"distributions": {"user_emotion": {"elated": 1.0}}}, "distributions", "unknown label"),
@@ -56,6 +62,14 @@ def test_malformed_yaml_names_the_line(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("seed: 1\nnum_dialogues: [1,\n")
     with pytest.raises(ConfigError, match=r"bad.yaml:\d+: malformed YAML"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "{}\n"])
+def test_empty_config_is_an_error(tmp_path, text):
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="empty.yaml: config is empty"):
         load_config(path)
 
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from empathy_data.config import ClassifierEmotion, CosyVoice2Synth, ValidationRules, VLLMScript, XTTSSynth
-from empathy_data.errors import BackendUnavailable
+from empathy_data.errors import BackendUnavailable, InfrastructureError
 from empathy_data.schema import ReferenceClip, Script, ScriptTurn
-from empathy_data.script.stage import write_scripts
+from empathy_data.script.stage import attempt_seed, write_scripts
 from empathy_data.synthesize.base import TTSRequest
 from tests.helpers import good_reply, make_context
 
@@ -84,15 +84,32 @@ def test_vllm_batches_every_pending_spec_in_one_chat_call(fake_vllm, tmp_path):
     assert scripts[0].llm["backend"] == "vllm"
 
 
-def test_vllm_engine_error_fails_the_batch_items(fake_vllm, tmp_path, monkeypatch):
+def test_vllm_engine_error_fails_the_chunk_not_its_items(fake_vllm, tmp_path, monkeypatch):
     from empathy_data.script.vllm_offline import VLLMChat
 
     monkeypatch.setattr(FakeLLM, "chat", lambda self, *a, **k: (_ for _ in ()).throw(RuntimeError("CUDA OOM")))
     ctx = make_context(tmp_path)
-    scripts, outcomes = write_scripts(
-        ctx.planner.chunk(0), VLLMChat(VLLMScript(model="m")), ctx.prompts, ValidationRules(), 2, 8
-    )
-    assert not scripts and all(o.verdict == "failed" and "CUDA OOM" in o.reasons[0] for o in outcomes)
+    with pytest.raises(InfrastructureError, match="llm: RuntimeError: CUDA OOM"):
+        write_scripts(ctx.planner.chunk(0), VLLMChat(VLLMScript(model="m")), ctx.prompts, ValidationRules(), 2, 8)
+
+
+def test_vllm_input_refused_fails_only_that_request(fake_vllm, tmp_path, monkeypatch):
+    from empathy_data.script.vllm_offline import VLLMChat
+
+    ctx = make_context(tmp_path)
+    specs = ctx.planner.chunk(0)
+    too_long = specs[1].dialogue_id
+    chat = FakeLLM.chat
+
+    def refuse_one(self, conversations, params, use_tqdm=True):
+        if any(p.kwargs["seed"] == attempt_seed(too_long, 0) for p in params):
+            raise ValueError("prompt is longer than the maximum model length")
+        return chat(self, conversations, params, use_tqdm)
+
+    monkeypatch.setattr(FakeLLM, "chat", refuse_one)
+    scripts, outcomes = write_scripts(specs, VLLMChat(VLLMScript(model="m")), ctx.prompts, ValidationRules(), 1, 8)
+    assert [s.spec.dialogue_id for s in scripts] == [specs[0].dialogue_id]
+    assert [o.dialogue_id for o in outcomes] == [too_long] and "ValueError" in outcomes[0].reasons[0]
 
 
 def test_missing_vllm_is_a_one_line_install_hint(monkeypatch):
@@ -190,7 +207,10 @@ def test_xtts_clones_from_the_emotion_clip_and_caches_latents(monkeypatch, tmp_p
     (tmp_path / "config.json").write_text("{}")
     from empathy_data.synthesize.xtts import XTTS
 
-    tts = XTTS(XTTSSynth(model_dir=str(tmp_path), device="cpu"))
+    monkeypatch.delenv("COQUI_TOS_AGREED", raising=False)
+    with pytest.raises(BackendUnavailable, match="accept_license: XTTS-v2 weights are under the Coqui Public Model"):
+        XTTS(XTTSSynth(model_dir=str(tmp_path), device="cpu"))
+    tts = XTTS(XTTSSynth(model_dir=str(tmp_path), device="cpu", accept_license=True))
     speaker = speaker_with_clips(tmp_path)
     out = tts.synthesize(
         [

@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from empathy_data.config import OpenAIScript, ValidationRules
-from empathy_data.errors import BackendUnavailable
+from empathy_data.errors import BackendUnavailable, InfrastructureError
 from empathy_data.schema import Script
 from empathy_data.script.llama_server import free_port
 from empathy_data.script.openai_chat import OpenAIChat
@@ -62,13 +62,37 @@ def test_http_500s_are_retried_then_succeed(server, tmp_path):
     assert Scripted.bodies[0]["frequency_penalty"] == 0.5 and Scripted.bodies[0]["presence_penalty"] == 0.0
 
 
-def test_retry_budget_spent_fails_the_item_with_its_error(server, tmp_path):
+def test_retry_budget_spent_on_server_errors_fails_the_chunk_not_the_item(server, tmp_path):
     ctx = make_context(tmp_path)
     Scripted.statuses = [500] * 10
     config = OpenAIScript(base_url=server, structured_output="json_object_schema", request_retries=1)
-    result = write_one(ctx.planner.spec(0), OpenAIChat(config, server), ctx.prompts, ValidationRules(), 3)
-    assert result.verdict == "failed" and "InternalServerError" in result.reasons[0]
+    with pytest.raises(InfrastructureError, match="llm: InternalServerError"):
+        write_one(ctx.planner.spec(0), OpenAIChat(config, server), ctx.prompts, ValidationRules(), 3)
     assert len(Scripted.bodies) == 2
+
+
+def test_request_the_server_refuses_fails_that_item_only(server, tmp_path):
+    ctx = make_context(tmp_path)
+    Scripted.statuses = [400]  # e.g. a prompt longer than the server's context
+    config = OpenAIScript(base_url=server, structured_output="json_object_schema", request_retries=3)
+    result = write_one(ctx.planner.spec(0), OpenAIChat(config, server), ctx.prompts, ValidationRules(), 3)
+    assert result.verdict == "failed" and "BadRequestError" in result.reasons[0]
+    assert len(Scripted.bodies) == 1  # a 400 is not retried
+
+
+def test_connection_refused_after_retries_fails_the_chunk_and_sends_nothing_more(tmp_path):
+    from empathy_data.script.stage import write_scripts
+
+    ctx = make_context(tmp_path, num_dialogues=4, chunk_size=4)
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    config = OpenAIScript(base_url=url, structured_output="json_object_schema", request_retries=0)
+    chat = OpenAIChat(config, url)
+    sent = []
+    complete = chat.complete
+    chat.complete = lambda *a: sent.append(1) or complete(*a)
+    with pytest.raises(InfrastructureError, match="llm: APIConnectionError"):
+        write_scripts(ctx.planner.chunk(0), chat, ctx.prompts, ValidationRules(), 3, 1)
+    assert len(sent) == 1  # after the first fault no further request is sent
 
 
 def test_unreachable_server_is_one_clear_error():

@@ -5,9 +5,10 @@ import shutil
 import pytest
 
 from empathy_data.config import OpenAIScript, ValidationRules
-from empathy_data.errors import ConfigError
+from empathy_data.errors import ConfigError, InfrastructureError
 from empathy_data.prompt_library import load_prompts
 from empathy_data.schema import Script, ScriptTurn
+from empathy_data.script.journal import ReplyJournal
 from empathy_data.script.openai_chat import api_key, response_format
 from empathy_data.script.prompting import MalformedOutput, build_messages, parse_reply, response_schema
 from empathy_data.script.stage import write_one, write_scripts
@@ -123,12 +124,50 @@ def test_malformed_every_time_fails_the_item(ctx):
     assert result.verdict == "failed" and "malformed" in result.reasons[0]
 
 
-def test_backend_error_fails_only_that_item(ctx):
+def test_item_error_fails_only_that_item(ctx):
     specs = ctx.planner.chunk(0)
-    chat = FakeChat(replies=[ConnectionError("reset by peer")])
+    chat = FakeChat(replies=[ValueError("prompt longer than the context")])
     scripts, outcomes = write_scripts(specs, chat, ctx.prompts, RULES, max_attempts=2, max_in_flight=1)
     assert len(scripts) == len(specs) - 1
-    assert outcomes[0].verdict == "failed" and "ConnectionError" in outcomes[0].reasons[0]
+    assert outcomes[0].verdict == "failed" and "ValueError" in outcomes[0].reasons[0]
+
+
+@pytest.mark.parametrize("fault", [ConnectionError("reset by peer"), TimeoutError("read timed out"), MemoryError()])
+def test_infrastructure_fault_fails_the_chunk_not_the_item(ctx, fault):
+    chat = FakeChat(replies=[fault])
+    with pytest.raises(InfrastructureError, match=f"llm: {type(fault).__name__}"):
+        write_scripts(ctx.planner.chunk(0), chat, ctx.prompts, RULES, max_attempts=2, max_in_flight=1)
+
+
+def test_journal_replays_replies_and_sends_only_the_missing_requests(ctx, tmp_path):
+    specs = ctx.planner.chunk(0)
+    path = tmp_path / "journal.jsonl"
+    first = FakeChat(replies=[good_reply(specs[0].num_exchanges), ConnectionError("server gone")])
+    with pytest.raises(InfrastructureError):
+        write_scripts(specs, first, ctx.prompts, RULES, 2, 1, journal=ReplyJournal(path))
+    assert len(path.read_text().splitlines()) == 1  # the reply that arrived before the fault is kept
+    with open(path, "a") as f:
+        f.write('{"request": "cut short by a ki')  # a line a SIGKILL cut in half is ignored
+    again = FakeChat()
+    journal = ReplyJournal(path)
+    scripts, outcomes = write_scripts(specs, again, ctx.prompts, RULES, 2, 1, journal=journal)
+    assert len(scripts) == len(specs) and not outcomes
+    assert (journal.replayed, journal.sent, len(again.calls)) == (1, len(specs) - 1, len(specs) - 1)
+    assert scripts[0].turns[0].text == json.loads(good_reply(1))["exchanges"][0]["user"]
+    third = FakeChat()
+    replay = ReplyJournal(path)
+    assert write_scripts(specs, third, ctx.prompts, RULES, 2, 1, journal=replay)[0] == scripts
+    assert (replay.replayed, replay.sent, third.calls) == (len(specs), 0, [])
+
+
+def test_journal_key_changes_with_what_decides_the_reply(ctx, tmp_path):
+    journal = ReplyJournal(tmp_path / "j.jsonl", salt={"weights": "a"})
+    request = ([{"role": "user", "content": "hi"}], {"type": "object"}, 7)
+    key = journal.key({"model": "m", "temperature": 0.8}, request)
+    assert key == ReplyJournal(tmp_path / "k.jsonl", salt={"weights": "a"}).key({"model": "m", "temperature": 0.8}, request)
+    assert key != journal.key({"model": "m", "temperature": 0.7}, request)
+    assert key != journal.key({"model": "m", "temperature": 0.8}, (request[0], request[1], 8))
+    assert key != ReplyJournal(tmp_path / "j.jsonl", salt={"weights": "b"}).key({"model": "m", "temperature": 0.8}, request)
 
 
 def test_response_format_forms():

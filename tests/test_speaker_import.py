@@ -49,10 +49,13 @@ def test_every_problem_is_reported_with_its_path_and_nothing_written(tmp_path):
     (root / "spk1" / "Angry" / "broken.wav").write_bytes(b"RIFFjunk")
     clip(root / "spk1" / "Bored" / "b.wav")
     clip(root / "spk9" / "sad" / "x.wav")
+    (root / "spk2" / "sad" / "orphan.txt").write_text("a transcript whose audio is missing")
+    meta.write_text(meta.read_text() + "spk3,female,child,en\n")
     result = run_cli("speakers", "import", str(root), "--meta", str(meta))
     assert result.returncode == 2
     for fragment in ("short.wav: 1.0 s", "quiet.wav: silent", "lowrate.wav: sample rate 8000", "notext.wav: no transcript",
-                     "broken.wav: does not decode", "Bored: unknown emotion folder", "spk9: speaker not in"):  # fmt: skip
+                     "broken.wav: does not decode", "Bored: unknown emotion folder", "spk9: speaker not in",
+                     "speaker 'spk3' has no folder", "orphan.txt: transcript without audio"):  # fmt: skip
         assert fragment in result.stderr.replace("\n", ""), fragment
     assert not (root / "pool.yaml").exists()
 
@@ -68,6 +71,6 @@ def test_bad_meta_rows_are_reported(tmp_path):
 def test_silent_detection_uses_peak(tmp_path):
     path = tmp_path / "z.wav"
     sf.write(path, np.zeros(16000 * 4, np.float32), 16000)
-    from empathy_data.speaker_import import check_clip
+    from empathy_data.speakers import clip_problem as check_clip
 
     assert "silent" in check_clip(path)

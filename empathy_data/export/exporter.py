@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from empathy_data.atomic import read_jsonl, write_json, write_text
+from empathy_data.atomic import read_jsonl, replace_dir, write_json, write_text
 from empathy_data.build import BuildContext, strip_kind
 from empathy_data.export.card import dataset_card
 from empathy_data.export.rows import exchange_row, features
@@ -57,6 +57,13 @@ def reason_key(reason: str) -> str:
     return ":".join(reason.split(":")[:2]).strip()
 
 
+def reason_keys(reasons: list[str], verdict: str) -> set[str]:
+    """The kinds of reason one exchange was rejected or failed for, each once. `by_reason` counts
+    exchanges: by_reason[k] is how many non-accepted exchanges had at least one reason of kind k (an
+    exchange rejected for two reasons counts under both, so the values may sum past rejected + failed)."""
+    return {reason_key(r) for r in reasons} or {verdict}
+
+
 def _audio(directory: Path, name: str) -> dict:
     return {"bytes": (directory / name).read_bytes(), "path": name}
 
@@ -101,7 +108,8 @@ def export_round(
                 stats.plan(outcome.spec, n)
                 stats.exchanges[outcome.verdict] += n
                 stats.dialogues[outcome.verdict] += 1
-                stats.reasons[reason_key(outcome.reasons[-1] if outcome.reasons else outcome.verdict)] += n
+                for key in reason_keys(outcome.reasons, outcome.verdict):
+                    stats.reasons[key] += n
             for k in range(n):
                 row = _outcome_row(outcome, k, split, build, w.reject_features, w.rate)
                 if replaced:
@@ -134,7 +142,7 @@ def export_round(
             stats.accept(row)
             stats.accepted_by_round[str(round_)] += 1
         else:
-            stats.reasons.update(r["reasons"] or [verdict])
+            stats.reasons.update(reason_keys(r["reasons"], verdict))
             row |= {"verdict": verdict, "stage": "filter", "reasons": r["reasons"]}
             w.rejects.write(row | (audio if w.rejects_audio else {}))
     for verdicts in dialogue_verdicts.values():
@@ -170,10 +178,7 @@ def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) ->
     shards = {s: w.finish() for s, w in data_writers.items()}
     reject_shards = rejects.finish()
     for name in ("data", "rejects"):
-        target = ctx.out / name
-        if target.exists():
-            shutil.rmtree(target)
-        (staging / name).replace(target)
+        replace_dir(staging / name, ctx.out / name)
     shutil.rmtree(staging)
 
     planned_exchanges = sum(stats.planned["user_emotion"].values())

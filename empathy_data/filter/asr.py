@@ -7,7 +7,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from empathy_data.config import FasterWhisperASR
-from empathy_data.errors import BackendUnavailable
+from empathy_data.errors import BackendUnavailable, raise_if_infrastructure
 
 ASR_RATE = 16000
 
@@ -67,5 +67,6 @@ class FasterWhisper:
             try:
                 results.append(self.transcribe_one(audio, language))
             except Exception as exc:
+                raise_if_infrastructure(exc, "asr")
                 results.append(exc)
         return results

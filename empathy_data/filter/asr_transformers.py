@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from empathy_data.config import TransformersASR
-from empathy_data.errors import BackendUnavailable
+from empathy_data.errors import BackendUnavailable, raise_if_infrastructure
 from empathy_data.filter.asr import ASR_RATE
 
 
@@ -36,9 +36,17 @@ class TransformersASRBackend:
             kwargs = {"generate_kwargs": {"language": language}} if self.is_whisper else {}
             try:
                 outputs = self.pipe(inputs, batch_size=self.config.batch_size, **kwargs)
+            except Exception as exc:
+                raise_if_infrastructure(exc, "asr")
+                outputs = None  # one bad clip spoils the batch: find it by transcribing one at a time
+            if outputs is not None:
                 for i, out in zip(index, outputs, strict=True):
                     results[i] = str(out["text"]).strip()
-            except Exception as exc:
-                for i in index:
+                continue
+            for i, item in zip(index, inputs, strict=True):
+                try:
+                    results[i] = str(self.pipe(item, **kwargs)["text"]).strip()
+                except Exception as exc:
+                    raise_if_infrastructure(exc, "asr")
                     results[i] = exc
         return results

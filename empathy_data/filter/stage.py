@@ -6,6 +6,7 @@ from pathlib import Path
 
 from empathy_data.audio import read_audio, resample, silence_ratio
 from empathy_data.config import Thresholds
+from empathy_data.errors import raise_if_infrastructure
 from empathy_data.filter.asr import ASR_RATE, ASRBackend
 from empathy_data.filter.metrics import error_rates
 from empathy_data.filter.prosody import ProsodyEmotionCheck
@@ -42,6 +43,7 @@ def score_utterances(
             audio, rate = read_audio(audio_dir / utt.audio_path)
             audios.append((audio, rate))
         except Exception as exc:
+            raise_if_infrastructure(exc, f"audio {audio_dir / utt.audio_path}")  # the chunk's own file is gone
             loaded_errors[i] = exc
             audios.append(None)
     to_asr = [i for i, a in enumerate(audios) if a is not None]
@@ -69,6 +71,7 @@ def score_utterances(
                 ref = read_audio(audio_dir / utt.reference_audio_path)[0] if utt.reference_audio_path else None
                 result = emotion.check(audio, ref, rate, utt.emotion)
             except Exception as exc:
+                raise_if_infrastructure(exc, "emotion")
                 results.append(Scores(**base, verdict="failed", reasons=[f"emotion: {type(exc).__name__}: {exc}"]))
                 continue
             checks["emotion"] = "pass" if result.passed else "fail"

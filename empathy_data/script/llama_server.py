@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -15,14 +13,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from empathy_data.errors import BackendUnavailable
-
-
-def _die_with_parent() -> None:
-    """Linux: the server gets SIGTERM when the build process dies, even by SIGKILL (no orphaned servers)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+from empathy_data.script.llama_serve import PARENT_ENV
 
 
 def free_port() -> int:
@@ -51,7 +42,7 @@ class LlamaServer:
 
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "llama_cpp.server",
+            sys.executable, "-m", "empathy_data.script.llama_serve",
             "--model", str(self.model),
             "--model_alias", "embedded",
             "--host", self.host,
@@ -66,10 +57,9 @@ class LlamaServer:
         self.port = free_port()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent
-        )
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())}
+        # The child arranges to die with this process itself (llama_serve): no preexec_fn in a threaded parent.
+        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:

@@ -9,19 +9,20 @@ the failing exchange is asked for again.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from empathy_data.config import ValidationRules
+from empathy_data.errors import InfrastructureError, is_infrastructure, raise_if_infrastructure
 from empathy_data.hashing import digest
 from empathy_data.prompt_library import PromptLibrary
 from empathy_data.schema import DialogueSpec, Outcome, Script, ScriptTurn
+from empathy_data.script.journal import ReplyJournal, Request
 from empathy_data.script.prompting import MalformedOutput, build_messages, parse_reply, response_schema
 from empathy_data.script.validate import validate_script
-
-Request = tuple[list[dict[str, str]], dict[str, Any], int]  # messages, JSON schema, seed
 
 
 class ChatBackend(Protocol):
@@ -36,20 +37,76 @@ def attempt_seed(dialogue_id: str, attempt: int, exchange: int | None = None) ->
     return int(digest(key, 8), 16) % (2**31)
 
 
-def complete_many(backend: ChatBackend, requests: list[Request], max_in_flight: int) -> list[str | None | Exception]:
-    """Replies in request order; an exception stands in for the reply of the request that raised it."""
+class NotSent(Exception):
+    """Stands in for a request skipped because an earlier one hit an infrastructure fault."""
+
+
+def _send(backend: ChatBackend, requests: list[Request], max_in_flight: int, on_reply) -> list[str | None | Exception]:
+    """Replies in request order; an exception stands in for the reply of the request that raised it.
+    After an infrastructure fault no further request is sent (the server is gone or unusable)."""
     batch = getattr(backend, "complete_batch", None)
     if batch is not None:
-        return batch(requests)
-
-    def one(request: Request) -> str | None | Exception:
         try:
-            return backend.complete(*request)
-        except Exception as exc:  # transport retries are the client's; what reaches here fails the item
+            replies = batch(requests)
+        except Exception as exc:  # the engine itself failed (an item's own error comes back in its slot)
+            raise InfrastructureError(f"llm: {type(exc).__name__}: {str(exc)[:300]}") from exc
+        for i, reply in enumerate(replies):
+            if not isinstance(reply, Exception):
+                on_reply(i, reply)
+        return replies
+    broken = threading.Event()
+
+    def one(i: int) -> str | None | Exception:
+        if broken.is_set():
+            return NotSent()
+        try:
+            reply = backend.complete(*requests[i])
+        except Exception as exc:  # transport retries are the client's; what reaches here is classified
+            if is_infrastructure(exc):
+                broken.set()
             return exc
+        on_reply(i, reply)
+        return reply
 
     with ThreadPoolExecutor(max_workers=max_in_flight) as pool:
-        return list(pool.map(one, requests))
+        return list(pool.map(one, range(len(requests))))
+
+
+def complete_many(
+    backend: ChatBackend,
+    requests: list[Request],
+    max_in_flight: int,
+    journal: ReplyJournal | None = None,
+    labels: list[dict[str, Any]] | None = None,
+) -> list[str | None | Exception]:
+    """Replies in request order. Journaled requests are answered from the journal; the rest are sent,
+    and each reply is journaled as it arrives. An infrastructure fault raises InfrastructureError
+    (after every reply that did arrive is journaled); an item's own error stands in for its reply."""
+    if journal is None:
+        replies = _send(backend, requests, max_in_flight, lambda i, reply: None)
+    else:
+        keys = [journal.key(backend.identity, r) for r in requests]
+        replies: list[str | None | Exception] = [None] * len(requests)
+        todo = []
+        for i, key in enumerate(keys):
+            found, reply = journal.lookup(key)
+            if found:
+                replies[i] = reply
+            else:
+                todo.append(i)
+        label_of = labels or [{} for _ in requests]
+
+        def record(j: int, reply: str | None) -> None:
+            i = todo[j]
+            journal.append(keys[i], reply, requests[i][2], label_of[i])
+
+        sent = _send(backend, [requests[i] for i in todo], max_in_flight, record)
+        for i, reply in zip(todo, sent, strict=True):
+            replies[i] = reply
+    faults = [r for r in replies if isinstance(r, Exception) and not isinstance(r, NotSent) and is_infrastructure(r)]
+    if faults:
+        raise_if_infrastructure(faults[0], "llm")
+    return replies
 
 
 @dataclass(frozen=True)
@@ -63,6 +120,7 @@ class ScriptRun:
     max_in_flight: int
     request_tag: bool = True
     first_attempt: int = 0  # attempt numbers (and so seeds) start here: regeneration rounds ask anew
+    journal: ReplyJournal | None = None
 
     @property
     def attempts(self) -> range:
@@ -79,8 +137,9 @@ def write_scripts(
     request_tag: bool = True,
     write_by: str = "dialogue",
     first_attempt: int = 0,
+    journal: ReplyJournal | None = None,
 ) -> tuple[list[Script], list[Outcome]]:
-    run = ScriptRun(backend, prompts, rules, max_attempts, max_in_flight, request_tag, first_attempt)
+    run = ScriptRun(backend, prompts, rules, max_attempts, max_in_flight, request_tag, first_attempt, journal)
     return write_by_exchange(specs, run) if write_by == "exchange" else write_by_dialogue(specs, run)
 
 
@@ -99,7 +158,8 @@ def write_by_dialogue(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[S
             (build_messages(s, prompts, attempt, tag=run.request_tag), response_schema(s), seed)
             for s, seed in zip(pending, seeds, strict=True)
         ]
-        replies = complete_many(backend, requests, run.max_in_flight)
+        labels = [{"dialogue_id": s.dialogue_id, "attempt": attempt} for s in pending]
+        replies = complete_many(backend, requests, run.max_in_flight, run.journal, labels)
         retry = []
         for spec, seed, reply, (messages, _, _) in zip(pending, seeds, replies, requests, strict=True):
             if isinstance(reply, Exception):
@@ -163,7 +223,8 @@ def write_by_exchange(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[S
             seed = attempt_seed(d.spec.dialogue_id, d.attempt, d.current)
             messages = build_messages(d.spec, prompts, d.attempt, tag=run.request_tag, written=d.exchanges)
             requests.append((messages, response_schema(d.spec, num_exchanges=1), seed))
-        replies = complete_many(backend, requests, run.max_in_flight)
+        labels = [{"dialogue_id": d.spec.dialogue_id, "exchange": d.current, "attempt": d.attempt} for d in pending]
+        replies = complete_many(backend, requests, run.max_in_flight, run.journal, labels)
         still = []
         for d, reply, (messages, _, seed) in zip(pending, replies, requests, strict=True):
             if isinstance(reply, Exception):

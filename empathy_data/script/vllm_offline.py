@@ -53,21 +53,31 @@ class VLLMChat:
             structured_outputs=StructuredOutputsParams(json=schema),
         )
 
+    def _chat(self, part: list[tuple[list[dict[str, str]], dict[str, Any], int]]) -> list[str]:
+        outputs = self.llm.chat(
+            [messages for messages, _, _ in part],
+            [self.sampling_params(schema, seed) for _, schema, seed in part],
+            use_tqdm=False,
+        )
+        return [out.outputs[0].text for out in outputs]
+
     def complete_batch(self, requests: list[tuple[list[dict[str, str]], dict[str, Any], int]]) -> list[Any]:
-        """Replies in request order; an engine error fails every request of the batch with that error."""
+        """Replies in request order. vLLM validates inputs before it schedules anything: when a batch
+        is refused for its input (ValueError: a prompt longer than the context, say), each request is
+        tried alone so only the offending one fails. Any other error (engine dead, CUDA out of memory)
+        is the infrastructure's and raises."""
         results: list[Any] = []
         step = self.config.max_in_flight
         for start in range(0, len(requests), step):
             part = requests[start : start + step]
             try:
-                outputs = self.llm.chat(
-                    [messages for messages, _, _ in part],
-                    [self.sampling_params(schema, seed) for _, schema, seed in part],
-                    use_tqdm=False,
-                )
-                results += [out.outputs[0].text for out in outputs]
-            except Exception as exc:
-                results += [exc] * len(part)
+                results += self._chat(part)
+            except (ValueError, TypeError):
+                for request in part:
+                    try:
+                        results += self._chat([request])
+                    except (ValueError, TypeError) as exc:
+                        results.append(exc)
         return results
 
     def complete(self, messages: list[dict[str, str]], schema: dict[str, Any], seed: int) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 from empathy_data.audio import normalise_loudness, resample, trim_silence, write_flac
 from empathy_data.config import SynthesizeConfig
 from empathy_data.hashing import digest
-from empathy_data.schema import Script, Utterance
+from empathy_data.schema import Script, Speaker, Utterance
 from empathy_data.synthesize.base import TTSBackend, TTSRequest
 from empathy_data.synthesize.prosody import prosody_for
 
@@ -21,11 +22,16 @@ class SynthFailure:
     error: str
 
 
-def turn_requests(script: Script) -> list[TTSRequest]:
+def _as_is(speaker: Speaker) -> Speaker:
+    return speaker
+
+
+def turn_requests(script: Script, resolve: Callable[[Speaker], Speaker] = _as_is) -> list[TTSRequest]:
+    """`resolve` turns a spec's pool-relative clip paths into paths a backend can open."""
     spec = script.spec
     requests = []
     for i, (plan, turn) in enumerate(zip(spec.turns, script.turns, strict=True)):
-        speaker = spec.user if plan.role == "user" else spec.assistant_voice
+        speaker = resolve(spec.user if plan.role == "user" else spec.assistant_voice)
         seed = int(digest([spec.dialogue_id, i, script.llm.get("seed")], 8), 16) % 2**31
         requests.append(TTSRequest(turn.text, spec.language, speaker, plan.emotion, plan.response_style, seed))
     return requests
@@ -43,12 +49,13 @@ def synthesize_scripts(
     config: SynthesizeConfig,
     audio_dir: Path,
     neutral_reference: bool,
+    resolve: Callable[[Speaker], Speaker] = _as_is,
 ) -> tuple[list[Utterance], list[SynthFailure]]:
     """Render every turn; a dialogue with any failed turn fails as a whole (its audio would be incomplete)."""
     utterances: list[Utterance] = []
     failures: list[SynthFailure] = []
     for script in scripts:
-        requests = turn_requests(script)
+        requests = turn_requests(script, resolve)
         wanted = list(requests)
         if neutral_reference:
             wanted += [

