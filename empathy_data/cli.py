@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from empathy_data.errors import BackendUnavailable, ConfigError, EmpathyDataError
@@ -22,7 +23,7 @@ console = Console(stderr=True)
 
 def _fail(exc: Exception) -> None:
     code = 2 if isinstance(exc, ConfigError) else 1
-    console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -137,7 +138,7 @@ def verify(
     try:
         found = verify_corpus(out, decode_audio=not no_audio)
     except VerifyError as exc:
-        console.print(f"[red]verify failed:[/red] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[red]verify failed:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     console.print(f"ok: {out} — {found['rows']} rows in {found['dialogues']} dialogues, {found['rejects']} rejects")
 
@@ -188,7 +189,7 @@ def speakers_import(
     result = import_speakers(directory, meta, pool_path)
     if result.problems:
         for problem in result.problems:
-            console.print(f"[red]problem:[/red] {problem}", highlight=False, soft_wrap=True)
+            console.print(f"[red]problem:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
         console.print(f"{len(result.problems)} problem(s); no pool written")
         raise typer.Exit(2)
     write_pool(result, pool_path, licence)

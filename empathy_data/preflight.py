@@ -50,8 +50,8 @@ def check_libraries_and_models(config: BuildConfig) -> None:
     if tts.backend == "espeak":
         _needs("synthesize.tts", ["espeakng_loader"], "pip install espeakng-loader")
     elif tts.backend == "xtts":
-        _needs("synthesize.tts", ["TTS", "torch"], "pip install 'empathy-data[coqui]'")
         _model_dir("synthesize.tts.model_dir", tts.model_dir, "config.json")
+        _needs("synthesize.tts", ["TTS", "torch"], "pip install 'empathy-data[coqui]'")
         if not tts.accept_license and os.environ.get("COQUI_TOS_AGREED") != "1":
             raise ConfigError(
                 "synthesize.tts.accept_license",

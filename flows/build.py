@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import deque
 from contextlib import nullcontext
 from functools import lru_cache, partial
 from typing import Any
@@ -113,49 +114,44 @@ def llm_endpoint(ctx: BuildContext):
     )
 
 
-def _root_cause(futures: list[PrefectFuture]) -> str | None:
-    """The first failure of a chunk's tasks; tasks that never ran because an upstream failed say nothing."""
-    for stage_future in futures:
-        try:
-            stage_future.result()
-        except Exception as exc:
-            if type(exc).__name__ == "UpstreamTaskError":
-                continue
-            return f"{type(exc).__name__}: {exc}" if not isinstance(exc, EmpathyDataError) else str(exc)
-    return None
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, EmpathyDataError) else f"{type(exc).__name__}: {exc}"
 
 
 def run_chunks(ctx: BuildContext, config_path: str, overrides_json: str, base_url: str) -> list[ChunkRef]:
-    """Submit each chunk's rounds of script -> synthesize -> filter, with at most
-    `runner.max_chunks_in_flight` chunks at once. After a chunk fails (retries spent), no new chunk
-    starts: the ones in flight finish and stay cached, then the build stops with the first cause."""
-    pending = list(reversed(ctx.chunk_ranges()))
-    in_flight: dict[int, list[PrefectFuture]] = {}
+    """Run each chunk's rounds of script -> synthesize -> filter, with at most
+    `runner.max_chunks_in_flight` chunks at once. A stage is submitted only when the one before it has
+    finished: Prefect's thread runner would otherwise park the waiting task in a worker thread, and
+    `max_workers` would count waiting tasks instead of working ones. After a chunk fails (its retries
+    spent), no new chunk starts; the chunks in flight finish and stay cached; the first cause is raised."""
+    steps = [(r, stage) for r in ctx.rounds for stage in STAGES]
+
+    def submit(c: int, step: int) -> PrefectFuture:
+        r, stage = steps[step]
+        if stage == "script":
+            return script_task.submit(config_path, overrides_json, c, base_url, r)
+        if stage == "synthesize":
+            return synthesize_task.submit(config_path, overrides_json, c, r)
+        return filter_task.submit(config_path, overrides_json, c, r)
+
+    pending = deque(ctx.chunk_ranges())
+    running: dict[PrefectFuture, tuple[int, int]] = {}
     refs: list[ChunkRef] = []
     failure: str | None = None
     window = ctx.config.runner.chunks_in_flight
-    while pending or in_flight:
-        while pending and failure is None and len(in_flight) < window:
-            c = pending.pop()
-            futures, f = [], None
-            # Rounds of one chunk run in sequence (each reads the verdicts before it); chunks in parallel.
-            for r in ctx.rounds:
-                s = script_task.submit(config_path, overrides_json, c, base_url, r, wait_for=[f] if f else None)
-                y = synthesize_task.submit(config_path, overrides_json, c, r, wait_for=[s])
-                f = filter_task.submit(config_path, overrides_json, c, r, wait_for=[y])
-                futures += [s, y, f]
-            in_flight[c] = futures
-        if not in_flight:
-            break
-        last = {futures[-1]: c for c, futures in in_flight.items()}
-        done = next(as_completed(list(last)))
-        c = last[done]
-        futures = in_flight.pop(c)
-        cause = _root_cause(futures)
-        if cause is not None:
-            failure = failure or f"chunk {c + 1}: {cause}"
+    while pending or running:
+        while pending and failure is None and len(running) < window:
+            c = pending.popleft()
+            running[submit(c, 0)] = (c, 0)
+        done = next(as_completed(list(running)))
+        c, step = running.pop(done)
+        try:
+            refs.append(done.result())
+        except Exception as exc:
+            failure = failure or f"chunk {c + 1}: {_describe(exc)}"
             continue
-        refs += [fut.result() for fut in futures]
+        if step + 1 < len(steps):
+            running[submit(c, step + 1)] = (c, step + 1)
     if failure is not None:
         raise EmpathyDataError(f"{failure}; re-run the same command to resume")
     return refs

@@ -5,8 +5,11 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
+import yaml
 
+from empathy_data.config import parse_config
 from empathy_data.errors import ConfigError
+from empathy_data.preflight import check_libraries_and_models
 from tests.cli_helpers import run_cli
 from tests.helpers import REPO, make_context, pool_with_clip
 
@@ -107,3 +110,76 @@ def test_output_dir_with_foreign_files_is_refused(tmp_path):
     result = run_cli("build", str(config))
     assert result.returncode == 2 and "not empty and holds no empathy-data build" in result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["precious.txt"]
+
+
+@pytest.mark.parametrize(
+    ("tts", "message"),
+    [
+        ({"backend": "xtts", "model_dir": "MODEL", "accept_license": True},
+         "synthesize.tts: needs TTS: pip install 'empathy-data[coqui]'"),
+        ({"backend": "cosyvoice2", "model_dir": "MODEL"}, "synthesize.tts: cosyvoice2 needs the CosyVoice repository"),
+        ({"backend": "xtts", "model_dir": "MISSING"}, "synthesize.tts.model_dir: "),
+    ],
+)
+def test_missing_tts_library_or_model_is_refused_before_the_output_exists(tmp_path, tts, message):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    tts = {k: str(model if v == "MODEL" else tmp_path / "nope" if v == "MISSING" else v) if k == "model_dir" else v
+           for k, v in tts.items()}  # fmt: skip
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {"output": str(tmp_path / "out"), "synthesize": {"tts": {**tts, "neutral_reference": True}}}
+        )
+    )
+    for command in ("build", "validate"):
+        result = run_cli(command, str(config))
+        assert result.returncode == 1, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_xtts_licence_must_be_accepted_by_the_user(tmp_path, monkeypatch):
+    monkeypatch.delenv("COQUI_TOS_AGREED", raising=False)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    config = parse_config({"synthesize": {"tts": {"backend": "xtts", "model_dir": str(model), "neutral_reference": True}}})
+    monkeypatch.setattr("empathy_data.preflight.find_spec", lambda name: object())  # as if coqui-tts were installed
+    with pytest.raises(ConfigError, match="synthesize.tts.accept_license: XTTS-v2 weights are under the Coqui"):
+        check_libraries_and_models(config)
+    monkeypatch.setenv("COQUI_TOS_AGREED", "1")  # the user's own environment accepts it
+    check_libraries_and_models(config)
+
+
+def test_unreachable_llm_server_fails_validate(tmp_path):
+    from empathy_data.script.llama_server import free_port
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"script: {{base_url: 'http://127.0.0.1:{free_port()}/v1'}}\n")
+    result = run_cli("validate", str(config))
+    assert result.returncode == 1 and "cannot reach the LLM server at http://127.0.0.1" in result.stderr
+    assert run_cli("validate", str(config), "--no-check-servers").returncode == 0
+
+
+def test_bad_flag_value_is_reported_against_the_flag(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"output: {tmp_path / 'out'}\n")
+    result = run_cli("build", str(config), "--num-dialogues", "0")
+    assert result.returncode == 2 and "--num-dialogues" in result.stderr and "c.yaml" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_smaller_num_dialogues_refuses_to_shrink_an_exported_corpus(tmp_path):
+    out = tmp_path / "out"
+    ctx = make_context(tmp_path, num_dialogues=8)
+    ctx.claim_output_dir()
+    (out / "manifest.json").write_text('{"counts": {"dialogues": {"planned": 8}}}')
+    with pytest.raises(ConfigError, match="already holds a corpus of 8 dialogues.*--allow-shrink"):
+        make_context(tmp_path, num_dialogues=1).check_no_shrink()
+    make_context(tmp_path, num_dialogues=12).check_no_shrink()  # growing is fine
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"name": "t", "seed": 3, "output": str(out)}))
+    result = run_cli("build", str(config), "--num-dialogues", "1")
+    assert result.returncode == 2 and "--allow-shrink" in result.stderr

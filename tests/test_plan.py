@@ -88,3 +88,46 @@ def test_missing_speaker_clip_is_reported(tmp_path):
     pool = pool_with_clip(tmp_path, "clips/a.wav")
     with pytest.raises(ConfigError, match=r"clips\.neutral\[0\].*missing file"):
         make_context(tmp_path, speaker_pool=str(pool))
+
+
+def test_plan_key_follows_clip_contents_not_where_the_pool_lives(tmp_path):
+    import shutil
+
+    import numpy as np
+    import soundfile as sf
+
+    from tests.helpers import sine
+
+    first = tmp_path / "pool-a"
+    first.mkdir()
+    sf.write(first / "clip.wav", sine(200, 4.0), 16000)
+    pool = pool_with_clip(first, "clip.wav")
+    key = make_context(tmp_path, speaker_pool=str(pool)).planner.key
+    moved = tmp_path / "mounted" / "elsewhere"
+    shutil.copytree(first, moved)
+    moved_ctx = make_context(tmp_path, speaker_pool=str(moved / "pool.yaml"))
+    assert moved_ctx.planner.key == key  # a copied or re-mounted pool is the same build
+    [clip] = moved_ctx.planner.pool.speakers[0].clips["neutral"]
+    assert clip.path == "clip.wav"  # specs hold pool-relative paths...
+    resolved = moved_ctx.planner.pool.resolve(moved_ctx.planner.pool.speakers[0])
+    assert resolved.clips["neutral"][0].path == str((moved / "clip.wav").resolve())  # ...backends get real ones
+    sf.write(moved / "clip.wav", sine(200, 4.0) * np.float32(0.5), 16000)  # edited in place, same path
+    assert make_context(tmp_path, speaker_pool=str(moved / "pool.yaml")).planner.key != key
+
+
+def test_backend_identity_in_stage_keys_follows_weights_and_library(tmp_path, monkeypatch):
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "model.bin").write_bytes(b"weights v1")
+    asr = {"backend": "transformers", "model": str(weights)}
+    key = make_context(tmp_path, filter={"asr": asr}).keys["filter"][0][0]
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "model.bin").write_bytes(b"weights v1")
+    assert make_context(tmp_path, filter={"asr": {**asr, "model": str(copy)}}).keys["filter"][0][0] == key
+    (copy / "model.bin").write_bytes(b"weights v2")
+    assert make_context(tmp_path, filter={"asr": {**asr, "model": str(copy)}}).keys["filter"][0][0] != key
+    import empathy_data.build as build
+
+    monkeypatch.setattr(build, "library_versions", lambda *names: {n: "99.0" for n in names})
+    assert make_context(tmp_path, filter={"asr": asr}).keys["filter"][0][0] != key

@@ -1,0 +1,37 @@
+"""The embedded server answers a request the same way whatever it served before, even after a restart."""
+
+import pytest
+
+from empathy_data.config import OpenAIScript
+from empathy_data.embedded_models import embedded_llm
+from empathy_data.script.llama_server import LlamaServer
+from empathy_data.script.openai_chat import OpenAIChat
+from empathy_data.script.prompting import build_messages, response_schema
+from tests.helpers import make_context
+
+pytestmark = pytest.mark.e2e
+
+
+def ask(server_url: str, request) -> str:
+    config = OpenAIScript(base_url=server_url, structured_output="json_object_schema", max_tokens=120, request_tag=False)
+    return OpenAIChat(config, server_url).complete(*request)
+
+
+def test_request_b_alone_after_a_and_after_a_restart_gets_the_same_reply(tmp_path):
+    ctx = make_context(tmp_path, distributions={"exchanges": {1: 1.0}})
+    a, b = (ctx.planner.spec(i) for i in (0, 1))
+    # no request tag: the two prompts share their system prompt, the case where prefix reuse used to differ
+    request_a = (build_messages(a, ctx.prompts, 0, tag=False), response_schema(a), 11)
+    request_b = (build_messages(b, ctx.prompts, 0, tag=False), response_schema(b), 22)
+
+    def server():
+        return LlamaServer(embedded_llm(), n_threads=2, n_ctx=2048, log_path=tmp_path / "server.log")
+
+    with server() as url:
+        alone = ask(url, request_b)
+        ask(url, request_a)
+        after_a = ask(url, request_b)
+    with server() as url:
+        after_restart = ask(url, request_b)
+    assert alone == after_a == after_restart
+    assert alone  # a real reply

@@ -1,0 +1,115 @@
+"""An outage is never recorded as a result: server deaths, interrupts, a second build, the runner."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from empathy_data.interrupts import descendants
+from empathy_data.verify import verify_corpus
+from tests.conftest import build_command, run_build, tiny_config
+from tests.test_resume import shard_digests
+
+
+def start(path: Path, root: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        build_command(path), cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+
+
+def wait_for(pattern: str, out: Path, process: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not list(out.glob(pattern)):
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"{pattern} never appeared"
+        time.sleep(0.05)
+
+
+def alive_in_group(pgid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def script_failures(out: Path) -> list[dict]:
+    rows = [json.loads(line) for p in (out / "work" / "script").glob("*.jsonl") for line in p.read_text().splitlines()]
+    return [r for r in rows if r.get("verdict") == "failed"]
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+@pytest.mark.e2e
+def test_second_build_on_the_same_output_is_refused_and_the_first_finishes(tiny_build, tiny_build_rival):
+    root, _, _ = tiny_build
+    rival = tiny_build_rival["result"]
+    assert rival.returncode == 1
+    assert f"is being built by pid {tiny_build_rival['holder_pid']}" in rival.stderr
+    assert len(rival.stderr.strip().splitlines()) == 1
+    verify_corpus(root / "out")  # the first build finished intact
+
+
+@pytest.mark.e2e
+def test_server_killed_mid_script_fails_the_build_and_the_rerun_completes(tiny_build, tmp_path):
+    reference = tiny_build[0] / "out"
+    path = tiny_config(tmp_path, out="srv")
+    out = tmp_path / "srv"
+    build = start(path, tmp_path)
+    wait_for("work/journal/*.jsonl", out, build)
+    servers = [p for p in descendants(build.pid) if b"llama_serve" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    assert len(servers) == 1
+    os.kill(servers[0], signal.SIGKILL)  # the server only: the build survives it
+    _, stderr = build.communicate(timeout=300)
+    assert build.returncode == 1, stderr[-3000:]
+    [line] = error_lines(stderr)
+    assert "llm: APIConnectionError" in line and line.endswith("re-run the same command to resume")
+    assert "Traceback" not in stderr
+    assert not script_failures(out)  # no chunk holds server-caused failures
+    assert not (out / "manifest.json").exists()
+    result = run_build(path, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["dialogues"]["failed"] == 0 and manifest["counts"]["exchanges"]["failed"] == 0
+    assert shard_digests(out) == shard_digests(reference)
+    verify_corpus(out)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("target", ["group", "main"])
+def test_ctrl_c_stops_the_build_at_once_and_the_rerun_completes(tiny_build, tmp_path, target):
+    reference = tiny_build[0] / "out"
+    path = tiny_config(tmp_path, out=f"int-{target}")
+    out = tmp_path / f"int-{target}"
+    build = start(path, tmp_path)
+    wait_for("work/journal/*.jsonl", out, build)
+    helpers = descendants(build.pid)
+    assert helpers  # the LLM server and Prefect's temporary API server
+    sent = time.monotonic()
+    if target == "group":  # what a terminal does on Ctrl-C
+        os.killpg(build.pid, signal.SIGINT)
+    else:
+        os.kill(build.pid, signal.SIGINT)
+    _, stderr = build.communicate(timeout=60)
+    stopped_after = time.monotonic() - sent
+    assert build.returncode == 130, stderr[-3000:]
+    assert stopped_after < 15
+    assert stderr.strip().splitlines()[-1] == "interrupted (SIGINT): stopped; re-run the same command to resume"
+    assert "Traceback" not in stderr
+    time.sleep(1)
+    assert not alive_in_group(build.pid)  # the LLM server and Prefect's server stopped with it
+    assert not script_failures(out)
+    result = run_build(path, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert shard_digests(out) == shard_digests(reference)
+    verify_corpus(out)
