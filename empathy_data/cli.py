@@ -107,7 +107,9 @@ def build(
         _fail(exc)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        # Our own log lines report every chunk, and a failure ends in one line naming its cause;
+        # Prefect would add a traceback per failed try.
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
     from rich.logging import RichHandler
 
     ours = logging.getLogger("empathy_data")
