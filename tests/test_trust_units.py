@@ -1,0 +1,94 @@
+"""Trust must-holds that need no model: failed items retried, one model per process, honest files."""
+
+import os
+import stat
+import threading
+import time
+
+from empathy_data.atomic import atomic_dir, replace_dir, write_json
+from empathy_data.backends import once_per_process
+from empathy_data.build import run_script_chunk
+from empathy_data.export.exporter import reason_keys
+from tests.helpers import FakeChat, make_context
+
+
+def script_rows(ctx, chunk=0):
+    import json
+
+    return [json.loads(line) for line in ctx.chunk_path("script", chunk).read_text().splitlines()]
+
+
+def test_rerun_retries_failed_items_of_a_finished_chunk_and_what_came_after(tmp_path):
+    ctx = make_context(tmp_path, num_dialogues=2, chunk_size=2, distributions={"exchanges": {1: 1.0}})
+    flaky = FakeChat(replies=[ValueError("prompt longer than the context")])  # an item error: spec 0 fails
+    run_script_chunk(ctx, 0, lambda: flaky)
+    assert [r.get("verdict") for r in script_rows(ctx)] == ["failed", None]
+    downstream = ctx.chunk_path("synthesize", 0)
+    (downstream / "records.jsonl").parent.mkdir(parents=True)
+    (downstream / "records.jsonl").write_text("")
+    filtered = ctx.chunk_path("filter", 0)
+    filtered.parent.mkdir(parents=True)
+    filtered.write_text("")
+    assert ctx.reopen_failed_chunks() == 1
+    assert not ctx.chunk_path("script", 0).exists() and not downstream.exists() and not filtered.exists()
+    again = FakeChat()
+    ref = run_script_chunk(ctx, 0, lambda: again)
+    assert [r["kind"] for r in script_rows(ctx)] == ["script", "script"]
+    assert (ref.replayed, ref.sent, len(again.calls)) == (1, 1, 1)  # only the failed item was asked again
+    assert ctx.reopen_failed_chunks() == 0
+
+
+def test_changed_corpus_size_reuses_every_reply_already_received(tmp_path):
+    small = make_context(tmp_path, num_dialogues=3, chunk_size=4)
+    first = FakeChat()
+    run_script_chunk(small, 0, lambda: first)
+    bigger = make_context(tmp_path, num_dialogues=4, chunk_size=4)
+    assert bigger.chunk_path("script", 0) != small.chunk_path("script", 0)  # another range, another key
+    second = FakeChat()
+    ref = run_script_chunk(bigger, 0, lambda: second)
+    assert (len(first.calls), len(second.calls), ref.replayed, ref.sent) == (3, 1, 3, 1)
+
+
+def test_backend_factory_builds_once_when_threads_race_on_a_cold_cache():
+    built = []
+
+    @once_per_process
+    def load(name):
+        time.sleep(0.2)  # a slow model load: every thread arrives while it runs
+        built.append(name)
+        return object()
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(load("engine"))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert built == ["engine"] and len({id(r) for r in results}) == 1
+
+
+def test_files_land_with_the_permissions_the_umask_gives(tmp_path):
+    write_json(tmp_path / "manifest.json", {"a": 1})
+    with atomic_dir(tmp_path / "chunk") as tmp:
+        (tmp / "x").write_text("x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "manifest.json").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "chunk").stat().st_mode) == 0o777 & ~umask
+
+
+def test_directory_replacement_swaps_old_for_new(tmp_path):
+    target, new = tmp_path / "data", tmp_path / ".data.new.tmp"
+    target.mkdir()
+    (target / "old").write_text("old")
+    new.mkdir()
+    (new / "fresh").write_text("new")
+    replace_dir(new, target)
+    assert [p.name for p in target.iterdir()] == ["fresh"] and not new.exists()
+
+
+def test_by_reason_counts_each_kind_once_per_exchange():
+    reasons = ["script: repetition: turn 2 repeats turn 1", "script: copy: turn 1", "script: repetition: again"]
+    assert reason_keys(reasons, "rejected") == {"script: repetition", "script: copy"}
+    assert reason_keys(["user.wer", "assistant.wer"], "rejected") == {"user.wer", "assistant.wer"}
+    assert reason_keys([], "failed") == {"failed"}
