@@ -29,6 +29,8 @@ from empathy_data.speakers import load_pool
 log = logging.getLogger("empathy_data")
 STAGES = ("script", "synthesize", "filter")
 OWN_ENTRIES = {"work", ".build.lock", ".build.owner"}
+# Reasons an item failed because an exception was raised on it (not a verdict on its content).
+EXCEPTION_REASONS = ("llm:", "tts:", "asr:", "audio:", "emotion:")
 
 
 TTS_LIBRARIES = {"espeak": ("espeakng-loader",), "cosyvoice2": ("torch", "torchaudio"), "xtts": ("coqui-tts", "torch")}
@@ -164,11 +166,16 @@ class BuildContext:
         return self.out / "work" / "journal" / f"c{chunk_index:05d}-r{round_}.jsonl"
 
     def own_failures(self, stage: str, chunk_index: int, round_: int) -> int:
-        """Items of a finished chunk output that this stage itself failed (an error, not a verdict)."""
+        """Items of a finished chunk output that this stage itself failed with an exception. A script
+        that failed only on malformed replies is not counted: its replies would come back from the
+        journal unchanged, so trying it again could not end differently."""
         path = self.chunk_path(stage, chunk_index, round_)
         rows = read_jsonl(path / "records.jsonl" if stage == "synthesize" else path)
         return sum(
-            r.get("verdict") == "failed" and (r["kind"] == "exchange" or r.get("stage") == stage) for r in rows
+            r.get("verdict") == "failed"
+            and (r["kind"] == "exchange" or r.get("stage") == stage)
+            and any(reason.startswith(EXCEPTION_REASONS) for reason in r.get("reasons", []))
+            for r in rows
         )
 
     def reopen_failed_chunks(self) -> int:
@@ -272,19 +279,24 @@ class BuildContext:
             )
 
     def remove_partial_writes(self) -> int:
-        """Delete temp files and directories a killed run left behind (finished chunks are never temp)."""
+        """Delete temp files and directories a killed run left behind (finished chunks are never temp).
+        Call only while holding the output lock: another build's temp files look the same. A directory
+        swapped out by replace_dir's fallback (`.NAME.old.tmp`) whose new version never landed is put back."""
         import shutil
 
         removed = 0
-        work = self.out / "work"
-        for path in sorted(work.rglob(".*.tmp"), reverse=True) if work.exists() else []:
+        leftovers = [*self.out.glob(".*.tmp"), *((self.out / "work").rglob(".*.tmp"))] if self.out.exists() else []
+        for path in sorted(leftovers, key=lambda p: len(p.parts), reverse=True):
+            if not path.exists():
+                continue
+            name = path.name.removeprefix(".").removesuffix(".old.tmp")
+            if path.name.endswith(".old.tmp") and path.is_dir() and not (path.parent / name).exists():
+                path.rename(path.parent / name)
+                continue
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
-            removed += 1
-        for path in self.out.glob(".*.tmp") if self.out.exists() else []:
-            path.unlink(missing_ok=True)
             removed += 1
         return removed
 

@@ -123,6 +123,8 @@ def build(
         manifest = run_build(str(config), overrides)
     except EmpathyDataError as exc:
         _fail(exc)
+    except Exception as exc:  # outside the chunk tasks (export, Prefect itself): still one line
+        _fail(RuntimeError(f"{type(exc).__name__}: {exc}; re-run the same command to resume"))
     finally:
         if lock is not None:
             lock.release()
@@ -155,10 +157,13 @@ def clean(
     import shutil
 
     from empathy_data.build import BuildContext
+    from empathy_data.output_lock import OutputLock
 
     try:
         ctx = BuildContext.load(config, _overrides(out, None))
         ctx.check_output_dir()
+        if not dry_run and ctx.out.exists():  # never delete under a running build
+            OutputLock(ctx.out).acquire()
     except EmpathyDataError as exc:
         _fail(exc)
     stale = ctx.stale_work()

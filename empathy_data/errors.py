@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class EmpathyDataError(Exception):
     """Base class for errors this package raises on purpose."""
@@ -58,8 +60,8 @@ _INFRASTRUCTURE_NAMES = {
     "InfrastructureError",
     "BackendUnavailable",
 }
-# An item's own bad input raises these even though they derive from OSError.
-_ITEM_OSERRORS = {"LibsndfileError", "SoundFileRuntimeError"}
+# Accelerator faults arrive as plain RuntimeErrors (torch, ctranslate2: "CUDA failed with error out of memory").
+_ACCELERATOR_FAULT = re.compile(r"CUDA (error|failed)|out of memory|CUBLAS_STATUS|cuDNN|NCCL|device-side assert")
 
 
 def is_infrastructure(exc: BaseException) -> bool:
@@ -67,13 +69,12 @@ def is_infrastructure(exc: BaseException) -> bool:
     names = {cls.__name__ for cls in type(exc).__mro__}
     if names & _INFRASTRUCTURE_NAMES:
         return True
-    if isinstance(exc, OSError) and not names & _ITEM_OSERRORS:
+    if isinstance(exc, OSError):
         return True  # file system, disk full, broken pipe
     status = getattr(exc, "status_code", None)
     if isinstance(status, int) and (status >= 500 or status in (401, 403, 404, 408, 409, 429)):
         return True
-    text = str(exc)
-    return "CUDA error" in text or "CUDA out of memory" in text or "CUBLAS_STATUS" in text
+    return bool(_ACCELERATOR_FAULT.search(str(exc)))
 
 
 def raise_if_infrastructure(exc: BaseException, where: str) -> None:

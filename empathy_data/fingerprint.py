@@ -40,12 +40,17 @@ def cached_file_sha256(path: Path) -> str:
     return sha
 
 
+def _generated(relative: Path) -> bool:
+    """Files that appear by using a directory, not by changing it: caches, bytecode, git internals."""
+    return bool({".cache", "__pycache__", ".git"} & set(relative.parts)) or relative.suffix == ".pyc"
+
+
 def weights_fingerprint(path: Path) -> str:
     """sha256 over every file under `path` (relative name + content hash); a file alone works too."""
     path = path.expanduser()
     if path.is_file():
         return digest([path.name, cached_file_sha256(path)], 32)
-    files = sorted(p for p in path.rglob("*") if p.is_file() and ".cache" not in p.relative_to(path).parts)
+    files = sorted(p for p in path.rglob("*") if p.is_file() and not _generated(p.relative_to(path)))
     return digest([[str(p.relative_to(path)), cached_file_sha256(p)] for p in files], 32)
 
 

@@ -75,3 +75,10 @@ def stop_cleanly_on_signals() -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _stop)
         signal.signal(signal.SIGTERM, _stop)
+
+
+def keep_stopping_cleanly() -> None:
+    """Inside the flow: Prefect replaces the SIGTERM handler for the flow run; put ours back, but only
+    when the command line installed it (a notebook calling the flow keeps its own Ctrl-C)."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is _stop:
+        signal.signal(signal.SIGTERM, _stop)

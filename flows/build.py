@@ -30,7 +30,7 @@ from empathy_data.build import (
 from empathy_data.config import RunnerConfig
 from empathy_data.errors import BackendUnavailable, EmpathyDataError
 from empathy_data.export.exporter import export_corpus
-from empathy_data.interrupts import stop_cleanly_on_signals
+from empathy_data.interrupts import keep_stopping_cleanly
 from empathy_data.output_lock import OutputLock
 
 log = logging.getLogger("empathy_data")
@@ -159,7 +159,7 @@ def run_chunks(ctx: BuildContext, config_path: str, overrides_json: str, base_ur
 
 @flow(name="empathy-data-build", log_prints=False)
 def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    stop_cleanly_on_signals()  # Prefect installs its own SIGTERM handler for the flow run
+    keep_stopping_cleanly()
     overrides_json = json.dumps(overrides or {}, sort_keys=True)
     ctx = _context(config_path, overrides_json)
     with OutputLock(ctx.out):
@@ -171,7 +171,7 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> d
         with llm_endpoint(ctx) if needs_llm else nullcontext("") as base_url:
             if needs_llm and ctx.config.script.backend == "openai":
                 backends.chat_backend(ctx.config.script.model_dump_json(), base_url).check_reachable()
-            # Claim the output directory only once the LLM answers, so a dead server leaves nothing behind.
+            # Claim the output directory (build.json) only once the LLM answers.
             ctx.claim_output_dir()
             if removed := ctx.remove_partial_writes():
                 log.info("removed %d partial write(s) left by an interrupted run", removed)

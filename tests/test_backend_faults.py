@@ -39,11 +39,11 @@ def write_config(root, base_url, **script):
 def test_transient_faults_are_retried_and_counts_add_up(real_server, tmp_path, monkeypatch):
     monkeypatch.setenv("EMPATHY_FAULT_TEST_KEY", SECRET)
     # Requests arrive in spec order (one in flight): dialogue 0 gets a 500 then succeeds; dialogue 1 gets
-    # a timeout (retried by the client) then succeeds; dialogue 2 gets malformed JSON (a new attempt
-    # with a new seed), then succeeds. Nothing of this is an item's failure.
-    faults = ["500", "ok", "timeout", "ok", "malformed", "ok"]
-    with FaultProxy(real_server, faults, hold_s=26) as proxy:
-        path = write_config(tmp_path, proxy.base_url, request_retries=2, timeout_s=25, max_attempts=2)
+    # a connection reset (retried by the client) then succeeds; dialogue 2 gets malformed JSON (a new
+    # attempt with a new seed), then succeeds. Nothing of this is an item's failure.
+    faults = ["500", "ok", "reset", "ok", "malformed", "ok"]
+    with FaultProxy(real_server, faults) as proxy:
+        path = write_config(tmp_path, proxy.base_url, request_retries=2, max_attempts=2)
         # check_reachable lists models with GET; only chat requests draw faults
         result = run_build(path, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -66,11 +66,11 @@ def test_transient_faults_are_retried_and_counts_add_up(real_server, tmp_path, m
 
 def test_refused_connections_for_a_whole_chunk_fail_the_build_not_the_items(real_server, tmp_path, monkeypatch):
     monkeypatch.setenv("EMPATHY_FAULT_TEST_KEY", SECRET)
-    # Every request of the chunk is reset: 1 + 2 client retries, in each of the task's 3 tries
+    # Every request of the chunk is reset: 1 + 1 client retry, in each of the task's 3 tries
     # (Prefect retries a chunk task twice). After the first fault no other request of the chunk is sent.
-    faults = ["reset"] * 9
+    faults = ["reset"] * 6
     with FaultProxy(real_server, faults) as proxy:
-        path = write_config(tmp_path, proxy.base_url, request_retries=2)
+        path = write_config(tmp_path, proxy.base_url, request_retries=1)
         failed = run_build(path, tmp_path)
         assert proxy.seen == faults
         assert failed.returncode == 1, failed.stderr[-3000:]

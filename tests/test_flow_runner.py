@@ -35,7 +35,6 @@ def test_max_workers_bounds_concurrent_chunk_tasks(tmp_path, monkeypatch, max_wo
     monkeypatch.setattr(flow, "export_corpus", lambda ctx, timings: {"timings_s": dict(timings)})
     monkeypatch.setattr(flow, "llm_endpoint", lambda ctx: nullcontext("http://127.0.0.1:9/v1"))
     monkeypatch.setattr(flow.backends, "chat_backend", lambda *a: types.SimpleNamespace(check_reachable=lambda: None))
-    monkeypatch.setattr(flow, "stop_cleanly_on_signals", lambda: None)  # keep pytest's own Ctrl-C
     config = tmp_path / "c.yaml"
     config.write_text(
         yaml.safe_dump(

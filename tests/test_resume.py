@@ -22,9 +22,9 @@ pytestmark = pytest.mark.e2e
 KILL_POINTS = {
     # inside the script stage: the first reply of chunk 1 is journaled, the chunk is not finished
     "script": "work/journal/c00000-r0.jsonl",
-    "synthesize": "work/synthesize/c*/records.jsonl",
-    # inside a regeneration round's script stage (smoke.yaml: 1 round)
-    "regenerate": "work/journal/c*-r1.jsonl",
+    # regeneration (smoke.yaml: 1 round): chunk 1's round-1 script is written, chunk 2 is still in round 0
+    # or 1; a round-1 journal exists only when round 0 rejected something, so its script chunk is the mark
+    "regenerate": "work/script/c00000-r1-*.jsonl",
 }
 
 

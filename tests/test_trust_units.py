@@ -92,3 +92,85 @@ def test_by_reason_counts_each_kind_once_per_exchange():
     assert reason_keys(reasons, "rejected") == {"script: repetition", "script: copy"}
     assert reason_keys(["user.wer", "assistant.wer"], "rejected") == {"user.wer", "assistant.wer"}
     assert reason_keys([], "failed") == {"failed"}
+
+
+def test_failed_only_on_malformed_replies_is_not_reopened(tmp_path):
+    ctx = make_context(tmp_path, num_dialogues=1, chunk_size=1, distributions={"exchanges": {1: 1.0}})
+    run_script_chunk(ctx, 0, lambda: FakeChat(default="not json"), 0)
+    assert script_rows(ctx)[0]["verdict"] == "failed"
+    assert ctx.reopen_failed_chunks() == 0  # the journal would replay the same malformed replies
+
+
+def test_infrastructure_classification():
+    import openai
+    import soundfile
+
+    from empathy_data.errors import is_infrastructure
+
+    request = __import__("httpx").Request("POST", "http://127.0.0.1/v1/chat/completions")
+    response = __import__("httpx").Response(400, request=request)
+    infra = [
+        ConnectionResetError(), TimeoutError(), MemoryError(), ModuleNotFoundError("TTS"), FileNotFoundError("x"),
+        openai.APIConnectionError(request=request), openai.APITimeoutError(request=request),
+        RuntimeError("CUDA failed with error out of memory"), RuntimeError("cuDNN error: CUDNN_STATUS_EXECUTION_FAILED"),
+        RuntimeError("CUDA error: device-side assert triggered"),
+        openai.InternalServerError("boom", response=__import__("httpx").Response(500, request=request), body=None),
+        openai.RateLimitError("slow down", response=__import__("httpx").Response(429, request=request), body=None),
+    ]  # fmt: skip
+    item = [
+        ValueError("unknown voice"), openai.BadRequestError("too long", response=response, body=None),
+        soundfile.LibsndfileError(1, "Format not recognised"), KeyError("x"), RuntimeError("text has no phonemes"),
+    ]  # fmt: skip
+    assert [type(e).__name__ for e in infra if not is_infrastructure(e)] == []
+    assert [type(e).__name__ for e in item if is_infrastructure(e)] == []
+
+
+def test_fallback_swap_killed_between_renames_keeps_the_old_version(tmp_path, monkeypatch):
+    import empathy_data.atomic as atomic
+
+    ctx = make_context(tmp_path)
+    data = ctx.out / "data"
+    data.mkdir(parents=True)
+    (data / "old.parquet").write_text("old")
+    new = ctx.out / ".data.new.tmp"
+    new.mkdir()
+    (new / "fresh.parquet").write_text("new")
+    monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)  # a file system without RENAME_EXCHANGE
+    calls = []
+    real_replace = os.replace
+
+    def killed_after_first_rename(src, dst):
+        calls.append(dst)
+        real_replace(src, dst)
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # the kill lands between the two renames
+
+    monkeypatch.setattr(atomic.os, "replace", killed_after_first_rename)
+    try:
+        replace_dir(new, data)
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(atomic.os, "replace", real_replace)
+    assert not data.exists()  # neither version at the target, for the moment
+    ctx.remove_partial_writes()  # the next run, under the lock
+    assert [p.name for p in data.iterdir()] == ["old.parquet"] and not new.exists()
+    again = ctx.out / ".data.again.tmp"
+    again.mkdir()
+    (again / "fresh.parquet").write_text("new")
+    replace_dir(again, data)  # the fallback path, uninterrupted
+    assert [p.name for p in data.iterdir()] == ["fresh.parquet"]
+    assert not list(ctx.out.glob(".*.tmp"))
+
+
+def test_missing_audio_of_a_chunk_is_an_infrastructure_fault(tmp_path):
+    import pytest
+
+    from empathy_data.config import Thresholds
+    from empathy_data.errors import InfrastructureError
+    from empathy_data.filter.stage import score_utterances
+    from empathy_data.schema import Utterance
+
+    utt = Utterance(dialogue_id="d", turn_index=0, role="user", text="hi there", speaker_id="s", emotion="sad", response_style=None,
+                    audio_path="d-0.flac", sample_rate=16000, duration=1.0, tts={})  # fmt: skip
+    with pytest.raises(InfrastructureError, match="d-0.flac is missing"):
+        score_utterances([utt], {"d": "en"}, tmp_path, None, None, Thresholds())

@@ -53,8 +53,12 @@ class Stats:
 
 
 def reason_key(reason: str) -> str:
-    """'script: length: turn 2 too long (80 words)' -> 'script: length'; details stay in rejects/."""
-    return ":".join(reason.split(":")[:2]).strip()
+    """'script: length: turn 2 too long (80 words)' -> 'script: length'; details stay in rejects/.
+    (Exchange-by-exchange writing prefixes the check with 'exchange N:', which is a detail too.)"""
+    parts = [p.strip() for p in reason.split(":")]
+    if len(parts) > 2 and parts[1].startswith("exchange "):
+        parts = [parts[0], *parts[2:]]
+    return ": ".join(parts[:2])
 
 
 def reason_keys(reasons: list[str], verdict: str) -> set[str]:

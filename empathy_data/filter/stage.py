@@ -6,7 +6,7 @@ from pathlib import Path
 
 from empathy_data.audio import read_audio, resample, silence_ratio
 from empathy_data.config import Thresholds
-from empathy_data.errors import raise_if_infrastructure
+from empathy_data.errors import InfrastructureError, raise_if_infrastructure
 from empathy_data.filter.asr import ASR_RATE, ASRBackend
 from empathy_data.filter.metrics import error_rates
 from empathy_data.filter.prosody import ProsodyEmotionCheck
@@ -39,11 +39,13 @@ def score_utterances(
     """One Scores per utterance; an exception on one utterance marks it failed and the rest go on."""
     audios, loaded_errors = [], {}
     for i, utt in enumerate(utterances):
+        if not (audio_dir / utt.audio_path).is_file():  # the chunk's own file is gone: not this item's fault
+            raise InfrastructureError(f"audio: {audio_dir / utt.audio_path} is missing")
         try:
             audio, rate = read_audio(audio_dir / utt.audio_path)
             audios.append((audio, rate))
         except Exception as exc:
-            raise_if_infrastructure(exc, f"audio {audio_dir / utt.audio_path}")  # the chunk's own file is gone
+            raise_if_infrastructure(exc, f"audio {audio_dir / utt.audio_path}")
             loaded_errors[i] = exc
             audios.append(None)
     to_asr = [i for i, a in enumerate(audios) if a is not None]

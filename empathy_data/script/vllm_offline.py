@@ -72,11 +72,11 @@ class VLLMChat:
             part = requests[start : start + step]
             try:
                 results += self._chat(part)
-            except (ValueError, TypeError):
+            except ValueError:
                 for request in part:
                     try:
                         results += self._chat([request])
-                    except (ValueError, TypeError) as exc:
+                    except ValueError as exc:
                         results.append(exc)
         return results
 
