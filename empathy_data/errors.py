@@ -17,6 +17,9 @@ class ConfigError(EmpathyDataError):
         self.reason = reason
         super().__init__(f"{where}: {reason}")
 
+    def __reduce__(self):  # Ray and Dask ship exceptions between processes by pickling
+        return (type(self), (self.where, self.reason))
+
 
 class BackendUnavailable(EmpathyDataError):
     """A backend cannot start: missing package, missing weights, unreachable server."""
@@ -39,6 +42,9 @@ class ItemError(EmpathyDataError):
         self.item_id = item_id
         self.reason = reason
         super().__init__(f"{item_id}: {reason}")
+
+    def __reduce__(self):
+        return (type(self), (self.item_id, self.reason))
 
 
 # Exceptions that say nothing about the item being processed. Matched by class name along the MRO so

@@ -63,6 +63,7 @@ def check_libraries_and_models(config: BuildConfig) -> None:
         repo = Path(tts.repo_dir).expanduser() if tts.repo_dir else None
         if repo is not None and not (repo / "cosyvoice").is_dir():
             raise BackendUnavailable(f"synthesize.tts.repo_dir: no cosyvoice package in {repo}")
+        _needs("synthesize.tts", ["torch", "torchaudio"], "install CosyVoice's requirements")
         if repo is None and find_spec("cosyvoice") is None:
             raise BackendUnavailable(
                 "synthesize.tts: cosyvoice2 needs the CosyVoice repository (set synthesize.tts.repo_dir)"
@@ -71,7 +72,7 @@ def check_libraries_and_models(config: BuildConfig) -> None:
     asr = config.filter.asr
     if asr.backend == "faster-whisper":
         parts = EMBEDDED_ASR_PARTS if asr.model == "embedded" else []
-        _needs("filter.asr", ["faster_whisper", *parts], "pip install empathy-data")
+        _needs("filter.asr", ["faster_whisper", "ctranslate2", *parts], "pip install empathy-data")
         if asr.model != "embedded":
             _local_model("filter.asr.model", asr.model)
     else:

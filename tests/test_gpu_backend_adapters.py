@@ -93,6 +93,28 @@ def test_vllm_engine_error_fails_the_chunk_not_its_items(fake_vllm, tmp_path, mo
         write_scripts(ctx.planner.chunk(0), VLLMChat(VLLMScript(model="m")), ctx.prompts, ValidationRules(), 2, 8)
 
 
+def test_vllm_replies_are_journaled_part_by_part_before_an_engine_crash(fake_vllm, tmp_path, monkeypatch):
+    from empathy_data.script.journal import ReplyJournal
+    from empathy_data.script.vllm_offline import VLLMChat
+
+    chat = FakeLLM.chat
+    calls = {"n": 0}
+
+    def crash_on_second_part(self, conversations, params, use_tqdm=True):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return chat(self, conversations, params, use_tqdm)
+
+    monkeypatch.setattr(FakeLLM, "chat", crash_on_second_part)
+    ctx = make_context(tmp_path)
+    journal = ReplyJournal(tmp_path / "journal.jsonl")
+    engine = VLLMChat(VLLMScript(model="m", max_in_flight=1))  # one request per part
+    with pytest.raises(InfrastructureError, match="illegal memory access"):
+        write_scripts(ctx.planner.chunk(0), engine, ctx.prompts, ValidationRules(), 2, 8, journal=journal)
+    assert journal.sent == 1 and len((tmp_path / "journal.jsonl").read_text().splitlines()) == 1
+
+
 def test_vllm_input_refused_fails_only_that_request(fake_vllm, tmp_path, monkeypatch):
     from empathy_data.script.vllm_offline import VLLMChat
 

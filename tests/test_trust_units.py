@@ -174,3 +174,12 @@ def test_missing_audio_of_a_chunk_is_an_infrastructure_fault(tmp_path):
                     audio_path="d-0.flac", sample_rate=16000, duration=1.0, tts={})  # fmt: skip
     with pytest.raises(InfrastructureError, match="d-0.flac is missing"):
         score_utterances([utt], {"d": "en"}, tmp_path, None, None, Thresholds())
+
+
+def test_domain_errors_survive_pickling_between_workers():
+    import pickle
+
+    from empathy_data.errors import ConfigError, InfrastructureError
+
+    for exc in (ConfigError("cfg.yaml: seed", "not a number"), InfrastructureError("llm: gone")):
+        assert str(pickle.loads(pickle.dumps(exc))) == str(exc)

@@ -47,13 +47,9 @@ def _send(backend: ChatBackend, requests: list[Request], max_in_flight: int, on_
     batch = getattr(backend, "complete_batch", None)
     if batch is not None:
         try:
-            replies = batch(requests)
+            return batch(requests, on_reply)  # journals each part as it finishes
         except Exception as exc:  # the engine itself failed (an item's own error comes back in its slot)
             raise InfrastructureError(f"llm: {type(exc).__name__}: {str(exc)[:300]}") from exc
-        for i, reply in enumerate(replies):
-            if not isinstance(reply, Exception):
-                on_reply(i, reply)
-        return replies
     broken = threading.Event()
 
     def one(i: int) -> str | None | Exception:

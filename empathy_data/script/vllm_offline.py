@@ -61,23 +61,31 @@ class VLLMChat:
         )
         return [out.outputs[0].text for out in outputs]
 
-    def complete_batch(self, requests: list[tuple[list[dict[str, str]], dict[str, Any], int]]) -> list[Any]:
+    def complete_batch(
+        self, requests: list[tuple[list[dict[str, str]], dict[str, Any], int]], on_reply=None
+    ) -> list[Any]:
         """Replies in request order. vLLM validates inputs before it schedules anything: when a batch
         is refused for its input (ValueError: a prompt longer than the context, say), each request is
         tried alone so only the offending one fails. Any other error (engine dead, CUDA out of memory)
-        is the infrastructure's and raises."""
+        is the infrastructure's and raises. `on_reply(i, text)` is called as each part finishes, so the
+        replies of earlier parts are journaled even if a later part crashes the engine."""
         results: list[Any] = []
         step = self.config.max_in_flight
         for start in range(0, len(requests), step):
             part = requests[start : start + step]
             try:
-                results += self._chat(part)
+                replies: list[Any] = self._chat(part)
             except ValueError:
+                replies = []
                 for request in part:
                     try:
-                        results += self._chat([request])
+                        replies += self._chat([request])
                     except ValueError as exc:
-                        results.append(exc)
+                        replies.append(exc)
+            for i, reply in enumerate(replies, start=start):
+                if on_reply is not None and not isinstance(reply, Exception):
+                    on_reply(i, reply)
+            results += replies
         return results
 
     def complete(self, messages: list[dict[str, str]], schema: dict[str, Any], seed: int) -> str | None:
