@@ -350,3 +350,23 @@ def test_mandarin_exchange_prompt_carries_the_exchange_before(tmp_path):
     messages = build_messages(spec, ctx.prompts, written=written)
     assert "换作是我也会生气。" in messages[1]["content"] and "只写第 2 轮" in messages[1]["content"]
     assert "第 2 轮" in messages[0]["content"].splitlines()[0]  # the request tag names the exchange
+
+
+@pytest.mark.parametrize(
+    ("note", "reason"),
+    [
+        ('She sounds sad about the exam. "}, {"user": "I failed', "notes: reasoning 0 has JSON fragments"),
+        ("只输出 JSON。 用户说考试没过，听起来很难过，所以用安慰的语气回应。", "notes: reasoning 0 has JSON fragments"),
+        ("I'm sorry, but I can't help with writing this conversation for you.", "refusal: reasoning 0 has refusal"),
+        ("用户很难过。抱歉，我无法协助完成这个对话。", "refusal: reasoning 0 has refusal"),
+    ],
+)
+def test_reasoning_notes_are_checked_like_turns(ctx, note, reason):
+    spec = ctx.planner.spec(0)
+    texts = ["I failed my driving test again today.", "I am so sorry, that sounds really frustrating.",
+             "I practised for months and still failed.", "That must hurt, but you are closer than you think."]  # fmt: skip
+    script = script_with(spec, texts, reasoning=note)
+    found = validate_script(script.model_copy(update={"spec": spec.model_copy(update={"language": "en"})}), RULES)
+    assert found is not None and found.startswith(reason), found
+    quoted = script_with(spec, texts, reasoning='She says "I failed again" and sounds sad, so comforting fits.')
+    assert validate_script(quoted, RULES) is None  # quoting the user is fine

@@ -20,9 +20,13 @@ META = re.compile(
 )
 REFUSAL = re.compile(
     r"as an ai|as a language model|i'?m (just )?an ai|i am (just )?an ai|i'?m sorry,? but i can(not|'t)"
-    r"|i cannot help with|作为(一个)?(人工智能|AI|语言模型)|我(只)?是(一个)?(人工智能|AI)",
+    r"|i cannot help with|作为(一个)?(人工智能|AI|语言模型)|我(只)?是(一个)?(人工智能|AI)"
+    r"|(抱歉|对不起)[，,]?\s*我(无法|不能)(协助|帮助|完成)",
     re.IGNORECASE,
 )
+# A reasoning note may quote the user, so quotes are fine there; braces or a JSON key are reply debris
+# (seen: '只输出 JSON。 ...' and '"}, {"user": ...' inside notes).
+NOTE_JSON_DEBRIS = re.compile(r'[{}]|"\s*(user|assistant|reasoning|exchanges)\s*"\s*:|只输出\s*JSON|output only json', re.IGNORECASE)
 CJK = re.compile(r"[\u4e00-\u9fff]")
 LATIN = re.compile(r"[A-Za-z]")
 
@@ -65,6 +69,16 @@ def check_refusal(script: Script, rules: ValidationRules) -> str | None:
     for i, turn in enumerate(script.turns):
         if REFUSAL.search(turn.text):
             return f"turn {i} has refusal or 'as an AI' phrasing"
+    for i, note in enumerate(script.reasoning):
+        if REFUSAL.search(note):
+            return f"reasoning {i} has refusal or 'as an AI' phrasing"
+    return None
+
+
+def check_notes(script: Script, rules: ValidationRules) -> str | None:
+    for i, note in enumerate(script.reasoning):
+        if NOTE_JSON_DEBRIS.search(note):
+            return f"reasoning {i} has JSON fragments"
     return None
 
 
@@ -120,6 +134,7 @@ def check_copied_prompt(script: Script, prompt: str) -> str | None:
 CHECKS: dict[str, Callable[[Script, ValidationRules], str | None]] = {
     "language": check_language,
     "style": check_style,
+    "notes": check_notes,
     "refusal": check_refusal,
     "length": check_lengths,
     "repetition": check_repetition,
