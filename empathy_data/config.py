@@ -301,6 +301,9 @@ class ExportConfig(Strict):
     splits: Weights = Field(default_factory=lambda: {"train": 0.9, "validation": 0.05, "test": 0.05})
     rows_per_shard: int = Field(default=1000, ge=1)
     rejects_audio: bool = False
+    # "speaker": splits are assigned by user speaker, so no voice a model is tested on was heard in
+    # training; "dialogue": by dialogue (finer ratios on small corpora, but voices leak across splits).
+    split_by: Literal["speaker", "dialogue"] = "speaker"
 
     @field_validator("splits")
     @classmethod

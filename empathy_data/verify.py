@@ -54,11 +54,13 @@ def verify_corpus(out: Path, decode_audio: bool = True) -> dict[str, int]:
 
     seen: set[tuple[str, int]] = set()
     split_of: dict[str, str] = {}
+    speaker_split: dict[str, str] = {}
+    by_speaker = manifest.get("config", {}).get("export", {}).get("split_by") == "speaker"
     rows = 0
     for split, path, _ in _shards(out, manifest):
         if split == "rejects":
             continue
-        columns = ["dialogue_id", "exchange_index", "split"]
+        columns = ["dialogue_id", "exchange_index", "split", "user_speaker_id"]
         columns += ["user_audio", "assistant_audio"] if decode_audio else []
         for batch in pq.ParquetFile(path).iter_batches(batch_size=64, columns=columns):
             for row in batch.to_pylist():
@@ -71,6 +73,11 @@ def verify_corpus(out: Path, decode_audio: bool = True) -> dict[str, int]:
                     raise VerifyError(f"{where}: row says split {row['split']!r} but lies in a {split!r} shard")
                 if split_of.setdefault(key[0], split) != split:
                     raise VerifyError(f"{where}: dialogue straddles splits {split_of[key[0]]!r} and {split!r}")
+                speaker = row["user_speaker_id"]
+                if by_speaker and speaker_split.setdefault(speaker, split) != split:
+                    raise VerifyError(
+                        f"{where}: user speaker {speaker} is in splits {speaker_split[speaker]!r} and {split!r}"
+                    )
                 for col in ("user_audio", "assistant_audio") if decode_audio else ():
                     try:
                         audio, rate = decode_bytes(row[col]["bytes"])

@@ -24,3 +24,12 @@ def test_shard_writer_rolls_and_names_shards(tmp_path):
     ids = [r for s in shards for r in pq.read_table(tmp_path / s["file"]).column("dialogue_id").to_pylist()]
     assert ids == [f"d{i}" for i in range(10)]
     assert b"huggingface" in pq.read_schema(tmp_path / shards[0]["file"]).metadata
+
+
+def test_speaker_disjoint_split_keys():
+    from empathy_data.export.splits import split_key, split_of
+
+    weights = {"train": 0.5, "validation": 0.25, "test": 0.25}
+    by_speaker = {split_of(split_key("speaker", f"dlg-{i}", "spk-a"), weights) for i in range(50)}
+    by_dialogue = {split_of(split_key("dialogue", f"dlg-{i}", "spk-a"), weights) for i in range(50)}
+    assert len(by_speaker) == 1 and by_dialogue == set(weights)

@@ -86,3 +86,22 @@ def test_unfinished_build_is_reported(corpus):
     (corpus / "manifest.json").unlink()
     with pytest.raises(VerifyError, match="did not finish"):
         verify_corpus(corpus)
+
+
+def test_a_user_speaker_in_two_splits_is_caught(corpus):
+    import pyarrow as pa
+
+    manifest, split, shard = first_shard(corpus)
+    assert manifest["config"]["export"]["split_by"] == "speaker"
+    table = pq.read_table(corpus / "data" / shard["file"]).slice(0, 1)
+    other = "validation" if split != "validation" else "test"
+    row = table.to_pylist()[0] | {"dialogue_id": "dlg-moved", "split": other}
+    path = corpus / "data" / f"{other}-00000-of-00001.parquet"
+    pq.write_table(pa.Table.from_pylist([row], schema=table.schema), path)
+    manifest["shards"]["data"][other] = [{"file": path.name, "rows": 1, "sha256": file_sha256(path)}]
+    for unit in ("dialogues", "exchanges"):
+        manifest["counts"][unit]["planned"] += 1
+        manifest["counts"][unit]["accepted"] += 1
+    (corpus / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(VerifyError, match=f"user speaker {row['user_speaker_id']} is in splits"):
+        verify_corpus(corpus)

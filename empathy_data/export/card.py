@@ -16,6 +16,21 @@ def _table(title: str, planned: dict[str, int], accepted: dict[str, int]) -> lis
     return lines + [""]
 
 
+def _split_rule(split_by: str) -> str:
+    if split_by == "speaker":
+        return ("Splits are assigned by user speaker (a hash of the speaker id): no user voice appears in two "
+                "splits, and a dialogue never straddles splits. On a small corpus the ratios are coarse.")  # fmt: skip
+    return "Splits are assigned by dialogue (a hash of the dialogue id): a dialogue never straddles splits."
+
+
+def _empty_splits(by_split: dict[str, int]) -> list[str]:
+    empty = [s for s, rows in by_split.items() if rows == 0]
+    if not empty:
+        return []
+    return ["", f"Configured but empty (no accepted row was assigned to them; `datasets` cannot load an empty "
+                f"split, so they are left out of the header): {', '.join(empty)}."]  # fmt: skip
+
+
 def dataset_card(manifest: dict[str, Any]) -> str:
     config = manifest["config"]
     splits = [s for s, rows in manifest["counts"]["by_split"].items() if rows > 0]
@@ -54,6 +69,9 @@ def dataset_card(manifest: dict[str, Any]) -> str:
         f"| exchanges | {ex['planned']} | {ex['accepted']} | {ex['rejected']} | {ex['failed']} |",
         "",
         "Rows per split: " + ", ".join(f"{s} {n}" for s, n in counts["by_split"].items()),
+        "",
+        _split_rule(config["export"].get("split_by", "dialogue")),
+        *_empty_splits(counts["by_split"]),
         "",
         *_regeneration(counts["regeneration"]),
         "## Distributions (exchanges)",

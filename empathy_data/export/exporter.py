@@ -13,7 +13,7 @@ from empathy_data.build import BuildContext, strip_kind
 from empathy_data.export.card import dataset_card
 from empathy_data.export.rows import exchange_row, features
 from empathy_data.export.shards import ShardWriter
-from empathy_data.export.splits import split_of
+from empathy_data.export.splits import split_key, split_of
 from empathy_data.regenerate import best, merge, versions_in_round
 from empathy_data.schema import Outcome, Script, Utterance
 from empathy_data.versions import package_versions
@@ -81,6 +81,7 @@ class Writers:
     build: dict[str, Any]
     rejects_audio: bool
     splits: dict[str, float]
+    split_by: str
 
 
 def export_round(
@@ -100,7 +101,8 @@ def export_round(
     dialogue_verdicts: dict[str, set[str]] = defaultdict(set)
     for r in filter_rows:
         dialogue_id = r["dialogue_id"]
-        split = split_of(dialogue_id, w.splits)
+        user_id = r["spec"]["user"]["id"] if r["kind"] == "outcome" else scripts[dialogue_id].spec.user.id
+        split = split_of(split_key(w.split_by, dialogue_id, user_id), w.splits)
         keep_round = kept[dialogue_id]
         replaced = [f"replaced: by round {keep_round}"] if keep_round != round_ else []
         if r["kind"] == "outcome":
@@ -169,7 +171,10 @@ def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) ->
     data_writers = {s: ShardWriter(staging / "data", s, features(rate), cfg.export.rows_per_shard) for s in splits}
     reject_features = features(rate, with_audio=cfg.export.rejects_audio, with_verdict=True)
     rejects = ShardWriter(staging / "rejects", "rejects", reject_features, cfg.export.rows_per_shard)
-    writers = Writers(data_writers, rejects, reject_features, rate, build, cfg.export.rejects_audio, cfg.export.splits)
+    writers = Writers(
+        data_writers, rejects, reject_features, rate, build, cfg.export.rejects_audio, cfg.export.splits,
+        cfg.export.split_by,
+    )  # fmt: skip
     stats = Stats()
 
     for chunk in ctx.chunk_ranges():

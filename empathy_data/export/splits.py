@@ -1,10 +1,15 @@
-"""Deterministic split assignment: a hash of dialogue_id, so a dialogue never straddles splits."""
+"""Deterministic split assignment: a hash of the user speaker's id (default) or of the dialogue id, so a
+dialogue never straddles splits, and by default no user speaker appears in two splits."""
 
 import hashlib
 
 
-def split_of(dialogue_id: str, weights: dict[str, float]) -> str:
-    position = int.from_bytes(hashlib.sha256(dialogue_id.encode()).digest()[:8], "big") / 2**64
+def split_key(split_by: str, dialogue_id: str, user_speaker_id: str) -> str:
+    return user_speaker_id if split_by == "speaker" else dialogue_id
+
+
+def split_of(key: str, weights: dict[str, float]) -> str:
+    position = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
     cumulative = 0.0
     names = list(weights)
     for name in names:
