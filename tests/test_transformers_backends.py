@@ -88,3 +88,24 @@ def test_unmapped_classifier_output_fails_the_item(classifier_dir):
     check = backends.emotion_backend(FilterConfig(emotion=config).model_dump_json())
     with pytest.raises(ValueError, match="no label that label_map maps"):
         check.check(np.zeros(16000, np.float32), None, 16000, "angry")
+
+
+def test_transformers_asr_one_bad_clip_fails_only_itself_and_an_oom_fails_the_chunk(asr_dir):
+    from empathy_data.errors import InfrastructureError
+
+    config = FilterConfig(asr=TransformersASR(model=str(asr_dir), batch_size=4))
+    asr = backends.asr_backend(config.model_dump_json())
+    texts = asr.transcribe([sine(seconds=1.0), np.zeros((2, 3, 10), np.float32), sine(330, seconds=0.7)], ["en"] * 3)
+    assert isinstance(texts[0], str) and isinstance(texts[2], str)
+    assert isinstance(texts[1], Exception)  # not mono audio: that clip's own error
+    pipe = asr.pipe
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA failed with error out of memory")
+
+    asr.pipe = out_of_memory
+    try:
+        with pytest.raises(InfrastructureError, match="asr: RuntimeError: CUDA failed"):
+            asr.transcribe([sine(seconds=1.0)], ["en"])
+    finally:
+        asr.pipe = pipe

@@ -43,9 +43,9 @@ class TransformersASRBackend:
                 for i, out in zip(index, outputs, strict=True):
                     results[i] = str(out["text"]).strip()
                 continue
-            for i, item in zip(index, inputs, strict=True):
+            for i in index:  # fresh inputs: the pipeline pops keys from the dicts it was given
                 try:
-                    results[i] = str(self.pipe(item, **kwargs)["text"]).strip()
+                    results[i] = str(self.pipe({"raw": audios[i], "sampling_rate": ASR_RATE}, **kwargs)["text"]).strip()
                 except Exception as exc:
                     raise_if_infrastructure(exc, "asr")
                     results[i] = exc
