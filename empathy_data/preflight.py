@@ -63,11 +63,11 @@ def check_libraries_and_models(config: BuildConfig) -> None:
         repo = Path(tts.repo_dir).expanduser() if tts.repo_dir else None
         if repo is not None and not (repo / "cosyvoice").is_dir():
             raise BackendUnavailable(f"synthesize.tts.repo_dir: no cosyvoice package in {repo}")
-        _needs("synthesize.tts", ["torch", "torchaudio"], "install CosyVoice's requirements")
         if repo is None and find_spec("cosyvoice") is None:
             raise BackendUnavailable(
                 "synthesize.tts: cosyvoice2 needs the CosyVoice repository (set synthesize.tts.repo_dir)"
             )
+        _needs("synthesize.tts", ["torch", "torchaudio"], "install CosyVoice's requirements")
 
     asr = config.filter.asr
     if asr.backend == "faster-whisper":
