@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from empathy_data.arcs import ARCS
 from empathy_data.errors import ConfigError
 from empathy_data.labels import AGE_GROUPS, EMOTIONS, GENDERS, LANGUAGES, RESPONSE_STYLES
 
@@ -43,7 +44,51 @@ def check_weights(weights: dict[Any, float], allowed: tuple[str, ...] | None, wh
         raise ValueError(f"{what}: weights sum to {total:g}, not 1")
 
 
+Table = dict[str, Weights]  # a joint table: outer label -> inner label -> weight (all cells sum to 1)
+
+
+def check_table(table: Table, outer: tuple[str, ...], inner: tuple[str, ...] | None, what: str) -> None:
+    unknown = sorted(k for k in table if k not in outer)
+    if unknown:
+        raise ValueError(f"{what}: unknown label(s) {unknown}; allowed: {list(outer)}")
+    cells = {f"{a}.{b}": w for a, row in table.items() for b, w in row.items()}
+    check_weights(cells, None, what)
+    if inner is not None:
+        bad = sorted({b for row in table.values() for b in row if b not in inner})
+        if bad:
+            raise ValueError(f"{what}: unknown label(s) {bad}; allowed: {list(inner)}")
+
+
+def check_arc(arc: str | Table, what: str) -> None:
+    if isinstance(arc, str):
+        if arc not in ARCS:
+            raise ValueError(f"{what}: unknown arc {arc!r}; named arcs: {list(ARCS)} (or a transition matrix)")
+        return
+    for emotion, row in arc.items():
+        if emotion not in EMOTIONS:
+            raise ValueError(f"{what}: unknown emotion {emotion!r}")
+        check_weights(row, EMOTIONS, f"{what}.{emotion}")
+
+
+class LabelMix(Strict):
+    """The label distributions a language may override (see Distributions)."""
+
+    user_emotion: Weights | None = None
+    gender: Weights | None = None
+    age_group: Weights | None = None
+    exchanges: dict[int, Annotated[float, Field(ge=0)]] | None = None
+    scenarios: Weights | None = None
+    response_style: dict[str, Weights] | None = None
+    emotion_arc: str | Table | None = None
+    gender_age: Table | None = None
+    emotion_scenario: Table | None = None
+
+
 class Distributions(Strict):
+    """What the plan draws. Each dialogue-level label (language, first-exchange user emotion, gender, age
+    group, exchanges, and each cell of a joint table) is allocated exactly: every prefix of the plan is
+    within one dialogue of its share (see allocation.py)."""
+
     user_emotion: Weights = Field(default_factory=lambda: {e: 1 / len(EMOTIONS) for e in EMOTIONS})
     gender: Weights = Field(default_factory=lambda: {"female": 0.5, "male": 0.5})
     age_group: Weights = Field(
@@ -56,13 +101,21 @@ class Distributions(Strict):
         }
     )
     exchanges: dict[int, Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: {2: 1.0})
-    # None: uniform over the scenario list of each language.
+    # None: uniform over the scenarios of each language that fit the dialogue's user emotion.
     scenarios: Weights | None = None
     # Per user emotion, weights over reply styles; None: labels.DEFAULT_STYLE_BY_EMOTION.
     response_style: dict[str, Weights] | None = None
+    # How the user's emotion moves across exchanges: a named arc (arcs.ARCS) or a transition matrix.
+    emotion_arc: str | Table = "steady"
+    # Joint tables, instead of the two marginals: gender -> age_group -> weight, emotion -> scenario -> weight.
+    gender_age: Table | None = None
+    emotion_scenario: Table | None = None
+    # Per-language overrides of any of the above (e.g. zh: {gender: {female: 0.7, male: 0.3}}).
+    per_language: dict[str, LabelMix] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _weights(self) -> Distributions:
+        given = self.model_fields_set
         check_weights(self.user_emotion, EMOTIONS, "user_emotion")
         check_weights(self.gender, GENDERS, "gender")
         check_weights(self.age_group, AGE_GROUPS, "age_group")
@@ -76,7 +129,47 @@ class Distributions(Strict):
                 if emotion not in EMOTIONS:
                     raise ValueError(f"response_style: unknown emotion {emotion!r}")
                 check_weights(styles, RESPONSE_STYLES, f"response_style.{emotion}")
+        check_arc(self.emotion_arc, "emotion_arc")
+        if self.gender_age is not None:
+            check_table(self.gender_age, GENDERS, AGE_GROUPS, "gender_age")
+            both = sorted({"gender", "age_group"} & given)
+            if both:
+                raise ValueError(f"gender_age: give the joint table or {' and '.join(both)}, not both")
+        if self.emotion_scenario is not None:
+            check_table(self.emotion_scenario, EMOTIONS, None, "emotion_scenario")
+            both = sorted({"user_emotion", "scenarios"} & given)
+            if both:
+                raise ValueError(f"emotion_scenario: give the joint table or {' and '.join(both)}, not both")
+        for language in self.per_language:
+            if language not in LANGUAGES:
+                raise ValueError(f"per_language: unknown language {language!r}; allowed: {list(LANGUAGES)}")
+            self.for_language(language)
         return self
+
+    def for_language(self, language: str) -> Distributions:
+        """These distributions with the language's overrides applied (validated like the top level)."""
+        overrides = self.per_language.get(language)
+        if overrides is None:
+            return self
+        base = self.model_dump(exclude={"per_language"}, exclude_unset=True)
+        for name in overrides.model_fields_set:
+            base[name] = getattr(overrides, name)
+            # an override of a marginal replaces the joint table that holds it, and the other way round
+            for joint, parts in (("gender_age", ("gender", "age_group")), ("emotion_scenario", ("user_emotion", "scenarios"))):  # noqa: E501
+                if name == joint:
+                    for part in parts:
+                        base.pop(part, None)
+                elif name in parts:
+                    base.pop(joint, None)
+        try:
+            return Distributions.model_validate(base)
+        except ValidationError as exc:
+            message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise ValueError(f"per_language.{language}: {message}") from None
+
+    def overridden(self, language: str, *names: str) -> bool:
+        overrides = self.per_language.get(language)
+        return overrides is not None and bool(set(names) & overrides.model_fields_set)
 
 
 class EmbeddedServer(Strict):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections.abc import Hashable
+from dataclasses import dataclass, field
 
-from empathy_data.config import BuildConfig
+from empathy_data.allocation import BalancedSequence, Draw
+from empathy_data.arcs import arc_matrix
+from empathy_data.config import BuildConfig, Distributions
 from empathy_data.errors import ConfigError
 from empathy_data.hashing import digest
 from empathy_data.labels import DEFAULT_STYLE_BY_EMOTION
@@ -13,31 +16,85 @@ from empathy_data.prompt_library import PromptLibrary
 from empathy_data.schema import DialogueSpec, TurnPlan
 from empathy_data.speakers import SpeakerPool
 
+# Bumped when the way labels are allocated changes, so an old plan is never mixed with a new one.
+ALLOCATION_VERSION = 2
+
 
 def weighted_choice(rng: random.Random, weights: dict) -> object:
     keys = list(weights)
     return rng.choices(keys, weights=[weights[k] for k in keys], k=1)[0]
 
 
+def joint_cells(table: dict[str, dict[str, float]]) -> dict[tuple[str, str], float]:
+    return {(a, b): w for a, row in table.items() for b, w in row.items() if w > 0}
+
+
+def _first(cell: Hashable) -> Hashable:
+    return ("first", cell[0])  # type: ignore[index]
+
+
+def _second(cell: Hashable) -> Hashable:
+    return ("second", cell[1])  # type: ignore[index]
+
+
 @dataclass(frozen=True)
 class Planner:
+    """Spec i from (seed, i) alone. Dialogue-level labels come from balanced sequences (allocation.py), so
+    any prefix of the plan holds every configured mix within one dialogue; a language's overridden label
+    is balanced over that language's own dialogues. The scenario is drawn among those that fit the user
+    emotion (balanced over the dialogues of that emotion), later exchanges' emotions follow the arc."""
+
     config: BuildConfig
     prompts: PromptLibrary
     pool: SpeakerPool
+    _sequences: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        scen = self.config.distributions.scenarios
-        if scen is not None:
-            for language in self.config.languages:
-                unknown = sorted(set(scen) - set(self.prompts.scenarios[language]))
-                if unknown:
-                    raise ConfigError("distributions.scenarios", f"unknown scenario(s) for {language}: {unknown}")
         for language in self.config.languages:
+            dist = self.config.distributions.for_language(language)
+            where = "distributions" + (f".per_language.{language}" if language in self.config.distributions.per_language else "")
+            self._check_scenarios(language, dist, where)
             if len(self.pool.matching(language)) < 2:
                 raise ConfigError(f"{self.pool.path}", f"needs at least two {language} speakers (user and assistant)")
-            for gender in self.config.distributions.gender:
-                if not self.pool.matching(language, gender):
-                    raise ConfigError(f"{self.pool.path}", f"no {language} speaker of gender {gender!r}")
+            for gender, age_group in self._gender_age_cells(dist):
+                if not self.pool.matching(language, gender, age_group):
+                    raise ConfigError(
+                        f"{where}.{'gender_age' if dist.gender_age else 'age_group'}",
+                        f"asks for {language} {gender} {age_group} users, but {self.pool.path} has no such speaker",
+                    )
+
+    def _check_scenarios(self, language: str, dist: Distributions, where: str) -> None:
+        known = self.prompts.scenario_emotions[language]
+        file = f"{self.prompts.root}/scenarios/{language}.yaml"
+        if dist.emotion_scenario is not None:
+            for emotion, scenario in joint_cells(dist.emotion_scenario):
+                if scenario not in known:
+                    raise ConfigError(
+                        f"{where}.emotion_scenario.{emotion}", f"unknown {language} scenario {scenario!r}"
+                    )
+                if emotion not in known[scenario]:
+                    raise ConfigError(
+                        f"{where}.emotion_scenario.{emotion}.{scenario}", f"{file} does not list {emotion!r} for it"
+                    )  # noqa: E501
+            return
+        if dist.scenarios is not None:
+            unknown = sorted(set(dist.scenarios) - set(known))
+            if unknown:
+                raise ConfigError(f"{where}.scenarios", f"unknown scenario(s) for {language}: {unknown}")
+        for emotion, weight in dist.user_emotion.items():
+            if weight > 0 and not self.scenario_weights(language, dist, emotion):
+                raise ConfigError(f"{where}.user_emotion.{emotion}", f"no scenario with weight in {file} fits it")
+
+    def scenario_weights(self, language: str, dist: Distributions, emotion: str) -> dict[str, float]:
+        fits = {s for s, emotions in self.prompts.scenario_emotions[language].items() if emotion in emotions}
+        weights = dist.scenarios if dist.scenarios is not None else dict.fromkeys(self.prompts.scenarios[language], 1.0)
+        return {s: w for s, w in weights.items() if s in fits and w > 0}
+
+    @staticmethod
+    def _gender_age_cells(dist: Distributions) -> list[tuple[str, str]]:
+        if dist.gender_age is not None:
+            return list(joint_cells(dist.gender_age))
+        return [(g, a) for g, gw in dist.gender.items() for a, aw in dist.age_group.items() if gw > 0 and aw > 0]
 
     @property
     def key(self) -> str:
@@ -49,41 +106,76 @@ class Planner:
                 "distributions": self.config.distributions.model_dump(mode="json"),
                 "speakers": [s.to_dict() for s in self.pool.speakers],
                 "scenarios": self.prompts.scenarios,
+                "scenario_emotions": self.prompts.scenario_emotions,
+                "allocation": ALLOCATION_VERSION,
             }
         )
 
     def dialogue_id(self, index: int) -> str:
         return "dlg-" + digest([self.config.seed, index], 12)
 
+    def _sequence(self, name: str, scope: str, weights: dict, groups: tuple = ()) -> BalancedSequence:
+        key = (name, scope, tuple(sorted((str(k), v) for k, v in weights.items())))
+        if key not in self._sequences:
+            self._sequences[key] = BalancedSequence(weights, f"{self.config.seed}:{name}:{scope}", groups)
+        return self._sequences[key]
+
+    def _draw(self, name: str, language: str, dist: Distributions, weights: dict, index: int, rank: int,
+              overridden: bool, groups: tuple = ()) -> Draw:  # fmt: skip
+        """A label's value: balanced over the whole plan, or over the language's dialogues if it overrides it."""
+        if overridden:
+            return self._sequence(name, language, weights, groups).draw(rank)
+        return self._sequence(name, "*", weights, groups).draw(index)
+
     def spec(self, index: int) -> DialogueSpec:
         cfg = self.config
-        dist = cfg.distributions
-        rng = random.Random(f"{cfg.seed}:{index}")
-        language = str(weighted_choice(rng, cfg.languages))
+        language_draw = self._sequence("language", "*", cfg.languages).draw(index)
+        language, in_language = str(language_draw.value), language_draw.rank
+        dist = cfg.distributions.for_language(language)
         scenarios = self.prompts.scenarios[language]
-        scenario_weights = (
-            {k: v for k, v in dist.scenarios.items() if k in scenarios}
-            if dist.scenarios
-            else {k: 1.0 for k in scenarios}
-        )
-        scenario = str(weighted_choice(rng, scenario_weights))
-        gender = str(weighted_choice(rng, dist.gender))
-        age_group = str(weighted_choice(rng, dist.age_group))
-        user = self.pool.draw_user(rng, language, gender, age_group)
+        top = cfg.distributions
+
+        def draw(name: str, weights: dict, *labels: str, groups: tuple = ()) -> Draw:
+            return self._draw(
+                name, language, dist, weights, index, in_language, top.overridden(language, *labels), groups
+            )  # noqa: E501
+
+        if dist.gender_age is not None:
+            gender, age_group = draw("gender_age", joint_cells(dist.gender_age), "gender_age", "gender", "age_group",
+                                     groups=(_first, _second)).value  # fmt: skip
+        else:
+            gender = draw("gender", dist.gender, "gender", "gender_age").value
+            age_group = draw("age_group", dist.age_group, "age_group", "gender_age").value
+        if dist.emotion_scenario is not None:
+            emotion, scenario = draw("emotion_scenario", joint_cells(dist.emotion_scenario), "emotion_scenario",
+                                     "user_emotion", "scenarios", groups=(_first, _second)).value  # fmt: skip
+        else:
+            emotion_draw = draw("user_emotion", dist.user_emotion, "user_emotion", "emotion_scenario")
+            emotion = emotion_draw.value
+            # balanced over the dialogues of this emotion (exactly so within one language)
+            fitting = self.scenario_weights(language, dist, str(emotion))
+            scenario = self._sequence("scenario", f"{language}:{emotion}", fitting).draw(emotion_draw.rank).value
+        num_exchanges = int(draw("exchanges", dist.exchanges, "exchanges").value)
+
+        rng = random.Random(f"{cfg.seed}:{index}")
+        user = self.pool.draw_user(rng, language, str(gender), str(age_group))
         assistant = self.pool.draw_assistant(rng, language, user)
         styles = dist.response_style or {}
+        arc = arc_matrix(dist.emotion_arc)
         turns: list[TurnPlan] = []
-        for _ in range(int(weighted_choice(rng, dist.exchanges))):
-            emotion = str(weighted_choice(rng, dist.user_emotion))
-            style = str(weighted_choice(rng, styles.get(emotion) or DEFAULT_STYLE_BY_EMOTION[emotion]))
-            turns.append(TurnPlan(role="user", emotion=emotion))
+        current = str(emotion)
+        for k in range(num_exchanges):
+            if k:
+                current = str(weighted_choice(rng, arc[current])) if current in arc else current
+            style = str(weighted_choice(rng, styles.get(current) or DEFAULT_STYLE_BY_EMOTION[current]))
+            turns.append(TurnPlan(role="user", emotion=current))
             turns.append(TurnPlan(role="assistant", response_style=style))
         return DialogueSpec(
             dialogue_id=self.dialogue_id(index),
             index=index,
             language=language,
-            scenario=scenario,
-            scenario_text=scenarios[scenario],
+            scenario=str(scenario),
+            scenario_text=scenarios[str(scenario)],
             user=user,
             assistant_voice=assistant,
             turns=turns,

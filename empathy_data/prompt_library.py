@@ -31,6 +31,8 @@ class PromptLibrary:
     templates: dict[str, jinja2.Template]  # "system.en" -> template
     content_hash: str
     localized: dict[str, Vocabulary] = field(default_factory=dict)  # language -> its own descriptions
+    # language -> id -> the user emotions the scenario fits (an entry without `emotions:` fits every emotion)
+    scenario_emotions: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def template(self, kind: str, language: str) -> jinja2.Template:
         return self.templates[f"{kind}.{language}"]
@@ -71,6 +73,28 @@ def _load_vocabulary(path: Path) -> Vocabulary:
     )
 
 
+def _load_scenarios(path: Path) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    """`id: description`, or `id: {text: description, emotions: [sad, fearful]}`."""
+    texts: dict[str, str] = {}
+    emotions: dict[str, tuple[str, ...]] = {}
+    for key, entry in _read_yaml_mapping(path).items():
+        where = f"{path}: {key}"
+        if isinstance(entry, dict):
+            unknown_keys = sorted(set(entry) - {"text", "emotions"})
+            if unknown_keys or not str(entry.get("text", "")).strip():
+                raise ConfigError(where, "expected {text: description, emotions: [labels]}")
+            fits = entry.get("emotions") or list(EMOTIONS)
+            if not isinstance(fits, list) or not fits:
+                raise ConfigError(f"{where}.emotions", "expected a list of user emotions")
+            unknown = sorted(str(e) for e in fits if e not in EMOTIONS)
+            if unknown:
+                raise ConfigError(f"{where}.emotions", f"unknown emotion(s) {unknown}; allowed: {list(EMOTIONS)}")
+            texts[str(key)], emotions[str(key)] = str(entry["text"]), tuple(str(e) for e in fits)
+        else:
+            texts[str(key)], emotions[str(key)] = str(entry), EMOTIONS
+    return texts, emotions
+
+
 def load_prompts(root: Path, languages: list[str]) -> PromptLibrary:
     vocab_path = root / "vocabulary.yaml"
     vocabulary = _load_vocabulary(vocab_path)
@@ -83,12 +107,13 @@ def load_prompts(root: Path, languages: list[str]) -> PromptLibrary:
             files.append(path)
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
     scenarios: dict[str, dict[str, str]] = {}
+    scenario_emotions: dict[str, dict[str, tuple[str, ...]]] = {}
     templates: dict[str, jinja2.Template] = {}
     for language in languages:
         scen_path = root / "scenarios" / f"{language}.yaml"
         if not scen_path.is_file():
             raise ConfigError(str(scen_path), f"no scenario list for language {language!r}")
-        scenarios[language] = {str(k): str(v) for k, v in _read_yaml_mapping(scen_path).items()}
+        scenarios[language], scenario_emotions[language] = _load_scenarios(scen_path)
         files.append(scen_path)
         for kind in ("system", "user"):
             path = root / "templates" / f"{kind}.{language}.j2"
@@ -106,4 +131,5 @@ def load_prompts(root: Path, languages: list[str]) -> PromptLibrary:
         templates=templates,
         content_hash=tree_digest(files),
         localized=localized,
+        scenario_emotions=scenario_emotions,
     )

@@ -16,6 +16,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 def make_context(tmp_path: Path, **overrides: Any) -> BuildContext:
     data = {"name": "t", "seed": 3, "num_dialogues": 4, "chunk_size": 2, "output": str(tmp_path / "out")}
+    if "speaker_pool" in overrides:  # the test pools hold adults only: the plan must not ask for other ages
+        data["distributions"] = {"age_group": {"adult": 1.0}}
     data.update(overrides)
     return BuildContext.from_config(parse_config(data), REPO)
 

@@ -35,7 +35,7 @@ def test_import_writes_a_pool_that_loads_and_builds(tmp_path):
     assert pool.speakers[0].licence == "CC-BY-4.0"
     listing = run_cli("speakers", "list", str(root / "pool.yaml"))
     assert listing.returncode == 0 and "elderly" in listing.stdout and "angry" in listing.stdout
-    ctx = make_context(tmp_path, speaker_pool=str(root / "pool.yaml"), distributions={"gender": {"female": 1.0}})
+    ctx = make_context(tmp_path, speaker_pool=str(root / "pool.yaml"), distributions={"gender": {"female": 1.0}, "age_group": {"adult": 1.0}})
     spec = ctx.planner.spec(0)
     assert spec.user.id == "spk1" and spec.assistant_voice.id == "spk2"  # the only other voice
 
