@@ -148,6 +148,44 @@ def verify(
 
 
 @app.command()
+def report(out: Annotated[Path, typer.Argument(help="Output directory of a build")]) -> None:
+    """Write OUT/report/index.html (distributions, quality, rejects, speakers, playable samples); print its path."""
+    from empathy_data.report import write_report
+
+    try:
+        path = write_report(out)
+    except EmpathyDataError as exc:
+        _fail(exc)
+    sys.stdout.write(f"{path}\n")
+
+
+@app.command("inspect")
+def inspect_command(
+    out: Annotated[Path, typer.Argument(help="Output directory of a build")],
+    emotion: Annotated[str | None, typer.Option("--emotion", help="Only exchanges with this user emotion")] = None,
+    split: Annotated[str | None, typer.Option("--split", help="Only exchanges of this split")] = None,
+    n: Annotated[int, typer.Option("--n", min=1, help="How many exchanges to show")] = 5,
+    play: Annotated[bool, typer.Option("--play", help="Play each exchange's audio (user, then assistant)")] = False,
+    rejects: Annotated[bool, typer.Option("--rejects", help="Show rejects/ with verdict and reasons")] = False,
+) -> None:
+    """Print sample exchanges of a build: text, labels, scores (and reasons, for rejects)."""
+    from empathy_data.inspect_corpus import exchange_table, play_exchange, select_exchanges
+
+    try:
+        found = select_exchanges(out, emotion, split, n, rejects)
+    except EmpathyDataError as exc:
+        _fail(exc)
+    if not found:
+        console.print(f"no exchanges{' in rejects/' if rejects else ''} match", highlight=False)
+        return
+    shown = Console()
+    for location, row in found:
+        shown.print(exchange_table(row))
+        if play:
+            shown.print(escape(play_exchange(location)), highlight=False, soft_wrap=True)
+
+
+@app.command()
 def clean(
     config: Annotated[Path, typer.Argument(help="Build config YAML")],
     out: Annotated[str | None, typer.Option("--out", help="Output directory (overrides config)")] = None,

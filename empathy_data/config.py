@@ -397,6 +397,14 @@ class ExportConfig(Strict):
     # "speaker": splits are assigned by user speaker, so no voice a model is tested on was heard in
     # training; "dialogue": by dialogue (finer ratios on small corpora, but voices leak across splits).
     split_by: Literal["speaker", "dialogue"] = "speaker"
+    # An exchange whose history holds an exchange the filter turned down: "reject" sends it to rejects/
+    # (reason `history: ...`), "keep" exports it; either way its row says history_clean.
+    unclean_history: Literal["reject", "keep"] = "reject"
+    # Scripts whose estimated word-trigram Jaccard similarity (MinHash) to an earlier accepted script reaches
+    # this are rejected as `near_duplicate` (the first one kept); null turns the check off.
+    near_duplicate_threshold: float | None = Field(default=0.8, gt=0, le=1)
+    # Write OUT/report/index.html at the end of a build (`empathy-data report OUT` writes it any time).
+    report: bool = True
 
     @field_validator("splits")
     @classmethod

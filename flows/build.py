@@ -12,6 +12,7 @@ import time
 from collections import deque
 from contextlib import nullcontext
 from functools import lru_cache, partial
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
@@ -157,6 +158,20 @@ def run_chunks(ctx: BuildContext, config_path: str, overrides_json: str, base_ur
     return refs
 
 
+def write_build_report(out: Path) -> None:
+    """OUT/report/index.html from the finished export. The corpus is complete by now, so a report that
+    cannot be written is a warning, not a failed build; `empathy-data report OUT` writes it again."""
+    from empathy_data.report import write_report
+
+    t0 = time.perf_counter()
+    try:
+        path = write_report(out)
+    except Exception as exc:
+        log.warning("report: not written (%s); run `empathy-data report %s`", _describe(exc), out)
+        return
+    log.info("report: %s (%.1fs)", path, time.perf_counter() - t0)
+
+
 @flow(name="empathy-data-build", log_prints=False)
 def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     keep_stopping_cleanly()
@@ -189,6 +204,8 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> d
         from empathy_data.atomic import write_json
 
         write_json(ctx.out / "manifest.json", manifest)
+        if getattr(ctx.config.export, "report", True):
+            write_build_report(ctx.out)
         return manifest
 
 

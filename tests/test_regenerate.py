@@ -98,6 +98,7 @@ def regen_ctx(tmp_path):
         synthesize={"sample_rate": 16000, "tts": {"backend": "espeak", "neutral_reference": False}},
         filter={"thresholds": {"check_emotion": False}},
         regenerate={"rounds": 2},
+        export={"near_duplicate_threshold": None},  # the fake chat writes every dialogue alike
     )
 
 

@@ -16,6 +16,63 @@ def _table(title: str, planned: dict[str, int], accepted: dict[str, int]) -> lis
     return lines + [""]
 
 
+TARGET_TITLES = {
+    "language": "Language",
+    "user_emotion": "User emotion (first exchange)",
+    "user_gender": "User gender",
+    "user_age_group": "User age group",
+    "exchanges": "Exchanges per dialogue",
+}
+
+
+def _targets(distributions: dict[str, Any], planned_total: int) -> list[str]:
+    """Target, planned and accepted side by side, per dialogue-level label. The plan allocates each label
+    exactly: every prefix of it is within one dialogue of target share x dialogues."""
+    target = distributions.get("target")
+    if not target:
+        return []
+    planned = distributions.get("planned_dialogues", {})
+    accepted = distributions.get("accepted", {})
+    lines = [
+        "## Target, planned and accepted",
+        "",
+        f"Target: the configured share, and that share of the {planned_total} planned dialogues. Planned: "
+        "dialogues the plan holds (each within one dialogue of its target). Accepted: exchanges in the corpus "
+        "(for the user emotion, exchanges of dialogues that opened with it are counted by their own emotion).",
+        "",
+    ]
+    for label, title in TARGET_TITLES.items():
+        if label not in target:
+            continue
+        lines += [f"### {title}", "", "| value | target | target dialogues | planned dialogues | accepted exchanges |",
+                  "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        for value in sorted(set(target[label]) | set(planned.get(label, {}))):
+            share = target[label].get(value, 0.0)
+            got = planned.get(label, {}).get(value, 0)
+            acc = accepted.get(label, {}).get(value, "-") if label != "exchanges" else "-"
+            lines.append(f"| {value} | {share:.1%} | {share * planned_total:.1f} | {got} | {acc} |")
+        lines.append("")
+    return lines
+
+
+def _diversity(d: dict[str, Any] | None) -> list[str]:
+    if not d:
+        return []
+    lines = [
+        "",
+        "## Text diversity (accepted turns)",
+        "",
+        f"distinct-1 {d['distinct_1']:.3f}, distinct-2 {d['distinct_2']:.3f} (unique / total word n-grams; "
+        f"characters for Mandarin). Near-duplicate scripts (MinHash, Jaccard >= 0.8, the first one kept): "
+        f"{d.get('near_duplicates', 0)} of {d.get('dialogues', 0)} dialogues "
+        f"({d.get('near_duplicate_rate', 0.0):.1%}), rejected with reason `near_duplicate`.",
+    ]
+    if d.get("top_openings"):
+        lines += ["", "Most repeated openings of the user's first turn:", ""]
+        lines += [f"- \"{text}\" x{count}" for text, count in d["top_openings"]]
+    return lines
+
+
 def _split_rule(split_by: str) -> str:
     if split_by == "speaker":
         return ("Splits are assigned by user speaker (a hash of the speaker id): no user voice appears in two "
@@ -74,6 +131,7 @@ def dataset_card(manifest: dict[str, Any]) -> str:
         *_empty_splits(counts["by_split"]),
         "",
         *_regeneration(counts["regeneration"]),
+        *_targets(manifest["distributions"], dl["planned"]),
         "## Distributions (exchanges)",
         "",
     ]
@@ -95,6 +153,7 @@ def dataset_card(manifest: dict[str, Any]) -> str:
     for name, c in manifest["checks"].items():
         total = c.get("pass", 0) + c.get("fail", 0)
         lines.append(f"| {name} | {c.get('pass', 0)} | {c.get('fail', 0)} | {c.get('pass', 0) / total:.0%} |")
+    lines += _diversity(manifest.get("diversity"))
     lines += ["", "## Rejection reasons (exchanges)", "", "| reason | count |", "| --- | ---: |"]
     lines += [f"| {r} | {n} |" for r, n in counts["by_reason"].items()] or ["| - | 0 |"]
     lines += [

@@ -11,11 +11,13 @@ from typing import Any
 from empathy_data.atomic import read_jsonl, replace_dir, write_json, write_text
 from empathy_data.build import BuildContext, strip_kind
 from empathy_data.export.card import dataset_card
+from empathy_data.export.diversity import DiversityStats, NearDuplicates
 from empathy_data.export.rows import exchange_row, features
 from empathy_data.export.shards import ShardWriter
-from empathy_data.export.splits import split_key, split_of
+from empathy_data.export.splits import assign_splits, split_key
 from empathy_data.regenerate import best, merge, versions_in_round
 from empathy_data.schema import Outcome, Script, Utterance
+from empathy_data.targets import target_shares
 from empathy_data.versions import package_versions
 
 
@@ -25,13 +27,24 @@ class Stats:
         self.dialogues: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
         self.planned: dict[str, Counter[str]] = defaultdict(Counter)
+        self.planned_dialogues: dict[str, Counter[str]] = defaultdict(Counter)
         self.accepted: dict[str, Counter[str]] = defaultdict(Counter)
         self.checks: dict[str, Counter[str]] = defaultdict(Counter)
         self.accepted_by_round: Counter[str] = Counter()
         self.regenerated = 0  # dialogues written more than once
+        self.diversity = DiversityStats()
 
     def plan(self, script_or_spec, n_exchanges: int) -> None:
         spec = script_or_spec
+        for label, value in (
+            ("language", spec.language),
+            ("user_emotion", spec.turns[0].emotion),
+            ("user_gender", spec.user.gender),
+            ("user_age_group", spec.user.age_group),
+            ("exchanges", str(spec.num_exchanges)),
+            ("scenario", spec.scenario),
+        ):
+            self.planned_dialogues[label][value] += 1
         self.planned["language"][spec.language] += n_exchanges
         self.planned["user_gender"][spec.user.gender] += n_exchanges
         self.planned["user_age_group"][spec.user.age_group] += n_exchanges
@@ -54,8 +67,11 @@ class Stats:
 
 def reason_key(reason: str) -> str:
     """'script: length: turn 2 too long (80 words)' -> 'script: length'; details stay in rejects/.
-    (Exchange-by-exchange writing prefixes the check with 'exchange N:', which is a detail too.)"""
+    (Exchange-by-exchange writing prefixes the check with 'exchange N:', which is a detail too.)
+    Corpus-level reasons ('near_duplicate: ...', 'history: ...') are one kind each."""
     parts = [p.strip() for p in reason.split(":")]
+    if parts[0] in ("near_duplicate", "history"):
+        return parts[0]
     if len(parts) > 2 and parts[1].startswith("exchange "):
         parts = [parts[0], *parts[2:]]
     return ": ".join(parts[:2])
@@ -66,6 +82,65 @@ def reason_keys(reasons: list[str], verdict: str) -> set[str]:
     exchanges: by_reason[k] is how many non-accepted exchanges had at least one reason of kind k (an
     exchange rejected for two reasons counts under both, so the values may sum past rejected + failed)."""
     return {reason_key(r) for r in reasons} or {verdict}
+
+
+def clean_prefixes(filter_rows: list[dict]) -> dict[str, int]:
+    """Per dialogue, how many exchanges from the start were all accepted: exchange k's history is clean
+    (holds no exchange the filter turned down) when k <= that number."""
+    verdicts: dict[str, dict[int, str]] = defaultdict(dict)
+    for r in filter_rows:
+        if r["kind"] != "outcome":
+            verdicts[r["dialogue_id"]][r["exchange_index"]] = r["verdict"]
+    prefixes = {}
+    for dialogue_id, by_index in verdicts.items():
+        n = 0
+        while by_index.get(n) == "accepted":
+            n += 1
+        prefixes[dialogue_id] = n
+    return prefixes
+
+
+@dataclass
+class CorpusPass:
+    rows_by_unit: dict[str, int]  # split unit -> rows it brings to data/
+    duplicates: dict[str, str]  # dialogue id -> the earlier dialogue it nearly repeats (kept in its place)
+    near_duplicates: NearDuplicates | None
+
+
+def corpus_pass(ctx: BuildContext) -> CorpusPass:
+    """First pass, text and metadata only, in plan order: near-duplicate scripts among the dialogues that
+    would bring rows to data/ (the first one kept), and the rows each split unit brings."""
+    split_by = ctx.config.export.split_by
+    keep_unclean = ctx.config.export.unclean_history == "keep"
+    rows: Counter[str] = Counter()
+    duplicates: dict[str, str] = {}
+    threshold = ctx.config.export.near_duplicate_threshold
+    near = NearDuplicates(threshold=threshold) if threshold is not None else None
+    for chunk in ctx.chunk_ranges():
+        filter_rows = [read_jsonl(ctx.chunk_path("filter", chunk, r)) for r in ctx.rounds]
+        merged = merge([versions_in_round(rows, r) for r, rows in enumerate(filter_rows)])
+        kept = {d: best(versions).round for d, versions in merged.items()}
+        texts: dict[tuple[str, int], str] = {}
+        for round_ in set(kept.values()):
+            for r in read_jsonl(ctx.chunk_path("synthesize", chunk, round_) / "records.jsonl"):
+                if r["kind"] == "script":
+                    texts[(r["spec"]["dialogue_id"], round_)] = "\n".join(t["text"] for t in r["turns"])
+        for spec in ctx.planner.chunk(chunk):
+            unit = split_key(split_by, spec.dialogue_id, spec.user.id)
+            rows[unit] += 0
+            if spec.dialogue_id not in kept:
+                continue
+            round_rows = [r for r in filter_rows[kept[spec.dialogue_id]] if r["dialogue_id"] == spec.dialogue_id]
+            exchanges = [r for r in round_rows if r["kind"] != "outcome"]
+            if keep_unclean:
+                n = sum(r["verdict"] == "accepted" for r in exchanges)
+            else:
+                n = clean_prefixes(round_rows).get(spec.dialogue_id, 0)
+            if n and near and (earlier := near.check(spec.dialogue_id, texts[(spec.dialogue_id, kept[spec.dialogue_id])])):
+                duplicates[spec.dialogue_id] = earlier
+                n = 0
+            rows[unit] += n
+    return CorpusPass(dict(rows), duplicates, near)
 
 
 def _audio(directory: Path, name: str) -> dict:
@@ -80,8 +155,10 @@ class Writers:
     rate: int
     build: dict[str, Any]
     rejects_audio: bool
-    splits: dict[str, float]
+    split_of_unit: dict[str, str]  # user speaker id or dialogue id -> split (see export/splits.py)
     split_by: str
+    keep_unclean_history: bool
+    duplicates: dict[str, str]
 
 
 def export_round(
@@ -99,10 +176,11 @@ def export_round(
     }
     build = w.build | {"round": round_}
     dialogue_verdicts: dict[str, set[str]] = defaultdict(set)
+    clean = clean_prefixes(filter_rows)
     for r in filter_rows:
         dialogue_id = r["dialogue_id"]
         user_id = r["spec"]["user"]["id"] if r["kind"] == "outcome" else scripts[dialogue_id].spec.user.id
-        split = split_of(split_key(w.split_by, dialogue_id, user_id), w.splits)
+        split = w.split_of_unit[split_key(w.split_by, dialogue_id, user_id)]
         keep_round = kept[dialogue_id]
         replaced = [f"replaced: by round {keep_round}"] if keep_round != round_ else []
         if r["kind"] == "outcome":
@@ -128,7 +206,12 @@ def export_round(
             stats.plan(script.spec, script.spec.num_exchanges)
         pair = (utts[(dialogue_id, 2 * k)], utts[(dialogue_id, 2 * k + 1)])
         row = exchange_row(script, k, split, (r["user_scores"], r["assistant_scores"]), pair, build)
-        verdict = r["verdict"]
+        row["history_clean"] = k <= clean.get(dialogue_id, 0)
+        verdict, reasons = r["verdict"], r["reasons"]
+        if verdict == "accepted" and dialogue_id in w.duplicates and not replaced:
+            verdict, reasons = "rejected", [f"near_duplicate: the script nearly repeats {w.duplicates[dialogue_id]}"]
+        elif verdict == "accepted" and not row["history_clean"] and not w.keep_unclean_history:
+            verdict, reasons = "rejected", [f"history: exchange {clean[dialogue_id] + 1} was not accepted"]
         audio = {
             "user_audio": _audio(synth_dir, pair[0].audio_path),
             "assistant_audio": _audio(synth_dir, pair[1].audio_path),
@@ -146,10 +229,12 @@ def export_round(
         if verdict == "accepted":
             w.data[split].write(row | audio)
             stats.accept(row)
+            stats.diversity.add(row["user_text"], row["language"], opening=k == 0)
+            stats.diversity.add(row["assistant_text"], row["language"])
             stats.accepted_by_round[str(round_)] += 1
         else:
-            stats.reasons.update(reason_keys(r["reasons"], verdict))
-            row |= {"verdict": verdict, "stage": "filter", "reasons": r["reasons"]}
+            stats.reasons.update(reason_keys(reasons, verdict))
+            row |= {"verdict": verdict, "stage": "filter", "reasons": reasons}
             w.rejects.write(row | (audio if w.rejects_audio else {}))
     for verdicts in dialogue_verdicts.values():
         final = "failed" if "failed" in verdicts else "rejected" if "rejected" in verdicts else "accepted"
@@ -171,9 +256,11 @@ def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) ->
     data_writers = {s: ShardWriter(staging / "data", s, features(rate), cfg.export.rows_per_shard) for s in splits}
     reject_features = features(rate, with_audio=cfg.export.rejects_audio, with_verdict=True)
     rejects = ShardWriter(staging / "rejects", "rejects", reject_features, cfg.export.rows_per_shard)
+    first = corpus_pass(ctx)
+    split_of_unit = assign_splits(first.rows_by_unit, cfg.export.splits, salt=f"{cfg.seed}:")
     writers = Writers(
-        data_writers, rejects, reject_features, rate, build, cfg.export.rejects_audio, cfg.export.splits,
-        cfg.export.split_by,
+        data_writers, rejects, reject_features, rate, build, cfg.export.rejects_audio, split_of_unit,
+        cfg.export.split_by, cfg.export.unclean_history == "keep", first.duplicates,
     )  # fmt: skip
     stats = Stats()
 
@@ -216,10 +303,15 @@ def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) ->
             "by_split": {s: sum(x["rows"] for x in shards[s]) for s in splits},
         },
         "distributions": {
+            # per dialogue: the configured shares, and what the plan holds
+            "target": target_shares(cfg),
+            "planned_dialogues": {k: dict(sorted(v.items())) for k, v in stats.planned_dialogues.items()},
+            # per exchange
             "planned": {k: dict(sorted(v.items())) for k, v in stats.planned.items()},
             "accepted": {k: dict(sorted(v.items())) for k, v in stats.accepted.items()},
         },
         "checks": {k: dict(v) for k, v in sorted(stats.checks.items())},
+        "diversity": stats.diversity.summary(first.near_duplicates),
         "shards": {"data": {s: shards[s] for s in splits}, "rejects": reject_shards},
         # per stage, per chunk: the key of each round
         "stage_keys": {stage: list(keys.values()) for stage, keys in ctx.keys.items()},

@@ -28,6 +28,8 @@ def features(sample_rate: int, with_audio: bool = True, with_verdict: bool = Fal
         "language": text,
         "scenario": text,
         "history": List({"role": text, "text": text}),
+        # False when an earlier exchange of the dialogue was turned down by the filter (see export.unclean_history)
+        "history_clean": Value("bool"),
         "user_text": text,
         "user_emotion": text,
         "user_speaker_id": text,

@@ -1,5 +1,8 @@
-"""Deterministic split assignment: a hash of the user speaker's id (default) or of the dialogue id, so a
-dialogue never straddles splits, and by default no user speaker appears in two splits."""
+"""Split assignment: whole units (user speakers by default, else dialogues) go to splits so that each
+split's rows come as close to its ratio as whole units allow; a dialogue never straddles splits, and
+with units = speakers no user voice appears in two splits."""
+
+from __future__ import annotations
 
 import hashlib
 
@@ -8,8 +11,13 @@ def split_key(split_by: str, dialogue_id: str, user_speaker_id: str) -> str:
     return user_speaker_id if split_by == "speaker" else dialogue_id
 
 
+def _position(key: str) -> float:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+
+
 def split_of(key: str, weights: dict[str, float]) -> str:
-    position = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+    """A split by hash alone, for units with no rows to weigh."""
+    position = _position(key)
     cumulative = 0.0
     names = list(weights)
     for name in names:
@@ -17,3 +25,21 @@ def split_of(key: str, weights: dict[str, float]) -> str:
         if position < cumulative:
             return name
     return names[-1]
+
+
+def assign_splits(rows_by_unit: dict[str, int], ratios: dict[str, float], salt: str) -> dict[str, str]:
+    """Biggest unit first, each to the split furthest below its share of the rows (ties: seeded order).
+    Units without rows (all their exchanges rejected) only hold rejects: they are placed by hash."""
+    total = sum(rows_by_unit.values())
+    assigned = dict.fromkeys(ratios, 0)
+    order = list(ratios)
+    placement: dict[str, str] = {}
+    units = sorted((u for u, n in rows_by_unit.items() if n > 0), key=lambda u: (-rows_by_unit[u], _position(salt + u)))
+    for unit in units:
+        split = max(order, key=lambda s: (ratios[s] * total - assigned[s], -order.index(s)))
+        placement[unit] = split
+        assigned[split] += rows_by_unit[unit]
+    for unit, n in rows_by_unit.items():
+        if n == 0:
+            placement[unit] = split_of(salt + unit, ratios)
+    return placement
