@@ -75,7 +75,7 @@ def test_rerun_resumes_without_redoing_work(built):
 def test_output_dir_of_another_build_is_refused(built):
     root, path, _ = built
     config = yaml.safe_load(path.read_text())
-    config["seed"] = 12
+    config["seed"] = 13
     other = root / "other.yaml"
     other.write_text(yaml.safe_dump(config))
     result = subprocess.run(
