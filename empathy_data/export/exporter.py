@@ -125,12 +125,16 @@ def corpus_pass(ctx: BuildContext) -> CorpusPass:
             for r in read_jsonl(ctx.chunk_path("synthesize", chunk, round_) / "records.jsonl"):
                 if r["kind"] == "script":
                     texts[(r["spec"]["dialogue_id"], round_)] = "\n".join(t["text"] for t in r["turns"])
+        by_dialogue: dict[tuple[str, int], list[dict]] = defaultdict(list)
+        for round_, round_rows in enumerate(filter_rows):
+            for r in round_rows:
+                by_dialogue[(r["dialogue_id"], round_)].append(r)
         for spec in ctx.planner.chunk(chunk):
             unit = split_key(split_by, spec.dialogue_id, spec.user.id)
             rows[unit] += 0
             if spec.dialogue_id not in kept:
                 continue
-            round_rows = [r for r in filter_rows[kept[spec.dialogue_id]] if r["dialogue_id"] == spec.dialogue_id]
+            round_rows = by_dialogue[(spec.dialogue_id, kept[spec.dialogue_id])]
             exchanges = [r for r in round_rows if r["kind"] != "outcome"]
             if keep_unclean:
                 n = sum(r["verdict"] == "accepted" for r in exchanges)
