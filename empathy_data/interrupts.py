@@ -62,7 +62,12 @@ def stop_descendants(grace_s: float = 3.0) -> None:
             pass
 
 
+_stopping = threading.Lock()
+
+
 def _stop(signum: int, frame) -> None:
+    if not _stopping.acquire(blocking=False):
+        return  # the other path (handler or watcher) is already stopping and ends the process
     name = signal.Signals(signum).name
     stop_descendants()
     sys.stderr.write(MESSAGE.format(name=name) + "\n")
@@ -70,11 +75,27 @@ def _stop(signum: int, frame) -> None:
     os._exit(128 + signum)
 
 
+def _watch(fd: int) -> None:
+    while data := os.read(fd, 1):
+        if data[0] in (signal.SIGINT, signal.SIGTERM):
+            _stop(data[0], None)
+
+
 def stop_cleanly_on_signals() -> None:
-    """Install the handlers (only the main thread can; elsewhere this does nothing)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, _stop)
-        signal.signal(signal.SIGTERM, _stop)
+    """Install the handlers (only the main thread can; elsewhere this does nothing).
+
+    Python runs signal handlers in the main thread only, between bytecodes: a main thread parked in a
+    long C call would delay the stop. The interpreter's C-level handler also writes the signal number
+    to a wakeup fd at once, so a watcher thread blocked on that fd stops the build whatever the main
+    thread is doing; the Python handler stays as the fallback if someone replaces the wakeup fd."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    threading.Thread(target=_watch, args=(read_end,), name="stop-on-signal", daemon=True).start()
 
 
 def keep_stopping_cleanly() -> None:
