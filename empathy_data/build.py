@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,12 +20,14 @@ from empathy_data.embedded_models import LLM_SHA256, WHISPER_SHA256
 from empathy_data.errors import ConfigError
 from empathy_data.fingerprint import library_versions, model_identity
 from empathy_data.hashing import digest
-from empathy_data.plan import Planner
+from empathy_data.plan import Cell, Planner
 from empathy_data.prompt_library import PromptLibrary, load_prompts
-from empathy_data.regenerate import Version, merge, needs_another_round, versions_in_round
+from empathy_data.regenerate import Version, best, merge, needs_another_round, versions_in_round
 from empathy_data.resources import prompts_dir, speaker_pool_path
 from empathy_data.schema import DialogueSpec, Outcome, Script, Utterance
 from empathy_data.speakers import load_pool
+from empathy_data.targets import target_shares
+from empathy_data.topup import add_dialogue, plan_extras
 
 log = logging.getLogger("empathy_data")
 STAGES = ("script", "synthesize", "filter")
@@ -100,7 +103,7 @@ class BuildContext:
         out = Path(config.output)
         out = out if out.is_absolute() else (Path.cwd() / out)
         ctx = cls(config=config, config_dir=config_dir, out=out, prompts=prompts, planner=planner)
-        ctx.keys = ctx.stage_keys()
+        ctx.load_topup()
         return ctx
 
     @property
@@ -140,13 +143,16 @@ class BuildContext:
         settings = {stage: self.stage_settings(stage) for stage in STAGES}
         keys: dict[str, dict[int, list[str]]] = {stage: {} for stage in STAGES}
         for c in range(self.planner.num_chunks):
-            start = c * self.config.chunk_size
-            stop = min(start + self.config.chunk_size, self.config.num_dialogues)
+            indices = self.planner.chunk_indices(c)
+            where: dict[str, Any] = {"range": [indices[0], indices[-1] + 1]}
+            if c >= self.planner.base_chunks:  # a top-up chunk: its dialogues and their cells
+                cells = self.planner.extra_chunks[c - self.planner.base_chunks]
+                where = {"topup": [[i, *vars(cell).values()] for i, cell in cells.items()]}
             previous: str | None = None
             for r in self.rounds:
                 for stage in STAGES:
                     if stage == "script":
-                        upstream: Any = {"plan": self.planner.key, "range": [start, stop]}
+                        upstream: Any = {"plan": self.planner.key, **where}
                         if r:
                             upstream |= {"round": r, "after": previous}
                     else:
@@ -243,6 +249,87 @@ class BuildContext:
     def chunk_ranges(self) -> list[int]:
         return list(range(self.planner.num_chunks))
 
+    # Top-up (config `rebalance`, topup.py). Pass p's extras are written to work/topup/pass-p.json
+    # before they are built; the file names the filter outputs it was planned from, so a pass planned
+    # from another config's results is never reused.
+    def topup_path(self, pass_: int) -> Path:
+        return self.out / "work" / "topup" / f"pass-{pass_}.json"
+
+    def _topup_basis(self) -> str:
+        return digest([self.keys["filter"][c] for c in self.chunk_ranges()])
+
+    def load_topup(self) -> None:
+        """Register the top-up passes already planned (in a worker process too: call again to see new ones)."""
+        import json
+
+        self.planner.extra_chunks.clear()
+        self.planner.extra_passes = 0
+        self.keys = self.stage_keys()
+        if self.config.rebalance is None:
+            return
+        for pass_ in range(1, self.config.rebalance.passes + 1):
+            try:
+                planned = json.loads(self.topup_path(pass_).read_text())
+            except (OSError, ValueError):
+                return
+            if planned.get("basis") != self._topup_basis():
+                return
+            self.planner.extra_passes += 1
+            self._register_topup([(i, Cell(*fields)) for i, *fields in planned["extras"]])
+
+    def _register_topup(self, extras: list[tuple[int, Cell]]) -> list[int]:
+        size = self.config.chunk_size
+        chunks = [
+            self.planner.add_extra_chunk(dict(extras[k : k + size])) for k in range(0, len(extras), size)
+        ]
+        self.keys = self.stage_keys()
+        return chunks
+
+    def accepted_so_far(self) -> dict[str, Counter]:
+        """Accepted dialogue equivalents per label value over every chunk's kept versions (topup.py)."""
+        achieved: dict[str, Counter] = defaultdict(Counter)
+        for c in self.chunk_ranges():
+            cells = {spec.dialogue_id: Cell.of(spec) for spec in self.planner.chunk(c)}
+            for dialogue_id, versions in merge([self.versions(c, r) for r in self.rounds]).items():
+                kept = best(versions)
+                add_dialogue(achieved, cells[dialogue_id], kept.accepted, kept.planned)
+        return achieved
+
+    def next_topup(self) -> list[tuple[int, Cell]]:
+        """The extras the next pass would plan (none when rebalance is off or its passes are spent).
+        Every chunk so far must be filtered."""
+        cfg = self.config.rebalance
+        if cfg is None or self.planner.extra_passes >= cfg.passes:
+            return []
+        budget = cfg.budget(self.config.num_dialogues) - (self.planner.num_dialogues - self.config.num_dialogues)
+        cells = plan_extras(
+            target_shares(self.config), self.accepted_so_far(), self.planner.candidate_cells(), budget, cfg.tolerance
+        )
+        return list(enumerate(cells, start=self.planner.num_dialogues))
+
+    def add_topup_pass(self) -> list[int]:
+        """Plan the next pass, record it, and return its new chunk indices (none: top-up is over)."""
+        from empathy_data.atomic import write_json
+
+        extras = self.next_topup()
+        if not extras:
+            return []
+        basis = self._topup_basis()
+        self.planner.extra_passes += 1
+        write_json(
+            self.topup_path(self.planner.extra_passes),
+            {"basis": basis, "extras": [[i, *vars(cell).values()] for i, cell in extras]},
+        )
+        return self._register_topup(extras)
+
+    def topup_pending(self) -> bool:
+        """Whether top-up may still need the LLM: unfinished chunks first, else a pass with extras."""
+        if self.config.rebalance is None or self.planner.extra_passes >= self.config.rebalance.passes:
+            return False
+        if not all(self.is_done("filter", c, r) for c in self.chunk_ranges() for r in self.rounds):
+            return True
+        return bool(self.next_topup())
+
     def check_output_dir(self) -> None:
         """Refuse an output directory that holds a different build (another plan)."""
         marker = self.out / "build.json"
@@ -268,7 +355,7 @@ class BuildContext:
         import json
 
         try:
-            exported = json.loads((self.out / "manifest.json").read_text())["counts"]["dialogues"]["planned"]
+            exported = json.loads((self.out / "manifest.json").read_text())["config"]["num_dialogues"]
         except (OSError, ValueError, KeyError, TypeError):
             return
         if self.config.num_dialogues < exported:

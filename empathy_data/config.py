@@ -428,6 +428,21 @@ class RegenerateConfig(Strict):
     rounds: int = Field(default=0, ge=0, le=20)
 
 
+class RebalanceConfig(Strict):
+    """Top-up: after filtering, plan extra dialogues (indices from num_dialogues on) into the labels that
+    lost most to the filter, until every dialogue-level label of the accepted corpus is within
+    `tolerance` of its target share, or `max_extra` x num_dialogues extra dialogues are spent. Each pass
+    plans what the shares still lack as if every extra were accepted, then builds them; the next pass
+    sees what the filter kept of them."""
+
+    tolerance: float = Field(default=0.02, gt=0, lt=1)
+    max_extra: float = Field(default=0.3, gt=0, le=5)
+    passes: int = Field(default=2, ge=1, le=10)
+
+    def budget(self, num_dialogues: int) -> int:
+        return int(self.max_extra * num_dialogues)
+
+
 class RunnerConfig(Strict):
     kind: Literal["thread", "ray", "dask"] = "thread"
     # Tasks that run at once (threads here; Ray and Dask size their own workers).
@@ -458,6 +473,7 @@ class BuildConfig(Strict):
     filter: FilterConfig = FilterConfig()
     export: ExportConfig = ExportConfig()
     regenerate: RegenerateConfig = RegenerateConfig()
+    rebalance: RebalanceConfig | None = None
     runner: RunnerConfig = RunnerConfig()
 
     @model_validator(mode="before")

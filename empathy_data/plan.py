@@ -38,6 +38,30 @@ def _second(cell: Hashable) -> Hashable:
 
 
 @dataclass(frozen=True)
+class Cell:
+    """The dialogue-level labels of one planned dialogue."""
+
+    language: str
+    gender: str
+    age_group: str
+    emotion: str  # the first exchange's user emotion
+    exchanges: int
+
+    def labels(self) -> dict[str, str]:
+        return {
+            "language": self.language,
+            "user_gender": self.gender,
+            "user_age_group": self.age_group,
+            "user_emotion": self.emotion,
+            "exchanges": str(self.exchanges),
+        }
+
+    @classmethod
+    def of(cls, spec: DialogueSpec) -> Cell:
+        return cls(spec.language, spec.user.gender, spec.user.age_group, str(spec.turns[0].emotion), spec.num_exchanges)
+
+
+@dataclass
 class Planner:
     """Spec i from (seed, i) alone. Dialogue-level labels come from balanced sequences (allocation.py), so
     any prefix of the plan holds every configured mix within one dialogue; a language's overridden label
@@ -48,6 +72,9 @@ class Planner:
     prompts: PromptLibrary
     pool: SpeakerPool
     _sequences: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    # top-up chunks after the configured ones: each maps dialogue index -> its cell
+    extra_chunks: list[dict[int, Cell]] = field(default_factory=list, init=False, repr=False, compare=False)
+    extra_passes: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for language in self.config.languages:
@@ -132,7 +159,6 @@ class Planner:
         language_draw = self._sequence("language", "*", cfg.languages).draw(index)
         language, in_language = str(language_draw.value), language_draw.rank
         dist = cfg.distributions.for_language(language)
-        scenarios = self.prompts.scenarios[language]
         top = cfg.distributions
 
         def draw(name: str, weights: dict, *labels: str, groups: tuple = ()) -> Draw:
@@ -156,15 +182,19 @@ class Planner:
             fitting = self.scenario_weights(language, dist, str(emotion))
             scenario = self._sequence("scenario", f"{language}:{emotion}", fitting).draw(emotion_draw.rank).value
         num_exchanges = int(draw("exchanges", dist.exchanges, "exchanges").value)
+        return self._build(index, Cell(language, str(gender), str(age_group), str(emotion), num_exchanges), str(scenario))
 
+    def _build(self, index: int, cell: Cell, scenario: str) -> DialogueSpec:
+        cfg = self.config
+        dist = cfg.distributions.for_language(cell.language)
         rng = random.Random(f"{cfg.seed}:{index}")
-        user = self.pool.draw_user(rng, language, str(gender), str(age_group))
-        assistant = self.pool.draw_assistant(rng, language, user)
+        user = self.pool.draw_user(rng, cell.language, cell.gender, cell.age_group)
+        assistant = self.pool.draw_assistant(rng, cell.language, user)
         styles = dist.response_style or {}
         arc = arc_matrix(dist.emotion_arc)
         turns: list[TurnPlan] = []
-        current = str(emotion)
-        for k in range(num_exchanges):
+        current = cell.emotion
+        for k in range(cell.exchanges):
             if k:
                 current = str(weighted_choice(rng, arc[current])) if current in arc else current
             style = str(weighted_choice(rng, styles.get(current) or DEFAULT_STYLE_BY_EMOTION[current]))
@@ -173,19 +203,68 @@ class Planner:
         return DialogueSpec(
             dialogue_id=self.dialogue_id(index),
             index=index,
-            language=language,
-            scenario=str(scenario),
-            scenario_text=scenarios[str(scenario)],
+            language=cell.language,
+            scenario=scenario,
+            scenario_text=self.prompts.scenarios[cell.language][scenario],
             user=user,
             assistant_voice=assistant,
             turns=turns,
         )
 
+    # Top-up (topup.py): extra dialogues past num_dialogues, each planned into a given cell of labels.
+    def candidate_cells(self) -> list[Cell]:
+        """Every label combination the config gives weight to and the pool and scenarios can serve."""
+        cells = []
+        for language, weight in self.config.languages.items():
+            if weight <= 0:
+                continue
+            dist = self.config.distributions.for_language(language)
+            if dist.emotion_scenario is not None:
+                emotions = [e for e, row in dist.emotion_scenario.items() if any(w > 0 for w in row.values())]
+            else:
+                emotions = [e for e, w in dist.user_emotion.items() if w > 0]
+            lengths = [int(n) for n, w in dist.exchanges.items() if w > 0]
+            for gender, age_group in self._gender_age_cells(dist):
+                cells += [Cell(language, str(gender), str(age_group), str(e), n) for e in emotions for n in lengths]
+        return cells
+
+    def extra_spec(self, index: int, cell: Cell) -> DialogueSpec:
+        """Spec of top-up dialogue `index` (>= num_dialogues): a pure function of (seed, index, cell)."""
+        dist = self.config.distributions.for_language(cell.language)
+        if dist.emotion_scenario is not None:
+            fitting = {sc: w for sc, w in dist.emotion_scenario[cell.emotion].items() if w > 0}
+        else:
+            fitting = self.scenario_weights(cell.language, dist, cell.emotion)
+        scenario = weighted_choice(random.Random(f"{self.config.seed}:scenario:{index}"), dict(sorted(fitting.items())))
+        return self._build(index, cell, str(scenario))
+
+    def add_extra_chunk(self, cells: dict[int, Cell]) -> int:
+        """Register a chunk of top-up dialogues (index -> cell); returns its chunk index."""
+        self.extra_chunks.append(cells)
+        return self.num_chunks - 1
+
+    @property
+    def base_chunks(self) -> int:
+        return -(-self.config.num_dialogues // self.config.chunk_size)
+
     def chunk(self, chunk_index: int) -> list[DialogueSpec]:
+        if chunk_index >= self.base_chunks:
+            return [self.extra_spec(i, cell) for i, cell in self.extra_chunks[chunk_index - self.base_chunks].items()]
         start = chunk_index * self.config.chunk_size
         stop = min(start + self.config.chunk_size, self.config.num_dialogues)
         return [self.spec(i) for i in range(start, stop)]
 
+    def chunk_indices(self, chunk_index: int) -> list[int]:
+        if chunk_index >= self.base_chunks:
+            return list(self.extra_chunks[chunk_index - self.base_chunks])
+        start = chunk_index * self.config.chunk_size
+        return list(range(start, min(start + self.config.chunk_size, self.config.num_dialogues)))
+
+    @property
+    def num_dialogues(self) -> int:
+        """Planned dialogues: the configured ones and the top-up extras registered so far."""
+        return self.config.num_dialogues + sum(len(cells) for cells in self.extra_chunks)
+
     @property
     def num_chunks(self) -> int:
-        return -(-self.config.num_dialogues // self.config.chunk_size)
+        return self.base_chunks + len(self.extra_chunks)

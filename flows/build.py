@@ -38,8 +38,15 @@ log = logging.getLogger("empathy_data")
 
 
 @lru_cache(maxsize=2)
-def _context(config_path: str, overrides_json: str) -> BuildContext:
+def _cached_context(config_path: str, overrides_json: str) -> BuildContext:
     return BuildContext.load(config_path, json.loads(overrides_json))
+
+
+def _context(config_path: str, overrides_json: str, chunk_index: int = 0) -> BuildContext:
+    ctx = _cached_context(config_path, overrides_json)
+    if chunk_index >= ctx.planner.num_chunks:  # a top-up chunk planned since this process loaded the build
+        ctx.load_topup()
+    return ctx
 
 
 def _report(ref: ChunkRef, total: int) -> ChunkRef:
@@ -55,21 +62,21 @@ def _report(ref: ChunkRef, total: int) -> ChunkRef:
 # (or a re-run of the build) starts that chunk again from what is on disk and in the reply journal.
 @task(name="script-chunk", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
 def script_task(config_path: str, overrides_json: str, chunk_index: int, base_url: str, round_: int = 0) -> ChunkRef:
-    ctx = _context(config_path, overrides_json)
+    ctx = _context(config_path, overrides_json, chunk_index)
     make_chat = partial(backends.chat_backend, ctx.config.script.model_dump_json(), base_url)
     return _report(run_script_chunk(ctx, chunk_index, make_chat, round_), ctx.planner.num_chunks)
 
 
 @task(name="synthesize-chunk", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
 def synthesize_task(config_path: str, overrides_json: str, chunk_index: int, round_: int = 0) -> ChunkRef:
-    ctx = _context(config_path, overrides_json)
+    ctx = _context(config_path, overrides_json, chunk_index)
     make_tts = partial(backends.tts_backend, ctx.config.synthesize.model_dump_json())
     return _report(run_synthesize_chunk(ctx, chunk_index, make_tts, round_), ctx.planner.num_chunks)
 
 
 @task(name="filter-chunk", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
 def filter_task(config_path: str, overrides_json: str, chunk_index: int, round_: int = 0) -> ChunkRef:
-    ctx = _context(config_path, overrides_json)
+    ctx = _context(config_path, overrides_json, chunk_index)
     filter_json = ctx.config.filter.model_dump_json()
 
     def make_judges():
@@ -119,7 +126,9 @@ def _describe(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, EmpathyDataError) else f"{type(exc).__name__}: {exc}"
 
 
-def run_chunks(ctx: BuildContext, config_path: str, overrides_json: str, base_url: str) -> list[ChunkRef]:
+def run_chunks(
+    ctx: BuildContext, config_path: str, overrides_json: str, base_url: str, chunks: list[int]
+) -> list[ChunkRef]:
     """Run each chunk's rounds of script -> synthesize -> filter, with at most
     `runner.max_chunks_in_flight` chunks at once. A stage is submitted only when the one before it has
     finished: Prefect's thread runner would otherwise park the waiting task in a worker thread, and
@@ -135,7 +144,7 @@ def run_chunks(ctx: BuildContext, config_path: str, overrides_json: str, base_ur
             return synthesize_task.submit(config_path, overrides_json, c, r)
         return filter_task.submit(config_path, overrides_json, c, r)
 
-    pending = deque(ctx.chunk_ranges())
+    pending = deque(chunks)
     running: dict[PrefectFuture, tuple[int, int]] = {}
     refs: list[ChunkRef] = []
     failure: str | None = None
@@ -182,7 +191,7 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> d
         if reopened := ctx.reopen_failed_chunks():
             log.info("retrying failed items of %d chunk(s)", reopened)
         t0 = time.perf_counter()
-        needs_llm = ctx.pending_script_work()
+        needs_llm = ctx.pending_script_work() or ctx.topup_pending()
         with llm_endpoint(ctx) if needs_llm else nullcontext("") as base_url:
             if needs_llm and ctx.config.script.backend == "openai":
                 backends.chat_backend(ctx.config.script.model_dump_json(), base_url).check_reachable()
@@ -190,7 +199,11 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> d
             ctx.claim_output_dir()
             if removed := ctx.remove_partial_writes():
                 log.info("removed %d partial write(s) left by an interrupted run", removed)
-            refs = run_chunks(ctx, config_path, overrides_json, base_url)
+            refs = run_chunks(ctx, config_path, overrides_json, base_url, ctx.chunk_ranges())
+            while new_chunks := ctx.add_topup_pass():
+                extras = sum(len(ctx.planner.chunk_indices(c)) for c in new_chunks)
+                log.info("top-up pass %d: %d extra dialogue(s) into the labels the filter thinned", ctx.planner.extra_passes, extras)
+                refs += run_chunks(ctx, config_path, overrides_json, base_url, new_chunks)
         stage_seconds = {stage: round(sum(r.seconds for r in refs if r.stage == stage), 2) for stage in STAGES}
         stage_seconds["pipeline_wall"] = round(time.perf_counter() - t0, 2)
         llm_requests = {

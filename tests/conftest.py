@@ -12,6 +12,7 @@ REPO = Path(__file__).resolve().parent.parent
 def tiny_config(root: Path, out: str = "out") -> Path:
     config = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
     config.update({"num_dialogues": 3, "chunk_size": 2, "output": str(root / out), "seed": 12})
+    config.pop("rebalance", None)  # top-up is tested with fakes (test_topup.py); the tiny build stays three dialogues
     path = root / f"{out}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -28,6 +28,7 @@ def write_config(root, base_url, **script):
     config = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
     config.update({"num_dialogues": 3, "chunk_size": 3, "output": str(root / "out"), "seed": 5})
     config["distributions"]["exchanges"] = {1: 1.0}
+    config.pop("rebalance", None)
     config["script"] = {
         "backend": "openai", "base_url": base_url, "model": "embedded", "structured_output": "json_object_schema",
         "api_key_env": "EMPATHY_FAULT_TEST_KEY", "max_in_flight": 1, **script,

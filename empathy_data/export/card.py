@@ -25,32 +25,45 @@ TARGET_TITLES = {
 }
 
 
-def _targets(distributions: dict[str, Any], planned_total: int) -> list[str]:
-    """Target, planned and accepted side by side, per dialogue-level label. The plan allocates each label
+def _targets(distributions: dict[str, Any], planned_total: int, topup: dict[str, Any] | None = None) -> list[str]:
+    """Target, planned and achieved side by side, per dialogue-level label. The plan allocates each label
     exactly: every prefix of it is within one dialogue of target share x dialogues."""
     target = distributions.get("target")
     if not target:
         return []
     planned = distributions.get("planned_dialogues", {})
     accepted = distributions.get("accepted", {})
+    achieved = distributions.get("achieved", {})
+    gap = distributions.get("gap", {})
     lines = [
         "## Target, planned and accepted",
         "",
         f"Target: the configured share, and that share of the {planned_total} planned dialogues. Planned: "
         "dialogues the plan holds (each within one dialogue of its target). Accepted: exchanges in the corpus "
-        "(for the user emotion, exchanges of dialogues that opened with it are counted by their own emotion).",
+        "(for the user emotion, exchanges of dialogues that opened with it are counted by their own emotion). "
+        "Achieved: the share of accepted dialogue equivalents (each dialogue counts accepted / planned "
+        "exchanges), and its gap to the target in percentage points.",
         "",
     ]
+    if topup and topup.get("dialogues"):
+        lines += [
+            f"Top-up (`rebalance`): {topup['dialogues']} extra dialogue(s) in {topup['passes']} pass(es), "
+            f"budget {topup['budget']}, planned into the labels the filter thinned; they are among the planned.",
+            "",
+        ]
     for label, title in TARGET_TITLES.items():
         if label not in target:
             continue
-        lines += [f"### {title}", "", "| value | target | target dialogues | planned dialogues | accepted exchanges |",
-                  "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        lines += [f"### {title}", "",
+                  "| value | target | target dialogues | planned dialogues | accepted exchanges | achieved | gap |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
         for value in sorted(set(target[label]) | set(planned.get(label, {}))):
             share = target[label].get(value, 0.0)
             got = planned.get(label, {}).get(value, 0)
             acc = accepted.get(label, {}).get(value, "-") if label != "exchanges" else "-"
-            lines.append(f"| {value} | {share:.1%} | {share * planned_total:.1f} | {got} | {acc} |")
+            ach = achieved.get(label, {}).get(value, 0.0)
+            off = gap.get(label, {}).get(value, ach - share) * 100
+            lines.append(f"| {value} | {share:.1%} | {share * planned_total:.1f} | {got} | {acc} | {ach:.1%} | {off:+.1f} |")
         lines.append("")
     return lines
 
@@ -131,7 +144,7 @@ def dataset_card(manifest: dict[str, Any]) -> str:
         *_empty_splits(counts["by_split"]),
         "",
         *_regeneration(counts["regeneration"]),
-        *_targets(manifest["distributions"], dl["planned"]),
+        *_targets(manifest["distributions"], dl["planned"], manifest["counts"].get("topup")),
         "## Distributions (exchanges)",
         "",
     ]

@@ -15,9 +15,11 @@ from empathy_data.export.diversity import DiversityStats, NearDuplicates
 from empathy_data.export.rows import exchange_row, features
 from empathy_data.export.shards import ShardWriter
 from empathy_data.export.splits import assign_splits, split_key
+from empathy_data.plan import Cell
 from empathy_data.regenerate import best, merge, versions_in_round
 from empathy_data.schema import Outcome, Script, Utterance
 from empathy_data.targets import target_shares
+from empathy_data.topup import add_dialogue, gaps, shares
 from empathy_data.versions import package_versions
 
 
@@ -32,6 +34,7 @@ class Stats:
         self.checks: dict[str, Counter[str]] = defaultdict(Counter)
         self.accepted_by_round: Counter[str] = Counter()
         self.regenerated = 0  # dialogues written more than once
+        self.achieved: dict[str, Counter[str]] = defaultdict(Counter)  # accepted dialogue equivalents (topup.py)
         self.diversity = DiversityStats()
 
     def plan(self, script_or_spec, n_exchanges: int) -> None:
@@ -180,6 +183,7 @@ def export_round(
     }
     build = w.build | {"round": round_}
     dialogue_verdicts: dict[str, set[str]] = defaultdict(set)
+    accepted_of: Counter[str] = Counter()
     clean = clean_prefixes(filter_rows)
     for r in filter_rows:
         dialogue_id = r["dialogue_id"]
@@ -231,6 +235,7 @@ def export_round(
         stats.exchanges[verdict] += 1
         dialogue_verdicts[dialogue_id].add(verdict)
         if verdict == "accepted":
+            accepted_of[dialogue_id] += 1
             w.data[split].write(row | audio)
             stats.accept(row)
             stats.diversity.add(row["user_text"], row["language"], opening=k == 0)
@@ -243,6 +248,9 @@ def export_round(
     for verdicts in dialogue_verdicts.values():
         final = "failed" if "failed" in verdicts else "rejected" if "rejected" in verdicts else "accepted"
         stats.dialogues[final] += 1
+    for dialogue_id, n in accepted_of.items():
+        spec = scripts[dialogue_id].spec
+        add_dialogue(stats.achieved, Cell.of(spec), n, spec.num_exchanges)
 
 
 def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) -> dict[str, Any]:
@@ -289,7 +297,7 @@ def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) ->
         "versions": package_versions(),
         "counts": {
             "dialogues": {
-                "planned": cfg.num_dialogues,
+                "planned": ctx.planner.num_dialogues,
                 **{v: stats.dialogues[v] for v in ("accepted", "rejected", "failed")},
             },
             "exchanges": {
@@ -305,6 +313,11 @@ def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) ->
                 "accepted_by_round": dict(sorted(stats.accepted_by_round.items())),
             },
             "by_split": {s: sum(x["rows"] for x in shards[s]) for s in splits},
+            "topup": {
+                "passes": ctx.planner.extra_passes,
+                "dialogues": ctx.planner.num_dialogues - cfg.num_dialogues,
+                "budget": cfg.rebalance.budget(cfg.num_dialogues) if cfg.rebalance else 0,
+            },
         },
         "distributions": {
             # per dialogue: the configured shares, and what the plan holds
@@ -313,6 +326,11 @@ def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) ->
             # per exchange
             "planned": {k: dict(sorted(v.items())) for k, v in stats.planned.items()},
             "accepted": {k: dict(sorted(v.items())) for k, v in stats.accepted.items()},
+            # per dialogue: accepted dialogue equivalents (accepted / planned exchanges of each kept
+            # dialogue), their shares, and how far those shares are from the target
+            "achieved_dialogues": {k: {v: round(n, 4) for v, n in sorted(c.items())} for k, c in stats.achieved.items()},
+            "achieved": shares(stats.achieved),
+            "gap": gaps(target_shares(cfg), stats.achieved),
         },
         "checks": {k: dict(v) for k, v in sorted(stats.checks.items())},
         "diversity": stats.diversity.summary(first.near_duplicates),
