@@ -208,7 +208,10 @@ class OpenAIScript(Strict):
     # otherwise tend to write the second exchange as a copy of the first).
     frequency_penalty: float = Field(default=0.0, ge=-2, le=2)
     presence_penalty: float = Field(default=0.0, ge=-2, le=2)
+    # The reply's token budget: max_tokens for a one-exchange reply, plus max_tokens_per_exchange for each
+    # further exchange the request asks for (a six-exchange dialogue needs far more than one).
     max_tokens: int = Field(default=700, ge=16)
+    max_tokens_per_exchange: int = Field(default=300, ge=0)
     max_in_flight: int = Field(default=2, ge=1)
     max_attempts: int = Field(default=3, ge=1)
     request_retries: int = Field(default=4, ge=0)
@@ -240,7 +243,10 @@ class VLLMScript(Strict):
     top_p: float = Field(default=0.95, gt=0, le=1)
     frequency_penalty: float = Field(default=0.0, ge=-2, le=2)
     presence_penalty: float = Field(default=0.0, ge=-2, le=2)
+    # The reply's token budget: max_tokens for a one-exchange reply, plus max_tokens_per_exchange for each
+    # further exchange the request asks for (a six-exchange dialogue needs far more than one).
     max_tokens: int = Field(default=700, ge=16)
+    max_tokens_per_exchange: int = Field(default=300, ge=0)
     max_attempts: int = Field(default=3, ge=1)
     max_in_flight: int = Field(default=256, ge=1)  # requests handed to the engine at once
     validation: ValidationRules = ValidationRules()

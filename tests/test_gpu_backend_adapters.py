@@ -45,6 +45,8 @@ class FakeStructuredOutputsParams:
 
 
 class FakeLLM:
+    cut_at: int | None = None  # like a real engine at max_tokens: text cut short, finish_reason "length"
+
     def __init__(self, **kwargs):
         CALLS.append(("LLM", kwargs))
 
@@ -53,7 +55,10 @@ class FakeLLM:
         outs = []
         for p in params:
             n = p.kwargs["structured_outputs"].json["properties"]["exchanges"]["minItems"]
-            outs.append(types.SimpleNamespace(outputs=[types.SimpleNamespace(text=good_reply(n))]))
+            text, finish = good_reply(n), "stop"
+            if self.cut_at is not None:
+                text, finish = text[: self.cut_at], "length"
+            outs.append(types.SimpleNamespace(outputs=[types.SimpleNamespace(text=text, finish_reason=finish)]))
         return outs
 
 
@@ -82,6 +87,19 @@ def test_vllm_batches_every_pending_spec_in_one_chat_call(fake_vllm, tmp_path):
     assert params[0].kwargs["structured_outputs"].json["properties"]["exchanges"]["minItems"] == specs[0].num_exchanges
     assert [s.spec.dialogue_id for s in scripts] == [s.dialogue_id for s in specs]
     assert scripts[0].llm["backend"] == "vllm"
+
+
+def test_vllm_budget_follows_the_length_and_a_cut_off_reply_is_named(fake_vllm, tmp_path, monkeypatch):
+    from empathy_data.script.vllm_offline import VLLMChat
+
+    ctx = make_context(tmp_path, num_dialogues=2, distributions={"exchanges": {6: 1.0}})
+    chat = VLLMChat(VLLMScript(model="m", max_tokens=600, max_tokens_per_exchange=200))
+    scripts, _ = write_scripts(ctx.planner.chunk(0), chat, ctx.prompts, ValidationRules(), 1, 8)
+    assert len(scripts) == 2 and CALLS[-1][2][0].kwargs["max_tokens"] == 600 + 5 * 200
+    monkeypatch.setattr(FakeLLM, "cut_at", 50)
+    _, outcomes = write_scripts(ctx.planner.chunk(0), chat, ctx.prompts, ValidationRules(), 1, 8)
+    assert [o.verdict for o in outcomes] == ["rejected", "rejected"]
+    assert outcomes[0].reasons == ["script: cut_off: reply reached max_tokens 1600 before its JSON closed"]
 
 
 def test_vllm_engine_error_fails_the_chunk_not_its_items(fake_vllm, tmp_path, monkeypatch):

@@ -18,6 +18,7 @@ from tests.helpers import good_reply, make_context
 class Scripted(BaseHTTPRequestHandler):
     statuses: list[int] = []
     bodies: list[dict] = []
+    cut_off = False  # answer like a server that hit max_tokens: finish_reason "length", JSON cut short
 
     def log_message(self, *args):
         pass
@@ -27,9 +28,10 @@ class Scripted(BaseHTTPRequestHandler):
         type(self).bodies.append(json.loads(self.rfile.read(length)))
         status = type(self).statuses.pop(0) if type(self).statuses else 200
         n = type(self).bodies[-1]["response_format"]["schema"]["properties"]["exchanges"]["minItems"]
+        content, finish = (good_reply(n)[:60], "length") if type(self).cut_off else (good_reply(n), "stop")
         payload = {"error": {"message": "boom"}} if status != 200 else {
             "id": "x", "object": "chat.completion", "created": 0, "model": "m",
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": good_reply(n)}}],
+            "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}],
         }  # fmt: skip
         data = json.dumps(payload).encode()
         self.send_response(status)
@@ -41,7 +43,7 @@ class Scripted(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    Scripted.statuses, Scripted.bodies = [], []
+    Scripted.statuses, Scripted.bodies, Scripted.cut_off = [], [], False
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -99,3 +101,20 @@ def test_unreachable_server_is_one_clear_error():
     url = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(BackendUnavailable, match="cannot reach the LLM server at http://127.0.0.1"):
         OpenAIChat(OpenAIScript(base_url=url), url).check_reachable()
+
+
+def test_the_token_budget_grows_with_the_exchanges_asked_for(server, tmp_path):
+    ctx = make_context(tmp_path, distributions={"exchanges": {6: 1.0}})
+    config = OpenAIScript(base_url=server, structured_output="json_object_schema", max_tokens=700)
+    result = write_one(ctx.planner.spec(0), OpenAIChat(config, server), ctx.prompts, ValidationRules(), 1)
+    assert isinstance(result, Script) and len(result.turns) == 12
+    assert Scripted.bodies[0]["max_tokens"] == 700 + 5 * config.max_tokens_per_exchange
+
+
+def test_a_reply_cut_off_by_the_token_limit_is_named_as_such(server, tmp_path):
+    ctx = make_context(tmp_path, distributions={"exchanges": {2: 1.0}})
+    Scripted.cut_off = True
+    config = OpenAIScript(base_url=server, structured_output="json_object_schema", max_tokens=100, max_tokens_per_exchange=50)
+    result = write_one(ctx.planner.spec(0), OpenAIChat(config, server), ctx.prompts, ValidationRules(), 2)
+    assert result.verdict == "rejected"  # the budget's doing, not a model that cannot write JSON
+    assert result.reasons == ["script: cut_off: reply reached max_tokens 150 before its JSON closed"] * 2

@@ -370,3 +370,16 @@ def test_reasoning_notes_are_checked_like_turns(ctx, note, reason):
     assert found is not None and found.startswith(reason), found
     quoted = script_with(spec, texts, reasoning='She says "I failed again" and sounds sad, so comforting fits.')
     assert validate_script(quoted, RULES) is None  # quoting the user is fine
+
+
+def test_journal_keeps_a_cut_off_reply_cut_off(tmp_path):
+    from empathy_data.script.journal import ReplyJournal
+    from empathy_data.script.prompting import CutOffReply
+
+    journal = ReplyJournal(tmp_path / "j.jsonl")
+    journal.append("a", CutOffReply('{"exchanges": [{"user": "I', 700), 1, {})
+    journal.append("b", '{"exchanges": []}', 2, {})
+    replayed = ReplyJournal(tmp_path / "j.jsonl")
+    found, reply = replayed.lookup("a")
+    assert found and isinstance(reply, CutOffReply) and reply.max_tokens == 700
+    assert not isinstance(replayed.lookup("b")[1], CutOffReply)

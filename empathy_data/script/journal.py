@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from empathy_data.hashing import digest
+from empathy_data.script.prompting import CutOffReply
 
 Request = tuple[list[dict[str, str]], dict[str, Any], int]  # messages, JSON schema, seed
 
@@ -40,7 +41,10 @@ class ReplyJournal:
                         entry = json.loads(line)
                     except ValueError:
                         continue  # a line cut short by a kill: that request is simply asked again
-                    self.replies[entry["request"]] = entry["reply"]
+                    reply = entry["reply"]
+                    if entry.get("cut_off") and reply is not None:
+                        reply = CutOffReply(reply, entry["cut_off"])
+                    self.replies[entry["request"]] = reply
 
     def key(self, identity: dict[str, Any], request: Request) -> str:
         messages, schema, seed = request
@@ -55,6 +59,8 @@ class ReplyJournal:
 
     def append(self, key: str, reply: str | None, seed: int, label: dict[str, Any]) -> None:
         entry = {"request": key, "seed": seed, **label, "reply": reply}
+        if isinstance(reply, CutOffReply):  # kept, so a replay names the cut-off as the first run did
+            entry["cut_off"] = reply.max_tokens
         line = json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)

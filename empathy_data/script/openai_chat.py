@@ -7,6 +7,7 @@ from typing import Any
 
 from empathy_data.config import OpenAIScript
 from empathy_data.errors import BackendUnavailable, ConfigError
+from empathy_data.script.prompting import CutOffReply, token_budget
 
 NO_KEY = "not-needed"
 
@@ -54,6 +55,7 @@ class OpenAIChat:
             "frequency_penalty": c.frequency_penalty,
             "presence_penalty": c.presence_penalty,
             "max_tokens": c.max_tokens,
+            "max_tokens_per_exchange": c.max_tokens_per_exchange,
         }
 
     def check_reachable(self) -> None:
@@ -70,6 +72,7 @@ class OpenAIChat:
 
     def complete(self, messages: list[dict[str, str]], schema: dict[str, Any], seed: int) -> str | None:
         c = self.config
+        budget = token_budget(c.max_tokens, c.max_tokens_per_exchange, schema)
         response = self.client.chat.completions.create(
             model=c.model,
             messages=messages,
@@ -77,8 +80,11 @@ class OpenAIChat:
             top_p=c.top_p,
             frequency_penalty=c.frequency_penalty,
             presence_penalty=c.presence_penalty,
-            max_tokens=c.max_tokens,
+            max_tokens=budget,
             seed=seed,
             response_format=response_format(schema, self.form),
         )
-        return response.choices[0].message.content
+        choice = response.choices[0]
+        if choice.finish_reason == "length" and choice.message.content is not None:
+            return CutOffReply(choice.message.content, budget)
+        return choice.message.content

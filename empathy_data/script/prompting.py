@@ -116,6 +116,30 @@ class MalformedOutput(ValueError):
     """The LLM reply is not JSON of the requested shape."""
 
 
+class CutOff(MalformedOutput):
+    """The reply stopped at its token budget before the JSON closed."""
+
+
+class CutOffReply(str):
+    """A reply the server ended because it reached max_tokens (finish_reason "length")."""
+
+    max_tokens: int = 0
+
+    def __new__(cls, text: str, max_tokens: int) -> CutOffReply:
+        reply = super().__new__(cls, text)
+        reply.max_tokens = max_tokens
+        return reply
+
+
+def requested_exchanges(schema: dict[str, Any]) -> int:
+    return int(schema["properties"]["exchanges"]["minItems"])
+
+
+def token_budget(max_tokens: int, per_exchange: int, schema: dict[str, Any]) -> int:
+    """max_tokens for one exchange, per_exchange more for each further exchange the schema asks for."""
+    return max_tokens + per_exchange * max(requested_exchanges(schema) - 1, 0)
+
+
 # A small model writing Chinese sometimes "closes" a JSON string with a full-width quote, which the
 # grammar takes as text, and then types the rest of the JSON into the string: 今天很难过。”}]} {
 JSON_TAIL = re.compile(r'\s*[”"]\s*[}\]`{][\s}\]`{,"]*$')
@@ -137,6 +161,8 @@ def parse_reply(
         # small models sometimes put a raw newline or tab inside a string; the words are still fine
         data = json.loads(content, strict=False)
     except json.JSONDecodeError as exc:
+        if isinstance(content, CutOffReply):
+            raise CutOff(f"reply reached max_tokens {content.max_tokens} before its JSON closed") from None
         raise MalformedOutput(f"not JSON ({exc.msg} at char {exc.pos})") from None
     exchanges = data.get("exchanges") if isinstance(data, dict) else None
     if not isinstance(exchanges, list) or len(exchanges) != expected:

@@ -21,7 +21,7 @@ from empathy_data.hashing import digest
 from empathy_data.prompt_library import PromptLibrary
 from empathy_data.schema import DialogueSpec, Outcome, Script, ScriptTurn
 from empathy_data.script.journal import ReplyJournal, Request
-from empathy_data.script.prompting import MalformedOutput, build_messages, parse_reply, response_schema
+from empathy_data.script.prompting import CutOff, MalformedOutput, build_messages, parse_reply, response_schema
 from empathy_data.script.validate import validate_script
 
 
@@ -165,6 +165,10 @@ def write_by_dialogue(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[S
             llm = {**backend.identity, "prompt_hash": prompts.content_hash, "seed": seed, "attempt": attempt}
             try:
                 script = parse_reply(spec, reply, llm)
+            except CutOff as exc:  # the budget's fault, not the model's format: a rejection
+                reasons[spec.dialogue_id].append(f"cut_off: {exc}")
+                retry.append(spec)
+                continue
             except MalformedOutput as exc:
                 malformed[spec.dialogue_id] += 1
                 reasons[spec.dialogue_id].append(f"malformed: {exc}")
@@ -230,6 +234,8 @@ def write_by_exchange(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[S
             llm = {**backend.identity, "prompt_hash": prompts.content_hash, "write_by": "exchange"}
             try:
                 new = parse_reply(d.spec, reply, llm, num_exchanges=1)
+            except CutOff as exc:
+                reason = f"exchange {d.current}: cut_off: {exc}"
             except MalformedOutput as exc:
                 d.malformed += 1
                 reason = f"exchange {d.current}: malformed: {exc}"

@@ -6,6 +6,7 @@ from typing import Any
 
 from empathy_data.config import VLLMScript
 from empathy_data.errors import BackendUnavailable
+from empathy_data.script.prompting import CutOffReply, token_budget
 
 
 class VLLMChat:
@@ -36,6 +37,7 @@ class VLLMChat:
             "frequency_penalty": c.frequency_penalty,
             "presence_penalty": c.presence_penalty,
             "max_tokens": c.max_tokens,
+            "max_tokens_per_exchange": c.max_tokens_per_exchange,
         }
 
     def sampling_params(self, schema: dict[str, Any], seed: int):
@@ -48,7 +50,7 @@ class VLLMChat:
             top_p=c.top_p,
             frequency_penalty=c.frequency_penalty,
             presence_penalty=c.presence_penalty,
-            max_tokens=c.max_tokens,
+            max_tokens=token_budget(c.max_tokens, c.max_tokens_per_exchange, schema),
             seed=seed,
             structured_outputs=StructuredOutputsParams(json=schema),
         )
@@ -59,7 +61,15 @@ class VLLMChat:
             [self.sampling_params(schema, seed) for _, schema, seed in part],
             use_tqdm=False,
         )
-        return [out.outputs[0].text for out in outputs]
+        replies: list[str] = []
+        for out, (_, schema, _) in zip(outputs, part, strict=True):
+            first = out.outputs[0]
+            if first.finish_reason == "length":
+                c = self.config
+                replies.append(CutOffReply(first.text, token_budget(c.max_tokens, c.max_tokens_per_exchange, schema)))
+            else:
+                replies.append(first.text)
+        return replies
 
     def complete_batch(
         self, requests: list[tuple[list[dict[str, str]], dict[str, Any], int]], on_reply=None
