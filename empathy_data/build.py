@@ -103,6 +103,7 @@ class BuildContext:
         out = Path(config.output)
         out = out if out.is_absolute() else (Path.cwd() / out)
         ctx = cls(config=config, config_dir=config_dir, out=out, prompts=prompts, planner=planner)
+        ctx.keys = ctx.stage_keys()
         ctx.load_topup()
         return ctx
 
@@ -256,43 +257,59 @@ class BuildContext:
         return self.out / "work" / "topup" / f"pass-{pass_}.json"
 
     def _topup_basis(self) -> str:
-        return digest([self.keys["filter"][c] for c in self.chunk_ranges()])
+        rebalance = self.config.rebalance.model_dump() if self.config.rebalance else None
+        return digest({"rebalance": rebalance, "filter": [self.keys["filter"][c] for c in self.chunk_ranges()]})
 
     def load_topup(self) -> None:
-        """Register the top-up passes already planned (in a worker process too: call again to see new ones)."""
+        """Register the top-up passes planned on disk beyond those registered (a worker process calls
+        it again when it meets a chunk it does not know). Passes only ever append, and each is swapped
+        in whole (_register_topup), so threads reading the chunk list never see it shrink."""
         import json
 
-        self.planner.extra_chunks.clear()
-        self.planner.extra_passes = 0
-        self.keys = self.stage_keys()
         if self.config.rebalance is None:
             return
-        for pass_ in range(1, self.config.rebalance.passes + 1):
+        for pass_ in range(self.planner.extra_passes + 1, self.config.rebalance.passes + 1):
             try:
                 planned = json.loads(self.topup_path(pass_).read_text())
             except (OSError, ValueError):
                 return
             if planned.get("basis") != self._topup_basis():
                 return
-            self.planner.extra_passes += 1
             self._register_topup([(i, Cell(*fields)) for i, *fields in planned["extras"]])
 
     def _register_topup(self, extras: list[tuple[int, Cell]]) -> list[int]:
         size = self.config.chunk_size
-        chunks = [
-            self.planner.add_extra_chunk(dict(extras[k : k + size])) for k in range(0, len(extras), size)
-        ]
+        before = len(self.planner.extra_chunks)
+        chunks = [*self.planner.extra_chunks, *(dict(extras[k : k + size]) for k in range(0, len(extras), size))]
+        self.planner.extra_chunks = chunks
+        self.planner.extra_passes += 1
         self.keys = self.stage_keys()
-        return chunks
+        base = self.planner.base_chunks
+        return list(range(base + before, base + len(chunks)))
 
     def accepted_so_far(self) -> dict[str, Counter]:
-        """Accepted dialogue equivalents per label value over every chunk's kept versions (topup.py)."""
+        """Accepted dialogue equivalents per label value over every chunk's kept versions (topup.py). As
+        export will keep them: with `export.unclean_history: reject`, an exchange after a rejected one
+        does not count. (Near-duplicates are found at export only, so they count here.)"""
         achieved: dict[str, Counter] = defaultdict(Counter)
+        keep_unclean = self.config.export.unclean_history == "keep"
         for c in self.chunk_ranges():
             cells = {spec.dialogue_id: Cell.of(spec) for spec in self.planner.chunk(c)}
-            for dialogue_id, versions in merge([self.versions(c, r) for r in self.rounds]).items():
-                kept = best(versions)
-                add_dialogue(achieved, cells[dialogue_id], kept.accepted, kept.planned)
+            rows = [read_jsonl(self.chunk_path("filter", c, r)) for r in self.rounds]
+            merged = merge([versions_in_round(round_rows, r) for r, round_rows in enumerate(rows)])
+            kept = {dialogue_id: best(versions) for dialogue_id, versions in merged.items()}
+            verdicts: dict[str, list[tuple[int, str]]] = defaultdict(list)
+            for r, round_rows in enumerate(rows):
+                for row in round_rows:
+                    if row["kind"] == "exchange" and kept[row["dialogue_id"]].round == r:
+                        verdicts[row["dialogue_id"]].append((row["exchange_index"], row["verdict"]))
+            for dialogue_id, version in kept.items():
+                ordered = [v for _, v in sorted(verdicts.get(dialogue_id, []))]
+                if keep_unclean:
+                    accepted = ordered.count("accepted")
+                else:
+                    accepted = next((k for k, v in enumerate(ordered) if v != "accepted"), len(ordered))
+                add_dialogue(achieved, cells[dialogue_id], accepted, version.planned)
         return achieved
 
     def next_topup(self) -> list[tuple[int, Cell]]:
@@ -314,11 +331,9 @@ class BuildContext:
         extras = self.next_topup()
         if not extras:
             return []
-        basis = self._topup_basis()
-        self.planner.extra_passes += 1
         write_json(
-            self.topup_path(self.planner.extra_passes),
-            {"basis": basis, "extras": [[i, *vars(cell).values()] for i, cell in extras]},
+            self.topup_path(self.planner.extra_passes + 1),
+            {"basis": self._topup_basis(), "extras": [[i, *vars(cell).values()] for i, cell in extras]},
         )
         return self._register_topup(extras)
 

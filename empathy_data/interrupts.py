@@ -63,22 +63,46 @@ def stop_descendants(grace_s: float = 3.0) -> None:
 
 
 _stopping = threading.Lock()
+_wakeup_pipe: tuple[int, int] | None = None
 
 
 def _stop(signum: int, frame) -> None:
     if not _stopping.acquire(blocking=False):
-        return  # the other path (handler or watcher) is already stopping and ends the process
-    name = signal.Signals(signum).name
-    stop_descendants()
-    sys.stderr.write(MESSAGE.format(name=name) + "\n")
-    sys.stderr.flush()
-    os._exit(128 + signum)
+        # The other path (handler or watcher) is stopping: hold this thread too (the main thread must
+        # not carry on and exit on its own terms) until that path ends the process.
+        threading.Event().wait()
+    try:
+        stop_descendants()
+        sys.stderr.write(MESSAGE.format(name=signal.Signals(signum).name) + "\n")
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001 - e.g. stderr piped into a `tee` that Ctrl-C already ended
+        pass
+    finally:
+        os._exit(128 + signum)
 
 
 def _watch(fd: int) -> None:
     while data := os.read(fd, 1):
-        if data[0] in (signal.SIGINT, signal.SIGTERM):
-            _stop(data[0], None)
+        signum = data[0]
+        # only while the handler is ours: code that installed its own keeps it
+        if signum in (signal.SIGINT, signal.SIGTERM) and signal.getsignal(signum) is _stop:
+            _stop(signum, None)
+
+
+def _forget_wakeup_fd_in_child() -> None:
+    """A forked child (no exec) inherits the C-level wakeup fd: its own signals would stop the parent."""
+    global _wakeup_pipe
+    try:
+        signal.set_wakeup_fd(-1)
+    except ValueError:  # not the main thread of the child
+        pass
+    if _wakeup_pipe is not None:
+        for fd in _wakeup_pipe:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        _wakeup_pipe = None
 
 
 def stop_cleanly_on_signals() -> None:
@@ -88,13 +112,18 @@ def stop_cleanly_on_signals() -> None:
     long C call would delay the stop. The interpreter's C-level handler also writes the signal number
     to a wakeup fd at once, so a watcher thread blocked on that fd stops the build whatever the main
     thread is doing; the Python handler stays as the fallback if someone replaces the wakeup fd."""
+    global _wakeup_pipe
     if threading.current_thread() is not threading.main_thread():
         return
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    if _wakeup_pipe is not None:
+        return
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
     signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    _wakeup_pipe = (read_end, write_end)
+    os.register_at_fork(after_in_child=_forget_wakeup_fd_in_child)
     threading.Thread(target=_watch, args=(read_end,), name="stop-on-signal", daemon=True).start()
 
 

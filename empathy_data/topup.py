@@ -74,7 +74,7 @@ def plan_extras(
         after = total + 1
         # what adding one dialogue with `value` changes in the squared error: labels are separable
         change = {
-            label: {v: error(label, v, 1, after) - error(label, v, 0, after) for v in set(target[label]) | set(counts[label])}
+            label: {v: error(label, v, 1, after) - error(label, v, 0, after) for v in sorted(set(target[label]) | set(counts[label]))}
             for label in labels
         }
         rest = sum(error(label, v, 0, after) for label in labels for v in change[label])

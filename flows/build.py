@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections import deque
 from contextlib import nullcontext
@@ -42,10 +43,15 @@ def _cached_context(config_path: str, overrides_json: str) -> BuildContext:
     return BuildContext.load(config_path, json.loads(overrides_json))
 
 
+_reload = threading.Lock()
+
+
 def _context(config_path: str, overrides_json: str, chunk_index: int = 0) -> BuildContext:
     ctx = _cached_context(config_path, overrides_json)
     if chunk_index >= ctx.planner.num_chunks:  # a top-up chunk planned since this process loaded the build
-        ctx.load_topup()
+        with _reload:
+            if chunk_index >= ctx.planner.num_chunks:
+                ctx.load_topup()
     return ctx
 
 
@@ -188,6 +194,7 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> d
     ctx = _context(config_path, overrides_json)
     with OutputLock(ctx.out):
         ctx.check_output_dir()
+        ctx.load_topup()  # passes another build may have planned since this process loaded the config
         if reopened := ctx.reopen_failed_chunks():
             log.info("retrying failed items of %d chunk(s)", reopened)
         t0 = time.perf_counter()

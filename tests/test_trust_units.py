@@ -183,3 +183,33 @@ def test_domain_errors_survive_pickling_between_workers():
 
     for exc in (ConfigError("cfg.yaml: seed", "not a number"), InfrastructureError("llm: gone")):
         assert str(pickle.loads(pickle.dumps(exc))) == str(exc)
+
+
+STOP_PROBE = r"""
+import os, signal, sys, time
+from empathy_data.interrupts import stop_cleanly_on_signals
+stop_cleanly_on_signals()
+pid = os.fork()
+if pid == 0:  # a forked helper (no exec) with a handler of its own, ended by SIGTERM
+    signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
+    time.sleep(5)
+    os._exit(0)
+time.sleep(0.3)
+os.kill(pid, signal.SIGTERM)
+os.waitpid(pid, 0)
+print("parent still running", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_forked_helpers_signal_does_not_stop_the_build_and_ctrl_c_does():
+    import signal
+    import subprocess
+    import sys
+
+    probe = subprocess.Popen([sys.executable, "-c", STOP_PROBE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert probe.stdout.readline() == "parent still running\n"
+    probe.send_signal(signal.SIGINT)
+    _, stderr = probe.communicate(timeout=30)
+    assert probe.returncode == 130
+    assert stderr.strip() == "interrupted (SIGINT): stopped; re-run the same command to resume"

@@ -39,7 +39,8 @@ def _targets(distributions: dict[str, Any], planned_total: int, topup: dict[str,
         "## Target, planned and accepted",
         "",
         f"Target: the configured share, and that share of the {planned_total} planned dialogues. Planned: "
-        "dialogues the plan holds (each within one dialogue of its target). Accepted: exchanges in the corpus "
+        "dialogues the plan holds (the configured ones within one dialogue of their target; top-up extras, "
+        "if any, go to the labels the filter thinned). Accepted: exchanges in the corpus "
         "(for the user emotion, exchanges of dialogues that opened with it are counted by their own emotion). "
         "Achieved: the share of accepted dialogue equivalents (each dialogue counts accepted / planned "
         "exchanges), and its gap to the target in percentage points.",

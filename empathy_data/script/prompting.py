@@ -130,6 +130,9 @@ class CutOffReply(str):
         reply.max_tokens = max_tokens
         return reply
 
+    def __reduce__(self):
+        return (CutOffReply, (str(self), self.max_tokens))
+
 
 def requested_exchanges(schema: dict[str, Any]) -> int:
     return int(schema["properties"]["exchanges"]["minItems"])
@@ -155,6 +158,8 @@ def parse_reply(
 ) -> Script:
     """The reply as a Script; with `num_exchanges` (one exchange per request) a Script of just those."""
     expected = spec.num_exchanges if num_exchanges is None else num_exchanges
+    if isinstance(content, CutOffReply) and not content:
+        raise CutOff(f"reply reached max_tokens {content.max_tokens} before its JSON closed")
     if not content:
         raise MalformedOutput("empty reply")
     try:
