@@ -213,3 +213,39 @@ def test_without_rebalance_nothing_is_topped_up_and_the_gap_is_still_reported(to
     assert manifest["counts"]["topup"] == {"passes": 0, "dialogues": 0, "budget": 0}
     assert manifest["distributions"]["gap"]["user_emotion"] == {"happy": 0.5, "sad": -0.5}
     assert target_shares(BuildContext.load(topup_config).config)["user_emotion"] == {"happy": 0.5, "sad": 0.5}
+
+
+class FirstExchangeMumbles:
+    identity = {"backend": "fake", "model": "fake"}
+
+    def complete(self, messages, schema, seed):
+        n = schema["properties"]["exchanges"]["minItems"]
+        return json.dumps(
+            {
+                "exchanges": [
+                    {
+                        "user": f"I feel {'mumble' if i == 0 else 'today'} about what happened at work turn {i}.",
+                        "reasoning": "The user sounds moved by what happened, so a warm reply that listens fits.",
+                        "assistant": f"Thank you for telling me about it, I am here with you, part {i}.",
+                    }
+                    for i in range(n)
+                ]
+            }
+        )
+
+
+@pytest.mark.parametrize("unclean_history", ["reject", "keep"])
+def test_accepted_so_far_counts_what_export_keeps(tmp_path, unclean_history):
+    from tests.test_regenerate import build
+
+    ctx = make_context(
+        tmp_path, num_dialogues=2, chunk_size=2, distributions={"exchanges": {2: 1.0}},
+        synthesize={"sample_rate": 16000, "tts": {"backend": "espeak", "neutral_reference": False}},
+        filter={"thresholds": {"check_emotion": False}},
+        export={"near_duplicate_threshold": None, "unclean_history": unclean_history, "report": False},
+    )  # fmt: skip
+    manifest = build(ctx, FirstExchangeMumbles())
+    # exchange 1 of each dialogue passes the filter after a rejected exchange 0
+    expected = 0.0 if unclean_history == "reject" else 1.0  # two dialogues x half a dialogue each
+    assert sum(ctx.accepted_so_far()["language"].values()) == expected
+    assert sum(manifest["distributions"]["achieved_dialogues"].get("language", {}).values()) == expected
