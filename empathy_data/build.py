@@ -460,6 +460,7 @@ def run_script_chunk(ctx: BuildContext, chunk_index: int, make_chat: Callable, r
         cfg.write_by,
         first_attempt=round_ * cfg.max_attempts,  # each round asks with new seeds
         journal=journal,
+        exchange_mode_from=cfg.exchange_mode_from,
     )
     by_index = {s.spec.index: _record("script", s) for s in scripts} | {
         o.index: _record("outcome", o) for o in outcomes

@@ -190,7 +190,9 @@ class ValidationRules(Strict):
 # "dialogue": one request writes every exchange. "exchange": one request per exchange, shown the
 # exchange before it; a failed exchange is retried alone. Small models need it: asked for two
 # exchanges at once, the embedded 0.5B model often writes the second as a copy of the first.
-WriteBy = Literal["dialogue", "exchange"]
+# "auto": by dialogue below `exchange_mode_from` exchanges, by exchange from there on (long dialogues
+# written in one request repeat themselves and cost a whole dialogue per rejected exchange).
+WriteBy = Literal["dialogue", "exchange", "auto"]
 
 
 class OpenAIScript(Strict):
@@ -218,7 +220,8 @@ class OpenAIScript(Strict):
     timeout_s: float = Field(default=180, gt=0)
     embedded: EmbeddedServer = EmbeddedServer()
     validation: ValidationRules = ValidationRules()
-    write_by: WriteBy = "dialogue"
+    write_by: WriteBy = "auto"
+    exchange_mode_from: int = Field(default=3, ge=1)
     # Start each prompt with a line unique to the request, so a server's prefix-cache reuse (llama.cpp)
     # is the same whatever ran before: replays give the same text. Costs prompt evaluation time
     # (about a quarter more LLM time on the embedded CPU server).
@@ -251,7 +254,8 @@ class VLLMScript(Strict):
     max_in_flight: int = Field(default=256, ge=1)  # requests handed to the engine at once
     validation: ValidationRules = ValidationRules()
     request_tag: bool = False
-    write_by: WriteBy = "dialogue"
+    write_by: WriteBy = "auto"
+    exchange_mode_from: int = Field(default=3, ge=1)
 
 
 ScriptConfig = Annotated[OpenAIScript | VLLMScript, Field(discriminator="backend")]

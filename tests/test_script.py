@@ -383,3 +383,25 @@ def test_journal_keeps_a_cut_off_reply_cut_off(tmp_path):
     found, reply = replayed.lookup("a")
     assert found and isinstance(reply, CutOffReply) and reply.max_tokens == 700
     assert not isinstance(replayed.lookup("b")[1], CutOffReply)
+
+
+def test_auto_writes_long_dialogues_exchange_by_exchange_and_short_ones_whole(tmp_path):
+    ctx = make_context(tmp_path, num_dialogues=2, distributions={"exchanges": {2: 0.5, 4: 0.5}})
+    specs = ctx.planner.chunk(0)
+    assert sorted(s.num_exchanges for s in specs) == [2, 4]
+    words = iter(["lost my keys", "missed the bus", "burned the toast", "broke my phone", "forgot the cake"])
+
+    def fresh(n):  # a new situation per request, so no turn repeats another
+        what = next(words)
+        return json.dumps({"exchanges": [{
+            "user": f"I feel really awful today because I {what} again, part {i}.",
+            "reasoning": "She says something went wrong and sounds sad, so a gentle comforting reply fits.",
+            "assistant": f"I am so sorry you {what}, that sounds really hard, part {i}.",
+        } for i in range(n)]})  # fmt: skip
+
+    chat = FakeChat(default=fresh)
+    scripts, outcomes = write_scripts(specs, chat, ctx.prompts, ValidationRules(), 1, 1, write_by="auto")
+    assert not outcomes and sorted(len(s.turns) for s in scripts) == [4, 8]
+    asked = sorted(call["schema"]["properties"]["exchanges"]["minItems"] for call in chat.calls)
+    assert asked == [1, 1, 1, 1, 2]  # the 4-exchange dialogue in four requests, the 2-exchange one in one
+    assert ctx.config.script.write_by == "auto" and ctx.config.script.exchange_mode_from == 3

@@ -4,7 +4,8 @@ Each round sends every still-pending request at once (threads for servers, one b
 engines); a reply that is malformed or fails validation is asked for again with a new seed.
 A dialogue is written in one request (`write_by: dialogue`) or one exchange per request
 (`write_by: exchange`): then each exchange is validated together with the ones before it, and only
-the failing exchange is asked for again.
+the failing exchange is asked for again. `write_by: auto` (the default) writes dialogues of
+`exchange_mode_from` exchanges or more exchange by exchange, shorter ones whole.
 """
 
 from __future__ import annotations
@@ -134,8 +135,17 @@ def write_scripts(
     write_by: str = "dialogue",
     first_attempt: int = 0,
     journal: ReplyJournal | None = None,
+    exchange_mode_from: int = 3,
 ) -> tuple[list[Script], list[Outcome]]:
     run = ScriptRun(backend, prompts, rules, max_attempts, max_in_flight, request_tag, first_attempt, journal)
+    if write_by == "auto":
+        whole = [s for s in specs if s.num_exchanges < exchange_mode_from]
+        parts = [s for s in specs if s.num_exchanges >= exchange_mode_from]
+        scripts, outcomes = write_by_dialogue(whole, run) if whole else ([], [])
+        if parts:
+            more_scripts, more_outcomes = write_by_exchange(parts, run)
+            scripts, outcomes = scripts + more_scripts, outcomes + more_outcomes
+        return scripts, outcomes
     return write_by_exchange(specs, run) if write_by == "exchange" else write_by_dialogue(specs, run)
 
 
