@@ -108,6 +108,19 @@ class LengthASR:
         return ["static noise only" if "mumble" in text else text for text in heard]
 
 
+def warm_reply(schema: dict, feeling, tag: str) -> str:
+    """A reply of as many exchanges as the schema asks for; exchange i's user says 'I feel <feeling(i)>.'"""
+    exchanges = [
+        {
+            "user": f"I feel {feeling(i)}.",
+            "reasoning": "The user sounds moved by what happened, so a warm reply that listens fits.",
+            "assistant": f"Thank you for telling me about it, I am here with you {tag} {i}.",
+        }
+        for i in range(schema["properties"]["exchanges"]["minItems"])
+    ]
+    return json.dumps({"exchanges": exchanges})
+
+
 class SadLosesChat:
     """Writes every dialogue the plan opened sad as 'mumble' (the ASR loses it); top-up extras clean."""
 
@@ -125,19 +138,7 @@ class SadLosesChat:
         dialogue_id = re.search(r"Conversation (\S+), draft", messages[0]["content"]).group(1)
         self.calls.append(dialogue_id)
         word = "mumble" if dialogue_id in self.sad else "today"
-        n = schema["properties"]["exchanges"]["minItems"]
-        return json.dumps(
-            {
-                "exchanges": [
-                    {
-                        "user": f"I feel {word} about what happened to me with {dialogue_id} turn {i}.",
-                        "reasoning": "The user sounds moved by what happened, so a warm reply that listens fits.",
-                        "assistant": f"Thank you for telling me about it, I am here with you {dialogue_id} {i}.",
-                    }
-                    for i in range(n)
-                ]
-            }
-        )
+        return warm_reply(schema, lambda i: f"{word} about what happened to me with {dialogue_id} turn {i}", dialogue_id)
 
 
 @pytest.fixture
@@ -219,19 +220,7 @@ class FirstExchangeMumbles:
     identity = {"backend": "fake", "model": "fake"}
 
     def complete(self, messages, schema, seed):
-        n = schema["properties"]["exchanges"]["minItems"]
-        return json.dumps(
-            {
-                "exchanges": [
-                    {
-                        "user": f"I feel {'mumble' if i == 0 else 'today'} about what happened at work turn {i}.",
-                        "reasoning": "The user sounds moved by what happened, so a warm reply that listens fits.",
-                        "assistant": f"Thank you for telling me about it, I am here with you, part {i}.",
-                    }
-                    for i in range(n)
-                ]
-            }
-        )
+        return warm_reply(schema, lambda i: f"{'mumble' if i == 0 else 'today'} about what happened at work turn {i}", "part")
 
 
 @pytest.mark.parametrize("unclean_history", ["reject", "keep"])
