@@ -370,7 +370,9 @@ class BuildContext:
         import json
 
         try:
-            exported = json.loads((self.out / "manifest.json").read_text())["config"]["num_dialogues"]
+            counts = json.loads((self.out / "manifest.json").read_text())["counts"]
+            # the configured size it was built for: top-up extras are not part of it
+            exported = counts["dialogues"]["planned"] - counts.get("topup", {}).get("dialogues", 0)
         except (OSError, ValueError, KeyError, TypeError):
             return
         if self.config.num_dialogues < exported:

@@ -179,6 +179,8 @@ def test_smaller_num_dialogues_refuses_to_shrink_an_exported_corpus(tmp_path):
     with pytest.raises(ConfigError, match="already holds a corpus of 8 dialogues.*--allow-shrink"):
         make_context(tmp_path, num_dialogues=1).check_no_shrink()
     make_context(tmp_path, num_dialogues=12).check_no_shrink()  # growing is fine
+    (out / "manifest.json").write_text('{"counts": {"dialogues": {"planned": 10}, "topup": {"dialogues": 2}}}')
+    make_context(tmp_path, num_dialogues=8).check_no_shrink()  # the same size again: its top-up is no shrink
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"name": "t", "seed": 3, "output": str(out)}))
     result = run_cli("build", str(config), "--num-dialogues", "1")
