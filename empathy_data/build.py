@@ -241,6 +241,15 @@ class BuildContext:
         again = {d for d, versions in merged.items() if needs_another_round(versions)}
         return [s for s in specs if s.dialogue_id in again]
 
+    def drafts(self, chunk_index: int, round_: int) -> dict[str, Script]:
+        """The exchanges each dialogue that stalled in the previous round's script stage had passed:
+        round `round_` goes on from them. (A dialogue the filter rejected starts over: its written
+        exchanges may be the ones the audio failed on.)"""
+        if round_ == 0:
+            return {}
+        rows = read_jsonl(self.chunk_path("script", chunk_index, round_ - 1))
+        return {o.dialogue_id: o.draft for o in outcomes_of(rows) if o.draft is not None}
+
     def versions(self, chunk_index: int, round_: int) -> dict[str, Version]:
         path = self.chunk_path("filter", chunk_index, round_)
         if not path.is_file():
@@ -463,6 +472,7 @@ def run_script_chunk(ctx: BuildContext, chunk_index: int, make_chat: Callable, r
         first_attempt=round_ * cfg.max_attempts,  # each round asks with new seeds
         journal=journal,
         exchange_mode_from=cfg.exchange_mode_from,
+        drafts=ctx.drafts(chunk_index, round_) if specs else None,
     )
     by_index = {s.spec.index: _record("script", s) for s in scripts} | {
         o.index: _record("outcome", o) for o in outcomes

@@ -117,3 +117,6 @@ class Outcome(Record):
     reasons: list[str]
     spec: DialogueSpec
     script: Script | None = None
+    # A dialogue written exchange by exchange that stalled: the exchanges it had passed (a shorter
+    # Script). The next regeneration round goes on from them instead of starting over.
+    draft: Script | None = None

@@ -168,3 +168,59 @@ def test_no_llm_is_needed_when_added_rounds_have_nothing_to_write(regen_ctx, tmp
     first = make_context(tmp_path, **{k: v for k, v in data.items() if k != "name"})
     build(first, DraftChat(first, dict.fromkeys(range(4), ["clean"])))
     assert not regen_ctx.pending_script_work()  # every dialogue was accepted in round 0
+
+
+class ExchangeChat:
+    """Writes one exchange per request; `stumbles` lists the (plan index, exchange, draft) requests that
+    get a reply failing script validation (an emoji). Every other reply is clean and unique."""
+
+    def __init__(self, ctx, stumbles: set[tuple[int, int, int]]):
+        self.index_of = {ctx.planner.spec(i).dialogue_id: i for i in range(ctx.config.num_dialogues)}
+        self.stumbles = stumbles
+        self.calls: list[tuple[int, int, int]] = []
+
+    @property
+    def identity(self) -> dict:
+        return {"backend": "fake", "model": "fake"}
+
+    def complete(self, messages, schema, seed):
+        found = re.search(r"Conversation (\S+), draft (\d+)\. Exchange (\d+)\.", messages[0]["content"])
+        dialogue_id, draft, exchange = found.groups()
+        call = (self.index_of[dialogue_id], int(exchange), int(draft))
+        self.calls.append(call)
+        mark = " 🙂" if call in self.stumbles else ""
+        names = ["one", "two", "three", "four"]
+        user = f"My plans for day {names[call[1]]} fell apart{mark}, and draft {names[call[2]]} says so."
+        reasoning = "She says her plans fell apart and sounds sad, so a gentle comforting reply fits."
+        assistant = f"I am so sorry about day {names[call[1]]}, that sounds really hard for you."
+        return json.dumps({"exchanges": [{"user": user, "reasoning": reasoning, "assistant": assistant}]})
+
+
+def test_a_dialogue_that_stalled_in_the_script_stage_goes_on_from_its_passed_exchanges(tmp_path):
+    ctx = make_context(
+        tmp_path,
+        num_dialogues=2,
+        chunk_size=2,
+        distributions={"exchanges": {3: 1.0}},
+        script={"max_attempts": 1, "write_by": "exchange"},
+        synthesize={"sample_rate": 16000, "tts": {"backend": "espeak", "neutral_reference": False}},
+        filter={"thresholds": {"check_emotion": False}},
+        regenerate={"rounds": 1},
+        export={"near_duplicate_threshold": None},
+    )
+    chat = ExchangeChat(ctx, stumbles={(0, 3, 1)})  # dialogue 0's third exchange fails in round 0
+    manifest = build(ctx, chat)
+
+    round_one = [call for call in chat.calls if call[2] == 2]
+    assert round_one == [(0, 3, 2)]  # the two exchanges it had passed are not written again
+    assert manifest["counts"]["exchanges"] == {"planned": 6, "accepted": 6, "rejected": 0, "failed": 0}
+    data = [r for f in sorted((ctx.out / "data").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    first = sorted((r for r in data if r["dialogue_id"] == ctx.planner.spec(0).dialogue_id), key=lambda r: r["exchange_index"])
+    # drafts are numbered from 1 (names[draft]): exchanges 1-2 from round 0, exchange 3 from round 1
+    assert [r["user_text"].split(", and draft ")[1] for r in first] == ["two says so."] * 2 + ["three says so."]
+    # the stalled version is kept among the rejects, its passed exchanges with their text
+    rejects = pq.read_table(ctx.out / "rejects" / "rejects-00000-of-00001.parquet").to_pylist()
+    assert [(r["verdict"], r["stage"], r["user_text"] is not None) for r in rejects] == [
+        ("replaced", "script", True), ("replaced", "script", True), ("replaced", "script", False)
+    ]
+    assert verify_corpus(ctx.out)["rows"] == 6

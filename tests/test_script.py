@@ -332,6 +332,31 @@ def test_writing_by_exchange_rejects_with_every_reason_when_attempts_run_out(ctx
     assert outcomes[0].verdict == "failed" and outcomes[0].reasons[0].startswith("script: exchange 0: malformed")
 
 
+def test_a_stalled_dialogue_keeps_its_passed_exchanges_and_the_next_round_goes_on_from_them(ctx):
+    spec = ctx.planner.spec(0)
+    chat = FakeChat(replies=[FIRST], default=FIRST)  # exchange 2 keeps copying exchange 1
+    scripts, [outcome] = write_scripts([spec], chat, ctx.prompts, RULES, 2, 1, write_by="exchange")
+    assert scripts == [] and outcome.verdict == "rejected"
+    draft = outcome.draft
+    assert [t.text for t in draft.turns] == [e for e in json.loads(FIRST)["exchanges"][0].values() if e][::2]
+    assert len(draft.reasoning) == 1 and draft.llm["attempt"] == [0]
+
+    chat = FakeChat(replies=[SECOND])
+    scripts, outcomes = write_scripts(
+        [spec], chat, ctx.prompts, RULES, 2, 1, write_by="exchange", first_attempt=2, drafts={spec.dialogue_id: draft}
+    )
+    assert outcomes == [] and len(chat.calls) == 1  # exchange 1 is not written again
+    request = chat.calls[0]["messages"]
+    assert "exchange 2 only" in request[1]["content"] and "draft 3. Exchange 2." in request[0]["content"]
+    [script] = scripts
+    assert script.turns[:2] == draft.turns and script.turns[2].text == "I had already packed my bags last night."
+    assert script.llm["attempt"] == [0, 2] and script.llm["seed"] == [draft.llm["seed"][0], chat.calls[0]["seed"]]
+    # whole-dialogue writing has no use for a draft, and a dialogue without exchanges passed keeps none
+    chat = FakeChat(default="{broken")
+    _, [outcome] = write_scripts([spec], chat, ctx.prompts, RULES, 1, 1, write_by="exchange")
+    assert outcome.draft is None
+
+
 def test_request_tag_setting_reaches_the_request(ctx):
     spec = ctx.planner.spec(0)
     for write_by in ("dialogue", "exchange"):

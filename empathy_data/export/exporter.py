@@ -345,8 +345,9 @@ def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) ->
 
 
 def _outcome_row(outcome: Outcome, k: int, split: str, build: dict, feats, rate: int) -> dict:
-    if outcome.script is not None:
-        row = exchange_row(outcome.script, k, split, None, None, build)
+    written = outcome.script or outcome.draft  # a stalled draft holds its first exchanges only
+    if written is not None and k < len(written.reasoning):
+        row = exchange_row(written, k, split, None, None, build)
     else:
         spec = outcome.spec
         row = {name: None for name in feats}

@@ -5,7 +5,9 @@ engines); a reply that is malformed or fails validation is asked for again with 
 A dialogue is written in one request (`write_by: dialogue`) or one exchange per request
 (`write_by: exchange`): then each exchange is validated together with the ones before it, and only
 the failing exchange is asked for again. `write_by: auto` (the default) writes dialogues of
-`exchange_mode_from` exchanges or more exchange by exchange, shorter ones whole.
+`exchange_mode_from` exchanges or more exchange by exchange, shorter ones whole. A dialogue written
+by exchange that stalls keeps the exchanges it had passed as a draft; given back (`drafts`), the next
+round goes on from there.
 """
 
 from __future__ import annotations
@@ -136,17 +138,19 @@ def write_scripts(
     first_attempt: int = 0,
     journal: ReplyJournal | None = None,
     exchange_mode_from: int = 3,
+    drafts: dict[str, Script] | None = None,
 ) -> tuple[list[Script], list[Outcome]]:
+    """`drafts`: for some dialogues, the exchanges an earlier round had passed (used by exchange only)."""
     run = ScriptRun(backend, prompts, rules, max_attempts, max_in_flight, request_tag, first_attempt, journal)
     if write_by == "auto":
         whole = [s for s in specs if s.num_exchanges < exchange_mode_from]
         parts = [s for s in specs if s.num_exchanges >= exchange_mode_from]
         scripts, outcomes = write_by_dialogue(whole, run) if whole else ([], [])
         if parts:
-            more_scripts, more_outcomes = write_by_exchange(parts, run)
+            more_scripts, more_outcomes = write_by_exchange(parts, run, drafts)
             scripts, outcomes = scripts + more_scripts, outcomes + more_outcomes
         return scripts, outcomes
-    return write_by_exchange(specs, run) if write_by == "exchange" else write_by_dialogue(specs, run)
+    return write_by_exchange(specs, run, drafts) if write_by == "exchange" else write_by_dialogue(specs, run)
 
 
 def write_by_dialogue(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[Script], list[Outcome]]:
@@ -219,12 +223,34 @@ class Draft:
         turns = [ScriptTurn(role=role, text=ex[role]) for ex in done for role in ("user", "assistant")]
         return Script(spec=self.spec, turns=turns, reasoning=[ex["reasoning"] for ex in done], llm=llm)
 
+    @classmethod
+    def resume(cls, spec: DialogueSpec, attempt: int, written: Script | None) -> Draft:
+        """A draft that goes on from the exchanges `written` holds (an earlier round's stalled draft)."""
+        if written is None or not written.reasoning or len(written.reasoning) >= spec.num_exchanges:
+            return cls(spec, attempt=attempt)
+        texts = [t.text for t in written.turns]
+        exchanges = [
+            {"user": texts[2 * k], "assistant": texts[2 * k + 1], "reasoning": note}
+            for k, note in enumerate(written.reasoning)
+        ]
+        return cls(
+            spec,
+            exchanges=exchanges,
+            attempt=attempt,
+            attempts=list(written.llm.get("attempt", [])),
+            seeds=list(written.llm.get("seed", [])),
+        )
 
-def write_by_exchange(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[Script], list[Outcome]]:
+
+def write_by_exchange(
+    specs: list[DialogueSpec], run: ScriptRun, drafts: dict[str, Script] | None = None
+) -> tuple[list[Script], list[Outcome]]:
     """Each exchange gets up to `max_attempts` requests; a dialogue whose exchange spends them all ends
-    rejected (failed when every reply for it was malformed), with every reason it collected."""
+    rejected (failed when every reply for it was malformed), with every reason it collected and, as its
+    draft, the exchanges it had passed."""
     backend, prompts = run.backend, run.prompts
-    pending = [Draft(spec, attempt=run.first_attempt) for spec in specs]
+    drafts = drafts or {}
+    pending = [Draft.resume(spec, run.first_attempt, drafts.get(spec.dialogue_id)) for spec in specs]
     scripts: list[Script] = []
     outcomes: list[Outcome] = []
     while pending:
@@ -269,7 +295,8 @@ def write_by_exchange(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[S
                 still.append(d)
                 continue
             verdict = "failed" if d.malformed == len(d.reasons) and not d.exchanges else "rejected"
-            outcomes.append(_outcome(d.spec, verdict, [f"script: {r}" for r in d.reasons]))
+            draft = d.script([], {**llm, "seed": d.seeds, "attempt": d.attempts}) if d.exchanges else None
+            outcomes.append(_outcome(d.spec, verdict, [f"script: {r}" for r in d.reasons], draft))
         pending = still
     return scripts, outcomes
 
@@ -281,7 +308,13 @@ def write_one(
     return scripts[0] if scripts else outcomes[0]
 
 
-def _outcome(spec: DialogueSpec, verdict: str, reasons: list[str]) -> Outcome:
+def _outcome(spec: DialogueSpec, verdict: str, reasons: list[str], draft: Script | None = None) -> Outcome:
     return Outcome(
-        dialogue_id=spec.dialogue_id, index=spec.index, stage="script", verdict=verdict, reasons=reasons, spec=spec
+        dialogue_id=spec.dialogue_id,
+        index=spec.index,
+        stage="script",
+        verdict=verdict,
+        reasons=reasons,
+        spec=spec,
+        draft=draft,
     )
