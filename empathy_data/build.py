@@ -22,7 +22,7 @@ from empathy_data.fingerprint import library_versions, model_identity
 from empathy_data.hashing import digest
 from empathy_data.plan import Cell, Planner
 from empathy_data.prompt_library import PromptLibrary, load_prompts
-from empathy_data.regenerate import Version, best, merge, needs_another_round, versions_in_round
+from empathy_data.regenerate import Version, merge, needs_another_round, versions_in_round
 from empathy_data.resources import prompts_dir, speaker_pool_path
 from empathy_data.schema import DialogueSpec, Outcome, Script, Utterance
 from empathy_data.speakers import load_pool
@@ -88,6 +88,8 @@ class BuildContext:
     planner: Planner
     # keys[stage][chunk][round]: the cache key of each chunk output, round 0 first
     keys: dict[str, dict[int, list[str]]] = field(default_factory=dict)
+    # next_topup's answer per (basis, passes so far): chunk outputs are immutable once written
+    _planned_topup: dict[tuple[str, int], list] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def load(cls, config_path: str | Path, overrides: dict[str, Any] | None = None) -> BuildContext:
@@ -297,28 +299,16 @@ class BuildContext:
         return list(range(base + before, base + len(chunks)))
 
     def accepted_so_far(self) -> dict[str, Counter]:
-        """Accepted dialogue equivalents per label value over every chunk's kept versions (topup.py). As
-        export will keep them: with `export.unclean_history: reject`, an exchange after a rejected one
-        does not count. (Near-duplicates are found at export only, so they count here.)"""
+        """Accepted dialogue equivalents per label value (topup.py), counted from the rows export would
+        write to data/: its history rule and its near-duplicate check apply."""
+        from empathy_data.export.exporter import corpus_pass
+
+        rows = corpus_pass(self).rows_by_dialogue
         achieved: dict[str, Counter] = defaultdict(Counter)
-        keep_unclean = self.config.export.unclean_history == "keep"
         for c in self.chunk_ranges():
-            cells = {spec.dialogue_id: Cell.of(spec) for spec in self.planner.chunk(c)}
-            rows = [read_jsonl(self.chunk_path("filter", c, r)) for r in self.rounds]
-            merged = merge([versions_in_round(round_rows, r) for r, round_rows in enumerate(rows)])
-            kept = {dialogue_id: best(versions) for dialogue_id, versions in merged.items()}
-            verdicts: dict[str, list[tuple[int, str]]] = defaultdict(list)
-            for r, round_rows in enumerate(rows):
-                for row in round_rows:
-                    if row["kind"] == "exchange" and kept[row["dialogue_id"]].round == r:
-                        verdicts[row["dialogue_id"]].append((row["exchange_index"], row["verdict"]))
-            for dialogue_id, version in kept.items():
-                ordered = [v for _, v in sorted(verdicts.get(dialogue_id, []))]
-                if keep_unclean:
-                    accepted = ordered.count("accepted")
-                else:
-                    accepted = next((k for k, v in enumerate(ordered) if v != "accepted"), len(ordered))
-                add_dialogue(achieved, cells[dialogue_id], accepted, version.planned)
+            for spec in self.planner.chunk(c):
+                if spec.dialogue_id in rows:
+                    add_dialogue(achieved, Cell.of(spec), rows[spec.dialogue_id], spec.num_exchanges)
         return achieved
 
     def next_topup(self) -> list[tuple[int, Cell]]:
@@ -327,11 +317,15 @@ class BuildContext:
         cfg = self.config.rebalance
         if cfg is None or self.planner.extra_passes >= cfg.passes:
             return []
-        budget = cfg.budget(self.config.num_dialogues) - (self.planner.num_dialogues - self.config.num_dialogues)
-        cells = plan_extras(
-            target_shares(self.config), self.accepted_so_far(), self.planner.candidate_cells(), budget, cfg.tolerance
-        )
-        return list(enumerate(cells, start=self.planner.num_dialogues))
+        key = (self._topup_basis(), self.planner.extra_passes)
+        if key not in self._planned_topup:
+            spent = self.planner.num_dialogues - self.config.num_dialogues
+            budget = cfg.budget(self.config.num_dialogues) - spent
+            cells = plan_extras(
+                target_shares(self.config), self.accepted_so_far(), self.planner.candidate_cells(), budget, cfg.tolerance
+            )
+            self._planned_topup[key] = list(enumerate(cells, start=self.planner.num_dialogues))
+        return self._planned_topup[key]
 
     def add_topup_pass(self) -> list[int]:
         """Plan the next pass, record it, and return its new chunk indices (none: top-up is over)."""

@@ -238,3 +238,24 @@ def test_accepted_so_far_counts_what_export_keeps(tmp_path, unclean_history):
     expected = 0.0 if unclean_history == "reject" else 1.0  # two dialogues x half a dialogue each
     assert sum(ctx.accepted_so_far()["language"].values()) == expected
     assert sum(manifest["distributions"]["achieved_dialogues"].get("language", {}).values()) == expected
+
+
+class SameScriptChat:
+    identity = {"backend": "fake", "model": "fake"}
+
+    def complete(self, messages, schema, seed):
+        return warm_reply(schema, lambda i: f"sad about losing the keys to my old flat again, turn {i}", "same")
+
+
+def test_a_near_duplicate_does_not_count_as_accepted_for_top_up(tmp_path):
+    from tests.test_regenerate import build
+
+    ctx = make_context(
+        tmp_path, num_dialogues=2, chunk_size=2, distributions={"exchanges": {1: 1.0}},
+        synthesize={"sample_rate": 16000, "tts": {"backend": "espeak", "neutral_reference": False}},
+        filter={"thresholds": {"check_emotion": False}},
+        export={"near_duplicate_threshold": 0.8, "report": False},
+    )  # fmt: skip
+    manifest = build(ctx, SameScriptChat())
+    assert manifest["counts"]["exchanges"]["accepted"] == 1  # the second dialogue repeats the first
+    assert sum(ctx.accepted_so_far()["language"].values()) == 1.0

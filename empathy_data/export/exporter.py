@@ -106,6 +106,7 @@ def clean_prefixes(filter_rows: list[dict]) -> dict[str, int]:
 @dataclass
 class CorpusPass:
     rows_by_unit: dict[str, int]  # split unit -> rows it brings to data/
+    rows_by_dialogue: dict[str, int]  # dialogue id -> rows its kept version brings to data/
     duplicates: dict[str, str]  # dialogue id -> the earlier dialogue it nearly repeats (kept in its place)
     near_duplicates: NearDuplicates | None
 
@@ -116,6 +117,7 @@ def corpus_pass(ctx: BuildContext) -> CorpusPass:
     split_by = ctx.config.export.split_by
     keep_unclean = ctx.config.export.unclean_history == "keep"
     rows: Counter[str] = Counter()
+    by_dialogue_rows: dict[str, int] = {}
     duplicates: dict[str, str] = {}
     threshold = ctx.config.export.near_duplicate_threshold
     near = NearDuplicates(threshold=threshold) if threshold is not None else None
@@ -147,7 +149,8 @@ def corpus_pass(ctx: BuildContext) -> CorpusPass:
                 duplicates[spec.dialogue_id] = earlier
                 n = 0
             rows[unit] += n
-    return CorpusPass(dict(rows), duplicates, near)
+            by_dialogue_rows[spec.dialogue_id] = n
+    return CorpusPass(dict(rows), by_dialogue_rows, duplicates, near)
 
 
 def _audio(directory: Path, name: str) -> dict:
