@@ -19,6 +19,8 @@ from functools import lru_cache
 
 MAX_BLOCK = 2000  # weights that need a larger common denominator are rounded to 1/MAX_BLOCK
 ORDER_ATTEMPTS = 24
+MAX_FIT_ROUNDS = 5000
+FIT_TOLERANCE = 1e-4  # finer than the 1/MAX_BLOCK that block_counts rounds weights to anyway
 
 
 @dataclass(frozen=True)
@@ -128,3 +130,73 @@ class BalancedSequence:
 
     def __getitem__(self, position: int) -> Hashable:
         return self.draw(position).value
+
+
+
+def _margin(table: dict[tuple[Hashable, Hashable], float], part: int) -> dict[Hashable, float]:
+    got: dict[Hashable, float] = {}
+    for cell, w in table.items():
+        got[cell[part]] = got.get(cell[part], 0.0) + w
+    return got
+
+
+def fit_joint(
+    rows: dict[Hashable, float], columns: dict[Hashable, float], allowed: set[tuple[Hashable, Hashable]]
+) -> dict[tuple[Hashable, Hashable], float]:
+    """A joint table over the allowed (row, column) pairs whose margins are the given weights, by
+    iterative proportional fitting started uniform (of all such tables, the one closest to uniform).
+    Raises ValueError naming the column furthest from its weight when no allowed table has both margins."""
+    want_row = {r: w / sum(w for w in rows.values() if w > 0) for r, w in rows.items() if w > 0}
+    want_col = {c: w / sum(w for w in columns.values() if w > 0) for c, w in columns.items() if w > 0}
+    table = {(r, c): 1.0 for r, c in allowed if r in want_row and c in want_col}
+    for name, want, part in (("row", want_row, 0), ("column", want_col, 1)):
+        if missing := [k for k in want if k not in _margin(table, part)]:
+            raise ValueError(f"{missing[0]!r} fits no {'column' if name == 'row' else 'row'} with weight")
+    for _ in range(MAX_FIT_ROUNDS):
+        for want, part in ((want_col, 1), (want_row, 0)):  # rows last: they come out exact
+            got = _margin(table, part)
+            table = {cell: w * want[cell[part]] / got[cell[part]] for cell, w in table.items()}
+        col_got = _margin(table, 1)
+        off = {c: col_got[c] - w for c, w in want_col.items()}
+        if max(abs(v) for v in off.values()) < FIT_TOLERANCE:
+            return table
+    worst = min(off, key=lambda c: off[c])  # the column its rows starve most
+    raise ValueError(f"{worst!r} can get about {col_got[worst]:.1%}, not {want_col[worst]:.1%}")
+
+
+def whole_joint(
+    rows: dict[Hashable, float], columns: dict[Hashable, float], allowed: set[tuple[Hashable, Hashable]]
+) -> dict[tuple[Hashable, Hashable], float]:
+    """fit_joint's table as weights with the margins' own small common denominator D: a whole count per
+    cell, each the fitted value times D rounded down or up, with both margins exact (an integral
+    transportation problem, solved as a max flow). Small whole blocks are what keep both margins within
+    one item on every prefix; weights with no denominator up to MAX_BLOCK keep the fitted table."""
+    import networkx as nx
+
+    table = fit_joint(rows, columns, allowed)
+    margins = [{k: w for k, w in m.items() if w > 0} for m in (rows, columns)]
+    fractions = [{k: Fraction(w / sum(m.values())).limit_denominator(MAX_BLOCK) for k, w in m.items()} for m in margins]
+    size = math.lcm(*(f.denominator for m in fractions for f in m.values()))
+    if size > MAX_BLOCK or any(sum(m.values()) != 1 for m in fractions):
+        return table
+    want = [{k: int(f * size) for k, f in m.items()} for m in fractions]
+    counts = {cell: math.floor(w * size + 1e-9) for cell, w in table.items()}
+    graph = nx.DiGraph()
+    for (r, c), w in table.items():
+        if w * size - counts[(r, c)] > 1e-9:
+            graph.add_edge(("row", r), ("column", c), capacity=1)
+    for part, kind in enumerate(("row", "column")):
+        for k, n in want[part].items():
+            short = n - sum(v for cell, v in counts.items() if cell[part] == k)
+            if short > 0:
+                graph.add_edge(*(("S", (kind, k)) if part == 0 else ((kind, k), "T")), capacity=short)
+    if "S" in graph and "T" in graph:
+        _, flow = nx.maximum_flow(graph, "S", "T")
+        for node, out in flow.items():
+            if node != "S" and node[0] == "row":
+                for target, n in out.items():
+                    if target != "T":
+                        counts[(node[1], target[1])] += n
+    if any(sum(v for cell, v in counts.items() if cell[part] == k) != n for part in (0, 1) for k, n in want[part].items()):
+        return table  # rounding lost a unit somewhere: keep the exact fractional table
+    return {cell: n / size for cell, n in counts.items() if n}

@@ -101,7 +101,9 @@ class Distributions(Strict):
         }
     )
     exchanges: dict[int, Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: {2: 1.0})
-    # None: uniform over the scenarios of each language that fit the dialogue's user emotion.
+    # None: uniform over the scenarios of each language that fit the dialogue's user emotion. Given, the
+    # emotion and scenario are drawn jointly from the table that has both mixes as margins (refused when
+    # no such table exists), so both hold within one dialogue of a language's dialogues.
     scenarios: Weights | None = None
     # Per user emotion, weights over reply styles; None: labels.DEFAULT_STYLE_BY_EMOTION.
     response_style: dict[str, Weights] | None = None

@@ -6,7 +6,7 @@ import random
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-from empathy_data.allocation import BalancedSequence, Draw
+from empathy_data.allocation import BalancedSequence, Draw, whole_joint
 from empathy_data.arcs import arc_matrix
 from empathy_data.config import BuildConfig, Distributions
 from empathy_data.errors import ConfigError
@@ -17,7 +17,7 @@ from empathy_data.schema import DialogueSpec, TurnPlan
 from empathy_data.speakers import SpeakerPool
 
 # Bumped when the way labels are allocated changes, so an old plan is never mixed with a new one.
-ALLOCATION_VERSION = 2
+ALLOCATION_VERSION = 3
 
 
 def weighted_choice(rng: random.Random, weights: dict) -> object:
@@ -66,7 +66,9 @@ class Planner:
     """Spec i from (seed, i) alone. Dialogue-level labels come from balanced sequences (allocation.py), so
     any prefix of the plan holds every configured mix within one dialogue; a language's overridden label
     is balanced over that language's own dialogues. The scenario is drawn among those that fit the user
-    emotion (balanced over the dialogues of that emotion), later exchanges' emotions follow the arc."""
+    emotion (balanced over the dialogues of that emotion), later exchanges' emotions follow the arc. With
+    configured `scenarios`, emotion and scenario are drawn jointly from the table that has both
+    configured mixes as margins (fit_joint), balanced over the language's dialogues."""
 
     config: BuildConfig
     prompts: PromptLibrary
@@ -75,6 +77,7 @@ class Planner:
     # top-up chunks after the configured ones: each maps dialogue index -> its cell
     extra_chunks: list[dict[int, Cell]] = field(default_factory=list, init=False, repr=False, compare=False)
     extra_passes: int = field(default=0, init=False, repr=False, compare=False)
+    _fitted: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for language in self.config.languages:
@@ -111,6 +114,23 @@ class Planner:
         for emotion, weight in dist.user_emotion.items():
             if weight > 0 and not self.scenario_weights(language, dist, emotion):
                 raise ConfigError(f"{where}.user_emotion.{emotion}", f"no scenario with weight in {file} fits it")
+        if dist.scenarios is not None:
+            try:
+                self.fitted_emotion_scenario(language, dist)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{where}.scenarios", f"cannot hold with user_emotion ({file} lists which emotions fit): {exc}"
+                ) from None
+
+    def fitted_emotion_scenario(self, language: str, dist: Distributions) -> dict[tuple[str, str], float]:
+        """The emotion x scenario table whose margins are the configured `user_emotion` and `scenarios`
+        mixes, over the pairs the language's scenario file allows."""
+        key = language  # a language's distributions are fixed for the planner's life
+        if key not in self._fitted:
+            fits = self.prompts.scenario_emotions[language]
+            allowed = {(e, s) for s, emotions in fits.items() for e in emotions}
+            self._fitted[key] = whole_joint(dist.user_emotion, dist.scenarios or {}, allowed)
+        return self._fitted[key]
 
     def scenario_weights(self, language: str, dist: Distributions, emotion: str) -> dict[str, float]:
         fits = {s for s, emotions in self.prompts.scenario_emotions[language].items() if emotion in emotions}
@@ -175,6 +195,10 @@ class Planner:
         if dist.emotion_scenario is not None:
             emotion, scenario = draw("emotion_scenario", joint_cells(dist.emotion_scenario), "emotion_scenario",
                                      "user_emotion", "scenarios", groups=(_first, _second)).value  # fmt: skip
+        elif dist.scenarios is not None:  # scenario names are the language's own: balanced within it
+            table = self.fitted_emotion_scenario(language, dist)
+            sequence = self._sequence("fitted_emotion_scenario", language, table, (_first, _second))
+            emotion, scenario = sequence.draw(in_language).value  # type: ignore[misc]
         else:
             emotion_draw = draw("user_emotion", dist.user_emotion, "user_emotion", "emotion_scenario")
             emotion = emotion_draw.value
@@ -233,6 +257,9 @@ class Planner:
         dist = self.config.distributions.for_language(cell.language)
         if dist.emotion_scenario is not None:
             fitting = {sc: w for sc, w in dist.emotion_scenario[cell.emotion].items() if w > 0}
+        elif dist.scenarios is not None:
+            table = self.fitted_emotion_scenario(cell.language, dist)
+            fitting = {sc: w for (e, sc), w in table.items() if e == cell.emotion}
         else:
             fitting = self.scenario_weights(cell.language, dist, cell.emotion)
         scenario = weighted_choice(random.Random(f"{self.config.seed}:scenario:{index}"), dict(sorted(fitting.items())))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -12,6 +14,8 @@ from empathy_data.allocation import BalancedSequence
 from empathy_data.errors import ConfigError
 from empathy_data.labels import AGE_GROUPS, EMOTIONS
 from tests.helpers import make_context
+
+PROBE = make_context(Path(tempfile.mkdtemp()))  # only its prompts are read
 
 
 def shares(draw, keys, max_part=20):
@@ -192,3 +196,41 @@ def test_a_pool_without_the_asked_for_voices_is_refused(tmp_path):
     )
     with pytest.raises(ConfigError, match="asks for en female elderly users"):
         make_context(tmp_path, speaker_pool=str(pool), distributions={"age_group": {"elderly": 1.0}})
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_configured_scenarios_and_emotions_both_hold_on_every_prefix(tmp_path_factory, data):
+    """Scenarios fit only some emotions, so a scenario mix is met through a fitted emotion x scenario
+    table; both configured mixes then hold within one dialogue on every prefix (one language)."""
+    fits = PROBE.prompts.scenario_emotions["en"]
+    scenarios = data.draw(st.lists(st.sampled_from(sorted(fits)), min_size=2, max_size=6, unique=True))
+    # margins of some whole table over allowed pairs: mixes a config could ask for together
+    table = {(e, s): data.draw(st.integers(0, 3)) for s in scenarios for e in fits[s]}
+    for s in scenarios:
+        table[(sorted(fits[s])[0], s)] += 1
+    total = sum(table.values())
+    scenario_mix, emotion_mix = Counter(), Counter()
+    for (e, s), n in table.items():
+        scenario_mix[s] += n / total
+        emotion_mix[e] += n / total
+    emotion_mix = {e: w for e, w in emotion_mix.items() if w > 0}
+    n = data.draw(st.integers(1, 120))
+    ctx = make_context(
+        tmp_path_factory.mktemp("fit"), num_dialogues=n, seed=data.draw(st.integers(0, 99)),
+        distributions={"scenarios": dict(scenario_mix), "user_emotion": emotion_mix},
+    )  # fmt: skip
+    specs = [ctx.planner.spec(i) for i in range(n)]
+    assert all(s.turns[0].emotion in fits[s.scenario] for s in specs)
+    assert worst_prefix_error([s.scenario for s in specs], scenario_mix) <= 1 + 1e-6
+    assert worst_prefix_error([s.turns[0].emotion for s in specs], emotion_mix) <= 1 + 1e-6
+
+
+def test_scenario_and_emotion_mixes_that_cannot_hold_together_are_refused(tmp_path):
+    # surprise_gift fits happy and surprised only: half the dialogues cannot go there if 10% are happy
+    with pytest.raises(ConfigError) as caught:
+        make_context(tmp_path, distributions={"scenarios": {"surprise_gift": 0.5, "sick_parent": 0.5},
+                                              "user_emotion": {"happy": 0.1, "sad": 0.9}})  # fmt: skip
+    message = str(caught.value)
+    assert message.startswith("distributions.scenarios: cannot hold with user_emotion"), message
+    assert "'surprise_gift' can get about 10.0%, not 50.0%" in message, message
