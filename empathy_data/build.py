@@ -7,6 +7,8 @@ own output atomically under <out>/work/<stage>/ and returns a small ChunkRef, ne
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -55,6 +57,8 @@ def synthesize_identity(config: SynthesizeConfig) -> dict[str, Any]:
 def filter_identity(config: FilterConfig) -> dict[str, Any]:
     settings = config.model_dump(mode="json")
     asr, emotion = settings["asr"], settings["emotion"]
+    if config.asr.backend == "faster-whisper":
+        asr["blas_threads"] = 1  # filter/asr.py: transcripts made under other BLAS threading are not reused
     if config.asr.backend == "faster-whisper" and config.asr.model == "embedded":
         asr["model"] = {"embedded_asr_sha256": WHISPER_SHA256}
     else:
@@ -77,6 +81,7 @@ class ChunkRef:
     round: int = 0
     replayed: int = 0  # script stage: LLM replies read back from the journal
     sent: int = 0  # script stage: requests sent to the LLM
+    worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")  # who made this ref
 
 
 @dataclass

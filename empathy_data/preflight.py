@@ -92,9 +92,9 @@ def check_libraries_and_models(config: BuildConfig) -> None:
 
     runner = config.runner
     if runner.kind == "ray":
-        _needs("runner.kind", ["prefect_ray"], "pip install prefect-ray")
+        _needs("runner.kind", ["prefect_ray", "ray"], "pip install 'empathy-data[ray]'")
     elif runner.kind == "dask":
-        _needs("runner.kind", ["prefect_dask"], "pip install prefect-dask")
+        _needs("runner.kind", ["prefect_dask", "distributed"], "pip install 'empathy-data[dask]'")
 
 
 def check_llm_server(config: BuildConfig) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import threading
 import time
 from collections import deque
@@ -55,8 +57,14 @@ def _context(config_path: str, overrides_json: str, chunk_index: int = 0) -> Bui
     return ctx
 
 
+DRIVER = f"{socket.gethostname()}:{os.getpid()}"
+
+
 def _report(ref: ChunkRef, total: int) -> ChunkRef:
+    """Logged by the driver as each chunk task finishes, whichever worker ran it."""
     state = "cached" if ref.cached else f"{ref.seconds:.1f}s"
+    if ref.worker != DRIVER:
+        state += f" on {ref.worker}"
     counts = ", ".join(f"{k} {v}" for k, v in sorted(ref.counts.items())) or "nothing to do"
     again = f" round {ref.round}" if ref.round else ""
     llm = f"; llm: {ref.replayed} replayed from journal, {ref.sent} sent" if ref.stage == "script" and not ref.cached else ""
@@ -70,14 +78,14 @@ def _report(ref: ChunkRef, total: int) -> ChunkRef:
 def script_task(config_path: str, overrides_json: str, chunk_index: int, base_url: str, round_: int = 0) -> ChunkRef:
     ctx = _context(config_path, overrides_json, chunk_index)
     make_chat = partial(backends.chat_backend, ctx.config.script.model_dump_json(), base_url)
-    return _report(run_script_chunk(ctx, chunk_index, make_chat, round_), ctx.planner.num_chunks)
+    return run_script_chunk(ctx, chunk_index, make_chat, round_)
 
 
 @task(name="synthesize-chunk", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
 def synthesize_task(config_path: str, overrides_json: str, chunk_index: int, round_: int = 0) -> ChunkRef:
     ctx = _context(config_path, overrides_json, chunk_index)
     make_tts = partial(backends.tts_backend, ctx.config.synthesize.model_dump_json())
-    return _report(run_synthesize_chunk(ctx, chunk_index, make_tts, round_), ctx.planner.num_chunks)
+    return run_synthesize_chunk(ctx, chunk_index, make_tts, round_)
 
 
 @task(name="filter-chunk", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
@@ -88,10 +96,12 @@ def filter_task(config_path: str, overrides_json: str, chunk_index: int, round_:
     def make_judges():
         return backends.asr_backend(filter_json), backends.emotion_backend(filter_json)
 
-    return _report(run_filter_chunk(ctx, chunk_index, make_judges, round_), ctx.planner.num_chunks)
+    return run_filter_chunk(ctx, chunk_index, make_judges, round_)
 
 
 def task_runner(runner: RunnerConfig):
+    """The Prefect task runner `runner:` names. Without an address, Ray and Dask start a local cluster of
+    `max_workers` single-threaded worker processes on loopback, without a dashboard."""
     if runner.kind == "thread":
         from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -100,13 +110,20 @@ def task_runner(runner: RunnerConfig):
         try:
             from prefect_ray import RayTaskRunner
         except ImportError:
-            raise BackendUnavailable("runner.kind ray needs: pip install prefect-ray") from None
-        return RayTaskRunner(address=runner.address) if runner.address else RayTaskRunner()
+            raise BackendUnavailable("runner.kind ray needs: pip install 'empathy-data[ray]'") from None
+        if runner.address:
+            return RayTaskRunner(address=runner.address)
+        local = {"num_cpus": runner.max_workers, "include_dashboard": False, "_node_ip_address": "127.0.0.1"}
+        return RayTaskRunner(init_kwargs=local)
     try:
         from prefect_dask import DaskTaskRunner
     except ImportError:
-        raise BackendUnavailable("runner.kind dask needs: pip install prefect-dask") from None
-    return DaskTaskRunner(address=runner.address) if runner.address else DaskTaskRunner()
+        raise BackendUnavailable("runner.kind dask needs: pip install 'empathy-data[dask]'") from None
+    if runner.address:
+        return DaskTaskRunner(address=runner.address)
+    local = {"n_workers": runner.max_workers, "threads_per_worker": 1, "processes": True,
+             "host": "127.0.0.1", "dashboard_address": None}  # fmt: skip
+    return DaskTaskRunner(cluster_kwargs=local)
 
 
 def llm_endpoint(ctx: BuildContext):
@@ -162,7 +179,7 @@ def run_chunks(
         done = next(as_completed(list(running)))
         c, step = running.pop(done)
         try:
-            refs.append(done.result())
+            refs.append(_report(done.result(), ctx.planner.num_chunks))
         except Exception as exc:
             failure = failure or f"chunk {c + 1}: {_describe(exc)}"
             continue
@@ -230,6 +247,9 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> d
 
 
 def run_build(config_path: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run the build flow on the task runner its config names (`runner:`)."""
+    """Run the build flow on the task runner its config names (`runner:`). Workers get the config file
+    and output directory as absolute paths: a worker process need not share the driver's directory."""
+    config_path = str(Path(config_path).resolve())
     ctx = _context(config_path, json.dumps(overrides or {}, sort_keys=True))
+    overrides = {**(overrides or {}), "output": str(ctx.out)}
     return build_corpus.with_options(task_runner=task_runner(ctx.config.runner))(config_path, overrides)

@@ -27,8 +27,15 @@ class FasterWhisper:
             from faster_whisper import WhisperModel
         except ImportError:
             raise BackendUnavailable("faster-whisper ASR needs: pip install faster-whisper") from None
+        from threadpoolctl import threadpool_limits
+
         from empathy_data.embedded_models import embedded_whisper
 
+        # faster-whisper computes its log-mel features with numpy, whose OpenBLAS matmuls give slightly
+        # different numbers with a different thread count, enough to change a transcript (seen: "man"
+        # vs "bear" with OPENBLAS_NUM_THREADS=1, which Dask's worker nanny sets). One BLAS thread for
+        # the process makes a transcript the same on every runner; the model's own threads are cpu_threads.
+        threadpool_limits(limits=1, user_api="blas")
         self.config = config
         self.model_path = str(embedded_whisper()) if config.model == "embedded" else config.model
         self.model = WhisperModel(

@@ -1,0 +1,41 @@
+"""The same build on a real local Ray cluster and a real local Dask cluster (2 worker processes each, on
+loopback): the chunk tasks run in the workers and the corpus is byte for byte the thread runner's."""
+
+import json
+import re
+import shutil
+
+import pytest
+import yaml
+
+from empathy_data.verify import verify_corpus
+from tests.conftest import run_build, tiny_config
+from tests.test_resume import shard_digests
+
+
+@pytest.mark.parametrize("kind", ["dask", "ray"])
+def test_a_cluster_runner_builds_the_thread_runners_corpus(tiny_build, tmp_path, kind):
+    reference = tiny_build[0] / "out"
+    path = tiny_config(tmp_path, out=kind)
+    config = yaml.safe_load(path.read_text())
+    config["runner"] = {"kind": kind, "max_workers": 2}
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / kind
+    # Scripts come from the thread build (the LLM is tested there); TTS, ASR and export run on the cluster.
+    shutil.copytree(reference / "work" / "script", out / "work" / "script")
+    shutil.copy(reference / "build.json", out / "build.json")
+
+    result = run_build(path, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = re.sub(r"\s+", " ", result.stderr)  # rich wraps long log lines
+    done = re.findall(r"(script|synthesize|filter) chunk \d/\d done \((?:cached|[\d.]+s) on ([^:\s]+):(\d+)\)", log)
+    assert len(done) == 6, result.stderr[-3000:]  # 2 chunks x 3 stages, each reported with its worker
+    assert {stage for stage, _, _ in done} == {"script", "synthesize", "filter"}
+
+    assert shard_digests(out) == shard_digests(reference)
+    assert (out / "README.md").read_text() == (reference / "README.md").read_text()
+    manifest = json.loads((out / "manifest.json").read_text())
+    for unit in ("dialogues", "exchanges"):
+        c = manifest["counts"][unit]
+        assert c["accepted"] + c["rejected"] + c["failed"] == c["planned"] > 0
+    verify_corpus(out)
