@@ -468,6 +468,21 @@ class RunnerConfig(Strict):
         return self.max_chunks_in_flight or 2 * self.max_workers
 
 
+class StageResources(Strict):
+    """Where and how many of one stage's chunk tasks run. `gpus` is what each task asks of the cluster
+    (Ray `num_gpus`, Dask worker resource `GPU`): 1 gives a TTS model a GPU to itself, 0.5 lets two
+    judges share one. `max_concurrent` caps the stage's tasks running at once on any runner."""
+
+    gpus: float = Field(default=0.0, ge=0)
+    max_concurrent: int | None = Field(default=None, ge=1)
+
+
+class Resources(Strict):
+    script: StageResources = StageResources()
+    synthesize: StageResources = StageResources()
+    filter: StageResources = StageResources()
+
+
 class BuildConfig(Strict):
     name: str = "empathy-corpus"
     seed: int = 0
@@ -487,6 +502,7 @@ class BuildConfig(Strict):
     regenerate: RegenerateConfig = RegenerateConfig()
     rebalance: RebalanceConfig | None = None
     runner: RunnerConfig = RunnerConfig()
+    resources: Resources = Resources()
 
     @model_validator(mode="before")
     @classmethod

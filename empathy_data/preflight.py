@@ -95,6 +95,32 @@ def check_libraries_and_models(config: BuildConfig) -> None:
         _needs("runner.kind", ["prefect_ray", "ray"], "pip install 'empathy-data[ray]'")
     elif runner.kind == "dask":
         _needs("runner.kind", ["prefect_dask", "distributed"], "pip install 'empathy-data[dask]'")
+    check_gpu_requests(config)
+
+
+def visible_gpus() -> int:
+    try:
+        import ctranslate2  # installed with faster-whisper; asks the CUDA driver without importing torch
+
+        return ctranslate2.get_cuda_device_count()
+    except Exception:
+        return 0
+
+
+def check_gpu_requests(config: BuildConfig) -> None:
+    """A stage that asks for GPUs on a cluster started here must be able to get them, or its tasks would
+    wait forever. (A cluster given by address declares its own GPUs.)"""
+    runner = config.runner
+    asks = {stage: r.gpus for stage, r in config.resources if r.gpus > 0}
+    if not asks or runner.kind == "thread" or runner.address:
+        return
+    stage, gpus = max(asks.items(), key=lambda item: item[1])
+    field = f"resources.{stage}.gpus"
+    if runner.kind == "dask":
+        raise ConfigError(field, "a local Dask cluster does not split GPUs between its workers: give runner.address of "
+                                 "a cluster whose workers declare `--resources GPU=n`, or use runner.kind ray")  # fmt: skip
+    if gpus > visible_gpus():
+        raise ConfigError(field, f"asks for {gpus:g} GPU(s) per task, but this machine has {visible_gpus()} for a local Ray cluster")
 
 
 def check_llm_server(config: BuildConfig) -> None:

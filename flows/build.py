@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from contextlib import nullcontext
 from functools import lru_cache, partial
 from pathlib import Path
@@ -126,6 +126,19 @@ def task_runner(runner: RunnerConfig):
     return DaskTaskRunner(cluster_kwargs=local)
 
 
+def placement(kind: str, gpus: float):
+    """What a stage's task asks of the cluster it is submitted to (thread runner: nothing to ask)."""
+    if gpus <= 0 or kind == "thread":
+        return nullcontext()
+    if kind == "ray":
+        from prefect_ray.context import remote_options
+
+        return remote_options(num_gpus=gpus)
+    import dask
+
+    return dask.annotate(resources={"GPU": gpus})
+
+
 def llm_endpoint(ctx: BuildContext):
     """The configured server, or the embedded llama.cpp server started for this build."""
     script = ctx.config.script
@@ -158,33 +171,49 @@ def run_chunks(
     `max_workers` would count waiting tasks instead of working ones. After a chunk fails (its retries
     spent), no new chunk starts; the chunks in flight finish and stay cached; the first cause is raised."""
     steps = [(r, stage) for r in ctx.rounds for stage in STAGES]
+    resources = ctx.config.resources
+    limit = {stage: getattr(resources, stage).max_concurrent for stage in STAGES}
 
     def submit(c: int, step: int) -> PrefectFuture:
         r, stage = steps[step]
-        if stage == "script":
-            return script_task.submit(config_path, overrides_json, c, base_url, r)
-        if stage == "synthesize":
-            return synthesize_task.submit(config_path, overrides_json, c, r)
-        return filter_task.submit(config_path, overrides_json, c, r)
+        with placement(ctx.config.runner.kind, getattr(resources, stage).gpus):
+            if stage == "script":
+                return script_task.submit(config_path, overrides_json, c, base_url, r)
+            if stage == "synthesize":
+                return synthesize_task.submit(config_path, overrides_json, c, r)
+            return filter_task.submit(config_path, overrides_json, c, r)
 
     pending = deque(chunks)
     running: dict[PrefectFuture, tuple[int, int]] = {}
+    held: deque[tuple[int, int]] = deque()  # ready, but their stage is at its max_concurrent
+    active: Counter[str] = Counter()
     refs: list[ChunkRef] = []
     failure: str | None = None
     window = ctx.config.runner.chunks_in_flight
+
+    def start(c: int, step: int) -> None:
+        stage = steps[step][1]
+        if limit[stage] is not None and active[stage] >= limit[stage]:
+            held.append((c, step))
+            return
+        active[stage] += 1
+        running[submit(c, step)] = (c, step)
+
     while pending or running:
-        while pending and failure is None and len(running) < window:
-            c = pending.popleft()
-            running[submit(c, 0)] = (c, 0)
+        while pending and failure is None and len(running) + len(held) < window:
+            start(pending.popleft(), 0)
         done = next(as_completed(list(running)))
         c, step = running.pop(done)
+        active[steps[step][1]] -= 1
+        for _ in range(len(held)):  # in order of arrival, whatever the freed stage lets through
+            start(*held.popleft())
         try:
             refs.append(_report(done.result(), ctx.planner.num_chunks))
         except Exception as exc:
             failure = failure or f"chunk {c + 1}: {_describe(exc)}"
             continue
         if step + 1 < len(steps):
-            running[submit(c, step + 1)] = (c, step + 1)
+            start(c, step + 1)
     if failure is not None:
         raise EmpathyDataError(f"{failure}; re-run the same command to resume")
     return refs
@@ -251,5 +280,8 @@ def run_build(config_path: str, overrides: dict[str, Any] | None = None) -> dict
     and output directory as absolute paths: a worker process need not share the driver's directory."""
     config_path = str(Path(config_path).resolve())
     ctx = _context(config_path, json.dumps(overrides or {}, sort_keys=True))
+    if ctx.config.runner.kind == "thread" and any(r.gpus > 0 for _, r in ctx.config.resources):
+        log.warning("resources: gpus are asked of a Ray or Dask cluster; on the thread runner every stage "
+                    "shares this process's GPUs (max_concurrent still applies)")  # fmt: skip
     overrides = {**(overrides or {}), "output": str(ctx.out)}
     return build_corpus.with_options(task_runner=task_runner(ctx.config.runner))(config_path, overrides)
