@@ -27,6 +27,7 @@ from empathy_data.prompt_library import PromptLibrary, load_prompts
 from empathy_data.regenerate import Version, merge, needs_another_round, versions_in_round
 from empathy_data.resources import prompts_dir, speaker_pool_path
 from empathy_data.schema import DialogueSpec, Outcome, Script, Utterance
+from empathy_data.script.llama_serve import EMBEDDED_SAMPLER
 from empathy_data.speakers import load_pool
 from empathy_data.targets import target_shares
 from empathy_data.topup import add_dialogue, plan_extras
@@ -138,6 +139,7 @@ class BuildContext:
             s["structured_output"] = script.schema_form()
             if script.base_url is None:
                 s["embedded_llm_sha256"] = LLM_SHA256
+                s["sampler"] = EMBEDDED_SAMPLER
                 s["library"] = library_versions("llama-cpp-python")
         else:
             s["model"] = model_identity(script.model)
@@ -457,7 +459,7 @@ def run_script_chunk(ctx: BuildContext, chunk_index: int, make_chat: Callable, r
     cfg = ctx.config.script
     # The request hash covers messages, seed and sampling settings; the salt adds the model weights.
     identity = ctx.llm_identity()
-    salt = {k: identity.get(k) for k in ("embedded_llm_sha256", "model", "library")}
+    salt = {k: identity.get(k) for k in ("embedded_llm_sha256", "sampler", "model", "library")}
     journal = ReplyJournal(ctx.journal_path(chunk_index, round_), salt=salt)
     scripts, outcomes = write_scripts(
         specs,

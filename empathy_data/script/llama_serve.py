@@ -17,6 +17,9 @@ import signal
 import sys
 
 PARENT_ENV = "EMPATHY_DATA_PARENT_PID"
+# How the embedded server samples under a grammar: in the script stage's key and the journal's salt, so
+# replies sampled another way are never mixed into a build.
+EMBEDDED_SAMPLER = "grammar-after-draw"
 
 
 def die_with_parent() -> None:
