@@ -78,17 +78,30 @@ def _random_order(
     return order
 
 
-def _largest_behind(counts: dict[Hashable, int], priority: list[Hashable]) -> list[Hashable]:
-    """Smooth weighted round robin: always the value furthest behind its share (ties by seeded priority).
-    Keeps every value within one item of its share on every prefix."""
+def _earliest_deadline(counts: dict[Hashable, int], priority: list[Hashable]) -> list[Hashable]:
+    """An order in which every value stays within one item of its share on every prefix, always (the
+    chairman assignment problem, Tijdeman 1980). The j-th item of a value with c of the block's D items
+    must come at a step t with (j-1)D/c <= t <= jD/c + 1; earliest-deadline-first fills such windows
+    whenever they can be filled, and they always can. Ties go by the seeded priority."""
+    import heapq
+
     size = sum(counts.values())
-    rank = {k: j for j, k in enumerate(priority)}
-    taken = dict.fromkeys(counts, 0)
-    order = []
+    rank = {k: i for i, k in enumerate(priority)}
+    releases = sorted(  # the j-th of c: not before step (j-1)D/c, not after step jD/c + 1
+        (max(1, -(-(j - 1) * size // c)), min(size, j * size // c + 1), rank[k], k)
+        for k, c in counts.items()
+        for j in range(1, c + 1)
+    )
+    ready: list[tuple[int, int, Hashable]] = []
+    order: list[Hashable] = []
+    nxt = 0
     for t in range(1, size + 1):
-        pick = max(counts, key=lambda k: (t * counts[k] / size - taken[k], -rank[k]))
-        taken[pick] += 1
-        order.append(pick)
+        while nxt < len(releases) and releases[nxt][0] <= t:
+            _, deadline, r, k = releases[nxt]
+            heapq.heappush(ready, (deadline, r, k))
+            nxt += 1
+        _, _, k = heapq.heappop(ready)
+        order.append(k)
     return order
 
 
@@ -108,14 +121,15 @@ class BalancedSequence:
     def _make_block(self, block: int) -> tuple[tuple[Hashable, int], ...]:
         """The block's order, each value with how many of it came earlier in the block."""
         rng = random.Random(f"{self.salt}:{block}")
-        for _ in range(ORDER_ATTEMPTS):
+        # a dead end is a matter of luck: small blocks (joint tables) can afford many tries
+        for _ in range(max(ORDER_ATTEMPTS, min(400, 20_000 // self.size))):
             order = _random_order(rng, self.counts, self.groups)
             if order:
                 break
         else:  # a dead end every time (seen only for joint tables with awkward margins)
             priority = sorted(self.counts, key=str)
             rng.shuffle(priority)
-            order = _largest_behind(self.counts, priority)
+            order = _earliest_deadline(self.counts, priority)
         seen = dict.fromkeys(self.counts, 0)
         ranked = []
         for value in order:
@@ -140,18 +154,33 @@ def _margin(table: dict[tuple[Hashable, Hashable], float], part: int) -> dict[Ha
     return got
 
 
+def _shares(weights: dict[Hashable, float]) -> dict[Hashable, float]:
+    total = sum(w for w in weights.values() if w > 0)
+    return {k: w / total for k, w in weights.items() if w > 0}
+
+
+def _cells(want_row: dict, want_col: dict, allowed: set[tuple[Hashable, Hashable]]) -> list[tuple[Hashable, Hashable]]:
+    """The allowed pairs between weighted rows and columns, in a fixed order (never set order: string
+    hashes differ between processes, and every process must plan the same specs)."""
+    cells = sorted((cell for cell in allowed if cell[0] in want_row and cell[1] in want_col), key=repr)
+    for name, want, part in (("row", want_row, 0), ("column", want_col, 1)):
+        if missing := [k for k in want if k not in {cell[part] for cell in cells}]:
+            raise ValueError(f"{missing[0]!r} fits no {'column' if name == 'row' else 'row'} with weight")
+    return cells
+
+
 def fit_joint(
-    rows: dict[Hashable, float], columns: dict[Hashable, float], allowed: set[tuple[Hashable, Hashable]]
+    rows: dict[Hashable, float],
+    columns: dict[Hashable, float],
+    allowed: set[tuple[Hashable, Hashable]],
+    strict: bool = True,
 ) -> dict[tuple[Hashable, Hashable], float]:
     """A joint table over the allowed (row, column) pairs whose margins are the given weights, by
     iterative proportional fitting started uniform (of all such tables, the one closest to uniform).
-    Raises ValueError naming the column furthest from its weight when no allowed table has both margins."""
-    want_row = {r: w / sum(w for w in rows.values() if w > 0) for r, w in rows.items() if w > 0}
-    want_col = {c: w / sum(w for w in columns.values() if w > 0) for c, w in columns.items() if w > 0}
-    table = {(r, c): 1.0 for r, c in allowed if r in want_row and c in want_col}
-    for name, want, part in (("row", want_row, 0), ("column", want_col, 1)):
-        if missing := [k for k in want if k not in _margin(table, part)]:
-            raise ValueError(f"{missing[0]!r} fits no {'column' if name == 'row' else 'row'} with weight")
+    Strict: raises ValueError naming the column furthest below its weight when the fit does not reach
+    both margins; otherwise returns the fit as far as it got."""
+    want_row, want_col = _shares(rows), _shares(columns)
+    table = dict.fromkeys(_cells(want_row, want_col, allowed), 1.0)
     for _ in range(MAX_FIT_ROUNDS):
         for want, part in ((want_col, 1), (want_row, 0)):  # rows last: they come out exact
             got = _margin(table, part)
@@ -160,43 +189,59 @@ def fit_joint(
         off = {c: col_got[c] - w for c, w in want_col.items()}
         if max(abs(v) for v in off.values()) < FIT_TOLERANCE:
             return table
+    if not strict:
+        return table
     worst = min(off, key=lambda c: off[c])  # the column its rows starve most
     raise ValueError(f"{worst!r} can get about {col_got[worst]:.1%}, not {want_col[worst]:.1%}")
 
 
-def whole_joint(
-    rows: dict[Hashable, float], columns: dict[Hashable, float], allowed: set[tuple[Hashable, Hashable]]
-) -> dict[tuple[Hashable, Hashable], float]:
-    """fit_joint's table as weights with the margins' own small common denominator D: a whole count per
-    cell, each the fitted value times D rounded down or up, with both margins exact (an integral
-    transportation problem, solved as a max flow). Small whole blocks are what keep both margins within
-    one item on every prefix; weights with no denominator up to MAX_BLOCK keep the fitted table."""
+def _transport(want: list[dict], counts: dict[tuple, int], capacity: dict[tuple, int | None]) -> dict[tuple, int]:
+    """`counts` plus a max flow that adds whole units to the cells in `capacity` (None: unbounded)
+    towards the row and column totals in `want`. The totals may be left short: the caller checks."""
     import networkx as nx
 
-    table = fit_joint(rows, columns, allowed)
-    margins = [{k: w for k, w in m.items() if w > 0} for m in (rows, columns)]
-    fractions = [{k: Fraction(w / sum(m.values())).limit_denominator(MAX_BLOCK) for k, w in m.items()} for m in margins]
-    size = math.lcm(*(f.denominator for m in fractions for f in m.values()))
-    if size > MAX_BLOCK or any(sum(m.values()) != 1 for m in fractions):
-        return table
-    want = [{k: int(f * size) for k, f in m.items()} for m in fractions]
-    counts = {cell: math.floor(w * size + 1e-9) for cell, w in table.items()}
     graph = nx.DiGraph()
-    for (r, c), w in table.items():
-        if w * size - counts[(r, c)] > 1e-9:
-            graph.add_edge(("row", r), ("column", c), capacity=1)
+    for (r, c), cap in capacity.items():
+        graph.add_edge(("row", r), ("column", c), **({} if cap is None else {"capacity": cap}))
     for part, kind in enumerate(("row", "column")):
         for k, n in want[part].items():
             short = n - sum(v for cell, v in counts.items() if cell[part] == k)
             if short > 0:
                 graph.add_edge(*(("S", (kind, k)) if part == 0 else ((kind, k), "T")), capacity=short)
+    counts = dict(counts)
     if "S" in graph and "T" in graph:
         _, flow = nx.maximum_flow(graph, "S", "T")
         for node, out in flow.items():
             if node != "S" and node[0] == "row":
                 for target, n in out.items():
-                    if target != "T":
-                        counts[(node[1], target[1])] += n
-    if any(sum(v for cell, v in counts.items() if cell[part] == k) != n for part in (0, 1) for k, n in want[part].items()):
-        return table  # rounding lost a unit somewhere: keep the exact fractional table
-    return {cell: n / size for cell, n in counts.items() if n}
+                    if target != "T" and n:
+                        counts[(node[1], target[1])] = counts.get((node[1], target[1]), 0) + n
+    return counts
+
+
+def whole_joint(
+    rows: dict[Hashable, float], columns: dict[Hashable, float], allowed: set[tuple[Hashable, Hashable]]
+) -> dict[tuple[Hashable, Hashable], float]:
+    """A joint table with both margins exact in whole counts of the margins' common denominator D (small
+    whole blocks are what keep both margins within one item on every prefix). Whether one exists is an
+    integral transportation problem, decided exactly by a max flow; among the tables that exist, each
+    cell is fit_joint's value times D rounded down or up where a second max flow can make that add up.
+    Weights with no denominator up to MAX_BLOCK get fit_joint's fractional table."""
+    fractions = [{k: Fraction(w).limit_denominator(MAX_BLOCK) for k, w in _shares(m).items()} for m in (rows, columns)]
+    size = math.lcm(*(f.denominator for m in fractions for f in m.values()))
+    if size > MAX_BLOCK or any(sum(m.values()) != 1 for m in fractions):
+        return fit_joint(rows, columns, allowed)
+    want = [{k: int(f * size) for k, f in m.items()} for m in fractions]
+    cells = _cells(want[0], want[1], allowed)
+    feasible = _transport(want, {}, dict.fromkeys(cells))
+    got = {c: sum(n for cell, n in feasible.items() if cell[1] == c) for c in want[1]}
+    if got != want[1]:
+        worst = min(want[1], key=lambda c: (got[c] - want[1][c], repr(c)))
+        raise ValueError(f"{worst!r} can get about {got[worst] / size:.1%}, not {want[1][worst] / size:.1%}")
+    guide = fit_joint(rows, columns, allowed, strict=False)
+    floors = {cell: math.floor(w * size + 1e-9) for cell, w in guide.items()}
+    rounded = _transport(want, floors, {cell: 1 for cell, w in guide.items() if w * size - floors[cell] > 1e-9})
+    if all(sum(n for cell, n in rounded.items() if cell[part] == k) == total
+           for part in (0, 1) for k, total in want[part].items()):  # fmt: skip
+        feasible = rounded
+    return {cell: feasible[cell] / size for cell in cells if feasible.get(cell)}

@@ -275,8 +275,14 @@ class BuildContext:
         return self.out / "work" / "topup" / f"pass-{pass_}.json"
 
     def _topup_basis(self) -> str:
+        """What a pass is planned from: the filter outputs, the rebalance settings, and the export
+        settings that decide which accepted rows count (accepted_so_far)."""
         rebalance = self.config.rebalance.model_dump() if self.config.rebalance else None
-        return digest({"rebalance": rebalance, "filter": [self.keys["filter"][c] for c in self.chunk_ranges()]})
+        export = self.config.export
+        counted = {"rule": "corpus_pass", "unclean_history": export.unclean_history,
+                   "near_duplicate_threshold": export.near_duplicate_threshold}  # fmt: skip
+        filters = [self.keys["filter"][c] for c in self.chunk_ranges()]
+        return digest({"rebalance": rebalance, "counted": counted, "filter": filters})
 
     def load_topup(self) -> None:
         """Register the top-up passes planned on disk beyond those registered (a worker process calls
@@ -459,7 +465,9 @@ def run_script_chunk(ctx: BuildContext, chunk_index: int, make_chat: Callable, r
     cfg = ctx.config.script
     # The request hash covers messages, seed and sampling settings; the salt adds the model weights.
     identity = ctx.llm_identity()
-    salt = {k: identity.get(k) for k in ("embedded_llm_sha256", "sampler", "model", "library")}
+    salt = {k: identity.get(k) for k in ("embedded_llm_sha256", "model", "library")}
+    if "sampler" in identity:  # the embedded server's (absent elsewhere: older journals keep replaying)
+        salt["sampler"] = identity["sampler"]
     journal = ReplyJournal(ctx.journal_path(chunk_index, round_), salt=salt)
     scripts, outcomes = write_scripts(
         specs,

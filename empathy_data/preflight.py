@@ -99,12 +99,19 @@ def check_libraries_and_models(config: BuildConfig) -> None:
 
 
 def visible_gpus() -> int:
-    try:
-        import ctranslate2  # installed with faster-whisper; asks the CUDA driver without importing torch
+    """GPUs a local Ray cluster would find: what the NVIDIA driver lists (CUDA_VISIBLE_DEVICES aside)."""
+    import shutil
+    import subprocess
 
-        return ctranslate2.get_cuda_device_count()
-    except Exception:
+    if shutil.which("nvidia-smi") is None:
         return 0
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    count = sum(line.startswith("GPU ") for line in listed.splitlines())
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return count if visible is None else min(count, len([d for d in visible.split(",") if d.strip()]))
 
 
 def check_gpu_requests(config: BuildConfig) -> None:

@@ -199,7 +199,7 @@ def run_chunks(
         active[stage] += 1
         running[submit(c, step)] = (c, step)
 
-    while pending or running:
+    while running or (pending and failure is None):  # after a failure, pending chunks never start
         while pending and failure is None and len(running) + len(held) < window:
             start(pending.popleft(), 0)
         done = next(as_completed(list(running)))

@@ -98,7 +98,8 @@ def test_stage_gpus_are_asked_of_the_cluster_the_task_is_submitted_to():
         assert dask.get_annotations() == {}
 
 
-def test_gpus_a_local_cluster_cannot_give_are_refused():
+def test_gpus_a_local_cluster_cannot_give_are_refused(monkeypatch):
+    from empathy_data import preflight
     from empathy_data.config import parse_config
     from empathy_data.errors import ConfigError
     from empathy_data.preflight import check_gpu_requests
@@ -109,7 +110,33 @@ def test_gpus_a_local_cluster_cannot_give_are_refused():
 
     with pytest.raises(ConfigError, match=r"resources.synthesize.gpus: a local Dask cluster does not split GPUs"):
         check_gpu_requests(config("dask"))
+    monkeypatch.setattr(preflight, "visible_gpus", lambda: 0)
     with pytest.raises(ConfigError, match=r"resources.synthesize.gpus: asks for 1 GPU\(s\) per task, but this machine has 0"):
         check_gpu_requests(config("ray"))
+    monkeypatch.setattr(preflight, "visible_gpus", lambda: 1)
+    check_gpu_requests(config("ray"))
     check_gpu_requests(config("ray", "ray://head:10001"))  # a remote cluster declares its own GPUs
     check_gpu_requests(config("thread"))
+
+
+def test_a_failed_chunk_stops_new_chunks_and_its_cause_is_raised(tmp_path, monkeypatch):
+    from empathy_data.errors import EmpathyDataError
+
+    started = []
+
+    def script(ctx, chunk_index, make_backend, round_=0):
+        started.append(chunk_index)
+        if chunk_index == 0:
+            raise ValueError("the writer broke")
+        return ChunkRef("script", chunk_index, "key", "path", {}, 0.0, False, round_)
+
+    monkeypatch.setattr(flow, "run_script_chunk", script)
+    monkeypatch.setattr(flow, "script_task", flow.script_task.with_options(retries=0))
+    monkeypatch.setattr(flow, "llm_endpoint", lambda ctx: nullcontext("http://127.0.0.1:9/v1"))
+    monkeypatch.setattr(flow.backends, "chat_backend", lambda *a: types.SimpleNamespace(check_reachable=lambda: None))
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"num_dialogues": 3, "chunk_size": 1, "output": str(tmp_path / "out"),
+                                      "runner": {"max_workers": 1, "max_chunks_in_flight": 1}}))  # fmt: skip
+    with pytest.raises(EmpathyDataError, match="chunk 1: ValueError: the writer broke; re-run"):
+        flow.run_build(str(config), {})
+    assert started == [0]  # chunks 2 and 3 never started

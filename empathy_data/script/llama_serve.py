@@ -75,11 +75,16 @@ class GrammarAfterSampler:
         self._all["p"] = 0.0
         return self._array(self._all)
 
+    def _selected(self, candidates) -> int:
+        if not 0 <= candidates.selected < candidates.size:  # as llama.cpp asserts: no token was drawn
+            raise RuntimeError(f"sampler drew no token (selected {candidates.selected} of {candidates.size})")
+        return int(candidates.data[candidates.selected].id)
+
     def sample(self, ctx, idx: int) -> int:
         C = self._C
         candidates = self._candidates(ctx, idx)
         C.llama_sampler_apply(self.chain, ctypes.byref(candidates))
-        token = int(self._all["id"][candidates.selected])
+        token = self._selected(candidates)
         self._one["id"], self._one["logit"], self._one["p"] = token, 1.0, 0.0
         one = self._array(self._one)
         C.llama_sampler_apply(self.grammar, ctypes.byref(one))
@@ -87,7 +92,7 @@ class GrammarAfterSampler:
             candidates = self._candidates(ctx, idx)
             C.llama_sampler_apply(self.grammar, ctypes.byref(candidates))
             C.llama_sampler_apply(self.chain, ctypes.byref(candidates))
-            token = int(self._all["id"][candidates.selected])
+            token = self._selected(candidates)
         C.llama_sampler_accept(self.grammar, token)
         C.llama_sampler_accept(self.chain, token)
         return token
