@@ -5,7 +5,9 @@ each block holds exactly D * w_k items of value k, in a seeded order in which ev
 stays within one item of its share. Block boundaries are exact, so any prefix of the whole stream is
 within +/-1 item of n * w_k for every k, and item i is still a pure function of (salt, i): no state is
 carried from one item to the next. Joint tables are the same thing over cells, with the table's
-margins (its projections) held to +/-1 as well where a block order allows it.
+margins (its projections) held to +/-1 as well where a block order allows it. A block whose seeded
+random orders all run into dead ends falls back to earliest-deadline-first, which always keeps every
+value (not every margin) within one item.
 """
 
 from __future__ import annotations

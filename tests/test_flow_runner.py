@@ -12,78 +12,60 @@ from empathy_data.flows import build as flow
 from empathy_data.build import ChunkRef
 
 
-@pytest.mark.parametrize("max_workers", [1, 3])
-def test_max_workers_bounds_concurrent_chunk_tasks(tmp_path, monkeypatch, max_workers):
-    lock = threading.Lock()
-    seen = {"active": 0, "peak": 0, "runs": 0}
+class StageCounter:
+    """Stands in for the three run_*_chunk functions: each sleeps, and the peak number of chunk tasks
+    running at once is kept per stage and in all."""
 
-    def stage(name):
+    def __init__(self, monkeypatch, seconds: dict[str, float]):
+        self.lock = threading.Lock()
+        self.active = dict.fromkeys(["script", "synthesize", "filter", "all"], 0)
+        self.peak = dict(self.active)
+        self.runs = 0
+        for name in ("script", "synthesize", "filter"):
+            monkeypatch.setattr(flow, f"run_{name}_chunk", self.stage(name, seconds[name]))
+        monkeypatch.setattr(flow, "export_corpus", lambda ctx, timings: {"timings_s": dict(timings)})
+        monkeypatch.setattr(flow, "llm_endpoint", lambda ctx: nullcontext("http://127.0.0.1:9/v1"))
+        monkeypatch.setattr(flow.backends, "chat_backend", lambda *a: types.SimpleNamespace(check_reachable=lambda: None))
+
+    def stage(self, name: str, seconds: float):
         def run(ctx, chunk_index, make_backend, round_=0):
-            with lock:
-                seen["active"] += 1
-                seen["runs"] += 1
-                seen["peak"] = max(seen["peak"], seen["active"])
-            time.sleep(1.5 if name == "script" else 0.05)  # long enough to overlap if nothing stops it
-            with lock:
-                seen["active"] -= 1
-            return ChunkRef(name, chunk_index, "key", "path", {}, 0.3, False, round_)
+            with self.lock:
+                self.runs += 1
+                for key in (name, "all"):
+                    self.active[key] += 1
+                    self.peak[key] = max(self.peak[key], self.active[key])
+            time.sleep(seconds)  # long enough to overlap if nothing stops it
+            with self.lock:
+                for key in (name, "all"):
+                    self.active[key] -= 1
+            return ChunkRef(name, chunk_index, "key", "path", {}, seconds, False, round_)
 
         return run
 
-    for name in ("script", "synthesize", "filter"):
-        monkeypatch.setattr(flow, f"run_{name}_chunk", stage(name))
-    monkeypatch.setattr(flow, "export_corpus", lambda ctx, timings: {"timings_s": dict(timings)})
-    monkeypatch.setattr(flow, "llm_endpoint", lambda ctx: nullcontext("http://127.0.0.1:9/v1"))
-    monkeypatch.setattr(flow.backends, "chat_backend", lambda *a: types.SimpleNamespace(check_reachable=lambda: None))
-    config = tmp_path / "c.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {"num_dialogues": 4, "chunk_size": 1, "output": str(tmp_path / "out"), "runner": {"max_workers": max_workers}}
-        )
-    )
-    manifest = flow.run_build(str(config), {})
-    assert seen["runs"] == 4 * 3
-    assert seen["peak"] == max_workers
+
+def build_with(tmp_path, **config) -> dict:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"chunk_size": 1, "output": str(tmp_path / "out"), **config}))
+    return flow.run_build(str(path), {})
+
+
+@pytest.mark.parametrize("max_workers", [1, 3])
+def test_max_workers_bounds_concurrent_chunk_tasks(tmp_path, monkeypatch, max_workers):
+    counter = StageCounter(monkeypatch, {"script": 1.5, "synthesize": 0.05, "filter": 0.05})
+    manifest = build_with(tmp_path, num_dialogues=4, runner={"max_workers": max_workers})
+    assert counter.runs == 4 * 3
+    assert counter.peak["all"] == max_workers
     assert manifest["llm_requests"] == {"replayed": 0, "sent": 0}
 
 
 def test_a_stage_max_concurrent_caps_its_tasks_while_others_run(tmp_path, monkeypatch):
-    lock = threading.Lock()
-    active = {"script": 0, "synthesize": 0, "filter": 0, "all": 0}
-    peak = dict.fromkeys(active, 0)
-
-    def stage(name):
-        def run(ctx, chunk_index, make_backend, round_=0):
-            with lock:
-                for key in (name, "all"):
-                    active[key] += 1
-                    peak[key] = max(peak[key], active[key])
-            time.sleep(0.4)
-            with lock:
-                for key in (name, "all"):
-                    active[key] -= 1
-            return ChunkRef(name, chunk_index, "key", "path", {}, 0.4, False, round_)
-
-        return run
-
-    for name in ("script", "synthesize", "filter"):
-        monkeypatch.setattr(flow, f"run_{name}_chunk", stage(name))
-    monkeypatch.setattr(flow, "export_corpus", lambda ctx, timings: {"timings_s": dict(timings)})
-    monkeypatch.setattr(flow, "llm_endpoint", lambda ctx: nullcontext("http://127.0.0.1:9/v1"))
-    monkeypatch.setattr(flow.backends, "chat_backend", lambda *a: types.SimpleNamespace(check_reachable=lambda: None))
-    config = tmp_path / "c.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "num_dialogues": 6, "chunk_size": 1, "output": str(tmp_path / "out"),
-                "runner": {"max_workers": 4, "max_chunks_in_flight": 6},
-                "resources": {"synthesize": {"max_concurrent": 1}, "filter": {"max_concurrent": 2}},
-            }
-        )
+    counter = StageCounter(monkeypatch, dict.fromkeys(["script", "synthesize", "filter"], 0.4))
+    build_with(
+        tmp_path, num_dialogues=6, runner={"max_workers": 4, "max_chunks_in_flight": 6},
+        resources={"synthesize": {"max_concurrent": 1}, "filter": {"max_concurrent": 2}},
     )  # fmt: skip
-    flow.run_build(str(config), {})
-    assert peak["synthesize"] == 1 and peak["filter"] <= 2
-    assert peak["script"] == 4 and peak["all"] == 4  # the other stage still fills the workers
+    assert counter.peak["synthesize"] == 1 and counter.peak["filter"] <= 2
+    assert counter.peak["script"] == 4 and counter.peak["all"] == 4  # the other stage still fills the workers
 
 
 def test_stage_gpus_are_asked_of_the_cluster_the_task_is_submitted_to():
