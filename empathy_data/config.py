@@ -314,6 +314,8 @@ class FasterWhisperASR(Strict):
     compute_type: str = "int8"
     beam_size: int = Field(default=1, ge=1)
     cpu_threads: int = Field(default=2, ge=0)
+    # Utterances (up to 30 s each) encoded and decoded together; 1: one at a time through transcribe().
+    batch_size: int = Field(default=1, ge=1)
 
 
 class TransformersASR(Strict):
@@ -344,6 +346,7 @@ class ClassifierEmotion(Strict):
     label_map: dict[str, str] | None = None
     # Pass when the target emotion is the top prediction or gets at least this probability.
     min_prob: float = Field(default=0.5, ge=0, le=1)
+    batch_size: int = Field(default=1, ge=1)  # clips per model call
 
     @field_validator("label_map")
     @classmethod

@@ -67,28 +67,53 @@ def _report(ref: ChunkRef, total: int) -> ChunkRef:
         state += f" on {ref.worker}"
     counts = ", ".join(f"{k} {v}" for k, v in sorted(ref.counts.items())) or "nothing to do"
     again = f" round {ref.round}" if ref.round else ""
-    llm = f"; llm: {ref.replayed} replayed from journal, {ref.sent} sent" if ref.stage == "script" and not ref.cached else ""
+    llm = (
+        f"; llm: {ref.replayed} replayed from journal, {ref.sent} sent"
+        if ref.stage == "script" and not ref.cached
+        else ""
+    )
     log.info("%-10s chunk %d/%d%s done (%s): %s%s", ref.stage, ref.chunk_index + 1, total, again, state, counts, llm)
     return ref
 
 
 # An infrastructure fault raises out of the run_*_chunk function before anything is written, so a retry
 # (or a re-run of the build) starts that chunk again from what is on disk and in the reply journal.
-@task(name="script-chunk", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
+# Each run is named by stage, chunk index (from 0) and round as the chunk store and the journal name them
+# ("script c00003-r1": work/script/c00003-r1-<key>.jsonl, work/journal/c00003-r1.jsonl), so the Prefect UI
+# shows which chunk a task run is.
+@task(
+    name="script-chunk",
+    task_run_name="script c{chunk_index:05d}-r{round_}",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    cache_policy=NONE,
+)
 def script_task(config_path: str, overrides_json: str, chunk_index: int, base_url: str, round_: int = 0) -> ChunkRef:
     ctx = _context(config_path, overrides_json, chunk_index)
     make_chat = partial(backends.chat_backend, ctx.config.script.model_dump_json(), base_url)
     return run_script_chunk(ctx, chunk_index, make_chat, round_)
 
 
-@task(name="synthesize-chunk", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
+@task(
+    name="synthesize-chunk",
+    task_run_name="synthesize c{chunk_index:05d}-r{round_}",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    cache_policy=NONE,
+)
 def synthesize_task(config_path: str, overrides_json: str, chunk_index: int, round_: int = 0) -> ChunkRef:
     ctx = _context(config_path, overrides_json, chunk_index)
     make_tts = partial(backends.tts_backend, ctx.config.synthesize.model_dump_json())
     return run_synthesize_chunk(ctx, chunk_index, make_tts, round_)
 
 
-@task(name="filter-chunk", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
+@task(
+    name="filter-chunk",
+    task_run_name="filter c{chunk_index:05d}-r{round_}",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    cache_policy=NONE,
+)
 def filter_task(config_path: str, overrides_json: str, chunk_index: int, round_: int = 0) -> ChunkRef:
     ctx = _context(config_path, overrides_json, chunk_index)
     filter_json = ctx.config.filter.model_dump_json()
@@ -255,7 +280,11 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> d
             refs = run_chunks(ctx, config_path, overrides_json, base_url, ctx.chunk_ranges())
             while new_chunks := ctx.add_topup_pass():
                 extras = sum(len(ctx.planner.chunk_indices(c)) for c in new_chunks)
-                log.info("top-up pass %d: %d extra dialogue(s) into the labels the filter thinned", ctx.planner.extra_passes, extras)
+                log.info(
+                    "top-up pass %d: %d extra dialogue(s) into the labels the filter thinned",
+                    ctx.planner.extra_passes,
+                    extras,
+                )
                 refs += run_chunks(ctx, config_path, overrides_json, base_url, new_chunks)
         stage_seconds = {stage: round(sum(r.seconds for r in refs if r.stage == stage), 2) for stage in STAGES}
         stage_seconds["pipeline_wall"] = round(time.perf_counter() - t0, 2)

@@ -46,6 +46,16 @@ def script_failures(out: Path) -> list[dict]:
     return [r for r in rows if r.get("verdict") == "failed"]
 
 
+def seed_journal(out: Path, reference: Path) -> None:
+    """Give a stopped build the reference build's LLM replies, so its rerun replays them instead of
+    generating them again. What these tests check is the stop; test_resume reruns against the real server."""
+    for source in (reference / "work" / "journal").glob("*.jsonl"):
+        target = out / "work" / "journal" / source.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a", encoding="utf-8") as sink:
+            sink.write("\n" + source.read_text(encoding="utf-8"))  # after a line a kill may have cut short
+
+
 def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error:")]
 
@@ -77,9 +87,11 @@ def test_server_killed_mid_script_fails_the_build_and_the_rerun_completes(tiny_b
     assert "Traceback" not in stderr
     assert not script_failures(out)  # no chunk holds server-caused failures
     assert not (out / "manifest.json").exists()
+    seed_journal(out, reference)
     result = run_build(path, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["llm_requests"]["sent"] == 0  # every reply came from the journal
     assert manifest["counts"]["dialogues"]["failed"] == 0 and manifest["counts"]["exchanges"]["failed"] == 0
     assert shard_digests(out) == shard_digests(reference)
     verify_corpus(out)
@@ -109,6 +121,7 @@ def test_ctrl_c_stops_the_build_at_once_and_the_rerun_completes(tiny_build, tmp_
     time.sleep(1)
     assert not alive_in_group(build.pid)  # the LLM server and Prefect's server stopped with it
     assert not script_failures(out)
+    seed_journal(out, reference)
     result = run_build(path, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert shard_digests(out) == shard_digests(reference)

@@ -47,12 +47,16 @@ class FasterWhisper:
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {
+        identity = {
             "backend": "faster-whisper",
             "model": "whisper-base (embedded)" if self.config.model == "embedded" else self.config.model,
             "compute_type": self.config.compute_type,
             "beam_size": self.config.beam_size,
         }
+        # Same transcripts as one at a time on CPU (tested); a GPU's batched kernels may round differently.
+        if self.config.batch_size > 1:
+            identity["batch_size"] = self.config.batch_size
+        return identity
 
     def transcribe_one(self, audio: np.ndarray, language: str) -> str:
         segments, _ = self.model.transcribe(
@@ -69,11 +73,66 @@ class FasterWhisper:
         return " ".join(s.text.strip() for s in segments).strip()
 
     def transcribe(self, audios: list[np.ndarray], languages: list[str]) -> list[str | Exception]:
-        results: list[str | Exception] = []
-        for audio, language in zip(audios, languages, strict=True):
+        results: list[str | Exception] = [""] * len(audios)
+        one_by_one = list(range(len(audios)))
+        if self.config.batch_size > 1:
+            window = self.model.feature_extractor.n_samples  # 30 s: longer clips need transcribe()'s seeking
+            batchable = [i for i, audio in enumerate(audios) if audio.ndim == 1 and 0 < len(audio) <= window]
+            one_by_one = [i for i in one_by_one if i not in set(batchable)]
+            for language in sorted({languages[i] for i in batchable}):
+                same = [i for i in batchable if languages[i] == language]
+                for start in range(0, len(same), self.config.batch_size):
+                    index = same[start : start + self.config.batch_size]
+                    try:
+                        texts = self.transcribe_batch([audios[i] for i in index], language)
+                    except Exception as exc:
+                        raise_if_infrastructure(exc, "asr")
+                        one_by_one += index  # one bad clip spoils the batch: find it one at a time
+                        continue
+                    for i, text in zip(index, texts, strict=True):
+                        results[i] = text
+        for i in sorted(one_by_one):
             try:
-                results.append(self.transcribe_one(audio, language))
+                results[i] = self.transcribe_one(audios[i], languages[i])
             except Exception as exc:
                 raise_if_infrastructure(exc, "asr")
-                results.append(exc)
+                results[i] = exc
         return results
+
+    def transcribe_batch(self, audios: list[np.ndarray], language: str) -> list[str]:
+        """What transcribe_one gives each clip of at most 30 s, for a batch encoded and decoded together:
+        the same features, prompt, decoding options and no-speech rule as transcribe()'s first window."""
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens, pad_or_trim
+
+        model = self.model
+        tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
+        features = []
+        for audio in audios:
+            full = model.feature_extractor(audio)
+            features.append(pad_or_trim(full[:, : full.shape[-1] - 1]))  # transcribe() drops the last frame
+        encoded = model.encode(np.stack(features))
+        prompt = model.get_prompt(tokenizer, [], without_timestamps=True)
+        replies = model.model.generate(
+            encoded,
+            [list(prompt) for _ in audios],
+            beam_size=self.config.beam_size,
+            patience=1,
+            length_penalty=1,
+            repetition_penalty=1,
+            no_repeat_ngram_size=0,
+            max_length=model.max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            max_initial_timestamp_index=int(round(1.0 / model.time_precision)),
+        )
+        texts = []
+        for reply in replies:
+            tokens = reply.sequences_ids[0]
+            avg_logprob = reply.scores[0] * len(tokens) / (len(tokens) + 1)
+            # transcribe()'s defaults: no speech when no_speech_prob > 0.6 unless avg_logprob > -1
+            silent = reply.no_speech_prob > 0.6 and not avg_logprob > -1.0
+            texts.append("" if silent else tokenizer.decode(tokens).strip())
+        return texts

@@ -1,6 +1,14 @@
-"""What every emotion check returns, whatever its backend."""
+"""What every emotion check takes and returns, whatever its backend."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from empathy_data.errors import raise_if_infrastructure
 
 
 @dataclass(frozen=True)
@@ -9,3 +17,36 @@ class EmotionResult:
     score: float
     arousal_shift: float | None = None
     predicted: str | None = None
+
+
+@dataclass(frozen=True)
+class EmotionItem:
+    audio: np.ndarray
+    reference: np.ndarray | None  # the same text rendered neutral, where the synthesize stage made one
+    sample_rate: int
+    emotion: str
+
+
+class EmotionCheck(Protocol):
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What decides the verdicts: part of the filter stage's cache key."""
+        ...
+
+    def check_batch(self, items: list[EmotionItem]) -> list[EmotionResult | Exception]:
+        """A result per item, or the exception that item raised; an infrastructure fault raises."""
+        ...
+
+
+def check_each(
+    items: list[EmotionItem], check: Callable[[EmotionItem], EmotionResult]
+) -> list[EmotionResult | Exception]:
+    """One item at a time; an item's exception is its own result, an infrastructure fault raises."""
+    results: list[EmotionResult | Exception] = []
+    for item in items:
+        try:
+            results.append(check(item))
+        except Exception as exc:
+            raise_if_infrastructure(exc, "emotion")
+            results.append(exc)
+    return results

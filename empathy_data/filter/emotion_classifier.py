@@ -13,8 +13,8 @@ import numpy as np
 
 from empathy_data.audio import resample
 from empathy_data.config import ClassifierEmotion
-from empathy_data.errors import BackendUnavailable
-from empathy_data.filter.base import EmotionResult
+from empathy_data.errors import BackendUnavailable, raise_if_infrastructure
+from empathy_data.filter.base import EmotionItem, EmotionResult, check_each
 
 CLASSIFIER_RATE = 16000
 # emotion2vec_plus labels, in its output order, are "中文/english"; map the English part.
@@ -47,13 +47,43 @@ class ClassifierCheck:
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {"backend": self.config.backend, "model": self.config.model, "min_prob": self.config.min_prob}
+        identity = {"backend": self.config.backend, "model": self.config.model, "min_prob": self.config.min_prob}
+        # Padding a batch can move a model's scores (those without an attention mask see the padding)
+        if self.config.batch_size > 1:
+            identity["batch_size"] = self.config.batch_size
+        return identity
 
     def raw_scores(self, audio: np.ndarray) -> dict[str, float]:
         raise NotImplementedError
 
+    def raw_scores_batch(self, audios: list[np.ndarray]) -> list[dict[str, float]]:
+        return [self.raw_scores(audio) for audio in audios]
+
     def check(self, audio: np.ndarray, reference: np.ndarray | None, sample_rate: int, emotion: str) -> EmotionResult:
-        scores = map_scores(self.raw_scores(resample(audio, sample_rate, CLASSIFIER_RATE)), self.label_map)
+        return self.verdict(self.raw_scores(resample(audio, sample_rate, CLASSIFIER_RATE)), emotion)
+
+    def check_batch(self, items: list[EmotionItem]) -> list[EmotionResult | Exception]:
+        """Scores for `batch_size` clips per model call; when a call fails, its clips are scored one at a
+        time so that a bad clip fails only itself."""
+        results: list[EmotionResult | Exception] = []
+        size = self.config.batch_size
+        for start in range(0, len(items), size):
+            batch = items[start : start + size]
+            try:
+                raws = self.raw_scores_batch([resample(i.audio, i.sample_rate, CLASSIFIER_RATE) for i in batch])
+            except Exception as exc:
+                raise_if_infrastructure(exc, "emotion")
+                results += check_each(batch, lambda i: self.check(i.audio, i.reference, i.sample_rate, i.emotion))
+                continue
+            for item, raw in zip(batch, raws, strict=True):
+                try:
+                    results.append(self.verdict(raw, item.emotion))
+                except ValueError as exc:  # no label of ours among the model's: this clip's failure
+                    results.append(exc)
+        return results
+
+    def verdict(self, raw: dict[str, float], emotion: str) -> EmotionResult:
+        scores = map_scores(raw, self.label_map)
         if not scores:
             raise ValueError("the classifier returned no label that label_map maps to an emotion")
         predicted = max(scores, key=scores.get)
@@ -78,6 +108,11 @@ class TransformersEmotion(ClassifierCheck):
         out = self.pipe({"raw": audio, "sampling_rate": CLASSIFIER_RATE})
         return {item["label"]: float(item["score"]) for item in out}
 
+    def raw_scores_batch(self, audios: list[np.ndarray]) -> list[dict[str, float]]:
+        inputs = [{"raw": audio, "sampling_rate": CLASSIFIER_RATE} for audio in audios]
+        outputs = self.pipe(inputs, batch_size=self.config.batch_size)
+        return [{item["label"]: float(item["score"]) for item in out} for out in outputs]
+
 
 class Emotion2Vec(ClassifierCheck):
     def __init__(self, config: ClassifierEmotion):
@@ -92,6 +127,21 @@ class Emotion2Vec(ClassifierCheck):
 
     def raw_scores(self, audio: np.ndarray) -> dict[str, float]:
         [result] = self.model.generate(audio, granularity="utterance", extract_embedding=False, fs=CLASSIFIER_RATE)
+        return self._labelled(result)
+
+    def raw_scores_batch(self, audios: list[np.ndarray]) -> list[dict[str, float]]:
+        if len(audios) == 1:
+            return [self.raw_scores(audios[0])]
+        results = self.model.generate(
+            audios, granularity="utterance", extract_embedding=False, fs=CLASSIFIER_RATE,
+            batch_size=self.config.batch_size,
+        )  # fmt: skip
+        if len(results) != len(audios):
+            raise ValueError(f"emotion2vec returned {len(results)} results for {len(audios)} clips")
+        return [self._labelled(result) for result in results]
+
+    @staticmethod
+    def _labelled(result: dict) -> dict[str, float]:
         return {
             str(label).split("/")[-1]: float(score)
             for label, score in zip(result["labels"], result["scores"], strict=True)

@@ -17,7 +17,7 @@ import numpy as np
 
 from empathy_data.audio import frame_rms_db
 from empathy_data.config import ProsodyEmotion
-from empathy_data.filter.base import EmotionResult
+from empathy_data.filter.base import EmotionItem, EmotionResult, check_each
 from empathy_data.labels import AROUSAL
 
 
@@ -88,3 +88,7 @@ class ProsodyEmotionCheck:
         if reference is None:
             raise ValueError("prosody emotion check needs a neutral reference rendering")
         return self.judge(emotion, arousal_shift(features(audio, sample_rate), features(reference, sample_rate)))
+
+    def check_batch(self, items: list[EmotionItem]) -> list[EmotionResult | Exception]:
+        """Signal features, one clip at a time: nothing here gains from a batch."""
+        return check_each(items, lambda i: self.check(i.audio, i.reference, i.sample_rate, i.emotion))

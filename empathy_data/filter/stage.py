@@ -8,8 +8,8 @@ from empathy_data.audio import read_audio, resample, silence_ratio
 from empathy_data.config import Thresholds
 from empathy_data.errors import InfrastructureError, raise_if_infrastructure
 from empathy_data.filter.asr import ASR_RATE, ASRBackend
+from empathy_data.filter.base import EmotionCheck, EmotionItem, EmotionResult
 from empathy_data.filter.metrics import error_rates
-from empathy_data.filter.prosody import ProsodyEmotionCheck
 from empathy_data.schema import Scores, Utterance
 
 
@@ -33,7 +33,7 @@ def score_utterances(
     languages: dict[str, str],
     audio_dir: Path,
     asr: ASRBackend,
-    emotion: ProsodyEmotionCheck | None,
+    emotion: EmotionCheck | None,
     thresholds: Thresholds,
 ) -> list[Scores]:
     """One Scores per utterance; an exception on one utterance marks it failed and the rest go on."""
@@ -54,6 +54,7 @@ def score_utterances(
         [languages[utterances[i].dialogue_id] for i in to_asr],
     )
     asr_by_index = dict(zip(to_asr, transcripts, strict=True))
+    emotion_of = emotion_results(utterances, audios, asr_by_index, audio_dir, emotion, thresholds)
     results = []
     for i, utt in enumerate(utterances):
         base = {"dialogue_id": utt.dialogue_id, "turn_index": utt.turn_index}
@@ -62,20 +63,17 @@ def score_utterances(
             stage = "audio" if i in loaded_errors else "asr"
             results.append(Scores(**base, verdict="failed", reasons=[f"{stage}: {type(error).__name__}: {error}"]))
             continue
+        if isinstance(emotion_of.get(i), Exception):
+            exc = emotion_of[i]
+            results.append(Scores(**base, verdict="failed", reasons=[f"emotion: {type(exc).__name__}: {exc}"]))
+            continue
         audio, rate = audios[i]
         language = languages[utt.dialogue_id]
         duration = len(audio) / rate
         silence = silence_ratio(audio, rate)
         checks, rates = utterance_checks(utt, language, asr_by_index[i], duration, silence, thresholds)
         fields: dict = {}
-        if emotion is not None and thresholds.check_emotion and utt.emotion is not None:
-            try:
-                ref = read_audio(audio_dir / utt.reference_audio_path)[0] if utt.reference_audio_path else None
-                result = emotion.check(audio, ref, rate, utt.emotion)
-            except Exception as exc:
-                raise_if_infrastructure(exc, "emotion")
-                results.append(Scores(**base, verdict="failed", reasons=[f"emotion: {type(exc).__name__}: {exc}"]))
-                continue
+        if (result := emotion_of.get(i)) is not None:
             checks["emotion"] = "pass" if result.passed else "fail"
             fields = {
                 "emotion_pred": result.predicted,
@@ -96,6 +94,36 @@ def score_utterances(
                 reasons=[f"{utt.role}.{name}" for name in failed],
             )
         )
+    return results
+
+
+def emotion_results(
+    utterances: list[Utterance],
+    audios: list,
+    asr_by_index: dict[int, str | Exception],
+    audio_dir: Path,
+    emotion: EmotionCheck | None,
+    thresholds: Thresholds,
+) -> dict[int, EmotionResult | Exception]:
+    """The emotion check's result for every utterance that has a planned emotion and got a transcript,
+    in one batched call; reading a neutral reference that fails is that utterance's failure."""
+    if emotion is None or not thresholds.check_emotion:
+        return {}
+    index, items = [], []
+    results: dict[int, EmotionResult | Exception] = {}
+    for i, utt in enumerate(utterances):
+        if utt.emotion is None or audios[i] is None or isinstance(asr_by_index.get(i), Exception):
+            continue
+        try:
+            reference = read_audio(audio_dir / utt.reference_audio_path)[0] if utt.reference_audio_path else None
+        except Exception as exc:
+            raise_if_infrastructure(exc, "emotion")
+            results[i] = exc
+            continue
+        audio, rate = audios[i]
+        index.append(i)
+        items.append(EmotionItem(audio, reference, rate, utt.emotion))
+    results.update(zip(index, emotion.check_batch(items), strict=True))
     return results
 
 
