@@ -96,6 +96,7 @@ def check_libraries_and_models(config: BuildConfig) -> None:
     elif runner.kind == "dask":
         _needs("runner.kind", ["prefect_dask", "distributed"], "pip install 'empathy-data[dask]'")
     check_gpu_requests(config)
+    check_llm_reachable_from_workers(config)
 
 
 def visible_gpus() -> int:
@@ -128,6 +129,33 @@ def check_gpu_requests(config: BuildConfig) -> None:
                                  "a cluster whose workers declare `--resources GPU=n`, or use runner.kind ray")  # fmt: skip
     if gpus > visible_gpus():
         raise ConfigError(field, f"asks for {gpus:g} GPU(s) per task, but this machine has {visible_gpus()} for a local Ray cluster")
+
+
+LOOPBACK = {"localhost", "127.0.0.1", "::1", "auto", ""}
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(url if "://" in url else f"tcp://{url}").hostname or "").lower()
+
+
+def check_llm_reachable_from_workers(config: BuildConfig) -> None:
+    """Script tasks run on the cluster's workers. The embedded LLM server (and any base_url on loopback)
+    listens only on this machine, which workers of a cluster elsewhere cannot reach: every script task
+    would fail on connection, retry and stop the build."""
+    runner, script = config.runner, config.script
+    if runner.kind == "thread" or not runner.address or _host(runner.address) in LOOPBACK:
+        return
+    if script.backend != "openai":
+        return
+    if script.base_url is None:
+        raise ConfigError("script.base_url", f"the embedded LLM server listens on this machine's 127.0.0.1, which "
+                          f"the workers of the cluster at {runner.address} cannot reach: give the base_url of a server "
+                          "(llama.cpp, vLLM) they can reach")  # fmt: skip
+    if _host(script.base_url) in LOOPBACK - {"auto", ""}:
+        raise ConfigError("script.base_url", f"{script.base_url} is on loopback, which the workers of the cluster at "
+                          f"{runner.address} cannot reach: give an address they can")  # fmt: skip
 
 
 def check_llm_server(config: BuildConfig) -> None:

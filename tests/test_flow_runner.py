@@ -101,6 +101,26 @@ def test_gpus_a_local_cluster_cannot_give_are_refused(monkeypatch):
     check_gpu_requests(config("thread"))
 
 
+def test_an_llm_on_loopback_is_refused_for_a_cluster_elsewhere():
+    from empathy_data.config import parse_config
+    from empathy_data.errors import ConfigError
+    from empathy_data.preflight import check_llm_reachable_from_workers
+
+    def config(address, base_url=None, kind="ray"):
+        script = {"backend": "openai", **({"base_url": base_url} if base_url else {})}
+        return parse_config({"runner": {"kind": kind, "address": address}, "script": script}, "c.yaml")
+
+    with pytest.raises(ConfigError, match=r"script.base_url: the embedded LLM server listens on this machine's "
+                                          r"127.0.0.1, which the workers of the cluster at ray://head:10001"):  # fmt: skip
+        check_llm_reachable_from_workers(config("ray://head:10001"))
+    with pytest.raises(ConfigError, match=r"script.base_url: http://localhost:8000/v1 is on loopback"):
+        check_llm_reachable_from_workers(config("tcp://10.0.0.5:8786", "http://localhost:8000/v1", "dask"))
+    check_llm_reachable_from_workers(config("ray://head:10001", "http://llm.internal:8000/v1"))
+    check_llm_reachable_from_workers(config("127.0.0.1:6379"))  # a cluster on this machine reaches loopback
+    check_llm_reachable_from_workers(config("auto"))
+    check_llm_reachable_from_workers(config(None))
+
+
 def test_a_failed_chunk_stops_new_chunks_and_its_cause_is_raised(tmp_path, monkeypatch):
     from empathy_data.errors import EmpathyDataError
 

@@ -109,3 +109,26 @@ def test_transformers_asr_one_bad_clip_fails_only_itself_and_an_oom_fails_the_ch
             asr.transcribe([sine(seconds=1.0)], ["en"])
     finally:
         asr.pipe = pipe
+
+
+def test_classifier_batches_score_as_one_at_a_time_and_a_bad_clip_fails_alone(classifier_dir):
+    from empathy_data.filter.base import EmotionItem
+
+    label_map = {"ang": "angry", "hap": "happy", "neu": "neutral", "sad": "sad"}
+
+    def check(batch_size):
+        config = ClassifierEmotion(backend="transformers", model=str(classifier_dir), label_map=label_map,
+                                   batch_size=batch_size)  # fmt: skip
+        return backends.emotion_backend(FilterConfig(emotion=config).model_dump_json())
+
+    # equal lengths: no padding, so a batch must give each clip exactly its own scores
+    clips = [sine(f, seconds=1.0, rate=22050) for f in (220, 330, 440, 550, 660)]
+    items = [EmotionItem(clip, None, 22050, emotion) for clip, emotion in zip(clips, ["sad", "happy", "angry", "sad", "happy"], strict=True)]
+    single, batched = check(1), check(3)
+    one_at_a_time = single.check_batch(items)
+    assert batched.check_batch(items) == one_at_a_time
+    assert [r.predicted for r in one_at_a_time] == [single.check(i.audio, None, 22050, i.emotion).predicted for i in items]
+    bad = EmotionItem(np.zeros((2, 3, 10), np.float32), None, 22050, "sad")
+    mixed = batched.check_batch([items[0], bad, items[1]])
+    assert isinstance(mixed[1], Exception) and [mixed[0], mixed[2]] == one_at_a_time[:2]
+    assert batched.identity["batch_size"] == 3 and "batch_size" not in single.identity
