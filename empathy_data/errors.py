@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class EmpathyDataError(Exception):
@@ -90,3 +95,16 @@ def raise_if_infrastructure(exc: BaseException, where: str) -> None:
     if is_infrastructure(exc):
         detail = str(exc).splitlines()[0][:300] if str(exc) else ""
         raise InfrastructureError(f"{where}: {type(exc).__name__}: {detail}".rstrip(": ")) from exc
+
+
+def each_or_error(items: Iterable[T], run: Callable[[T], R], where: str) -> list[R | Exception]:
+    """`run` on each item in turn: an item's exception becomes its result, an infrastructure fault
+    (out of memory, a missing file or library) raises and fails the whole call."""
+    results: list[R | Exception] = []
+    for item in items:
+        try:
+            results.append(run(item))
+        except Exception as exc:
+            raise_if_infrastructure(exc, where)
+            results.append(exc)
+    return results

@@ -81,39 +81,24 @@ def _report(ref: ChunkRef, total: int) -> ChunkRef:
 # Each run is named by stage, chunk index (from 0) and round as the chunk store and the journal name them
 # ("script c00003-r1": work/script/c00003-r1-<key>.jsonl, work/journal/c00003-r1.jsonl), so the Prefect UI
 # shows which chunk a task run is.
-@task(
-    name="script-chunk",
-    task_run_name="script c{chunk_index:05d}-r{round_}",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    cache_policy=NONE,
-)
+chunk_task = partial(task, retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
+
+
+@chunk_task(name="script-chunk", task_run_name="script c{chunk_index:05d}-r{round_}")
 def script_task(config_path: str, overrides_json: str, chunk_index: int, base_url: str, round_: int = 0) -> ChunkRef:
     ctx = _context(config_path, overrides_json, chunk_index)
     make_chat = partial(backends.chat_backend, ctx.config.script.model_dump_json(), base_url)
     return run_script_chunk(ctx, chunk_index, make_chat, round_)
 
 
-@task(
-    name="synthesize-chunk",
-    task_run_name="synthesize c{chunk_index:05d}-r{round_}",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    cache_policy=NONE,
-)
+@chunk_task(name="synthesize-chunk", task_run_name="synthesize c{chunk_index:05d}-r{round_}")
 def synthesize_task(config_path: str, overrides_json: str, chunk_index: int, round_: int = 0) -> ChunkRef:
     ctx = _context(config_path, overrides_json, chunk_index)
     make_tts = partial(backends.tts_backend, ctx.config.synthesize.model_dump_json())
     return run_synthesize_chunk(ctx, chunk_index, make_tts, round_)
 
 
-@task(
-    name="filter-chunk",
-    task_run_name="filter c{chunk_index:05d}-r{round_}",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    cache_policy=NONE,
-)
+@chunk_task(name="filter-chunk", task_run_name="filter c{chunk_index:05d}-r{round_}")
 def filter_task(config_path: str, overrides_json: str, chunk_index: int, round_: int = 0) -> ChunkRef:
     ctx = _context(config_path, overrides_json, chunk_index)
     filter_json = ctx.config.filter.model_dump_json()
@@ -307,10 +292,30 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> d
 def run_build(config_path: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the build flow on the task runner its config names (`runner:`). Workers get the config file
     and output directory as absolute paths: a worker process need not share the driver's directory."""
+    # A temporary Prefect server started for this run inherits this: no telemetry leaves the machine.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     config_path = str(Path(config_path).resolve())
     ctx = _context(config_path, json.dumps(overrides or {}, sort_keys=True))
     if ctx.config.runner.kind == "thread" and any(r.gpus > 0 for _, r in ctx.config.resources):
         log.warning("resources: gpus are asked of a Ray or Dask cluster; on the thread runner every stage "
                     "shares this process's GPUs (max_concurrent still applies)")  # fmt: skip
     overrides = {**(overrides or {}), "output": str(ctx.out)}
+    share_temporary_api(ctx.config.runner)
     return build_corpus.with_options(task_runner=task_runner(ctx.config.runner))(config_path, overrides)
+
+
+def share_temporary_api(runner: RunnerConfig) -> None:
+    """Without a Prefect API configured, Prefect starts a temporary server in the driver, and every Ray or
+    Dask worker process would start one of its own (~10 s each, measured; its task runs recorded where
+    nobody looks). For a cluster started here, start the driver's server first (the same instance Prefect
+    would start) and hand its URL to the workers, which inherit this environment. A cluster elsewhere
+    cannot reach the driver's loopback: give it a Prefect server (PREFECT_API_URL) of your own."""
+    from prefect.settings import PREFECT_API_URL
+
+    if runner.kind == "thread" or runner.address or PREFECT_API_URL.value():
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    os.environ["PREFECT_API_URL"] = server.api_url

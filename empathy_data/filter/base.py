@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from empathy_data.errors import raise_if_infrastructure
+from empathy_data.errors import each_or_error
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,4 @@ def check_each(
     items: list[EmotionItem], check: Callable[[EmotionItem], EmotionResult]
 ) -> list[EmotionResult | Exception]:
     """One item at a time; an item's exception is its own result, an infrastructure fault raises."""
-    results: list[EmotionResult | Exception] = []
-    for item in items:
-        try:
-            results.append(check(item))
-        except Exception as exc:
-            raise_if_infrastructure(exc, "emotion")
-            results.append(exc)
-    return results
+    return each_or_error(items, check, "emotion")

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from empathy_data.errors import raise_if_infrastructure
+from empathy_data.errors import each_or_error
 from empathy_data.schema import Speaker
 
 
@@ -43,14 +43,7 @@ class TTSBackend(Protocol):
 def render_each(requests: list[TTSRequest], render: Callable[[TTSRequest], np.ndarray]) -> list[np.ndarray | Exception]:
     """Render requests one by one; an item's exception fails that request only, an infrastructure
     fault (out of memory, a missing file or library) raises and fails the chunk."""
-    results: list[np.ndarray | Exception] = []
-    for request in requests:
-        try:
-            results.append(render(request))
-        except Exception as exc:
-            raise_if_infrastructure(exc, "tts")
-            results.append(exc)
-    return results
+    return each_or_error(requests, render, "tts")
 
 
 _RNG_LOCK = threading.Lock()
