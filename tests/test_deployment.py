@@ -102,8 +102,8 @@ def config_file(tmp_path, **changes) -> str:
     [
         ({"kind": "thread", "max_workers": 3}, "ThreadPoolTaskRunner"),
         ({"kind": "dask", "max_workers": 2}, "DaskTaskRunner"),
-        ({"kind": "dask", "address": "tcp://10.0.0.5:8786"}, "DaskTaskRunner"),
-        ({"kind": "ray", "address": "ray://10.0.0.5:10001"}, "RayTaskRunner"),
+        ({"kind": "dask", "address": "tcp://127.0.0.1:8786"}, "DaskTaskRunner"),
+        ({"kind": "ray", "address": "ray://127.0.0.1:10001"}, "RayTaskRunner"),
     ],
 )
 def test_deployment_flow_runs_the_build_on_the_configured_runner(tmp_path, monkeypatch, runner, kind):
