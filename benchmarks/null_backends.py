@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import zlib
 from typing import Any
 
 import numpy as np
@@ -51,7 +52,7 @@ class NullTTS:
         t = np.arange(self.sample_rate) / self.sample_rate
         tone = 0.1 * np.sin(2 * np.pi * 220 * t)
         return [
-            (tone + 0.02 * np.random.default_rng(abs(hash(r.text)) % 2**32).standard_normal(len(t))).astype(np.float32)
+            (tone + 0.02 * np.random.default_rng(zlib.crc32(r.text.encode())).standard_normal(len(t))).astype(np.float32)
             for r in requests
         ]
 

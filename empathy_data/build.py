@@ -60,6 +60,11 @@ def filter_identity(config: FilterConfig) -> dict[str, Any]:
     asr, emotion = settings["asr"], settings["emotion"]
     if config.asr.backend == "faster-whisper":
         asr["blas_threads"] = 1  # filter/asr.py: transcripts made under other BLAS threading are not reused
+    # One at a time is how every earlier build judged: its chunks stay valid. A larger batch is kept apart
+    # (a GPU's batched kernels may round differently; padding moves a classifier without attention mask).
+    for judge, always_batched in ((asr, config.asr.backend == "transformers"), (emotion, False)):
+        if not always_batched and judge.get("batch_size") == 1:
+            del judge["batch_size"]
     if config.asr.backend == "faster-whisper" and config.asr.model == "embedded":
         asr["model"] = {"embedded_asr_sha256": WHISPER_SHA256}
     else:
@@ -68,6 +73,11 @@ def filter_identity(config: FilterConfig) -> dict[str, Any]:
         emotion["model"] = model_identity(emotion["model"])
     libraries = [*ASR_LIBRARIES[config.asr.backend], *EMOTION_LIBRARIES[config.emotion.backend]]
     return {"settings": settings, "library": library_versions(*libraries)}
+
+
+def worker_id() -> str:
+    """host:pid of this process, as chunk refs and the driver's log name it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,7 @@ class ChunkRef:
     round: int = 0
     replayed: int = 0  # script stage: LLM replies read back from the journal
     sent: int = 0  # script stage: requests sent to the LLM
-    worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")  # who made this ref
+    worker: str = field(default_factory=lambda: worker_id())  # who made this ref
 
 
 @dataclass

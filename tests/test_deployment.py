@@ -2,6 +2,8 @@
 the flow and name a loadable config; the deployment flow checks like the CLI and runs the build on the
 task runner `runner:` names; chunk task runs are named by stage, chunk and round. No server, no build."""
 
+from contextlib import nullcontext
+
 import pytest
 import yaml
 from empathy_data.flows import build as build_flow
@@ -109,6 +111,7 @@ def config_file(tmp_path, **changes) -> str:
 def test_deployment_flow_runs_the_build_on_the_configured_runner(tmp_path, monkeypatch, runner, kind):
     fake = FakeBuildFlow()
     monkeypatch.setattr(build_flow, "build_corpus", fake)
+    monkeypatch.setattr(build_flow, "share_temporary_api", lambda runner: nullcontext())  # no server for a fake
     monkeypatch.chdir(tmp_path)  # the worker's working directory
     manifest = deploy.build_deployment.fn(config_file(tmp_path, runner=runner), {"num_dialogues": 4})
     assert manifest == {"ok": True}

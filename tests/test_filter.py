@@ -172,3 +172,14 @@ def test_batched_whisper_hears_what_one_at_a_time_hears():
     assert [repr(t) for t in batched] == [repr(t) for t in one_at_a_time], batched
     assert "cannot believe" in batched[0].lower() and batched[5] == ""
     assert batched_asr.identity["batch_size"] == 3 and "batch_size" not in single_asr.identity
+
+
+def test_a_batch_of_one_keeps_the_filter_key_earlier_builds_have():
+    from empathy_data.build import filter_identity
+    from empathy_data.config import ClassifierEmotion, FilterConfig
+
+    one = filter_identity(FilterConfig())["settings"]
+    assert "batch_size" not in one["asr"] and "batch_size" not in one["emotion"]
+    classifier = ClassifierEmotion(backend="transformers", model="/models/ser", batch_size=4)
+    batched = filter_identity(FilterConfig(asr=FasterWhisperASR(batch_size=8), emotion=classifier))["settings"]
+    assert batched["asr"]["batch_size"] == 8 and batched["emotion"]["batch_size"] == 4

@@ -121,7 +121,15 @@ def test_an_llm_on_loopback_is_refused_for_a_cluster_elsewhere():
     check_llm_reachable_from_workers(config(None))
 
 
-def test_a_failed_chunk_stops_new_chunks_and_its_cause_is_raised(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"runner": {"max_workers": 1, "max_chunks_in_flight": 1}},
+        # chunks 2 and 3 wait for the script stage's only slot when chunk 1 fails: they must not take it
+        {"runner": {"max_workers": 2, "max_chunks_in_flight": 3}, "resources": {"script": {"max_concurrent": 1}}},
+    ],
+)
+def test_a_failed_chunk_stops_new_chunks_and_its_cause_is_raised(tmp_path, monkeypatch, limits):
     from empathy_data.errors import EmpathyDataError
 
     started = []
@@ -137,8 +145,7 @@ def test_a_failed_chunk_stops_new_chunks_and_its_cause_is_raised(tmp_path, monke
     monkeypatch.setattr(flow, "llm_endpoint", lambda ctx: nullcontext("http://127.0.0.1:9/v1"))
     monkeypatch.setattr(flow.backends, "chat_backend", lambda *a: types.SimpleNamespace(check_reachable=lambda: None))
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"num_dialogues": 3, "chunk_size": 1, "output": str(tmp_path / "out"),
-                                      "runner": {"max_workers": 1, "max_chunks_in_flight": 1}}))  # fmt: skip
+    config.write_text(yaml.safe_dump({"num_dialogues": 3, "chunk_size": 1, "output": str(tmp_path / "out"), **limits}))
     with pytest.raises(EmpathyDataError, match="chunk 1: ValueError: the writer broke; re-run"):
         flow.run_build(str(config), {})
     assert started == [0]  # chunks 2 and 3 never started

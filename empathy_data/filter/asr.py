@@ -7,7 +7,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from empathy_data.config import FasterWhisperASR
-from empathy_data.errors import BackendUnavailable, raise_if_infrastructure
+from empathy_data.errors import BackendUnavailable, each_or_error, raise_if_infrastructure
 
 ASR_RATE = 16000
 
@@ -53,7 +53,8 @@ class FasterWhisper:
             "compute_type": self.config.compute_type,
             "beam_size": self.config.beam_size,
         }
-        # Same transcripts as one at a time on CPU (tested); a GPU's batched kernels may round differently.
+        # Same transcripts as one at a time on CPU (tested); a GPU's batched kernels may round differently,
+        # so build.filter_identity (the stage key) keeps a larger batch apart too.
         if self.config.batch_size > 1:
             identity["batch_size"] = self.config.batch_size
         return identity
@@ -78,7 +79,7 @@ class FasterWhisper:
         if self.config.batch_size > 1:
             window = self.model.feature_extractor.n_samples  # 30 s: longer clips need transcribe()'s seeking
             batchable = [i for i, audio in enumerate(audios) if audio.ndim == 1 and 0 < len(audio) <= window]
-            one_by_one = [i for i in one_by_one if i not in set(batchable)]
+            one_by_one = sorted(set(one_by_one) - set(batchable))
             for language in sorted({languages[i] for i in batchable}):
                 same = [i for i in batchable if languages[i] == language]
                 for start in range(0, len(same), self.config.batch_size):
@@ -91,12 +92,10 @@ class FasterWhisper:
                         continue
                     for i, text in zip(index, texts, strict=True):
                         results[i] = text
-        for i in sorted(one_by_one):
-            try:
-                results[i] = self.transcribe_one(audios[i], languages[i])
-            except Exception as exc:
-                raise_if_infrastructure(exc, "asr")
-                results[i] = exc
+        one_by_one.sort()
+        singles = each_or_error(one_by_one, lambda i: self.transcribe_one(audios[i], languages[i]), "asr")
+        for i, text in zip(one_by_one, singles, strict=True):
+            results[i] = text
         return results
 
     def transcribe_batch(self, audios: list[np.ndarray], language: str) -> list[str]:

@@ -30,7 +30,7 @@ class EmotionItem:
 class EmotionCheck(Protocol):
     @property
     def identity(self) -> dict[str, Any]:
-        """What decides the verdicts: part of the filter stage's cache key."""
+        """What decides the verdicts (the stage key itself is build.filter_identity, from the config)."""
         ...
 
     def check_batch(self, items: list[EmotionItem]) -> list[EmotionResult | Exception]:
@@ -39,7 +39,8 @@ class EmotionCheck(Protocol):
 
 
 def check_each(
-    items: list[EmotionItem], check: Callable[[EmotionItem], EmotionResult]
+    items: list[EmotionItem], check: Callable[[np.ndarray, np.ndarray | None, int, str], EmotionResult]
 ) -> list[EmotionResult | Exception]:
-    """One item at a time; an item's exception is its own result, an infrastructure fault raises."""
-    return each_or_error(items, check, "emotion")
+    """`check(audio, reference, sample_rate, emotion)` one item at a time; an item's exception is its own
+    result, an infrastructure fault raises."""
+    return each_or_error(items, lambda i: check(i.audio, i.reference, i.sample_rate, i.emotion), "emotion")

@@ -48,7 +48,8 @@ class ClassifierCheck:
     @property
     def identity(self) -> dict[str, Any]:
         identity = {"backend": self.config.backend, "model": self.config.model, "min_prob": self.config.min_prob}
-        # Padding a batch can move a model's scores (those without an attention mask see the padding)
+        # Padding a batch can move a model's scores (those without an attention mask see the padding), so
+        # build.filter_identity (the stage key) keeps a larger batch apart too.
         if self.config.batch_size > 1:
             identity["batch_size"] = self.config.batch_size
         return identity
@@ -73,7 +74,7 @@ class ClassifierCheck:
                 raws = self.raw_scores_batch([resample(i.audio, i.sample_rate, CLASSIFIER_RATE) for i in batch])
             except Exception as exc:
                 raise_if_infrastructure(exc, "emotion")
-                results += check_each(batch, lambda i: self.check(i.audio, i.reference, i.sample_rate, i.emotion))
+                results += check_each(batch, self.check)
                 continue
             for item, raw in zip(batch, raws, strict=True):
                 try:

@@ -91,4 +91,4 @@ class ProsodyEmotionCheck:
 
     def check_batch(self, items: list[EmotionItem]) -> list[EmotionResult | Exception]:
         """Signal features, one clip at a time: nothing here gains from a batch."""
-        return check_each(items, lambda i: self.check(i.audio, i.reference, i.sample_rate, i.emotion))
+        return check_each(items, self.check)
