@@ -55,14 +55,13 @@ def plain_loop(config_path: str) -> dict:
     """What flows/build.py's build_corpus does, minus Prefect: the same BuildContext calls and stage
     functions, one chunk after another."""
     from empathy_data import backends
-    from empathy_data.atomic import write_json
     from empathy_data.build import BuildContext, run_filter_chunk, run_script_chunk, run_synthesize_chunk
     from empathy_data.export.exporter import export_corpus
     from empathy_data.output_lock import OutputLock
 
     ctx = BuildContext.load(str(Path(config_path).resolve()), {})
     cfg = ctx.config
-    with OutputLock(ctx.out):
+    with OutputLock(ctx.store):
         ctx.check_output_dir()
         ctx.load_topup()
         ctx.claim_output_dir()
@@ -81,7 +80,7 @@ def plain_loop(config_path: str) -> dict:
         t1 = time.perf_counter()
         manifest = export_corpus(ctx, {"pipeline_wall": round(pipeline, 2)})
         manifest["timings_s"]["export"] = round(time.perf_counter() - t1, 2)
-        write_json(ctx.out / "manifest.json", manifest)
+        ctx.store.write_json("manifest.json", manifest)
     return manifest
 
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from empathy_data.atomic import atomic_dir, read_jsonl, write_jsonl
+from empathy_data.atomic import write_jsonl
+from empathy_data.chunk_store import MARKER, ChunkStore, LocalStore, open_store
 from empathy_data.config import BuildConfig, FilterConfig, SynthesizeConfig, load_config
 from empathy_data.embedded_models import LLM_SHA256, WHISPER_SHA256
 from empathy_data.errors import ConfigError
@@ -85,7 +86,7 @@ class ChunkRef:
     stage: str
     chunk_index: int
     key: str
-    path: str
+    path: str  # where the chunk output lives, as the store names it
     counts: dict[str, int]
     seconds: float = 0.0
     cached: bool = False
@@ -99,7 +100,7 @@ class ChunkRef:
 class BuildContext:
     config: BuildConfig
     config_dir: Path
-    out: Path
+    store: ChunkStore
     prompts: PromptLibrary
     planner: Planner
     # keys[stage][chunk][round]: the cache key of each chunk output, round 0 first
@@ -118,12 +119,18 @@ class BuildContext:
         prompts = load_prompts(prompts_dir(config.prompts_dir, config_dir), list(config.languages))
         pool = load_pool(speaker_pool_path(config.speaker_pool, config_dir))
         planner = Planner(config, prompts, pool)
-        out = Path(config.output)
-        out = out if out.is_absolute() else (Path.cwd() / out)
-        ctx = cls(config=config, config_dir=config_dir, out=out, prompts=prompts, planner=planner)
+        store = open_store(config.output, config.storage.options, config.storage.scratch_dir)
+        ctx = cls(config=config, config_dir=config_dir, store=store, prompts=prompts, planner=planner)
         ctx.keys = ctx.stage_keys()
         ctx.load_topup()
         return ctx
+
+    @property
+    def out(self) -> Path:
+        """The output directory of a local build (an object store has none: use `store`)."""
+        if not isinstance(self.store, LocalStore):
+            raise TypeError(f"{self.store.url} is not a local directory")
+        return self.store.root
 
     @property
     def rounds(self) -> range:
@@ -181,22 +188,38 @@ class BuildContext:
                     keys[stage].setdefault(c, []).append(previous)
         return keys
 
-    def chunk_path(self, stage: str, chunk_index: int, round_: int = 0) -> Path:
+    def chunk_key(self, stage: str, chunk_index: int, round_: int = 0) -> str:
+        """work/<stage>/c<chunk>[-r<round>]-<cache key>: a JSONL file, or for synthesize a directory of
+        audio files and its MARKER, records.jsonl."""
         tag = f"-r{round_}" if round_ else ""
         name = f"c{chunk_index:05d}{tag}-{self.keys[stage][chunk_index][round_]}"
-        return self.out / "work" / stage / (name if stage == "synthesize" else f"{name}.jsonl")
+        return f"work/{stage}/{name if stage == 'synthesize' else f'{name}.jsonl'}"
 
-    def journal_path(self, chunk_index: int, round_: int = 0) -> Path:
+    def records_key(self, stage: str, chunk_index: int, round_: int = 0) -> str:
+        """The JSONL file of a chunk output's records."""
+        key = self.chunk_key(stage, chunk_index, round_)
+        return f"{key}/{MARKER}" if stage == "synthesize" else key
+
+    def read_records(self, stage: str, chunk_index: int, round_: int = 0) -> list[dict]:
+        return self.store.read_rows(self.records_key(stage, chunk_index, round_))
+
+    def chunk_path(self, stage: str, chunk_index: int, round_: int = 0) -> Path:
+        """A local build's chunk output as a path."""
+        return self.out / self.chunk_key(stage, chunk_index, round_)
+
+    def journal_key(self, chunk_index: int, round_: int = 0) -> str:
         """Named by position, not key: a changed corpus size or validation rule still finds the replies
         (each reply is looked up by the hash of its request)."""
-        return self.out / "work" / "journal" / f"c{chunk_index:05d}-r{round_}.jsonl"
+        return f"work/journal/c{chunk_index:05d}-r{round_}.jsonl"
+
+    def journal_path(self, chunk_index: int, round_: int = 0) -> Path:
+        return self.store.working_copy(self.journal_key(chunk_index, round_))
 
     def own_failures(self, stage: str, chunk_index: int, round_: int) -> int:
         """Items of a finished chunk output that this stage itself failed with an exception. A script
         that failed only on malformed replies is not counted: its replies would come back from the
         journal unchanged, so trying it again could not end differently."""
-        path = self.chunk_path(stage, chunk_index, round_)
-        rows = read_jsonl(path / "records.jsonl" if stage == "synthesize" else path)
+        rows = self.read_records(stage, chunk_index, round_)
         return sum(
             r.get("verdict") == "failed"
             and (r["kind"] == "exchange" or r.get("stage") == stage)
@@ -208,8 +231,6 @@ class BuildContext:
         """`failed` means an error happened, not a verdict: a re-run tries those items again. The chunk
         output holding them is removed with everything computed from it (later stages and rounds);
         replies already received come back from the journal, so only the failed items cost new work."""
-        import shutil
-
         reopened = 0
         for c in self.chunk_ranges():
             found = next(
@@ -222,18 +243,15 @@ class BuildContext:
             first_round, first_stage = found
             for r in self.rounds[first_round:]:
                 for stage in STAGES[first_stage if r == first_round else 0 :]:
-                    path = self.chunk_path(stage, c, r)
-                    if path.is_dir():
-                        shutil.rmtree(path)
-                    else:
-                        path.unlink(missing_ok=True)
+                    # the marker first: a kill in between leaves a partial directory, never a done one
+                    self.store.remove(self.records_key(stage, c, r))
+                    self.store.remove(self.chunk_key(stage, c, r))
             log.info("chunk %d: %s output with failed items will be retried", c + 1, STAGES[first_stage])
             reopened += 1
         return reopened
 
     def is_done(self, stage: str, chunk_index: int, round_: int = 0) -> bool:
-        path = self.chunk_path(stage, chunk_index, round_)
-        return (path / "records.jsonl").is_file() if stage == "synthesize" else path.is_file()
+        return self.store.exists(self.records_key(stage, chunk_index, round_))
 
     def pending_script_work(self) -> bool:
         """Whether some script chunk still needs the LLM. A round after one that wrote nothing has
@@ -266,14 +284,14 @@ class BuildContext:
         exchanges may be the ones the audio failed on.)"""
         if round_ == 0:
             return {}
-        rows = read_jsonl(self.chunk_path("script", chunk_index, round_ - 1))
+        rows = self.read_records("script", chunk_index, round_ - 1)
         return {o.dialogue_id: o.draft for o in outcomes_of(rows) if o.draft is not None}
 
     def versions(self, chunk_index: int, round_: int) -> dict[str, Version]:
-        path = self.chunk_path("filter", chunk_index, round_)
-        if not path.is_file():
-            raise RuntimeError(f"{path}: round {round_} of chunk {chunk_index} has not been filtered yet")
-        return versions_in_round(read_jsonl(path), round_)
+        if not self.is_done("filter", chunk_index, round_):
+            where = self.store.where(self.chunk_key("filter", chunk_index, round_))
+            raise RuntimeError(f"{where}: round {round_} of chunk {chunk_index} has not been filtered yet")
+        return versions_in_round(self.read_records("filter", chunk_index, round_), round_)
 
     def chunk_ranges(self) -> list[int]:
         return list(range(self.planner.num_chunks))
@@ -281,8 +299,8 @@ class BuildContext:
     # Top-up (config `rebalance`, topup.py). Pass p's extras are written to work/topup/pass-p.json
     # before they are built; the file names the filter outputs it was planned from, so a pass planned
     # from another config's results is never reused.
-    def topup_path(self, pass_: int) -> Path:
-        return self.out / "work" / "topup" / f"pass-{pass_}.json"
+    def topup_key(self, pass_: int) -> str:
+        return f"work/topup/pass-{pass_}.json"
 
     def _topup_basis(self) -> str:
         """What a pass is planned from: the filter outputs, the rebalance settings, and the export
@@ -298,13 +316,11 @@ class BuildContext:
         """Register the top-up passes planned on disk beyond those registered (a worker process calls
         it again when it meets a chunk it does not know). Passes only ever append, and each is swapped
         in whole (_register_topup), so threads reading the chunk list never see it shrink."""
-        import json
-
         if self.config.rebalance is None:
             return
         for pass_ in range(self.planner.extra_passes + 1, self.config.rebalance.passes + 1):
             try:
-                planned = json.loads(self.topup_path(pass_).read_text())
+                planned = self.store.read_json(self.topup_key(pass_))
             except (OSError, ValueError):
                 return
             if planned.get("basis") != self._topup_basis():
@@ -352,13 +368,11 @@ class BuildContext:
 
     def add_topup_pass(self) -> list[int]:
         """Plan the next pass, record it, and return its new chunk indices (none: top-up is over)."""
-        from empathy_data.atomic import write_json
-
         extras = self.next_topup()
         if not extras:
             return []
-        write_json(
-            self.topup_path(self.planner.extra_passes + 1),
+        self.store.write_json(
+            self.topup_key(self.planner.extra_passes + 1),
             {"basis": self._topup_basis(), "extras": [[i, *vars(cell).values()] for i, cell in extras]},
         )
         return self._register_topup(extras)
@@ -373,30 +387,25 @@ class BuildContext:
 
     def check_output_dir(self) -> None:
         """Refuse an output directory that holds a different build (another plan)."""
-        marker = self.out / "build.json"
-        if marker.is_file():
-            import json
-
+        if self.store.exists("build.json"):
             try:
-                existing = json.loads(marker.read_text())
+                existing = self.store.read_json("build.json")
             except (OSError, ValueError):
                 raise ConfigError(
-                    str(marker), "unreadable build marker; remove the directory or pick another"
+                    self.store.where("build.json"), "unreadable build marker; remove the directory or pick another"
                 ) from None
             if existing.get("plan_key") != self.planner.key:
                 raise ConfigError(
-                    f"output: {self.out}",
+                    f"output: {self.store.url}",
                     "holds a different build (other seed, distributions, speakers or scenarios); use another --out",
                 )
-        elif self.out.exists() and any(p.name not in OWN_ENTRIES for p in self.out.iterdir()):
-            raise ConfigError(f"output: {self.out}", "directory is not empty and holds no empathy-data build")
+        elif any(name not in OWN_ENTRIES for name in self.store.list()):
+            raise ConfigError(f"output: {self.store.url}", "directory is not empty and holds no empathy-data build")
 
     def check_no_shrink(self) -> None:
         """Refuse to replace an exported corpus with a smaller one unless asked to."""
-        import json
-
         try:
-            counts = json.loads((self.out / "manifest.json").read_text())["counts"]
+            counts = self.store.read_json("manifest.json")["counts"]
             # the configured size it was built for: top-up extras are not part of it
             exported = counts["dialogues"]["planned"] - counts.get("topup", {}).get("dialogues", 0)
         except (OSError, ValueError, KeyError, TypeError):
@@ -404,48 +413,59 @@ class BuildContext:
         if self.config.num_dialogues < exported:
             raise ConfigError(
                 f"num_dialogues: {self.config.num_dialogues}",
-                f"{self.out} already holds a corpus of {exported} dialogues; building {self.config.num_dialogues} "
+                f"{self.store.url} already holds a corpus of {exported} dialogues; building {self.config.num_dialogues} "
                 "would replace it with a smaller one (pass --allow-shrink to do that)",
             )
 
     def remove_partial_writes(self) -> int:
-        """Delete temp files and directories a killed run left behind (finished chunks are never temp).
-        Call only while holding the output lock: another build's temp files look the same. A directory
-        swapped out by replace_dir's fallback (`.NAME.old.tmp`) whose new version never landed is put back."""
-        import shutil
-
-        removed = 0
-        leftovers = [*self.out.glob(".*.tmp"), *((self.out / "work").rglob(".*.tmp"))] if self.out.exists() else []
-        for path in sorted(leftovers, key=lambda p: len(p.parts), reverse=True):
-            if not path.exists():
-                continue
-            name = path.name.removeprefix(".").removesuffix(".old.tmp")
-            if path.name.endswith(".old.tmp") and path.is_dir() and not (path.parent / name).exists():
-                path.rename(path.parent / name)
-                continue
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-            removed += 1
+        """Delete what a killed run left half-written (finished chunks are never partial). Call only while
+        holding the output lock: another build's partial writes look the same."""
+        removed = _remove_temp_entries(self.store.scratch)
+        if isinstance(self.store, LocalStore):
+            return removed + _remove_temp_entries(self.store.root, recursive=False)
+        for name in self.store.list("work/synthesize"):  # uploaded in part: its marker never landed
+            if not self.store.exists(f"work/synthesize/{name}/{MARKER}"):
+                self.store.remove(f"work/synthesize/{name}")
+                removed += 1
         return removed
 
-    def stale_work(self) -> list[Path]:
-        """Chunk outputs under work/ that no stage key of this config names (left by changed settings)."""
+    def stale_work(self) -> list[str]:
+        """Keys of chunk outputs under work/ that no stage key of this config names (left by changed settings)."""
         current = {
-            self.chunk_path(stage, c, r).name for stage in STAGES for c in self.chunk_ranges() for r in self.rounds
+            self.chunk_key(stage, c, r) for stage in STAGES for c in self.chunk_ranges() for r in self.rounds
         }
         stale = []
         for stage in STAGES:
-            folder = self.out / "work" / stage
-            if folder.is_dir():
-                stale += [p for p in sorted(folder.iterdir()) if p.name.startswith("c") and p.name not in current]
+            keys = [f"work/{stage}/{name}" for name in self.store.list(f"work/{stage}") if name.startswith("c")]
+            stale += [key for key in keys if key not in current]
         return stale
 
     def claim_output_dir(self) -> None:
-        from empathy_data.atomic import write_json
+        self.store.write_json("build.json", {"plan_key": self.planner.key, "name": self.config.name})
 
-        write_json(self.out / "build.json", {"plan_key": self.planner.key, "name": self.config.name})
+
+def _remove_temp_entries(folder: Path, recursive: bool = True) -> int:
+    """Temp files and directories (.NAME.*.tmp) under a local folder. A directory swapped out by
+    replace_dir's fallback (`.NAME.old.tmp`) whose new version never landed is put back."""
+    import shutil
+
+    if not folder.exists():
+        return 0
+    removed = 0
+    leftovers = folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")
+    for path in sorted(leftovers, key=lambda p: len(p.parts), reverse=True):
+        if not path.exists():
+            continue
+        name = path.name.removeprefix(".").removesuffix(".old.tmp")
+        if path.name.endswith(".old.tmp") and path.is_dir() and not (path.parent / name).exists():
+            path.rename(path.parent / name)
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def _record(kind: str, obj) -> dict:
@@ -465,21 +485,34 @@ def outcomes_of(rows: list[dict]) -> list[Outcome]:
 # finished or empty chunk (a regeneration round with nothing to redo) loads no model.
 def run_script_chunk(ctx: BuildContext, chunk_index: int, make_chat: Callable, round_: int = 0) -> ChunkRef:
     from empathy_data.script.journal import ReplyJournal
-    from empathy_data.script.stage import write_scripts
 
-    path = ctx.chunk_path("script", chunk_index, round_)
     if ctx.is_done("script", chunk_index, round_):
         return _ref_from_file(ctx, "script", chunk_index, round_, cached=True)
     t0 = time.perf_counter()
     specs = ctx.round_specs(chunk_index, round_)
-    cfg = ctx.config.script
     # The request hash covers messages, seed and sampling settings; the salt adds the model weights.
     identity = ctx.llm_identity()
     salt = {k: identity.get(k) for k in ("embedded_llm_sha256", "model", "library")}
     if "sampler" in identity:  # the embedded server's (absent elsewhere: older journals keep replaying)
         salt["sampler"] = identity["sampler"]
     journal = ReplyJournal(ctx.journal_path(chunk_index, round_), salt=salt)
-    scripts, outcomes = write_scripts(
+    try:
+        scripts, outcomes = _write_scripts(ctx, chunk_index, round_, specs, make_chat, journal)
+    finally:  # replies received before a fault are kept for the retry, wherever it runs
+        ctx.store.push(ctx.journal_key(chunk_index, round_))
+    by_index = {s.spec.index: _record("script", s) for s in scripts} | {
+        o.index: _record("outcome", o) for o in outcomes
+    }
+    ctx.store.write_rows(ctx.chunk_key("script", chunk_index, round_), [by_index[i] for i in sorted(by_index)])
+    ref = _ref_from_file(ctx, "script", chunk_index, round_, seconds=time.perf_counter() - t0)
+    return replace(ref, replayed=journal.replayed, sent=journal.sent)
+
+
+def _write_scripts(ctx: BuildContext, chunk_index: int, round_: int, specs, make_chat: Callable, journal):
+    from empathy_data.script.stage import write_scripts
+
+    cfg = ctx.config.script
+    return write_scripts(
         specs,
         make_chat() if specs else None,
         ctx.prompts,
@@ -493,12 +526,6 @@ def run_script_chunk(ctx: BuildContext, chunk_index: int, make_chat: Callable, r
         exchange_mode_from=cfg.exchange_mode_from,
         drafts=ctx.drafts(chunk_index, round_) if specs else None,
     )
-    by_index = {s.spec.index: _record("script", s) for s in scripts} | {
-        o.index: _record("outcome", o) for o in outcomes
-    }
-    write_jsonl(path, [by_index[i] for i in sorted(by_index)])
-    ref = _ref_from_file(ctx, "script", chunk_index, round_, seconds=time.perf_counter() - t0)
-    return replace(ref, replayed=journal.replayed, sent=journal.sent)
 
 
 def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, make_tts: Callable, round_: int = 0) -> ChunkRef:
@@ -507,11 +534,11 @@ def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, make_tts: Callable
     if ctx.is_done("synthesize", chunk_index, round_):
         return _ref_from_file(ctx, "synthesize", chunk_index, round_, cached=True)
     t0 = time.perf_counter()
-    rows = read_jsonl(ctx.chunk_path("script", chunk_index, round_))
+    rows = ctx.read_records("script", chunk_index, round_)
     scripts = [Script.from_dict(strip_kind(r)) for r in rows if r["kind"] == "script"]
     outcomes = outcomes_of(rows)
     cfg = ctx.config.synthesize
-    with atomic_dir(ctx.chunk_path("synthesize", chunk_index, round_)) as tmp:
+    with ctx.store.publish_dir(ctx.chunk_key("synthesize", chunk_index, round_)) as tmp:
         tts = make_tts() if scripts else None
         utterances, failures = synthesize_scripts(
             scripts, tts, cfg, tmp, cfg.tts.neutral_reference, resolve=ctx.planner.pool.resolve
@@ -532,7 +559,7 @@ def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, make_tts: Callable
         failed_ids = {f.script.spec.dialogue_id for f in failures}
         records = [_record("script", s) for s in scripts if s.spec.dialogue_id not in failed_ids]
         records += [_record("utterance", u) for u in utterances] + [_record("outcome", o) for o in outcomes]
-        write_jsonl(tmp / "records.jsonl", records)
+        write_jsonl(tmp / MARKER, records)
     return _ref_from_file(ctx, "synthesize", chunk_index, round_, seconds=time.perf_counter() - t0)
 
 
@@ -543,13 +570,15 @@ def run_filter_chunk(ctx: BuildContext, chunk_index: int, make_judges: Callable,
     if ctx.is_done("filter", chunk_index, round_):
         return _ref_from_file(ctx, "filter", chunk_index, round_, cached=True)
     t0 = time.perf_counter()
-    synth_dir = ctx.chunk_path("synthesize", chunk_index, round_)
-    rows = read_jsonl(synth_dir / "records.jsonl")
+    rows = ctx.read_records("synthesize", chunk_index, round_)
     scripts = {r["spec"]["dialogue_id"]: Script.from_dict(strip_kind(r)) for r in rows if r["kind"] == "script"}
     utterances = [Utterance.from_dict(strip_kind(r)) for r in rows if r["kind"] == "utterance"]
     languages = {d: s.spec.language for d, s in scripts.items()}
     thresholds = ctx.config.filter.thresholds
-    scores = score_utterances(utterances, languages, synth_dir, *make_judges(), thresholds) if utterances else []
+    scores = []
+    if utterances:
+        with ctx.store.local_dir(ctx.chunk_key("synthesize", chunk_index, round_)) as synth_dir:
+            scores = score_utterances(utterances, languages, synth_dir, *make_judges(), thresholds)
     by_turn = {(s.dialogue_id, s.turn_index): s for s in scores}
     out_rows: list[dict] = []
     for dialogue_id, script in scripts.items():
@@ -570,19 +599,19 @@ def run_filter_chunk(ctx: BuildContext, chunk_index: int, make_judges: Callable,
             )
     out_rows += [_record("outcome", o) for o in outcomes_of(rows)]
     out_rows.sort(key=lambda r: (r["index"], r.get("exchange_index", -1)))
-    write_jsonl(ctx.chunk_path("filter", chunk_index, round_), out_rows)
+    ctx.store.write_rows(ctx.chunk_key("filter", chunk_index, round_), out_rows)
     return _ref_from_file(ctx, "filter", chunk_index, round_, seconds=time.perf_counter() - t0)
 
 
 def _ref_from_file(
     ctx: BuildContext, stage: str, chunk_index: int, round_: int, seconds: float = 0.0, cached: bool = False
 ) -> ChunkRef:
-    path = ctx.chunk_path(stage, chunk_index, round_)
-    rows = read_jsonl(path / "records.jsonl" if stage == "synthesize" else path)
+    rows = ctx.read_records(stage, chunk_index, round_)
     counts: dict[str, int] = {}
     for r in rows:
         key = r.get("verdict") if r["kind"] in ("outcome", "exchange") else r["kind"]
         key = f"{r['kind']}:{key}" if r["kind"] in ("outcome", "exchange") else key
         counts[key] = counts.get(key, 0) + 1
     key = ctx.keys[stage][chunk_index][round_]
-    return ChunkRef(stage, chunk_index, key, str(path), counts, round(seconds, 3), cached, round_)
+    where = ctx.store.where(ctx.chunk_key(stage, chunk_index, round_))
+    return ChunkRef(stage, chunk_index, key, where, counts, round(seconds, 3), cached, round_)

@@ -98,7 +98,7 @@ def build(
         # created: config, prompts, pool, backend libraries, model paths, a configured LLM server.
         ctx = BuildContext.load(config, overrides)
         check_before_build(ctx, allow_shrink)
-        lock = OutputLock(ctx.out)
+        lock = OutputLock(ctx.store)
         lock.acquire()
     except EmpathyDataError as exc:
         _fail(exc)
@@ -129,14 +129,25 @@ def build(
 
 @app.command()
 def verify(
-    out: Annotated[Path, typer.Argument(help="Output directory of a build")],
+    out: Annotated[str, typer.Argument(help="Output directory or URL (s3://...) of a build")],
     no_audio: Annotated[bool, typer.Option("--no-audio", help="Skip decoding every audio value")] = False,
+    storage_options: Annotated[
+        str | None, typer.Option("--storage-options", help='fsspec options for a URL, as JSON: \'{"anon": false}\'')
+    ] = None,
 ) -> None:
     """Re-check checksums, row counts, audio, duplicates and splits; exit 1 naming the first problem."""
     from empathy_data.verify import VerifyError, verify_corpus
 
     try:
-        found = verify_corpus(out, decode_audio=not no_audio)
+        options = json.loads(storage_options) if storage_options else None
+        if options is not None and not isinstance(options, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        _fail(ConfigError(f"--storage-options {storage_options}", f"not a JSON object ({exc})"))
+    try:
+        found = verify_corpus(out, decode_audio=not no_audio, storage_options=options)
+    except EmpathyDataError as exc:
+        _fail(exc)
     except VerifyError as exc:
         console.print(f"[red]verify failed:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
@@ -188,23 +199,21 @@ def clean(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed")] = False,
 ) -> None:
     """Remove chunk outputs that the config no longer uses (left behind when stage settings changed)."""
-    import shutil
-
     from empathy_data.build import BuildContext
     from empathy_data.output_lock import OutputLock
 
     try:
         ctx = BuildContext.load(config, _overrides(out, None))
         ctx.check_output_dir()
-        if not dry_run and ctx.out.exists():  # never delete under a running build
-            OutputLock(ctx.out).acquire()
+        if not dry_run and ctx.store.list():  # never delete under a running build
+            OutputLock(ctx.store).acquire()
     except EmpathyDataError as exc:
         _fail(exc)
     stale = ctx.stale_work()
-    for path in stale:
-        console.print(f"{'would remove' if dry_run else 'removing'} {path}", highlight=False)
+    for key in stale:
+        console.print(f"{'would remove' if dry_run else 'removing'} {ctx.store.where(key)}", highlight=False)
         if not dry_run:
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            ctx.store.remove(key)
     console.print(f"{len(stale)} stale chunk output(s){' (dry run)' if dry_run else ' removed'}")
 
 

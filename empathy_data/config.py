@@ -486,12 +486,23 @@ class Resources(Strict):
     filter: StageResources = StageResources()
 
 
+class StorageConfig(Strict):
+    """For an `output` URL (s3://, gs://, ...): fsspec's options for that filesystem (endpoint, profile;
+    leave secrets to the environment), and the local directory where each process keeps what it
+    writes bit by bit before the store gets it (default: ~/.cache/empathy-data/<hash of the URL>)."""
+
+    options: dict[str, Any] = Field(default_factory=dict)
+    scratch_dir: str | None = None
+
+
 class BuildConfig(Strict):
     name: str = "empathy-corpus"
     seed: int = 0
     num_dialogues: int = Field(default=8, ge=1)
     chunk_size: int = Field(default=64, ge=1)
+    # A directory, or an fsspec URL (s3://bucket/corpus) whose filesystem package is installed.
     output: str = "out/corpus"
+    storage: StorageConfig = StorageConfig()
     languages: Weights = Field(default_factory=lambda: {"en": 1.0})
     distributions: Distributions = Distributions()
     # "builtin" or a path to a speaker pool YAML (relative paths are relative to the config file).

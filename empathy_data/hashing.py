@@ -3,7 +3,7 @@
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def stable_json(value: Any) -> str:
@@ -16,10 +16,14 @@ def digest(value: Any, length: int = 16) -> str:
 
 
 def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while block := f.read(chunk_size):
-            h.update(block)
+        return stream_sha256(f, chunk_size)
+
+
+def stream_sha256(f: BinaryIO, chunk_size: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    while block := f.read(chunk_size):
+        h.update(block)
     return h.hexdigest()
 
 

@@ -1,7 +1,9 @@
 """One build per output directory at a time: an OS-level lock held for the whole build.
 
 The lock file is `<out>/.build.lock` (flock: released by the kernel when the process dies, even by
-SIGKILL, so a crashed build never leaves a stale lock). Who holds it is written beside it.
+SIGKILL, so a crashed build never leaves a stale lock). Who holds it is written beside it. An object
+store has no such lock: for an output URL the lock lives in this machine's scratch directory of that
+URL, so it keeps out a second build started on this machine, not one started on another.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from empathy_data.chunk_store import ChunkStore, LocalStore
 from empathy_data.errors import OutputLocked
 
 LOCK_NAME = ".build.lock"
@@ -23,7 +26,10 @@ OWNER_NAME = ".build.owner"
 class OutputLock:
     """`with OutputLock(out):` holds the output for this process; re-entrant within the process."""
 
-    def __init__(self, out: Path):
+    def __init__(self, out: Path | ChunkStore):
+        self.name = out.url if isinstance(out, ChunkStore) else str(out)
+        if isinstance(out, ChunkStore):
+            out = out.root if isinstance(out, LocalStore) else out.scratch
         self.out = out
         self.lock = FileLock(str(out / LOCK_NAME), is_singleton=True)
 
@@ -42,7 +48,7 @@ class OutputLock:
             self.lock.acquire(timeout=0)
         except Timeout:
             raise OutputLocked(
-                f"output {self.out} is being built by {self.holder()}; wait for it to finish or use another --out"
+                f"output {self.name} is being built by {self.holder()}; wait for it to finish or use another --out"
             ) from None
         if first:
             owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}

@@ -179,6 +179,7 @@ def preflight(config: BuildConfig, check_servers: bool = True) -> None:
 def check_before_build(ctx: BuildContext, allow_shrink: bool = False) -> None:
     """What `empathy-data build` and the deployment flow check before Prefect or any model starts: the
     output directory, a shrink, backend libraries, model paths and a configured LLM server."""
+    ctx.store.check_reachable()
     ctx.check_output_dir()
     if not allow_shrink:
         ctx.check_no_shrink()

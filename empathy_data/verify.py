@@ -2,34 +2,40 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
 from empathy_data.audio import decode_bytes
-from empathy_data.hashing import file_sha256
+from empathy_data.chunk_store import ChunkStore, open_store
+from empathy_data.hashing import stream_sha256
 
 
 class VerifyError(Exception):
     """The first problem found, as one line."""
 
 
-def _shards(out: Path, manifest: dict) -> Iterator[tuple[str, Path, dict]]:
+def _shards(manifest: dict) -> Iterator[tuple[str, str, dict]]:
+    """(split, key, the manifest's entry) of each listed shard."""
     for split, shards in manifest["shards"]["data"].items():
         for shard in shards:
-            yield split, out / "data" / shard["file"], shard
+            yield split, f"data/{shard['file']}", shard
     for shard in manifest["shards"]["rejects"]:
-        yield "rejects", out / "rejects" / shard["file"], shard
+        yield "rejects", f"rejects/{shard['file']}", shard
 
 
-def verify_corpus(out: Path, decode_audio: bool = True) -> dict[str, int]:
-    manifest_path = out / "manifest.json"
-    if not manifest_path.is_file():
+def verify_corpus(
+    out: Path | str | ChunkStore, decode_audio: bool = True, storage_options: dict[str, Any] | None = None
+) -> dict[str, int]:
+    """`out`: a build's directory, its output URL, or its store."""
+    store = out if isinstance(out, ChunkStore) else open_store(str(out), storage_options)
+    manifest_path = store.where("manifest.json")
+    if not store.exists("manifest.json"):
         raise VerifyError(f"{manifest_path}: missing (the build did not finish)")
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = store.read_json("manifest.json")
     except ValueError as exc:
         raise VerifyError(f"{manifest_path}: not JSON ({exc})") from None
     counts = manifest["counts"]
@@ -39,53 +45,57 @@ def verify_corpus(out: Path, decode_audio: bool = True) -> dict[str, int]:
             raise VerifyError(f"manifest.json: counts.{unit} do not add up: {c}")
 
     listed = set()
-    for _split, path, shard in _shards(out, manifest):
-        listed.add(path.resolve())
-        if not path.is_file():
+    for _split, key, shard in _shards(manifest):
+        listed.add(key)
+        path = store.where(key)
+        if not store.exists(key):
             raise VerifyError(f"{path}: listed in manifest.json but missing")
-        if file_sha256(path) != shard["sha256"]:
-            raise VerifyError(f"{path}: sha256 differs from manifest.json")
-        if pq.ParquetFile(path).metadata.num_rows != shard["rows"]:
-            raise VerifyError(f"{path}: holds a different row count than manifest.json says ({shard['rows']})")
+        with store.open_read(key) as f:
+            if stream_sha256(f) != shard["sha256"]:
+                raise VerifyError(f"{path}: sha256 differs from manifest.json")
+            f.seek(0)
+            if pq.ParquetFile(f).metadata.num_rows != shard["rows"]:
+                raise VerifyError(f"{path}: holds a different row count than manifest.json says ({shard['rows']})")
     for folder in ("data", "rejects"):
-        for path in sorted((out / folder).glob("*.parquet")):
-            if path.resolve() not in listed:
-                raise VerifyError(f"{path}: not listed in manifest.json")
+        for name in store.list(folder):
+            if name.endswith(".parquet") and f"{folder}/{name}" not in listed:
+                raise VerifyError(f"{store.where(f'{folder}/{name}')}: not listed in manifest.json")
 
     seen: set[tuple[str, int]] = set()
     split_of: dict[str, str] = {}
     speaker_split: dict[str, str] = {}
     by_speaker = manifest.get("config", {}).get("export", {}).get("split_by") == "speaker"
     rows = 0
-    for split, path, _ in _shards(out, manifest):
+    for split, shard_key, _ in _shards(manifest):
         if split == "rejects":
             continue
         columns = ["dialogue_id", "exchange_index", "split", "user_speaker_id"]
         columns += ["user_audio", "assistant_audio"] if decode_audio else []
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=64, columns=columns):
-            for row in batch.to_pylist():
-                key = (row["dialogue_id"], row["exchange_index"])
-                where = f"{path.name}: {key[0]} exchange {key[1]}"
-                if key in seen:
-                    raise VerifyError(f"{where}: appears twice")
-                seen.add(key)
-                if row["split"] != split:
-                    raise VerifyError(f"{where}: row says split {row['split']!r} but lies in a {split!r} shard")
-                if split_of.setdefault(key[0], split) != split:
-                    raise VerifyError(f"{where}: dialogue straddles splits {split_of[key[0]]!r} and {split!r}")
-                speaker = row["user_speaker_id"]
-                if by_speaker and speaker_split.setdefault(speaker, split) != split:
-                    raise VerifyError(
-                        f"{where}: user speaker {speaker} is in splits {speaker_split[speaker]!r} and {split!r}"
-                    )
-                for col in ("user_audio", "assistant_audio") if decode_audio else ():
-                    try:
-                        audio, rate = decode_bytes(row[col]["bytes"])
-                    except Exception as exc:
-                        raise VerifyError(f"{where}: {col} does not decode ({exc})") from None
-                    if audio.size == 0 or rate <= 0:
-                        raise VerifyError(f"{where}: {col} is empty")
-                rows += 1
+        with store.open_read(shard_key) as f:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=64, columns=columns):
+                for row in batch.to_pylist():
+                    key = (row["dialogue_id"], row["exchange_index"])
+                    where = f"{shard_key.rsplit('/', 1)[-1]}: {key[0]} exchange {key[1]}"
+                    if key in seen:
+                        raise VerifyError(f"{where}: appears twice")
+                    seen.add(key)
+                    if row["split"] != split:
+                        raise VerifyError(f"{where}: row says split {row['split']!r} but lies in a {split!r} shard")
+                    if split_of.setdefault(key[0], split) != split:
+                        raise VerifyError(f"{where}: dialogue straddles splits {split_of[key[0]]!r} and {split!r}")
+                    speaker = row["user_speaker_id"]
+                    if by_speaker and speaker_split.setdefault(speaker, split) != split:
+                        raise VerifyError(
+                            f"{where}: user speaker {speaker} is in splits {speaker_split[speaker]!r} and {split!r}"
+                        )
+                    for col in ("user_audio", "assistant_audio") if decode_audio else ():
+                        try:
+                            audio, rate = decode_bytes(row[col]["bytes"])
+                        except Exception as exc:
+                            raise VerifyError(f"{where}: {col} does not decode ({exc})") from None
+                        if audio.size == 0 or rate <= 0:
+                            raise VerifyError(f"{where}: {col} is empty")
+                    rows += 1
     if rows != counts["exchanges"]["accepted"]:
         raise VerifyError(
             f"data/ holds {rows} rows but manifest.json counts {counts['exchanges']['accepted']} accepted"

@@ -32,6 +32,7 @@ from empathy_data.build import (
     run_synthesize_chunk,
     worker_id,
 )
+from empathy_data.chunk_store import is_url
 from empathy_data.config import RunnerConfig, load_config
 from empathy_data.errors import BackendUnavailable, EmpathyDataError
 from empathy_data.export.exporter import export_corpus
@@ -164,7 +165,7 @@ def llm_endpoint(ctx: BuildContext):
         embedded_llm(),
         n_threads=script.embedded.n_threads,
         n_ctx=script.embedded.n_ctx,
-        log_path=ctx.out / "work" / "logs" / "llm-server.log",
+        log_path=ctx.store.scratch / "logs" / "llm-server.log",
         startup_timeout_s=script.embedded.startup_timeout_s,
     )
 
@@ -252,7 +253,7 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> d
     keep_stopping_cleanly()
     overrides_json = json.dumps(overrides or {}, sort_keys=True)
     ctx = _context(config_path, overrides_json)
-    with OutputLock(ctx.out):
+    with OutputLock(ctx.store):
         ctx.check_output_dir()
         ctx.load_topup()  # passes another build may have planned since this process loaded the config
         if reopened := ctx.reopen_failed_chunks():
@@ -285,22 +286,24 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> d
         manifest = export_corpus(ctx, stage_seconds)
         manifest["timings_s"]["export"] = round(time.perf_counter() - t1, 2)
         manifest["llm_requests"] = llm_requests
-        from empathy_data.atomic import write_json
-
-        write_json(ctx.out / "manifest.json", manifest)
-        if getattr(ctx.config.export, "report", True):
+        ctx.store.write_json("manifest.json", manifest)
+        if ctx.config.export.report and ctx.store.local:
             write_build_report(ctx.out)
+        elif ctx.config.export.report:
+            log.info("report: written only for a local output; run `empathy-data report` on a copy of %s",
+                     ctx.store.url)  # fmt: skip
         return manifest
 
 
 def run_build(config_path: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the build flow on the task runner its config names (`runner:`). Workers get the config file
-    and output directory as absolute paths: a worker process need not share the driver's directory."""
+    and the output as an absolute path or a URL: a worker process need not share the driver's directory."""
     # A temporary Prefect server started for this run inherits this: no telemetry leaves the machine.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     config_path = str(Path(config_path).resolve())
     config, _ = load_config(config_path, overrides)
-    overrides = {**(overrides or {}), "output": str(Path.cwd() / config.output)}
+    output = config.output if is_url(config.output) else str(Path.cwd() / config.output)
+    overrides = {**(overrides or {}), "output": output}
     ctx = _context(config_path, json.dumps(overrides, sort_keys=True))  # the one build_corpus gets from the cache
     if ctx.config.runner.kind == "thread" and any(r.gpus > 0 for _, r in ctx.config.resources):
         log.warning("resources: gpus are asked of a Ray or Dask cluster; on the thread runner every stage "

@@ -5,10 +5,8 @@ from __future__ import annotations
 import shutil
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from empathy_data.atomic import read_jsonl, replace_dir, write_json, write_text
 from empathy_data.build import BuildContext, strip_kind
 from empathy_data.export.card import dataset_card
 from empathy_data.export.diversity import DiversityStats, NearDuplicates
@@ -122,12 +120,12 @@ def corpus_pass(ctx: BuildContext) -> CorpusPass:
     threshold = ctx.config.export.near_duplicate_threshold
     near = NearDuplicates(threshold=threshold) if threshold is not None else None
     for chunk in ctx.chunk_ranges():
-        filter_rows = [read_jsonl(ctx.chunk_path("filter", chunk, r)) for r in ctx.rounds]
+        filter_rows = [ctx.read_records("filter", chunk, r) for r in ctx.rounds]
         merged = merge([versions_in_round(rows, r) for r, rows in enumerate(filter_rows)])
         kept = {d: best(versions).round for d, versions in merged.items()}
         texts: dict[tuple[str, int], str] = {}
         for round_ in set(kept.values()):
-            for r in read_jsonl(ctx.chunk_path("synthesize", chunk, round_) / "records.jsonl"):
+            for r in ctx.read_records("synthesize", chunk, round_):
                 if r["kind"] == "script":
                     texts[(r["spec"]["dialogue_id"], round_)] = "\n".join(t["text"] for t in r["turns"])
         by_dialogue: dict[tuple[str, int], list[dict]] = defaultdict(list)
@@ -153,8 +151,8 @@ def corpus_pass(ctx: BuildContext) -> CorpusPass:
     return CorpusPass(dict(rows), by_dialogue_rows, duplicates, near)
 
 
-def _audio(directory: Path, name: str) -> dict:
-    return {"bytes": (directory / name).read_bytes(), "path": name}
+def _audio(ctx: BuildContext, chunk_key: str, name: str) -> dict:
+    return {"bytes": ctx.store.read_bytes(f"{chunk_key}/{name}"), "path": name}
 
 
 @dataclass
@@ -176,8 +174,8 @@ def export_round(
 ) -> None:
     """One round of one chunk: the versions each dialogue keeps go on as before, the versions a later
     (or earlier) round replaced go to rejects/ with verdict `replaced` and what they failed on."""
-    synth_dir = ctx.chunk_path("synthesize", chunk, round_)
-    synth_rows = read_jsonl(synth_dir / "records.jsonl")
+    synth_key = ctx.chunk_key("synthesize", chunk, round_)
+    synth_rows = ctx.read_records("synthesize", chunk, round_)
     scripts = {r["spec"]["dialogue_id"]: Script.from_dict(strip_kind(r)) for r in synth_rows if r["kind"] == "script"}
     utts = {
         (r["dialogue_id"], r["turn_index"]): Utterance.from_dict(strip_kind(r))
@@ -224,8 +222,8 @@ def export_round(
         elif verdict == "accepted" and not row["history_clean"] and not w.keep_unclean_history:
             verdict, reasons = "rejected", [f"history: exchange {clean[dialogue_id] + 1} was not accepted"]
         audio = {
-            "user_audio": _audio(synth_dir, pair[0].audio_path),
-            "assistant_audio": _audio(synth_dir, pair[1].audio_path),
+            "user_audio": _audio(ctx, synth_key, pair[0].audio_path),
+            "assistant_audio": _audio(ctx, synth_key, pair[1].audio_path),
         }
         if replaced:
             stats.exchanges["replaced"] += 1
@@ -261,8 +259,8 @@ def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) ->
     rate = cfg.synthesize.sample_rate
     build = {"name": cfg.name, "seed": cfg.seed, "asr_backend": cfg.filter.asr.backend}
     # The manifest marks a finished export: remove the old one first, so a killed export never looks finished.
-    (ctx.out / "manifest.json").unlink(missing_ok=True)
-    staging = ctx.out / "work" / "export-staging"
+    ctx.store.remove("manifest.json")
+    staging = ctx.store.scratch / "export-staging"
     if staging.exists():
         shutil.rmtree(staging)
     (staging / "data").mkdir(parents=True)
@@ -280,7 +278,7 @@ def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) ->
     stats = Stats()
 
     for chunk in ctx.chunk_ranges():
-        filter_rows = [read_jsonl(ctx.chunk_path("filter", chunk, r)) for r in ctx.rounds]
+        filter_rows = [ctx.read_records("filter", chunk, r) for r in ctx.rounds]
         merged = merge([versions_in_round(rows, r) for r, rows in enumerate(filter_rows)])
         kept = {d: best(versions).round for d, versions in merged.items()}
         stats.regenerated += sum(len(versions) > 1 for versions in merged.values())
@@ -288,8 +286,8 @@ def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) ->
             export_round(ctx, chunk, r, rows, kept, writers, stats)
     shards = {s: w.finish() for s, w in data_writers.items()}
     reject_shards = rejects.finish()
-    for name in ("data", "rejects"):
-        replace_dir(staging / name, ctx.out / name)
+    for name in ("data", "rejects"):  # each shard whole; the manifest, written last, says the export is done
+        ctx.store.publish_files(staging / name, name)
     shutil.rmtree(staging)
 
     planned_exchanges = sum(stats.planned["user_emotion"].values())
@@ -342,8 +340,8 @@ def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) ->
         "stage_keys": {stage: list(keys.values()) for stage, keys in ctx.keys.items()},
         "timings_s": timings or {},
     }
-    write_text(ctx.out / "README.md", dataset_card(manifest))
-    write_json(ctx.out / "manifest.json", manifest)
+    ctx.store.write_text("README.md", dataset_card(manifest))
+    ctx.store.write_json("manifest.json", manifest)
     return manifest
 
 
