@@ -423,10 +423,12 @@ class BuildContext:
         removed = _remove_temp_entries(self.store.scratch)
         if isinstance(self.store, LocalStore):
             return removed + _remove_temp_entries(self.store.root, recursive=False)
-        for name in self.store.list("work/synthesize"):  # uploaded in part: its marker never landed
-            if not self.store.exists(f"work/synthesize/{name}/{MARKER}"):
-                self.store.remove(f"work/synthesize/{name}")
-                removed += 1
+        # directories uploaded in part: their marker, written last, never landed
+        for folder, marker in (("work/synthesize", MARKER), ("work/export", "parts.json")):
+            for name in self.store.list(folder):
+                if not self.store.exists(f"{folder}/{name}/{marker}"):
+                    self.store.remove(f"{folder}/{name}")
+                    removed += 1
         return removed
 
     def stale_work(self) -> list[str]:

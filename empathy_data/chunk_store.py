@@ -93,8 +93,8 @@ class ChunkStore:
         yield
 
     @contextmanager
-    def publish_dir(self, key: str) -> Iterator[Path]:
-        """A local temp directory; if the block succeeds, its files become `key`'s, MARKER last."""
+    def publish_dir(self, key: str, marker: str = MARKER) -> Iterator[Path]:
+        """A local temp directory; if the block succeeds, its files become `key`'s, `marker` last."""
         raise NotImplementedError
         yield
 
@@ -108,6 +108,11 @@ class ChunkStore:
         """Make the files of the local directory `staging` the files of `key` (export's data/ and
         rejects/). Each file appears whole; files `key` held before and `staging` lacks are removed
         afterwards unless `keep_others`."""
+        raise NotImplementedError
+
+    def publish_copies(self, sources: list[tuple[str, str]], key: str) -> None:
+        """Make `key` hold exactly the files named in (source key, name) pairs, copied within the store
+        (nothing passes through this process): export names chunk parts as the corpus's shards."""
         raise NotImplementedError
 
     def working_copy(self, key: str) -> Path:
@@ -187,7 +192,7 @@ class LocalStore(ChunkStore):
             yield f
 
     @contextmanager
-    def publish_dir(self, key: str) -> Iterator[Path]:
+    def publish_dir(self, key: str, marker: str = MARKER) -> Iterator[Path]:
         with atomic_dir(self.path(key)) as tmp:  # one rename publishes the whole directory
             yield tmp
 
@@ -201,6 +206,22 @@ class LocalStore(ChunkStore):
         if keep_others:
             raise ValueError("a local store publishes whole directories")
         replace_dir(staging, self.path(key))
+
+    def publish_copies(self, sources: list[tuple[str, str]], key: str) -> None:
+        from empathy_data.atomic import publish_mode, replace_dir
+
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{key.replace('/', '-')}.", suffix=".tmp", dir=self.scratch))
+        try:
+            for source, name in sources:
+                try:  # parts are never written again once published: a hard link costs no copy
+                    os.link(self.path(source), staging / name)
+                except OSError:
+                    shutil.copyfile(self.path(source), staging / name)
+            publish_mode(staging, directory=True)
+            replace_dir(staging, self.path(key))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def working_copy(self, key: str) -> Path:
         return self.path(key)
@@ -255,16 +276,16 @@ class ObjectStore(ChunkStore):
         return Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=self.scratch))
 
     @contextmanager
-    def publish_dir(self, key: str) -> Iterator[Path]:
+    def publish_dir(self, key: str, marker: str = MARKER) -> Iterator[Path]:
         tmp = self._staging(key)
         try:
             yield tmp
-            if not (tmp / MARKER).is_file():
-                raise RuntimeError(f"{self.where(key)}: a chunk directory needs its {MARKER}")
+            if not (tmp / marker).is_file():
+                raise RuntimeError(f"{self.where(key)}: a chunk directory needs its {marker}")
             self.remove(key)  # files a killed attempt left: this one's are complete
-            for path in sorted(p for p in tmp.rglob("*") if p.is_file() and p.name != MARKER):
+            for path in sorted(p for p in tmp.rglob("*") if p.is_file() and p.name != marker):
                 self.fs.put_file(str(path), self.path(f"{key}/{path.relative_to(tmp).as_posix()}"))
-            self.fs.put_file(str(tmp / MARKER), self.path(f"{key}/{MARKER}"))
+            self.fs.put_file(str(tmp / marker), self.path(f"{key}/{marker}"))
             self.fs.invalidate_cache(self.path(key))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -287,6 +308,14 @@ class ObjectStore(ChunkStore):
         if not keep_others:
             for name in sorted(before - set(names)):
                 self.fs.rm_file(self.path(f"{key}/{name}"))
+        self.fs.invalidate_cache(self.path(key))
+
+    def publish_copies(self, sources: list[tuple[str, str]], key: str) -> None:
+        before = set(self.list(key))
+        for source, name in sources:  # a server-side copy: one whole object each
+            self.fs.copy(self.path(source), self.path(f"{key}/{name}"))
+        for name in sorted(before - {name for _, name in sources}):
+            self.fs.rm_file(self.path(f"{key}/{name}"))
         self.fs.invalidate_cache(self.path(key))
 
     def working_copy(self, key: str) -> Path:

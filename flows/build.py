@@ -35,7 +35,7 @@ from empathy_data.build import (
 from empathy_data.chunk_store import is_url
 from empathy_data.config import RunnerConfig, load_config
 from empathy_data.errors import BackendUnavailable, EmpathyDataError
-from empathy_data.export.exporter import export_corpus
+from empathy_data.export.exporter import ExportPlan, export_chunk, finish_export, plan_export
 from empathy_data.interrupts import keep_stopping_cleanly
 from empathy_data.output_lock import OutputLock
 
@@ -109,6 +109,35 @@ def filter_task(config_path: str, overrides_json: str, chunk_index: int, round_:
         return backends.asr_backend(filter_json), backends.emotion_backend(filter_json)
 
     return run_filter_chunk(ctx, chunk_index, make_judges, round_)
+
+
+@chunk_task(name="export-chunk", task_run_name="export c{chunk_index:05d}")
+def export_task(config_path: str, overrides_json: str, chunk_index: int, chunk_plan: dict[str, Any]) -> ChunkRef:
+    """One chunk's Parquet parts, written where the task runs: its audio never reaches the driver."""
+    ctx = _context(config_path, overrides_json, chunk_index)
+    info = export_chunk(ctx, chunk_index, chunk_plan)
+    counts = {f"exchange:{k}": v for k, v in sorted(info["stats"]["exchanges"].items())}
+    return ChunkRef("export", chunk_index, info["key"].rsplit("-", 1)[-1], ctx.store.where(info["key"]), counts,
+                    info.get("seconds", 0.0), info["cached"])  # fmt: skip
+
+
+def export_corpus(
+    ctx: BuildContext, config_path: str, overrides_json: str, timings: dict[str, float]
+) -> dict[str, Any]:
+    """Plan in the driver (text only), one export task per chunk, then name the shards in the driver."""
+    plan: ExportPlan = plan_export(ctx)
+    futures = [
+        export_task.submit(config_path, overrides_json, c, plan.for_chunk(ctx, c)) for c in ctx.chunk_ranges()
+    ]
+    failure = None
+    for future in as_completed(futures):
+        try:
+            _report(future.result(), ctx.planner.num_chunks)
+        except Exception as exc:
+            failure = failure or f"export: {_describe(exc)}"
+    if failure is not None:
+        raise EmpathyDataError(f"{failure}; re-run the same command to resume")
+    return finish_export(ctx, plan, timings)
 
 
 def task_runner(runner: RunnerConfig):
@@ -283,7 +312,7 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> d
             "sent": sum(r.sent for r in refs),
         }
         t1 = time.perf_counter()
-        manifest = export_corpus(ctx, stage_seconds)
+        manifest = export_corpus(ctx, config_path, overrides_json, stage_seconds)
         manifest["timings_s"]["export"] = round(time.perf_counter() - t1, 2)
         manifest["llm_requests"] = llm_requests
         ctx.store.write_json("manifest.json", manifest)

@@ -31,6 +31,9 @@ def test_a_cluster_runner_builds_the_thread_runners_corpus(tiny_build, tmp_path,
     done = re.findall(r"(script|synthesize|filter) chunk \d/\d done \((?:cached|[\d.]+s) on ([^:\s]+):(\d+)\)", log)
     assert len(done) == 6, result.stderr[-3000:]  # 2 chunks x 3 stages, each reported with its worker
     assert {stage for stage, _, _ in done} == {"script", "synthesize", "filter"}
+    # export runs as one task per chunk on the workers too: their audio never passes through the driver
+    exported = re.findall(r"export chunk \d/\d done \([\d.]+s on ([^:\s]+):(\d+)\)", log)
+    assert len(exported) == 2, result.stderr[-3000:]
 
     assert shard_digests(out) == shard_digests(reference)
     assert (out / "README.md").read_text() == (reference / "README.md").read_text()

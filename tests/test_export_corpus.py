@@ -111,3 +111,40 @@ def test_whole_units_fill_splits_as_close_to_the_ratios_as_they_allow():
     # ten single-row units: 8 / 1 / 1 exactly (a hash would often give 10 / 0 / 0 or 6 / 3 / 1)
     placement = assign_splits({f"d{i}": 1 for i in range(10)}, ratios, "s")
     assert sorted(list(placement.values()).count(s) for s in ratios) == [1, 1, 8]
+
+
+def test_export_resumes_per_chunk_and_names_parts_as_shards_without_reading_audio(tmp_path, monkeypatch):
+    """Each chunk's parts are written once (work/export/); a re-export writes again only a chunk whose
+    parts are gone, gives the same shards, and the final step reads no audio (only text columns)."""
+    from empathy_data.export import exporter
+    from tests.test_resume import shard_digests
+
+    ctx = ctx_for(tmp_path)
+    manifest = build(ctx, TopicChat(ctx))
+    digests = shard_digests(ctx.out)
+    parts = sorted((ctx.out / "work" / "export").iterdir())
+    assert len(parts) == ctx.planner.num_chunks == 2
+    # every data shard is a chunk's part under its shard name (a hard link: no copy)
+    shard = ctx.out / "data" / manifest["shards"]["data"]["train"][0]["file"]
+    assert shard.stat().st_nlink == 2
+
+    kept_part = parts[0] / "parts.json"
+    kept_mtime = kept_part.stat().st_mtime_ns
+    ctx.store.remove(f"work/export/{parts[1].name}")
+    read_audio = []
+    plan = exporter.plan_export(ctx)
+    monkeypatch.setattr(exporter, "_audio", lambda *a: read_audio.append(a) or exporter_audio(*a))
+    infos = [exporter.export_chunk(ctx, c, plan.for_chunk(ctx, c)) for c in ctx.chunk_ranges()]
+    assert [info["cached"] for info in infos] == [True, False]
+    assert read_audio and all(a[1].startswith("work/synthesize/c00001") for a in read_audio)  # chunk 2 only
+    read_audio.clear()
+    again = exporter.finish_export(ctx, plan)
+    assert not read_audio
+    assert kept_part.stat().st_mtime_ns == kept_mtime
+    assert shard_digests(ctx.out) == digests
+    assert again["counts"] == manifest["counts"] and again["diversity"] == manifest["diversity"]
+    verify_corpus(ctx.out)
+
+
+def exporter_audio(ctx, chunk_key, name):
+    return {"bytes": ctx.store.read_bytes(f"{chunk_key}/{name}"), "path": name}

@@ -23,7 +23,7 @@ class StageCounter:
         self.runs = 0
         for name in ("script", "synthesize", "filter"):
             monkeypatch.setattr(flow, f"run_{name}_chunk", self.stage(name, seconds[name]))
-        monkeypatch.setattr(flow, "export_corpus", lambda ctx, timings: {"timings_s": dict(timings)})
+        monkeypatch.setattr(flow, "export_corpus", lambda ctx, *args: {"timings_s": dict(args[-1])})
         monkeypatch.setattr(flow, "llm_endpoint", lambda ctx: nullcontext("http://127.0.0.1:9/v1"))
         monkeypatch.setattr(flow.backends, "chat_backend", lambda *a: types.SimpleNamespace(check_reachable=lambda: None))
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
+import json
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
+
+import pyarrow.parquet as pq
 
 from empathy_data.build import BuildContext, strip_kind
 from empathy_data.export.card import dataset_card
@@ -13,6 +16,7 @@ from empathy_data.export.diversity import DiversityStats, NearDuplicates
 from empathy_data.export.rows import exchange_row, features
 from empathy_data.export.shards import ShardWriter
 from empathy_data.export.splits import assign_splits, split_key
+from empathy_data.hashing import digest
 from empathy_data.plan import Cell
 from empathy_data.regenerate import best, merge, versions_in_round
 from empathy_data.schema import Outcome, Script, Utterance
@@ -52,6 +56,26 @@ class Stats:
         for k in range(n_exchanges):
             self.planned["user_emotion"][spec.turns[2 * k].emotion] += 1
             self.planned["assistant_style"][spec.turns[2 * k + 1].response_style] += 1
+
+    COUNTERS = ("exchanges", "dialogues", "reasons", "accepted_by_round")
+    BY_LABEL = ("planned", "planned_dialogues", "accepted", "checks", "achieved")
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything but diversity (finish_export measures that over the shards), as JSON."""
+        return {
+            **{name: dict(getattr(self, name)) for name in self.COUNTERS},
+            **{name: {k: dict(c) for k, c in getattr(self, name).items()} for name in self.BY_LABEL},
+            "regenerated": self.regenerated,
+        }
+
+    def merge(self, data: dict[str, Any]) -> None:
+        """Add another chunk's to_json()."""
+        for name in self.COUNTERS:
+            getattr(self, name).update(data[name])
+        for name in self.BY_LABEL:
+            for label, counts in data[name].items():
+                getattr(self, name)[label].update(counts)
+        self.regenerated += data["regenerated"]
 
     def accept(self, row: dict) -> None:
         for key in (
@@ -239,8 +263,6 @@ def export_round(
             accepted_of[dialogue_id] += 1
             w.data[split].write(row | audio)
             stats.accept(row)
-            stats.diversity.add(row["user_text"], row["language"], opening=k == 0)
-            stats.diversity.add(row["assistant_text"], row["language"])
             stats.accepted_by_round[str(round_)] += 1
         else:
             stats.reasons.update(reason_keys(reasons, verdict))
@@ -254,42 +276,136 @@ def export_round(
         add_dialogue(stats.achieved, Cell.of(spec), n, spec.num_exchanges)
 
 
-def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) -> dict[str, Any]:
+# Export runs as one task per chunk (export_chunk, on whichever worker the runner picks: audio is read
+# there) between two short driver steps: plan_export (text and metadata only: near-duplicates and the
+# split of each unit, which need the whole corpus) and finish_export (names the parts as shards, writes
+# the card and the manifest). A chunk's parts are kept under work/export/ by a key of everything that
+# decides their rows, so a re-run exports again only the chunks whose inputs changed.
+DIVERSITY_COLUMNS = ("user_text", "assistant_text", "language", "exchange_index")
+EXPORT_FORMAT = 1  # bump when the rows a chunk's parts hold change for the same inputs
+PARTS = "parts.json"  # written last into a chunk's export directory: what it holds and its counts
+
+
+@dataclass
+class ExportPlan:
+    first: CorpusPass
+    split_of_unit: dict[str, str]  # user speaker id or dialogue id -> split
+
+    def for_chunk(self, ctx: BuildContext, chunk: int) -> dict[str, Any]:
+        """The part of the plan one chunk's export needs (small: it travels to a worker)."""
+        split_by = ctx.config.export.split_by
+        specs = ctx.planner.chunk(chunk)
+        units = {split_key(split_by, s.dialogue_id, s.user.id) for s in specs}
+        ids = {s.dialogue_id for s in specs}
+        return {
+            "splits": {u: self.split_of_unit[u] for u in sorted(units)},
+            "duplicates": {d: e for d, e in sorted(self.first.duplicates.items()) if d in ids},
+        }
+
+
+def plan_export(ctx: BuildContext) -> ExportPlan:
+    cfg = ctx.config
+    first = corpus_pass(ctx)
+    return ExportPlan(first, assign_splits(first.rows_by_unit, cfg.export.splits, salt=f"{cfg.seed}:"))
+
+
+def _build_info(ctx: BuildContext) -> dict[str, Any]:
+    cfg = ctx.config
+    return {"name": cfg.name, "seed": cfg.seed, "asr_backend": cfg.filter.asr.backend}
+
+
+def export_key(ctx: BuildContext, chunk: int, chunk_plan: dict[str, Any]) -> str:
+    export = ctx.config.export
+    settings = {
+        "format": EXPORT_FORMAT,
+        "filter": ctx.keys["filter"][chunk],  # every round; each key chains everything upstream
+        "plan": chunk_plan,
+        "export": {"rejects_audio": export.rejects_audio, "unclean_history": export.unclean_history,
+                   "rows_per_shard": export.rows_per_shard, "split_by": export.split_by},  # fmt: skip
+        "build": _build_info(ctx),
+    }
+    return f"work/export/c{chunk:05d}-{digest(settings)}"
+
+
+def export_chunk(ctx: BuildContext, chunk: int, chunk_plan: dict[str, Any]) -> dict[str, Any]:
+    """Write one chunk's rows as Parquet parts (one or more per split, and rejects) and return what
+    PARTS says of them. Done once per key: a finished chunk is read back, not written again."""
+    key = export_key(ctx, chunk, chunk_plan)
+    if ctx.store.exists(f"{key}/{PARTS}"):
+        return ctx.store.read_json(f"{key}/{PARTS}") | {"cached": True}
+    t0 = time.perf_counter()
     cfg = ctx.config
     rate = cfg.synthesize.sample_rate
-    build = {"name": cfg.name, "seed": cfg.seed, "asr_backend": cfg.filter.asr.backend}
-    # The manifest marks a finished export: remove the old one first, so a killed export never looks finished.
-    ctx.store.remove("manifest.json")
-    staging = ctx.store.scratch / "export-staging"
-    if staging.exists():
-        shutil.rmtree(staging)
-    (staging / "data").mkdir(parents=True)
-    (staging / "rejects").mkdir(parents=True)
+    rows_per_shard = cfg.export.rows_per_shard
     splits = list(cfg.export.splits)
-    data_writers = {s: ShardWriter(staging / "data", s, features(rate), cfg.export.rows_per_shard) for s in splits}
-    reject_features = features(rate, with_audio=cfg.export.rejects_audio, with_verdict=True)
-    rejects = ShardWriter(staging / "rejects", "rejects", reject_features, cfg.export.rows_per_shard)
-    first = corpus_pass(ctx)
-    split_of_unit = assign_splits(first.rows_by_unit, cfg.export.splits, salt=f"{cfg.seed}:")
-    writers = Writers(
-        data_writers, rejects, reject_features, rate, build, cfg.export.rejects_audio, split_of_unit,
-        cfg.export.split_by, cfg.export.unclean_history == "keep", first.duplicates,
-    )  # fmt: skip
-    stats = Stats()
-
-    for chunk in ctx.chunk_ranges():
+    with ctx.store.publish_dir(key, marker=PARTS) as tmp:
+        data_writers = {s: ShardWriter(tmp, s, features(rate), rows_per_shard) for s in splits}
+        reject_features = features(rate, with_audio=cfg.export.rejects_audio, with_verdict=True)
+        rejects = ShardWriter(tmp, "rejects", reject_features, rows_per_shard)
+        writers = Writers(
+            data_writers, rejects, reject_features, rate, _build_info(ctx), cfg.export.rejects_audio,
+            chunk_plan["splits"], cfg.export.split_by, cfg.export.unclean_history == "keep", chunk_plan["duplicates"],
+        )  # fmt: skip
+        stats = Stats()
         filter_rows = [ctx.read_records("filter", chunk, r) for r in ctx.rounds]
         merged = merge([versions_in_round(rows, r) for r, rows in enumerate(filter_rows)])
         kept = {d: best(versions).round for d, versions in merged.items()}
         stats.regenerated += sum(len(versions) > 1 for versions in merged.values())
         for r, rows in enumerate(filter_rows):
             export_round(ctx, chunk, r, rows, kept, writers, stats)
-    shards = {s: w.finish() for s, w in data_writers.items()}
-    reject_shards = rejects.finish()
-    for name in ("data", "rejects"):  # each shard whole; the manifest, written last, says the export is done
-        ctx.store.publish_files(staging / name, name)
-    shutil.rmtree(staging)
+        info = {
+            "chunk": chunk,
+            "key": key,
+            "data": {s: w.finish() for s, w in data_writers.items()},
+            "rejects": rejects.finish(),
+            "stats": stats.to_json(),
+        }
+        (tmp / PARTS).write_text(json.dumps(info, sort_keys=True) + "\n", encoding="utf-8")
+    return info | {"cached": False, "seconds": round(time.perf_counter() - t0, 3)}
 
+
+def shard_names(parts: list[tuple[str, dict]], prefix: str) -> tuple[list[tuple[str, str]], list[dict]]:
+    """Parts in chunk order -> (part key, shard name) pairs and the manifest's shard entries."""
+    total = len(parts)
+    names = [f"{prefix}-{i:05d}-of-{total:05d}.parquet" for i in range(total)]
+    pairs = [(source, name) for (source, _), name in zip(parts, names, strict=True)]
+    entries = [{"file": name, "rows": part["rows"], "sha256": part["sha256"]} for (_, part), name in zip(parts, names, strict=True)]
+    return pairs, entries
+
+
+def finish_export(ctx: BuildContext, plan: ExportPlan, timings: dict[str, float] | None = None) -> dict[str, Any]:
+    """Name every chunk's parts as the corpus's shards (data/ and rejects/), then write the card and the
+    manifest. Reads each chunk's PARTS and the text columns of the data shards, never audio."""
+    cfg = ctx.config
+    splits = list(cfg.export.splits)
+    stats = Stats()
+    data_parts: dict[str, list[tuple[str, dict]]] = {s: [] for s in splits}
+    reject_parts: list[tuple[str, dict]] = []
+    keys = [export_key(ctx, chunk, plan.for_chunk(ctx, chunk)) for chunk in ctx.chunk_ranges()]
+    for key in keys:
+        info = ctx.store.read_json(f"{key}/{PARTS}")
+        stats.merge(info["stats"])
+        for split in splits:
+            data_parts[split] += [(f"{key}/{part['file']}", part) for part in info["data"][split]]
+        reject_parts += [(f"{key}/{part['file']}", part) for part in info["rejects"]]
+    # The manifest marks a finished export: remove the old one first, so a killed export never looks finished.
+    ctx.store.remove("manifest.json")
+    shards: dict[str, list[dict]] = {}
+    data_pairs: list[tuple[str, str]] = []
+    for split in splits:
+        pairs, shards[split] = shard_names(data_parts[split], split)
+        data_pairs += pairs
+    reject_pairs, reject_shards = shard_names(reject_parts, "rejects")
+    ctx.store.publish_copies(data_pairs, "data")
+    ctx.store.publish_copies(reject_pairs, "rejects")
+    for split in splits:
+        for shard in shards[split]:
+            with ctx.store.open_read(f"data/{shard['file']}") as f:
+                for batch in pq.ParquetFile(f).iter_batches(columns=list(DIVERSITY_COLUMNS)):
+                    for row in batch.to_pylist():
+                        stats.diversity.add(row["user_text"], row["language"], opening=row["exchange_index"] == 0)
+                        stats.diversity.add(row["assistant_text"], row["language"])
+    first = plan.first
     planned_exchanges = sum(stats.planned["user_emotion"].values())
     manifest = {
         "name": cfg.name,
@@ -342,7 +458,20 @@ def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) ->
     }
     ctx.store.write_text("README.md", dataset_card(manifest))
     ctx.store.write_json("manifest.json", manifest)
+    # Parts of earlier exports (another split plan, other settings) are never read again.
+    current = {key.rsplit("/", 1)[-1] for key in keys}
+    for name in ctx.store.list("work/export"):
+        if name not in current:
+            ctx.store.remove(f"work/export/{name}")
     return manifest
+
+
+def export_corpus(ctx: BuildContext, timings: dict[str, float] | None = None) -> dict[str, Any]:
+    """The whole export in this process (the build flow runs export_chunk as tasks instead)."""
+    plan = plan_export(ctx)
+    for chunk in ctx.chunk_ranges():
+        export_chunk(ctx, chunk, plan.for_chunk(ctx, chunk))
+    return finish_export(ctx, plan, timings)
 
 
 def _outcome_row(outcome: Outcome, k: int, split: str, build: dict, feats, rate: int) -> dict:
