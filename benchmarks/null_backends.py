@@ -67,10 +67,10 @@ class NullASR:
 
 
 def install() -> None:
-    backends.chat_backend = lambda script_json, base_url: NullChat()  # type: ignore[assignment]
-    backends.tts_backend = lambda synth_json: NullTTS()  # type: ignore[assignment]
-    backends.asr_backend = lambda filter_json: NullASR()  # type: ignore[assignment]
-    backends.emotion_backend = lambda filter_json: None  # type: ignore[assignment]
+    backends.chat_backend = lambda config, base_url: NullChat()  # type: ignore[assignment]
+    backends.tts_backend = lambda config: NullTTS()  # type: ignore[assignment]
+    backends.asr_backend = lambda config: NullASR()  # type: ignore[assignment]
+    backends.emotion_backend = lambda config: None  # type: ignore[assignment]
 
 
 def null_config(num_dialogues: int, output: str, chunk_size: int = 64, max_workers: int = 2) -> dict[str, Any]:

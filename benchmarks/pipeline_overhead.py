@@ -71,9 +71,9 @@ def plain_loop(config_path: str) -> dict:
         while chunks:
             for c in chunks:
                 for r in ctx.rounds:
-                    run_script_chunk(ctx, c, lambda: backends.chat_backend(cfg.script.model_dump_json(), ""), r)
-                    run_synthesize_chunk(ctx, c, lambda: backends.tts_backend(cfg.synthesize.model_dump_json()), r)
-                    judges = (backends.asr_backend(""), backends.emotion_backend(""))
+                    run_script_chunk(ctx, c, lambda: backends.chat_backend(cfg.script, ""), r)
+                    run_synthesize_chunk(ctx, c, lambda: backends.tts_backend(cfg.synthesize), r)
+                    judges = (backends.asr_backend(cfg.filter), backends.emotion_backend(cfg.filter))
                     run_filter_chunk(ctx, c, lambda judges=judges: judges, r)
             chunks = ctx.add_topup_pass()
         pipeline = time.perf_counter() - t0

@@ -49,7 +49,7 @@ def write_scripts(path: Path) -> None:
     ctx = BuildContext.load(str(path), {})
     ctx.claim_output_dir()
     for c in ctx.chunk_ranges():
-        run_script_chunk(ctx, c, lambda: backends.chat_backend("", ""))
+        run_script_chunk(ctx, c, lambda: backends.chat_backend(ctx.config.script, ""))
 
 
 def timed_build(root: Path, scripted: Path, base: dict, kind: str, workers: int) -> dict:

@@ -1,6 +1,6 @@
-"""Build backends from config, once per worker process.
+"""Build backends from config, once per worker process, and release them when their stage is done.
 
-Tasks on a cluster receive only config (as JSON) and rebuild backends on the worker; the cache keeps
+Tasks on a cluster receive the validated config and rebuild backends on the worker; the cache keeps
 one instance per distinct setting, so a model loads once per process, not once per chunk. Each
 backend module imports its heavy library lazily and names the extra to install when it is missing.
 """
@@ -8,16 +8,22 @@ backend module imports its heavy library lazily and names the extra to install w
 from __future__ import annotations
 
 import functools
-import json
+import gc
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel
 
 from empathy_data.config import FilterConfig, ScriptConfig, SynthesizeConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _cache_key(args: tuple) -> tuple:
+    """A config's settings, not its identity: equal configs from two tasks share one backend."""
+    return tuple(a.model_dump_json() if isinstance(a, BaseModel) else a for a in args)
 
 
 def once_per_process(factory: F) -> F:
@@ -29,22 +35,32 @@ def once_per_process(factory: F) -> F:
 
     @functools.wraps(factory)
     def cached(*args):
-        if args in built:
-            return built[args]
+        key = _cache_key(args)
+        if key in built:
+            return built[key]
         with guard:
-            lock = locks.setdefault(args, threading.Lock())
+            lock = locks.setdefault(key, threading.Lock())
         with lock:
-            if args not in built:
-                built[args] = factory(*args)
-            return built[args]
+            if key not in built:
+                built[key] = factory(*args)
+            return built[key]
 
-    cached.cache_clear = built.clear  # type: ignore[attr-defined]
+    def clear() -> int:
+        with guard:
+            dropped = list(built.values())
+            built.clear()
+        for backend in dropped:
+            close = getattr(backend, "close", None)
+            if callable(close):
+                close()
+        return len(dropped)
+
+    cached.cache_clear = clear  # type: ignore[attr-defined]
     return cached  # type: ignore[return-value]
 
 
 @once_per_process
-def chat_backend(script_json: str, base_url: str):
-    config = TypeAdapter(ScriptConfig).validate_python(json.loads(script_json))
+def chat_backend(config: ScriptConfig, base_url: str):
     if config.backend == "vllm":
         from empathy_data.script.vllm_offline import VLLMChat
 
@@ -55,8 +71,8 @@ def chat_backend(script_json: str, base_url: str):
 
 
 @once_per_process
-def tts_backend(synth_json: str):
-    tts = SynthesizeConfig.model_validate(json.loads(synth_json)).tts
+def tts_backend(config: SynthesizeConfig):
+    tts = config.tts
     if tts.backend == "cosyvoice2":
         from empathy_data.synthesize.cosyvoice import CosyVoice2TTS
 
@@ -71,8 +87,8 @@ def tts_backend(synth_json: str):
 
 
 @once_per_process
-def asr_backend(filter_json: str):
-    asr = FilterConfig.model_validate(json.loads(filter_json)).asr
+def asr_backend(config: FilterConfig):
+    asr = config.asr
     if asr.backend == "transformers":
         from empathy_data.filter.asr_transformers import TransformersASRBackend
 
@@ -83,8 +99,7 @@ def asr_backend(filter_json: str):
 
 
 @once_per_process
-def emotion_backend(filter_json: str):
-    config = FilterConfig.model_validate(json.loads(filter_json))
+def emotion_backend(config: FilterConfig):
     if not config.thresholds.check_emotion:
         return None
     emotion = config.emotion
@@ -95,3 +110,18 @@ def emotion_backend(filter_json: str):
     from empathy_data.filter.emotion_classifier import classifier_check
 
     return classifier_check(emotion)
+
+
+STAGE_BACKENDS = {"script": (chat_backend,), "synthesize": (tts_backend,), "filter": (asr_backend, emotion_backend)}
+
+
+def release(stages: Iterable[str]) -> list[str]:
+    """Drop this process's models of `stages` (the build has no more work for them), so their memory,
+    GPU memory included, goes to the stages still running. Returns the stages that held a model."""
+    released = [stage for stage in stages if sum(f.cache_clear() for f in STAGE_BACKENDS[stage])]  # type: ignore[attr-defined]
+    if released:
+        gc.collect()
+        torch = sys.modules.get("torch")  # only if a backend brought it in
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return released

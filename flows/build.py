@@ -6,7 +6,6 @@ process) on whichever worker runs the task, so the same flow runs on threads, Ra
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -14,7 +13,8 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from functools import lru_cache, partial
+from dataclasses import dataclass
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -33,25 +33,47 @@ from empathy_data.build import (
     worker_id,
 )
 from empathy_data.chunk_store import is_url
-from empathy_data.config import RunnerConfig, load_config
+from empathy_data.config import BuildConfig, RunnerConfig, load_config
 from empathy_data.errors import BackendUnavailable, EmpathyDataError
 from empathy_data.export.exporter import ExportPlan, export_chunk, finish_export, plan_export
+from empathy_data.hashing import digest
 from empathy_data.interrupts import keep_stopping_cleanly
 from empathy_data.output_lock import OutputLock
 
 log = logging.getLogger("empathy_data")
 
 
-@lru_cache(maxsize=2)
-def _cached_context(config_path: str, overrides_json: str) -> BuildContext:
-    return BuildContext.load(config_path, json.loads(overrides_json))
+@dataclass(frozen=True)
+class BuildInputs:
+    """What every task gets: the validated config (its output absolute, or a URL) and the directory its
+    relative paths resolve from. Pickled to Ray and Dask workers as it is; never re-read from a file."""
+
+    config: BuildConfig
+    config_dir: str
+
+    @cached_property
+    def key(self) -> str:
+        return digest({"config": self.config.model_dump(mode="json"), "config_dir": self.config_dir})
 
 
+_contexts: dict[str, BuildContext] = {}  # per process: the builds its tasks belong to (at most two)
+_contexts_lock = threading.Lock()
 _reload = threading.Lock()
 
 
-def _context(config_path: str, overrides_json: str, chunk_index: int = 0) -> BuildContext:
-    ctx = _cached_context(config_path, overrides_json)
+def forget_contexts() -> None:
+    with _contexts_lock:
+        _contexts.clear()
+
+
+def _context(inputs: BuildInputs, chunk_index: int = 0) -> BuildContext:
+    with _contexts_lock:  # the first task in a process plans the build; the others wait for it
+        ctx = _contexts.get(inputs.key)
+        if ctx is None:
+            ctx = BuildContext.from_config(inputs.config, Path(inputs.config_dir))
+            while len(_contexts) >= 2:
+                _contexts.pop(next(iter(_contexts)))
+            _contexts[inputs.key] = ctx
     if chunk_index >= ctx.planner.num_chunks:  # a top-up chunk planned since this process loaded the build
         with _reload:
             if chunk_index >= ctx.planner.num_chunks:
@@ -60,6 +82,11 @@ def _context(config_path: str, overrides_json: str, chunk_index: int = 0) -> Bui
 
 
 DRIVER = worker_id()
+
+
+def _release(stages) -> None:
+    if released := backends.release(stages):
+        log.info("%s: models released on %s (no more work for them in this build)", ", ".join(released), worker_id())
 
 
 def _report(ref: ChunkRef, total: int) -> ChunkRef:
@@ -87,47 +114,52 @@ chunk_task = partial(task, retries=2, retry_delay_seconds=[2, 10], cache_policy=
 
 
 @chunk_task(name="script-chunk", task_run_name="script c{chunk_index:05d}-r{round_}")
-def script_task(config_path: str, overrides_json: str, chunk_index: int, base_url: str, round_: int = 0) -> ChunkRef:
-    ctx = _context(config_path, overrides_json, chunk_index)
-    make_chat = partial(backends.chat_backend, ctx.config.script.model_dump_json(), base_url)
+def script_task(
+    inputs: BuildInputs, chunk_index: int, base_url: str, round_: int = 0, release: tuple[str, ...] = ()
+) -> ChunkRef:
+    ctx = _context(inputs, chunk_index)
+    _release(release)
+    make_chat = partial(backends.chat_backend, ctx.config.script, base_url)
     return run_script_chunk(ctx, chunk_index, make_chat, round_)
 
 
 @chunk_task(name="synthesize-chunk", task_run_name="synthesize c{chunk_index:05d}-r{round_}")
-def synthesize_task(config_path: str, overrides_json: str, chunk_index: int, round_: int = 0) -> ChunkRef:
-    ctx = _context(config_path, overrides_json, chunk_index)
-    make_tts = partial(backends.tts_backend, ctx.config.synthesize.model_dump_json())
+def synthesize_task(inputs: BuildInputs, chunk_index: int, round_: int = 0, release: tuple[str, ...] = ()) -> ChunkRef:
+    ctx = _context(inputs, chunk_index)
+    _release(release)
+    make_tts = partial(backends.tts_backend, ctx.config.synthesize)
     return run_synthesize_chunk(ctx, chunk_index, make_tts, round_)
 
 
 @chunk_task(name="filter-chunk", task_run_name="filter c{chunk_index:05d}-r{round_}")
-def filter_task(config_path: str, overrides_json: str, chunk_index: int, round_: int = 0) -> ChunkRef:
-    ctx = _context(config_path, overrides_json, chunk_index)
-    filter_json = ctx.config.filter.model_dump_json()
+def filter_task(inputs: BuildInputs, chunk_index: int, round_: int = 0, release: tuple[str, ...] = ()) -> ChunkRef:
+    ctx = _context(inputs, chunk_index)
+    _release(release)
+    judged = ctx.config.filter
 
     def make_judges():
-        return backends.asr_backend(filter_json), backends.emotion_backend(filter_json)
+        return backends.asr_backend(judged), backends.emotion_backend(judged)
 
     return run_filter_chunk(ctx, chunk_index, make_judges, round_)
 
 
 @chunk_task(name="export-chunk", task_run_name="export c{chunk_index:05d}")
-def export_task(config_path: str, overrides_json: str, chunk_index: int, chunk_plan: dict[str, Any]) -> ChunkRef:
-    """One chunk's Parquet parts, written where the task runs: its audio never reaches the driver."""
-    ctx = _context(config_path, overrides_json, chunk_index)
+def export_task(inputs: BuildInputs, chunk_index: int, chunk_plan: dict[str, Any]) -> ChunkRef:
+    """One chunk's Parquet parts, written where the task runs: its audio never reaches the driver.
+    Every stage is done by now: the worker lets its models go first."""
+    ctx = _context(inputs, chunk_index)
+    _release(STAGES)
     info = export_chunk(ctx, chunk_index, chunk_plan)
     counts = {f"exchange:{k}": v for k, v in sorted(info["stats"]["exchanges"].items())}
     return ChunkRef("export", chunk_index, info["key"].rsplit("-", 1)[-1], ctx.store.where(info["key"]), counts,
                     info.get("seconds", 0.0), info["cached"])  # fmt: skip
 
 
-def export_corpus(
-    ctx: BuildContext, config_path: str, overrides_json: str, timings: dict[str, float]
-) -> dict[str, Any]:
+def export_corpus(ctx: BuildContext, inputs: BuildInputs, timings: dict[str, float]) -> dict[str, Any]:
     """Plan in the driver (text only), one export task per chunk, then name the shards in the driver."""
     plan: ExportPlan = plan_export(ctx)
     futures = [
-        export_task.submit(config_path, overrides_json, c, plan.for_chunk(ctx, c)) for c in ctx.chunk_ranges()
+        export_task.submit(inputs, c, plan.for_chunk(ctx, c)) for c in ctx.chunk_ranges()
     ]
     failure = None
     for future in as_completed(futures):
@@ -203,9 +235,7 @@ def _describe(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, EmpathyDataError) else f"{type(exc).__name__}: {exc}"
 
 
-def run_chunks(
-    ctx: BuildContext, config_path: str, overrides_json: str, base_url: str, chunks: list[int]
-) -> list[ChunkRef]:
+def run_chunks(ctx: BuildContext, inputs: BuildInputs, base_url: str, chunks: list[int]) -> list[ChunkRef]:
     """Run each chunk's rounds of script -> synthesize -> filter, with at most
     `runner.max_chunks_in_flight` chunks at once. A stage is submitted only when the one before it has
     finished: Prefect's thread runner would otherwise park the waiting task in a worker thread, and
@@ -215,14 +245,23 @@ def run_chunks(
     resources = ctx.config.resources
     limit = {stage: getattr(resources, stage).max_concurrent for stage in STAGES}
 
+    def finished_stages(c: int, step: int) -> tuple[str, ...]:
+        """Stages no chunk of this run needs any more once (c, step) is submitted: the worker that runs
+        it lets their models go (each worker learns it from the next task it gets)."""
+        if pending:
+            return ()
+        upcoming = {steps[i][1] for c_, s in [*running.values(), *held, (c, step)] for i in range(s, len(steps))}
+        return tuple(s for s in STAGES if s not in upcoming)
+
     def submit(c: int, step: int) -> PrefectFuture:
         r, stage = steps[step]
+        release = finished_stages(c, step)
         with placement(ctx.config.runner.kind, getattr(resources, stage).gpus):
             if stage == "script":
-                return script_task.submit(config_path, overrides_json, c, base_url, r)
+                return script_task.submit(inputs, c, base_url, r, release)
             if stage == "synthesize":
-                return synthesize_task.submit(config_path, overrides_json, c, r)
-            return filter_task.submit(config_path, overrides_json, c, r)
+                return synthesize_task.submit(inputs, c, r, release)
+            return filter_task.submit(inputs, c, r, release)
 
     pending = deque(chunks)
     running: dict[PrefectFuture, tuple[int, int]] = {}
@@ -280,8 +319,9 @@ def write_build_report(out: Path) -> None:
 @flow(name="empathy-data-build", log_prints=False)
 def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     keep_stopping_cleanly()
-    overrides_json = json.dumps(overrides or {}, sort_keys=True)
-    ctx = _context(config_path, overrides_json)
+    config, config_dir = load_config(config_path, overrides)
+    inputs = BuildInputs(config, str(config_dir))
+    ctx = _context(inputs)
     with OutputLock(ctx.store):
         ctx.check_output_dir()
         ctx.load_topup()  # passes another build may have planned since this process loaded the config
@@ -291,12 +331,12 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> d
         needs_llm = ctx.pending_script_work() or ctx.topup_pending()
         with llm_endpoint(ctx) if needs_llm else nullcontext("") as base_url:
             if needs_llm and ctx.config.script.backend == "openai":
-                backends.chat_backend(ctx.config.script.model_dump_json(), base_url).check_reachable()
+                backends.chat_backend(ctx.config.script, base_url).check_reachable()
             # Claim the output directory (build.json) only once the LLM answers.
             ctx.claim_output_dir()
             if removed := ctx.remove_partial_writes():
                 log.info("removed %d partial write(s) left by an interrupted run", removed)
-            refs = run_chunks(ctx, config_path, overrides_json, base_url, ctx.chunk_ranges())
+            refs = run_chunks(ctx, inputs, base_url, ctx.chunk_ranges())
             while new_chunks := ctx.add_topup_pass():
                 extras = sum(len(ctx.planner.chunk_indices(c)) for c in new_chunks)
                 log.info(
@@ -304,7 +344,7 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> d
                     ctx.planner.extra_passes,
                     extras,
                 )
-                refs += run_chunks(ctx, config_path, overrides_json, base_url, new_chunks)
+                refs += run_chunks(ctx, inputs, base_url, new_chunks)
         stage_seconds = {stage: round(sum(r.seconds for r in refs if r.stage == stage), 2) for stage in STAGES}
         stage_seconds["pipeline_wall"] = round(time.perf_counter() - t0, 2)
         llm_requests = {
@@ -312,7 +352,7 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> d
             "sent": sum(r.sent for r in refs),
         }
         t1 = time.perf_counter()
-        manifest = export_corpus(ctx, config_path, overrides_json, stage_seconds)
+        manifest = export_corpus(ctx, inputs, stage_seconds)
         manifest["timings_s"]["export"] = round(time.perf_counter() - t1, 2)
         manifest["llm_requests"] = llm_requests
         ctx.store.write_json("manifest.json", manifest)
@@ -330,10 +370,11 @@ def run_build(config_path: str, overrides: dict[str, Any] | None = None) -> dict
     # A temporary Prefect server started for this run inherits this: no telemetry leaves the machine.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     config_path = str(Path(config_path).resolve())
-    config, _ = load_config(config_path, overrides)
+    config, config_dir = load_config(config_path, overrides)
     output = config.output if is_url(config.output) else str(Path.cwd() / config.output)
     overrides = {**(overrides or {}), "output": output}
-    ctx = _context(config_path, json.dumps(overrides, sort_keys=True))  # the one build_corpus gets from the cache
+    config = config.model_copy(update={"output": output})  # what build_corpus loads with these overrides
+    ctx = _context(BuildInputs(config, str(config_dir)))  # the one build_corpus gets from the cache
     if ctx.config.runner.kind == "thread" and any(r.gpus > 0 for _, r in ctx.config.resources):
         log.warning("resources: gpus are asked of a Ray or Dask cluster; on the thread runner every stage "
                     "shares this process's GPUs (max_concurrent still applies)")  # fmt: skip

@@ -136,10 +136,11 @@ def test_deployment_flow_refuses_what_preflight_refuses(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("task", "args", "name"),
     [
-        (build_flow.script_task, ("c.yaml", "{}", 3, "http://127.0.0.1:9/v1", 1), "script c00003-r1"),
-        (build_flow.script_task, ("c.yaml", "{}", 0, ""), "script c00000-r0"),
-        (build_flow.synthesize_task, ("c.yaml", "{}", 12, 2), "synthesize c00012-r2"),
-        (build_flow.filter_task, ("c.yaml", "{}", 7), "filter c00007-r0"),
+        (build_flow.script_task, (None, 3, "http://127.0.0.1:9/v1", 1), "script c00003-r1"),
+        (build_flow.script_task, (None, 0, ""), "script c00000-r0"),
+        (build_flow.synthesize_task, (None, 12, 2), "synthesize c00012-r2"),
+        (build_flow.filter_task, (None, 7), "filter c00007-r0"),
+        (build_flow.export_task, (None, 4, {}), "export c00004"),
     ],
 )
 def test_chunk_task_runs_are_named_by_stage_chunk_and_round(task, args, name):

@@ -149,3 +149,33 @@ def test_a_failed_chunk_stops_new_chunks_and_its_cause_is_raised(tmp_path, monke
     with pytest.raises(EmpathyDataError, match="chunk 1: ValueError: the writer broke; re-run"):
         flow.run_build(str(config), {})
     assert started == [0]  # chunks 2 and 3 never started
+
+
+def test_a_stages_models_are_released_once_no_chunk_needs_that_stage(tmp_path, monkeypatch):
+    """Each task carries the stages no chunk needs any more; the worker running it lets their models go
+    first (export tasks release all three)."""
+    counter = StageCounter(monkeypatch, dict.fromkeys(["script", "synthesize", "filter"], 0.05))
+    released = []
+
+    def release(stages):
+        if stages:
+            released.append((tuple(stages), counter.runs))
+        return []
+
+    monkeypatch.setattr(flow.backends, "release", release)
+    build_with(tmp_path, num_dialogues=3, runner={"max_workers": 1, "max_chunks_in_flight": 1},
+               regenerate={"rounds": 0})  # fmt: skip
+    # the last chunk's synthesize task is the 8th stage task: no script task is left after it
+    assert released == [(("script",), 7), (("script", "synthesize"), 8)]
+
+
+def test_released_models_are_built_again_when_asked_for():
+    from empathy_data import backends
+    from empathy_data.config import SynthesizeConfig
+
+    config = SynthesizeConfig()
+    first = backends.tts_backend(config)
+    assert backends.tts_backend(SynthesizeConfig()) is first  # equal settings: one model per process
+    assert backends.release(["synthesize", "filter"]) == ["synthesize"]
+    assert backends.release(["synthesize"]) == []
+    assert backends.tts_backend(config) is not first

@@ -75,7 +75,7 @@ class ScriptHearingASR:
 
 
 def build(ctx, chat) -> dict:
-    tts = backends.tts_backend(ctx.config.synthesize.model_dump_json())
+    tts = backends.tts_backend(ctx.config.synthesize)
     asr = ScriptHearingASR()
     for c in ctx.chunk_ranges():
         for r in ctx.rounds:

@@ -195,7 +195,7 @@ def test_topup_builds_extras_for_the_thinned_label_and_a_rerun_redoes_nothing(to
     assert len(chat.calls) == 9
 
     # resume: the same command plans the same pass and finds every chunk done
-    flow._cached_context.cache_clear()
+    flow.forget_contexts()
     chat = fake_backends(monkeypatch, BuildContext.load(topup_config))
     again = flow.run_build(str(topup_config), {})
     assert chat.calls == []
@@ -208,7 +208,7 @@ def test_without_rebalance_nothing_is_topped_up_and_the_gap_is_still_reported(to
     data = yaml.safe_load(topup_config.read_text())
     data.pop("rebalance")
     topup_config.write_text(yaml.safe_dump(data))
-    flow._cached_context.cache_clear()
+    flow.forget_contexts()
     fake_backends(monkeypatch, BuildContext.load(topup_config))
     manifest = flow.run_build(str(topup_config), {})
     assert manifest["counts"]["topup"] == {"passes": 0, "dialogues": 0, "budget": 0}

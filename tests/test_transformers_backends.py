@@ -57,7 +57,7 @@ def classifier_dir(tmp_path_factory):
 @pytest.mark.parametrize("device", DEVICES)
 def test_transformers_asr_transcribes_a_batch(asr_dir, device):
     config = FilterConfig(asr=TransformersASR(model=str(asr_dir), batch_size=2, device=device))
-    asr = backends.asr_backend(config.model_dump_json())
+    asr = backends.asr_backend(config)
     texts = asr.transcribe([sine(seconds=1.0), sine(440, seconds=0.5), sine(330, seconds=0.7)], ["en", "en", "zh"])
     assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
     assert asr.identity == {"backend": "transformers-asr", "model": str(asr_dir)}
@@ -69,7 +69,7 @@ def test_transformers_emotion_maps_labels_and_sums_probabilities(classifier_dir,
         backend="transformers", model=str(classifier_dir), device=device,
         label_map={"ang": "angry", "hap": "happy", "neu": "neutral", "sad": "sad"}, min_prob=0.99,
     )  # fmt: skip
-    check = backends.emotion_backend(FilterConfig(emotion=config).model_dump_json())
+    check = backends.emotion_backend(FilterConfig(emotion=config))
     raw = check.raw_scores(sine(seconds=1.0))
     assert set(raw) == {"ang", "hap", "neu", "sad"} and abs(sum(raw.values()) - 1) < 1e-4
     result = check.check(sine(seconds=1.0, rate=22050), None, 22050, "sad")
@@ -78,14 +78,14 @@ def test_transformers_emotion_maps_labels_and_sums_probabilities(classifier_dir,
     merged = ClassifierEmotion(
         backend="transformers", model=str(classifier_dir), label_map={"ang": "angry", "sad": "angry"}
     )
-    check = backends.emotion_backend(FilterConfig(emotion=merged).model_dump_json())
+    check = backends.emotion_backend(FilterConfig(emotion=merged))
     result = check.check(sine(seconds=1.0), None, 16000, "angry")
     assert result.predicted == "angry" and result.score == pytest.approx(raw["ang"] + raw["sad"], abs=1e-3)
 
 
 def test_unmapped_classifier_output_fails_the_item(classifier_dir):
     config = ClassifierEmotion(backend="transformers", model=str(classifier_dir), label_map={"xyz": "angry"})
-    check = backends.emotion_backend(FilterConfig(emotion=config).model_dump_json())
+    check = backends.emotion_backend(FilterConfig(emotion=config))
     with pytest.raises(ValueError, match="no label that label_map maps"):
         check.check(np.zeros(16000, np.float32), None, 16000, "angry")
 
@@ -94,7 +94,7 @@ def test_transformers_asr_one_bad_clip_fails_only_itself_and_an_oom_fails_the_ch
     from empathy_data.errors import InfrastructureError
 
     config = FilterConfig(asr=TransformersASR(model=str(asr_dir), batch_size=4))
-    asr = backends.asr_backend(config.model_dump_json())
+    asr = backends.asr_backend(config)
     texts = asr.transcribe([sine(seconds=1.0), np.zeros((2, 3, 10), np.float32), sine(330, seconds=0.7)], ["en"] * 3)
     assert isinstance(texts[0], str) and isinstance(texts[2], str)
     assert isinstance(texts[1], Exception)  # not mono audio: that clip's own error
@@ -119,7 +119,7 @@ def test_classifier_batches_score_as_one_at_a_time_and_a_bad_clip_fails_alone(cl
     def check(batch_size):
         config = ClassifierEmotion(backend="transformers", model=str(classifier_dir), label_map=label_map,
                                    batch_size=batch_size)  # fmt: skip
-        return backends.emotion_backend(FilterConfig(emotion=config).model_dump_json())
+        return backends.emotion_backend(FilterConfig(emotion=config))
 
     # equal lengths: no padding, so a batch must give each clip exactly its own scores
     clips = [sine(f, seconds=1.0, rate=22050) for f in (220, 330, 440, 550, 660)]
