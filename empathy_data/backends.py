@@ -36,14 +36,16 @@ def once_per_process(factory: F) -> F:
     @functools.wraps(factory)
     def cached(*args):
         key = _cache_key(args)
-        if key in built:
-            return built[key]
+        found = built.get(key)  # one lookup: release() may clear the cache between two
+        if found is not None:
+            return found
         with guard:
             lock = locks.setdefault(key, threading.Lock())
         with lock:
-            if key not in built:
-                built[key] = factory(*args)
-            return built[key]
+            found = built.get(key)
+            if found is None:
+                found = built[key] = factory(*args)
+            return found
 
     def clear() -> int:
         with guard:

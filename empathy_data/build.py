@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from empathy_data.atomic import write_jsonl
+from empathy_data.chunk_records import ChunkRecords, Exchange, to_row
 from empathy_data.chunk_store import MARKER, ChunkStore, LocalStore, open_store
 from empathy_data.config import BuildConfig, FilterConfig, SynthesizeConfig, load_config
 from empathy_data.embedded_models import LLM_SHA256, WHISPER_SHA256
@@ -27,7 +28,7 @@ from empathy_data.plan import Cell, Planner
 from empathy_data.prompt_library import PromptLibrary, load_prompts
 from empathy_data.regenerate import Version, merge, needs_another_round, versions_in_round
 from empathy_data.resources import prompts_dir, speaker_pool_path
-from empathy_data.schema import DialogueSpec, Outcome, Script, Utterance
+from empathy_data.schema import DialogueSpec, Outcome, Script
 from empathy_data.script.llama_serve import EMBEDDED_SAMPLER
 from empathy_data.speakers import load_pool
 from empathy_data.targets import target_shares
@@ -200,8 +201,8 @@ class BuildContext:
         key = self.chunk_key(stage, chunk_index, round_)
         return f"{key}/{MARKER}" if stage == "synthesize" else key
 
-    def read_records(self, stage: str, chunk_index: int, round_: int = 0) -> list[dict]:
-        return self.store.read_rows(self.records_key(stage, chunk_index, round_))
+    def read_chunk(self, stage: str, chunk_index: int, round_: int = 0) -> ChunkRecords:
+        return ChunkRecords.from_rows(self.store.read_rows(self.records_key(stage, chunk_index, round_)))
 
     def chunk_path(self, stage: str, chunk_index: int, round_: int = 0) -> Path:
         """A local build's chunk output as a path."""
@@ -219,12 +220,11 @@ class BuildContext:
         """Items of a finished chunk output that this stage itself failed with an exception. A script
         that failed only on malformed replies is not counted: its replies would come back from the
         journal unchanged, so trying it again could not end differently."""
-        rows = self.read_records(stage, chunk_index, round_)
+        records = self.read_chunk(stage, chunk_index, round_)
+        judged = [*records.exchanges, *(o for o in records.outcomes if o.stage == stage)]
         return sum(
-            r.get("verdict") == "failed"
-            and (r["kind"] == "exchange" or r.get("stage") == stage)
-            and any(reason.startswith(EXCEPTION_REASONS) for reason in r.get("reasons", []))
-            for r in rows
+            item.verdict == "failed" and any(reason.startswith(EXCEPTION_REASONS) for reason in item.reasons)
+            for item in judged
         )
 
     def reopen_failed_chunks(self) -> int:
@@ -284,14 +284,14 @@ class BuildContext:
         exchanges may be the ones the audio failed on.)"""
         if round_ == 0:
             return {}
-        rows = self.read_records("script", chunk_index, round_ - 1)
-        return {o.dialogue_id: o.draft for o in outcomes_of(rows) if o.draft is not None}
+        outcomes = self.read_chunk("script", chunk_index, round_ - 1).outcomes
+        return {o.dialogue_id: o.draft for o in outcomes if o.draft is not None}
 
     def versions(self, chunk_index: int, round_: int) -> dict[str, Version]:
         if not self.is_done("filter", chunk_index, round_):
             where = self.store.where(self.chunk_key("filter", chunk_index, round_))
             raise RuntimeError(f"{where}: round {round_} of chunk {chunk_index} has not been filtered yet")
-        return versions_in_round(self.read_records("filter", chunk_index, round_), round_)
+        return versions_in_round(self.read_chunk("filter", chunk_index, round_), round_)
 
     def chunk_ranges(self) -> list[int]:
         return list(range(self.planner.num_chunks))
@@ -470,19 +470,6 @@ def _remove_temp_entries(folder: Path, recursive: bool = True) -> int:
     return removed
 
 
-def _record(kind: str, obj) -> dict:
-    return {"kind": kind, **obj.to_dict()}
-
-
-def strip_kind(row: dict) -> dict:
-    """A chunk-store row without its `kind` tag, ready for the record's from_dict."""
-    return {k: v for k, v in row.items() if k != "kind"}
-
-
-def outcomes_of(rows: list[dict]) -> list[Outcome]:
-    return [Outcome.from_dict(strip_kind(r)) for r in rows if r["kind"] == "outcome"]
-
-
 # Each run_*_chunk takes a factory for its backend and calls it only when the chunk holds work, so a
 # finished or empty chunk (a regeneration round with nothing to redo) loads no model.
 def run_script_chunk(ctx: BuildContext, chunk_index: int, make_chat: Callable, round_: int = 0) -> ChunkRef:
@@ -502,10 +489,9 @@ def run_script_chunk(ctx: BuildContext, chunk_index: int, make_chat: Callable, r
         scripts, outcomes = _write_scripts(ctx, chunk_index, round_, specs, make_chat, journal)
     finally:  # replies received before a fault are kept for the retry, wherever it runs
         ctx.store.push(ctx.journal_key(chunk_index, round_))
-    by_index = {s.spec.index: _record("script", s) for s in scripts} | {
-        o.index: _record("outcome", o) for o in outcomes
-    }
-    ctx.store.write_rows(ctx.chunk_key("script", chunk_index, round_), [by_index[i] for i in sorted(by_index)])
+    by_index = {s.spec.index: s for s in scripts} | {o.index: o for o in outcomes}
+    rows = [to_row(by_index[i]) for i in sorted(by_index)]
+    ctx.store.write_rows(ctx.chunk_key("script", chunk_index, round_), rows)
     ref = _ref_from_file(ctx, "script", chunk_index, round_, seconds=time.perf_counter() - t0)
     return replace(ref, replayed=journal.replayed, sent=journal.sent)
 
@@ -536,9 +522,8 @@ def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, make_tts: Callable
     if ctx.is_done("synthesize", chunk_index, round_):
         return _ref_from_file(ctx, "synthesize", chunk_index, round_, cached=True)
     t0 = time.perf_counter()
-    rows = ctx.read_records("script", chunk_index, round_)
-    scripts = [Script.from_dict(strip_kind(r)) for r in rows if r["kind"] == "script"]
-    outcomes = outcomes_of(rows)
+    written = ctx.read_chunk("script", chunk_index, round_)
+    scripts, outcomes = written.scripts, written.outcomes
     cfg = ctx.config.synthesize
     with ctx.store.publish_dir(ctx.chunk_key("synthesize", chunk_index, round_)) as tmp:
         tts = make_tts() if scripts else None
@@ -559,9 +544,8 @@ def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, make_tts: Callable
                 )  # fmt: skip
             )
         failed_ids = {f.script.spec.dialogue_id for f in failures}
-        records = [_record("script", s) for s in scripts if s.spec.dialogue_id not in failed_ids]
-        records += [_record("utterance", u) for u in utterances] + [_record("outcome", o) for o in outcomes]
-        write_jsonl(tmp / MARKER, records)
+        records = [s for s in scripts if s.spec.dialogue_id not in failed_ids] + utterances + outcomes
+        write_jsonl(tmp / MARKER, map(to_row, records))
     return _ref_from_file(ctx, "synthesize", chunk_index, round_, seconds=time.perf_counter() - t0)
 
 
@@ -572,9 +556,9 @@ def run_filter_chunk(ctx: BuildContext, chunk_index: int, make_judges: Callable,
     if ctx.is_done("filter", chunk_index, round_):
         return _ref_from_file(ctx, "filter", chunk_index, round_, cached=True)
     t0 = time.perf_counter()
-    rows = ctx.read_records("synthesize", chunk_index, round_)
-    scripts = {r["spec"]["dialogue_id"]: Script.from_dict(strip_kind(r)) for r in rows if r["kind"] == "script"}
-    utterances = [Utterance.from_dict(strip_kind(r)) for r in rows if r["kind"] == "utterance"]
+    synthesized = ctx.read_chunk("synthesize", chunk_index, round_)
+    scripts = {s.spec.dialogue_id: s for s in synthesized.scripts}
+    utterances = synthesized.utterances
     languages = {d: s.spec.language for d, s in scripts.items()}
     thresholds = ctx.config.filter.thresholds
     scores = []
@@ -582,38 +566,25 @@ def run_filter_chunk(ctx: BuildContext, chunk_index: int, make_judges: Callable,
         with ctx.store.local_dir(ctx.chunk_key("synthesize", chunk_index, round_)) as synth_dir:
             scores = score_utterances(utterances, languages, synth_dir, *make_judges(), thresholds)
     by_turn = {(s.dialogue_id, s.turn_index): s for s in scores}
-    out_rows: list[dict] = []
+    judged: list[Exchange | Outcome] = []
     for dialogue_id, script in scripts.items():
         for k in range(script.spec.num_exchanges):
             user, assistant = by_turn[(dialogue_id, 2 * k)], by_turn[(dialogue_id, 2 * k + 1)]
             verdict, reasons = exchange_verdict(user, assistant)
-            out_rows.append(
-                {
-                    "kind": "exchange",
-                    "index": script.spec.index,
-                    "dialogue_id": dialogue_id,
-                    "exchange_index": k,
-                    "verdict": verdict,
-                    "reasons": reasons,
-                    "user_scores": user.to_dict(),
-                    "assistant_scores": assistant.to_dict(),
-                }
-            )
-    out_rows += [_record("outcome", o) for o in outcomes_of(rows)]
-    out_rows.sort(key=lambda r: (r["index"], r.get("exchange_index", -1)))
-    ctx.store.write_rows(ctx.chunk_key("filter", chunk_index, round_), out_rows)
+            judged.append(Exchange(
+                index=script.spec.index, dialogue_id=dialogue_id, exchange_index=k, verdict=verdict,
+                reasons=reasons, user_scores=user, assistant_scores=assistant,
+            ))  # fmt: skip
+    judged += synthesized.outcomes
+    judged.sort(key=lambda r: (r.index, r.exchange_index if isinstance(r, Exchange) else -1))
+    ctx.store.write_rows(ctx.chunk_key("filter", chunk_index, round_), map(to_row, judged))
     return _ref_from_file(ctx, "filter", chunk_index, round_, seconds=time.perf_counter() - t0)
 
 
 def _ref_from_file(
     ctx: BuildContext, stage: str, chunk_index: int, round_: int, seconds: float = 0.0, cached: bool = False
 ) -> ChunkRef:
-    rows = ctx.read_records(stage, chunk_index, round_)
-    counts: dict[str, int] = {}
-    for r in rows:
-        key = r.get("verdict") if r["kind"] in ("outcome", "exchange") else r["kind"]
-        key = f"{r['kind']}:{key}" if r["kind"] in ("outcome", "exchange") else key
-        counts[key] = counts.get(key, 0) + 1
+    counts = ctx.read_chunk(stage, chunk_index, round_).counts()
     key = ctx.keys[stage][chunk_index][round_]
     where = ctx.store.where(ctx.chunk_key(stage, chunk_index, round_))
     return ChunkRef(stage, chunk_index, key, where, counts, round(seconds, 3), cached, round_)

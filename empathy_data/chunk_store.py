@@ -82,6 +82,12 @@ class ChunkStore:
         """A file or a whole directory; nothing there is fine."""
         raise NotImplementedError
 
+    def remove_dir(self, key: str, marker: str = MARKER) -> None:
+        """A published directory, its marker first: a kill part way leaves a partial directory (which
+        the next run deletes), never one that looks complete with files missing."""
+        self.remove(f"{key}/{marker}")
+        self.remove(key)
+
     def list(self, key: str = "") -> list[str]:
         """Names directly under `key` (files and directories), sorted; none if it does not exist."""
         raise NotImplementedError
@@ -182,6 +188,14 @@ class LocalStore(ChunkStore):
         else:
             path.unlink(missing_ok=True)
 
+    def remove_dir(self, key: str, marker: str = MARKER) -> None:
+        path = self.path(key)
+        if not path.is_dir():
+            return
+        doomed = path.with_name(f".{path.name}.removed.tmp")  # one rename takes it out of sight
+        os.replace(path, doomed)
+        shutil.rmtree(doomed)
+
     def list(self, key: str = "") -> list[str]:
         path = self.path(key)
         return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
@@ -242,7 +256,9 @@ class ObjectStore(ChunkStore):
         return f"{self.root}/{key}" if key else self.root
 
     def exists(self, key: str) -> bool:
-        return bool(self.fs.exists(self.path(key)))
+        path = self.path(key)
+        self.fs.invalidate_cache(path)  # fsspec's listing cache does not see other processes' writes
+        return bool(self.fs.exists(path))
 
     def read_bytes(self, key: str) -> bytes:
         return self.fs.cat_file(self.path(key))
@@ -319,7 +335,8 @@ class ObjectStore(ChunkStore):
         self.fs.invalidate_cache(self.path(key))
 
     def working_copy(self, key: str) -> Path:
-        """Both copies only ever grow (a journal is append-only), so the longer one holds the other."""
+        """Both copies only ever grow (a journal is append-only, one chunk is scripted by one process at a
+        time), so the longer one is the later: take it. At worst a reply is asked for again."""
         local = self.scratch / key
         if self.exists(key) and (not local.exists() or self.fs.size(self.path(key)) > local.stat().st_size):
             local.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from empathy_data.chunk_records import ChunkRecords
+
 
 @dataclass(frozen=True)
 class Version:
@@ -21,19 +23,16 @@ class Version:
         return self.accepted == self.planned
 
 
-def versions_in_round(filter_rows: list[dict], round_: int) -> dict[str, Version]:
-    by_dialogue: dict[str, list[dict]] = {}
-    for row in filter_rows:
-        by_dialogue.setdefault(row["dialogue_id"], []).append(row)
-    found = {}
-    for dialogue_id, rows in by_dialogue.items():
-        if rows[0]["kind"] == "outcome":
-            outcome = rows[0]
-            planned = len(outcome["spec"]["turns"]) // 2
-            found[dialogue_id] = Version(round_, planned, 0, outcome["verdict"] == "failed")
-        else:
-            verdicts = [r["verdict"] for r in rows]
-            found[dialogue_id] = Version(round_, len(rows), verdicts.count("accepted"), "failed" in verdicts)
+def versions_in_round(filter_chunk: ChunkRecords, round_: int) -> dict[str, Version]:
+    """What round `round_` made of each dialogue, from its filter chunk."""
+    found = {
+        o.dialogue_id: Version(round_, o.spec.num_exchanges, 0, o.verdict == "failed") for o in filter_chunk.outcomes
+    }
+    by_dialogue: dict[str, list[str]] = {}
+    for exchange in filter_chunk.exchanges:
+        by_dialogue.setdefault(exchange.dialogue_id, []).append(exchange.verdict)
+    for dialogue_id, verdicts in by_dialogue.items():
+        found[dialogue_id] = Version(round_, len(verdicts), verdicts.count("accepted"), "failed" in verdicts)
     return found
 
 

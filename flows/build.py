@@ -245,12 +245,18 @@ def run_chunks(ctx: BuildContext, inputs: BuildInputs, base_url: str, chunks: li
     resources = ctx.config.resources
     limit = {stage: getattr(resources, stage).max_concurrent for stage in STAGES}
 
+    rebalance = ctx.config.rebalance
+    more_passes = rebalance is not None and ctx.planner.extra_passes < rebalance.passes
+    advancing: list[tuple[int, int]] = []  # a chunk whose next stage is about to be started
+
     def finished_stages(c: int, step: int) -> tuple[str, ...]:
         """Stages no chunk of this run needs any more once (c, step) is submitted: the worker that runs
-        it lets their models go (each worker learns it from the next task it gets)."""
-        if pending:
+        it lets their models go (each worker learns it from the next task it gets). None while chunks
+        are pending or a top-up pass may still need every stage."""
+        if pending or more_passes:
             return ()
-        upcoming = {steps[i][1] for c_, s in [*running.values(), *held, (c, step)] for i in range(s, len(steps))}
+        in_flight = [*running.values(), *held, *advancing, (c, step)]
+        upcoming = {steps[i][1] for _, s in in_flight for i in range(s, len(steps))}
         return tuple(s for s in STAGES if s not in upcoming)
 
     def submit(c: int, step: int) -> PrefectFuture:
@@ -291,12 +297,14 @@ def run_chunks(ctx: BuildContext, inputs: BuildInputs, base_url: str, chunks: li
         except Exception as exc:
             failure = failure or f"chunk {c + 1}: {_describe(exc)}"
             finished = False
+        if finished and step + 1 < len(steps):
+            advancing.append((c, step + 1))
         for _ in range(len(held)):  # in order of arrival; after a failure, a chunk not yet begun never starts
             held_chunk, held_step = held.popleft()
             if held_step > 0 or failure is None:
                 start(held_chunk, held_step)
-        if finished and step + 1 < len(steps):
-            start(c, step + 1)
+        if advancing:
+            start(*advancing.pop())
     if failure is not None:
         raise EmpathyDataError(f"{failure}; re-run the same command to resume")
     return refs

@@ -21,6 +21,7 @@ class StageCounter:
         self.active = dict.fromkeys(["script", "synthesize", "filter", "all"], 0)
         self.peak = dict(self.active)
         self.runs = 0
+        self.started: list[str] = []  # stage of each task, in the order they started
         for name in ("script", "synthesize", "filter"):
             monkeypatch.setattr(flow, f"run_{name}_chunk", self.stage(name, seconds[name]))
         monkeypatch.setattr(flow, "export_corpus", lambda ctx, *args: {"timings_s": dict(args[-1])})
@@ -31,6 +32,7 @@ class StageCounter:
         def run(ctx, chunk_index, make_backend, round_=0):
             with self.lock:
                 self.runs += 1
+                self.started.append(name)
                 for key in (name, "all"):
                     self.active[key] += 1
                     self.peak[key] = max(self.peak[key], self.active[key])
@@ -159,7 +161,8 @@ def test_a_stages_models_are_released_once_no_chunk_needs_that_stage(tmp_path, m
 
     def release(stages):
         if stages:
-            released.append((tuple(stages), counter.runs))
+            with counter.lock:
+                released.append((tuple(stages), counter.runs))
         return []
 
     monkeypatch.setattr(flow.backends, "release", release)
@@ -167,6 +170,27 @@ def test_a_stages_models_are_released_once_no_chunk_needs_that_stage(tmp_path, m
                regenerate={"rounds": 0})  # fmt: skip
     # the last chunk's synthesize task is the 8th stage task: no script task is left after it
     assert released == [(("script",), 7), (("script", "synthesize"), 8)]
+
+
+@pytest.mark.parametrize("rounds", [0, 1])
+def test_no_stage_is_released_while_a_chunk_still_needs_it(tmp_path, monkeypatch, rounds):
+    """Chunks overlapping in every stage, regeneration rounds, a stage held back by max_concurrent: a
+    stage is released only after its last task started."""
+    counter = StageCounter(monkeypatch, {"script": 0.01, "synthesize": 0.1, "filter": 0.01})
+    released = []
+
+    def release(stages):
+        with counter.lock:
+            released.extend((stage, counter.runs) for stage in stages)
+        return []
+
+    monkeypatch.setattr(flow.backends, "release", release)
+    build_with(tmp_path, num_dialogues=5, regenerate={"rounds": rounds},
+               runner={"max_workers": 5, "max_chunks_in_flight": 5},
+               resources={"synthesize": {"max_concurrent": 1}})  # fmt: skip
+    assert released
+    for stage, after in released:
+        assert stage not in counter.started[after:], (stage, after, counter.started)
 
 
 def test_released_models_are_built_again_when_asked_for():

@@ -10,7 +10,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from empathy_data.build import BuildContext, strip_kind
+from empathy_data.build import BuildContext
+from empathy_data.chunk_records import ChunkRecords, Exchange
 from empathy_data.export.card import dataset_card
 from empathy_data.export.diversity import DiversityStats, NearDuplicates
 from empathy_data.export.rows import exchange_row, features
@@ -19,7 +20,7 @@ from empathy_data.export.splits import assign_splits, split_key
 from empathy_data.hashing import digest
 from empathy_data.plan import Cell
 from empathy_data.regenerate import best, merge, versions_in_round
-from empathy_data.schema import Outcome, Script, Utterance
+from empathy_data.schema import Outcome
 from empathy_data.targets import target_shares
 from empathy_data.topup import add_dialogue, gaps, shares
 from empathy_data.versions import package_versions
@@ -109,13 +110,12 @@ def reason_keys(reasons: list[str], verdict: str) -> set[str]:
     return {reason_key(r) for r in reasons} or {verdict}
 
 
-def clean_prefixes(filter_rows: list[dict]) -> dict[str, int]:
+def clean_prefixes(exchanges: list[Exchange]) -> dict[str, int]:
     """Per dialogue, how many exchanges from the start were all accepted: exchange k's history is clean
     (holds no exchange the filter turned down) when k <= that number."""
     verdicts: dict[str, dict[int, str]] = defaultdict(dict)
-    for r in filter_rows:
-        if r["kind"] != "outcome":
-            verdicts[r["dialogue_id"]][r["exchange_index"]] = r["verdict"]
+    for exchange in exchanges:
+        verdicts[exchange.dialogue_id][exchange.exchange_index] = exchange.verdict
     prefixes = {}
     for dialogue_id, by_index in verdicts.items():
         n = 0
@@ -144,29 +144,27 @@ def corpus_pass(ctx: BuildContext) -> CorpusPass:
     threshold = ctx.config.export.near_duplicate_threshold
     near = NearDuplicates(threshold=threshold) if threshold is not None else None
     for chunk in ctx.chunk_ranges():
-        filter_rows = [ctx.read_records("filter", chunk, r) for r in ctx.rounds]
-        merged = merge([versions_in_round(rows, r) for r, rows in enumerate(filter_rows)])
+        filtered = [ctx.read_chunk("filter", chunk, r) for r in ctx.rounds]
+        merged = merge([versions_in_round(records, r) for r, records in enumerate(filtered)])
         kept = {d: best(versions).round for d, versions in merged.items()}
         texts: dict[tuple[str, int], str] = {}
         for round_ in set(kept.values()):
-            for r in ctx.read_records("synthesize", chunk, round_):
-                if r["kind"] == "script":
-                    texts[(r["spec"]["dialogue_id"], round_)] = "\n".join(t["text"] for t in r["turns"])
-        by_dialogue: dict[tuple[str, int], list[dict]] = defaultdict(list)
-        for round_, round_rows in enumerate(filter_rows):
-            for r in round_rows:
-                by_dialogue[(r["dialogue_id"], round_)].append(r)
+            for script in ctx.read_chunk("synthesize", chunk, round_).scripts:
+                texts[(script.spec.dialogue_id, round_)] = "\n".join(t.text for t in script.turns)
+        by_dialogue: dict[tuple[str, int], list[Exchange]] = defaultdict(list)
+        for round_, records in enumerate(filtered):
+            for exchange in records.exchanges:
+                by_dialogue[(exchange.dialogue_id, round_)].append(exchange)
         for spec in ctx.planner.chunk(chunk):
             unit = split_key(split_by, spec.dialogue_id, spec.user.id)
             rows[unit] += 0
             if spec.dialogue_id not in kept:
                 continue
-            round_rows = by_dialogue[(spec.dialogue_id, kept[spec.dialogue_id])]
-            exchanges = [r for r in round_rows if r["kind"] != "outcome"]
+            exchanges = by_dialogue[(spec.dialogue_id, kept[spec.dialogue_id])]
             if keep_unclean:
-                n = sum(r["verdict"] == "accepted" for r in exchanges)
+                n = sum(e.verdict == "accepted" for e in exchanges)
             else:
-                n = clean_prefixes(round_rows).get(spec.dialogue_id, 0)
+                n = clean_prefixes(exchanges).get(spec.dialogue_id, 0)
             if n and near and (earlier := near.check(spec.dialogue_id, texts[(spec.dialogue_id, kept[spec.dialogue_id])])):
                 duplicates[spec.dialogue_id] = earlier
                 n = 0
@@ -194,30 +192,26 @@ class Writers:
 
 
 def export_round(
-    ctx: BuildContext, chunk: int, round_: int, filter_rows: list[dict], kept: dict[str, int], w: Writers, stats: Stats
+    ctx: BuildContext, chunk: int, round_: int, filtered: ChunkRecords, kept: dict[str, int], w: Writers, stats: Stats
 ) -> None:
     """One round of one chunk: the versions each dialogue keeps go on as before, the versions a later
     (or earlier) round replaced go to rejects/ with verdict `replaced` and what they failed on."""
     synth_key = ctx.chunk_key("synthesize", chunk, round_)
-    synth_rows = ctx.read_records("synthesize", chunk, round_)
-    scripts = {r["spec"]["dialogue_id"]: Script.from_dict(strip_kind(r)) for r in synth_rows if r["kind"] == "script"}
-    utts = {
-        (r["dialogue_id"], r["turn_index"]): Utterance.from_dict(strip_kind(r))
-        for r in synth_rows
-        if r["kind"] == "utterance"
-    }
+    synthesized = ctx.read_chunk("synthesize", chunk, round_)
+    scripts = {s.spec.dialogue_id: s for s in synthesized.scripts}
+    utts = {(u.dialogue_id, u.turn_index): u for u in synthesized.utterances}
     build = w.build | {"round": round_}
     dialogue_verdicts: dict[str, set[str]] = defaultdict(set)
     accepted_of: Counter[str] = Counter()
-    clean = clean_prefixes(filter_rows)
-    for r in filter_rows:
-        dialogue_id = r["dialogue_id"]
-        user_id = r["spec"]["user"]["id"] if r["kind"] == "outcome" else scripts[dialogue_id].spec.user.id
+    clean = clean_prefixes(filtered.exchanges)
+    for r in filtered.items:
+        dialogue_id = r.dialogue_id
+        user_id = r.spec.user.id if isinstance(r, Outcome) else scripts[dialogue_id].spec.user.id
         split = w.split_of_unit[split_key(w.split_by, dialogue_id, user_id)]
         keep_round = kept[dialogue_id]
         replaced = [f"replaced: by round {keep_round}"] if keep_round != round_ else []
-        if r["kind"] == "outcome":
-            outcome = Outcome.from_dict(strip_kind(r))
+        if isinstance(r, Outcome):
+            outcome = r
             n = outcome.spec.num_exchanges
             if replaced:
                 stats.exchanges["replaced"] += n
@@ -233,14 +227,16 @@ def export_round(
                     row |= {"verdict": "replaced", "reasons": outcome.reasons + replaced}
                 w.rejects.write(row)
             continue
+        if not isinstance(r, Exchange):
+            raise TypeError(f"{synth_key}: a filter chunk holds exchanges and outcomes, not {type(r).__name__}")
         script = scripts[dialogue_id]
-        k = r["exchange_index"]
+        k = r.exchange_index
         if k == 0 and not replaced:
             stats.plan(script.spec, script.spec.num_exchanges)
         pair = (utts[(dialogue_id, 2 * k)], utts[(dialogue_id, 2 * k + 1)])
-        row = exchange_row(script, k, split, (r["user_scores"], r["assistant_scores"]), pair, build)
+        row = exchange_row(script, k, split, (r.user_scores, r.assistant_scores), pair, build)
         row["history_clean"] = k <= clean.get(dialogue_id, 0)
-        verdict, reasons = r["verdict"], r["reasons"]
+        verdict, reasons = r.verdict, list(r.reasons)
         if verdict == "accepted" and dialogue_id in w.duplicates and not replaced:
             verdict, reasons = "rejected", [f"near_duplicate: the script nearly repeats {w.duplicates[dialogue_id]}"]
         elif verdict == "accepted" and not row["history_clean"] and not w.keep_unclean_history:
@@ -251,12 +247,12 @@ def export_round(
         }
         if replaced:
             stats.exchanges["replaced"] += 1
-            row |= {"verdict": "replaced", "stage": "filter", "reasons": r["reasons"] + replaced}
+            row |= {"verdict": "replaced", "stage": "filter", "reasons": [*r.reasons, *replaced]}
             w.rejects.write(row | (audio if w.rejects_audio else {}))
             continue
-        for side in ("user_scores", "assistant_scores"):
-            for name, value in r[side]["checks"].items():
-                stats.checks[f"{side.split('_')[0]}.{name}"][value] += 1
+        for side, scores in (("user", r.user_scores), ("assistant", r.assistant_scores)):
+            for name, value in scores.checks.items():
+                stats.checks[f"{side}.{name}"][value] += 1
         stats.exchanges[verdict] += 1
         dialogue_verdicts[dialogue_id].add(verdict)
         if verdict == "accepted":
@@ -321,7 +317,8 @@ def export_key(ctx: BuildContext, chunk: int, chunk_plan: dict[str, Any]) -> str
         "filter": ctx.keys["filter"][chunk],  # every round; each key chains everything upstream
         "plan": chunk_plan,
         "export": {"rejects_audio": export.rejects_audio, "unclean_history": export.unclean_history,
-                   "rows_per_shard": export.rows_per_shard, "split_by": export.split_by},  # fmt: skip
+                   "rows_per_shard": export.rows_per_shard, "split_by": export.split_by,
+                   "splits": sorted(export.splits)},  # fmt: skip
         "build": _build_info(ctx),
     }
     return f"work/export/c{chunk:05d}-{digest(settings)}"
@@ -339,29 +336,35 @@ def export_chunk(ctx: BuildContext, chunk: int, chunk_plan: dict[str, Any]) -> d
     rows_per_shard = cfg.export.rows_per_shard
     splits = list(cfg.export.splits)
     with ctx.store.publish_dir(key, marker=PARTS) as tmp:
-        data_writers = {s: ShardWriter(tmp, s, features(rate), rows_per_shard) for s in splits}
+        (tmp / "data").mkdir()
+        (tmp / "rejects").mkdir()
+        data_writers = {s: ShardWriter(tmp / "data", s, features(rate), rows_per_shard) for s in splits}
         reject_features = features(rate, with_audio=cfg.export.rejects_audio, with_verdict=True)
-        rejects = ShardWriter(tmp, "rejects", reject_features, rows_per_shard)
+        rejects = ShardWriter(tmp / "rejects", "rejects", reject_features, rows_per_shard)
         writers = Writers(
             data_writers, rejects, reject_features, rate, _build_info(ctx), cfg.export.rejects_audio,
             chunk_plan["splits"], cfg.export.split_by, cfg.export.unclean_history == "keep", chunk_plan["duplicates"],
         )  # fmt: skip
         stats = Stats()
-        filter_rows = [ctx.read_records("filter", chunk, r) for r in ctx.rounds]
-        merged = merge([versions_in_round(rows, r) for r, rows in enumerate(filter_rows)])
+        filtered = [ctx.read_chunk("filter", chunk, r) for r in ctx.rounds]
+        merged = merge([versions_in_round(records, r) for r, records in enumerate(filtered)])
         kept = {d: best(versions).round for d, versions in merged.items()}
         stats.regenerated += sum(len(versions) > 1 for versions in merged.values())
-        for r, rows in enumerate(filter_rows):
-            export_round(ctx, chunk, r, rows, kept, writers, stats)
+        for r, records in enumerate(filtered):
+            export_round(ctx, chunk, r, records, kept, writers, stats)
         info = {
             "chunk": chunk,
             "key": key,
-            "data": {s: w.finish() for s, w in data_writers.items()},
-            "rejects": rejects.finish(),
+            "data": {s: _in_folder("data", w.finish()) for s, w in data_writers.items()},
+            "rejects": _in_folder("rejects", rejects.finish()),
             "stats": stats.to_json(),
         }
         (tmp / PARTS).write_text(json.dumps(info, sort_keys=True) + "\n", encoding="utf-8")
     return info | {"cached": False, "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _in_folder(folder: str, parts: list[dict]) -> list[dict]:
+    return [part | {"file": f"{folder}/{part['file']}"} for part in parts]
 
 
 def shard_names(parts: list[tuple[str, dict]], prefix: str) -> tuple[list[tuple[str, str]], list[dict]]:
@@ -462,7 +465,7 @@ def finish_export(ctx: BuildContext, plan: ExportPlan, timings: dict[str, float]
     current = {key.rsplit("/", 1)[-1] for key in keys}
     for name in ctx.store.list("work/export"):
         if name not in current:
-            ctx.store.remove(f"work/export/{name}")
+            ctx.store.remove_dir(f"work/export/{name}", PARTS)
     return manifest
 
 

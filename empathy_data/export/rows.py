@@ -7,7 +7,7 @@ from typing import Any
 from datasets import Audio, Features, List, Value
 
 from empathy_data.labels import STYLE_EMOTION
-from empathy_data.schema import Script, Utterance
+from empathy_data.schema import Scores, Script, Utterance
 
 QUALITY_FIELDS = (
     "user_wer", "user_cer", "assistant_wer", "assistant_cer", "user_emotion_score",
@@ -57,23 +57,23 @@ def exchange_row(
     script: Script,
     exchange_index: int,
     split: str,
-    scores: tuple[dict, dict] | None,
+    scores: tuple[Scores, Scores] | None,
     utterances: tuple[Utterance, Utterance] | None,
     build: dict[str, Any],
 ) -> dict[str, Any]:
     spec = script.spec
     u, a = 2 * exchange_index, 2 * exchange_index + 1
     style = spec.turns[a].response_style
-    us, as_ = scores if scores else ({}, {})
+    us, as_ = scores if scores else (None, None)
     quality = {
-        "user_wer": us.get("wer"),
-        "user_cer": us.get("cer"),
-        "assistant_wer": as_.get("wer"),
-        "assistant_cer": as_.get("cer"),
-        "user_emotion_score": us.get("emotion_prob"),
-        "user_arousal_shift": us.get("arousal_shift"),
-        "user_duration": us.get("duration"),
-        "assistant_duration": as_.get("duration"),
+        "user_wer": us and us.wer,
+        "user_cer": us and us.cer,
+        "assistant_wer": as_ and as_.wer,
+        "assistant_cer": as_ and as_.cer,
+        "user_emotion_score": us and us.emotion_prob,
+        "user_arousal_shift": us and us.arousal_shift,
+        "user_duration": us and us.duration,
+        "assistant_duration": as_ and as_.duration,
     }
     return {
         "dialogue_id": spec.dialogue_id,
