@@ -1,8 +1,9 @@
 """Run `empathy-data build` but SIGKILL the process at a chosen point inside export (test helper).
 
 usage: python -m tests.kill_in_export POINT CONFIG
-POINT: "shards" (after the first split's shards are finished, before anything moves into place) or
-"card" (after data/ and rejects/ are in place, before the card and manifest are written).
+POINT: "shards" (inside the first chunk's export task, after its first split's part is finished, before
+the chunk's parts are published) or "card" (after data/ and rejects/ are in place, before the card and
+manifest are written).
 """
 
 import os

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -178,12 +179,20 @@ def test_a_build_to_s3_killed_and_resumed_matches_the_local_build(s3, tiny_build
     )  # fmt: skip
     assert cli.returncode == 0, cli.stdout + cli.stderr
 
-    import datasets
-
-    splits = manifest["counts"]["by_split"]
-    data_files = {s: f"s3://{prefix}/data/{s}-*.parquet" for s, n in splits.items() if n}
-    loaded = datasets.load_dataset("parquet", data_files=data_files, storage_options=s3, cache_dir=str(tmp_path / "hf"))
-    assert {s: loaded[s].num_rows for s in data_files} == {s: n for s, n in splits.items() if n}
+    # `datasets` in a process of its own: the recipe tests switch this one to offline mode, which
+    # refuses every remote URL (this one is the S3 server on loopback)
+    splits = {s: n for s, n in manifest["counts"]["by_split"].items() if n}
+    data_files = {s: f"s3://{prefix}/data/{s}-*.parquet" for s in splits}
+    read = (
+        "import datasets, json, sys; a = json.loads(sys.argv[1]); "
+        "d = datasets.load_dataset('parquet', data_files=a['files'], storage_options=a['options'], cache_dir=a['cache']); "
+        "print(json.dumps({s: d[s].num_rows for s in d}))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+    payload = json.dumps({"files": data_files, "options": s3, "cache": str(tmp_path / "hf")})
+    loaded = subprocess.run([sys.executable, "-c", read, payload], capture_output=True, text=True, env=env)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert json.loads(loaded.stdout.strip().splitlines()[-1]) == splits
 
 
 def test_local_store_keeps_the_paths_it_always_had(tmp_path):
