@@ -18,7 +18,7 @@ from typing import Any
 
 from empathy_data.atomic import write_jsonl
 from empathy_data.chunk_records import ChunkRecords, Exchange, to_row
-from empathy_data.chunk_store import MARKER, ChunkStore, LocalStore, open_store
+from empathy_data.chunk_store import MARKER, PARTS, ChunkStore, LocalStore, open_store
 from empathy_data.config import BuildConfig, FilterConfig, SynthesizeConfig, load_config
 from empathy_data.embedded_models import LLM_SHA256, WHISPER_SHA256
 from empathy_data.errors import ConfigError
@@ -243,9 +243,7 @@ class BuildContext:
             first_round, first_stage = found
             for r in self.rounds[first_round:]:
                 for stage in STAGES[first_stage if r == first_round else 0 :]:
-                    # the marker first: a kill in between leaves a partial directory, never a done one
-                    self.store.remove(self.records_key(stage, c, r))
-                    self.store.remove(self.chunk_key(stage, c, r))
+                    self.store.remove_output(self.chunk_key(stage, c, r))
             log.info("chunk %d: %s output with failed items will be retried", c + 1, STAGES[first_stage])
             reopened += 1
         return reopened
@@ -424,7 +422,7 @@ class BuildContext:
         if isinstance(self.store, LocalStore):
             return removed + _remove_temp_entries(self.store.root, recursive=False)
         # directories uploaded in part: their marker, written last, never landed
-        for folder, marker in (("work/synthesize", MARKER), ("work/export", "parts.json")):
+        for folder, marker in (("work/synthesize", MARKER), ("work/export", PARTS)):
             for name in self.store.list(folder):
                 if not self.store.exists(f"{folder}/{name}/{marker}"):
                     self.store.remove(f"{folder}/{name}")
@@ -476,7 +474,7 @@ def run_script_chunk(ctx: BuildContext, chunk_index: int, make_chat: Callable, r
     from empathy_data.script.journal import ReplyJournal
 
     if ctx.is_done("script", chunk_index, round_):
-        return _ref_from_file(ctx, "script", chunk_index, round_, cached=True)
+        return _ref(ctx, "script", chunk_index, round_, cached=True)
     t0 = time.perf_counter()
     specs = ctx.round_specs(chunk_index, round_)
     # The request hash covers messages, seed and sampling settings; the salt adds the model weights.
@@ -492,7 +490,8 @@ def run_script_chunk(ctx: BuildContext, chunk_index: int, make_chat: Callable, r
     by_index = {s.spec.index: s for s in scripts} | {o.index: o for o in outcomes}
     rows = [to_row(by_index[i]) for i in sorted(by_index)]
     ctx.store.write_rows(ctx.chunk_key("script", chunk_index, round_), rows)
-    ref = _ref_from_file(ctx, "script", chunk_index, round_, seconds=time.perf_counter() - t0)
+    written = ChunkRecords(tuple(by_index[i] for i in sorted(by_index)))
+    ref = _ref(ctx, "script", chunk_index, round_, written, seconds=time.perf_counter() - t0)
     return replace(ref, replayed=journal.replayed, sent=journal.sent)
 
 
@@ -520,7 +519,7 @@ def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, make_tts: Callable
     from empathy_data.synthesize.stage import synthesize_scripts
 
     if ctx.is_done("synthesize", chunk_index, round_):
-        return _ref_from_file(ctx, "synthesize", chunk_index, round_, cached=True)
+        return _ref(ctx, "synthesize", chunk_index, round_, cached=True)
     t0 = time.perf_counter()
     written = ctx.read_chunk("script", chunk_index, round_)
     scripts, outcomes = written.scripts, written.outcomes
@@ -546,7 +545,7 @@ def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, make_tts: Callable
         failed_ids = {f.script.spec.dialogue_id for f in failures}
         records = [s for s in scripts if s.spec.dialogue_id not in failed_ids] + utterances + outcomes
         write_jsonl(tmp / MARKER, map(to_row, records))
-    return _ref_from_file(ctx, "synthesize", chunk_index, round_, seconds=time.perf_counter() - t0)
+    return _ref(ctx, "synthesize", chunk_index, round_, ChunkRecords(tuple(records)), time.perf_counter() - t0)
 
 
 def run_filter_chunk(ctx: BuildContext, chunk_index: int, make_judges: Callable, round_: int = 0) -> ChunkRef:
@@ -554,7 +553,7 @@ def run_filter_chunk(ctx: BuildContext, chunk_index: int, make_judges: Callable,
     from empathy_data.filter.stage import exchange_verdict, score_utterances
 
     if ctx.is_done("filter", chunk_index, round_):
-        return _ref_from_file(ctx, "filter", chunk_index, round_, cached=True)
+        return _ref(ctx, "filter", chunk_index, round_, cached=True)
     t0 = time.perf_counter()
     synthesized = ctx.read_chunk("synthesize", chunk_index, round_)
     scripts = {s.spec.dialogue_id: s for s in synthesized.scripts}
@@ -578,13 +577,17 @@ def run_filter_chunk(ctx: BuildContext, chunk_index: int, make_judges: Callable,
     judged += synthesized.outcomes
     judged.sort(key=lambda r: (r.index, r.exchange_index if isinstance(r, Exchange) else -1))
     ctx.store.write_rows(ctx.chunk_key("filter", chunk_index, round_), map(to_row, judged))
-    return _ref_from_file(ctx, "filter", chunk_index, round_, seconds=time.perf_counter() - t0)
+    return _ref(ctx, "filter", chunk_index, round_, ChunkRecords(tuple(judged)), time.perf_counter() - t0)
 
 
-def _ref_from_file(
-    ctx: BuildContext, stage: str, chunk_index: int, round_: int, seconds: float = 0.0, cached: bool = False
+def _ref(
+    ctx: BuildContext, stage: str, chunk_index: int, round_: int, records: ChunkRecords | None = None,
+    seconds: float = 0.0, cached: bool = False,
 ) -> ChunkRef:
-    counts = ctx.read_chunk(stage, chunk_index, round_).counts()
+    """What a chunk task returns. `records`: what it just wrote (None: read the finished output back)."""
+    if records is None:
+        records = ctx.read_chunk(stage, chunk_index, round_)
+    counts = records.counts()
     key = ctx.keys[stage][chunk_index][round_]
     where = ctx.store.where(ctx.chunk_key(stage, chunk_index, round_))
     return ChunkRef(stage, chunk_index, key, where, counts, round(seconds, 3), cached, round_)

@@ -29,6 +29,7 @@ from empathy_data.errors import BackendUnavailable, ConfigError
 from empathy_data.hashing import digest
 
 MARKER = "records.jsonl"  # written last into a chunk directory: the directory is complete once it exists
+PARTS = "parts.json"  # the marker of a chunk's export directory: what it holds and its counts
 
 
 def is_url(output: str) -> bool:
@@ -82,10 +83,10 @@ class ChunkStore:
         """A file or a whole directory; nothing there is fine."""
         raise NotImplementedError
 
-    def remove_dir(self, key: str, marker: str = MARKER) -> None:
-        """A published directory, its marker first: a kill part way leaves a partial directory (which
-        the next run deletes), never one that looks complete with files missing."""
-        self.remove(f"{key}/{marker}")
+    def remove_output(self, key: str, marker: str = MARKER) -> None:
+        """A published file, or a published directory marker first: a kill part way leaves a partial
+        directory (which the next run deletes), never one that looks complete with files missing."""
+        self.remove(f"{key}/{marker}")  # nothing there for a file
         self.remove(key)
 
     def list(self, key: str = "") -> list[str]:
@@ -188,9 +189,10 @@ class LocalStore(ChunkStore):
         else:
             path.unlink(missing_ok=True)
 
-    def remove_dir(self, key: str, marker: str = MARKER) -> None:
+    def remove_output(self, key: str, marker: str = MARKER) -> None:
         path = self.path(key)
         if not path.is_dir():
+            path.unlink(missing_ok=True)
             return
         doomed = path.with_name(f".{path.name}.removed.tmp")  # one rename takes it out of sight
         os.replace(path, doomed)

@@ -213,7 +213,7 @@ def clean(
     for key in stale:
         console.print(f"{'would remove' if dry_run else 'removing'} {ctx.store.where(key)}", highlight=False)
         if not dry_run:
-            ctx.store.remove_dir(key) if key.startswith("work/synthesize/") else ctx.store.remove(key)
+            ctx.store.remove_output(key)
     console.print(f"{len(stale)} stale chunk output(s){' (dry run)' if dry_run else ' removed'}")
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow.parquet as pq
 
 from empathy_data.build import BuildContext
 from empathy_data.chunk_records import ChunkRecords, Exchange
+from empathy_data.chunk_store import PARTS
 from empathy_data.export.card import dataset_card
 from empathy_data.export.diversity import DiversityStats, NearDuplicates
 from empathy_data.export.rows import exchange_row, features
@@ -279,16 +280,22 @@ def export_round(
 # decides their rows, so a re-run exports again only the chunks whose inputs changed.
 DIVERSITY_COLUMNS = ("user_text", "assistant_text", "language", "exchange_index")
 EXPORT_FORMAT = 1  # bump when the rows a chunk's parts hold change for the same inputs
-PARTS = "parts.json"  # written last into a chunk's export directory: what it holds and its counts
 
 
 @dataclass
 class ExportPlan:
     first: CorpusPass
     split_of_unit: dict[str, str]  # user speaker id or dialogue id -> split
+    _chunks: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def for_chunk(self, ctx: BuildContext, chunk: int) -> dict[str, Any]:
-        """The part of the plan one chunk's export needs (small: it travels to a worker)."""
+        """The part of the plan one chunk's export needs (small: it travels to a worker). Kept: the
+        chunk's specs are planned again to find it, and the task and finish_export both ask."""
+        if chunk not in self._chunks:
+            self._chunks[chunk] = self._slice(ctx, chunk)
+        return self._chunks[chunk]
+
+    def _slice(self, ctx: BuildContext, chunk: int) -> dict[str, Any]:
         split_by = ctx.config.export.split_by
         specs = ctx.planner.chunk(chunk)
         units = {split_key(split_by, s.dialogue_id, s.user.id) for s in specs}
@@ -465,7 +472,7 @@ def finish_export(ctx: BuildContext, plan: ExportPlan, timings: dict[str, float]
     current = {key.rsplit("/", 1)[-1] for key in keys}
     for name in ctx.store.list("work/export"):
         if name not in current:
-            ctx.store.remove_dir(f"work/export/{name}", PARTS)
+            ctx.store.remove_output(f"work/export/{name}", PARTS)
     return manifest
 
 
