@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from empathy_data.config import FilterConfig, ScriptConfig, SynthesizeConfig
+from empathy_data.config import FilterConfig, ScriptConfig, SynthesizeConfig, TopicCheck
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,6 +72,34 @@ def chat_backend(config: ScriptConfig, base_url: str):
     return OpenAIChat(config, base_url)
 
 
+def judge_chat(config: ScriptConfig, chat):
+    """The script judge's client: the script stage's own server and model (`chat`) with the judge's
+    sampling, or the server at `script.judge.base_url`."""
+    judge = config.judge
+    sampling = {
+        "temperature": judge.temperature,
+        "top_p": 1.0,
+        "frequency_penalty": 0.0,
+        "presence_penalty": 0.0,
+        "max_tokens": judge.max_tokens,
+        "max_tokens_per_exchange": 0,
+    }
+    if judge.base_url is None:
+        return chat.with_sampling(**sampling)
+    from empathy_data.config import OpenAIScript
+
+    model = judge.model or (config.model if config.backend == "openai" else "default")
+    served = OpenAIScript(base_url=judge.base_url, model=model, api_key_env=judge.api_key_env, **sampling)
+    return chat_backend(served, judge.base_url)
+
+
+@once_per_process
+def text_embedder(config: TopicCheck):
+    from empathy_data.script.embeddings import SentenceEmbedder
+
+    return SentenceEmbedder(config)
+
+
 @once_per_process
 def tts_backend(config: SynthesizeConfig):
     tts = config.tts
@@ -114,7 +142,7 @@ def emotion_backend(config: FilterConfig):
     return classifier_check(emotion)
 
 
-STAGE_BACKENDS = {"script": (chat_backend,), "synthesize": (tts_backend,), "filter": (asr_backend, emotion_backend)}
+STAGE_BACKENDS = {"script": (chat_backend, text_embedder), "synthesize": (tts_backend,), "filter": (asr_backend, emotion_backend)}
 
 
 def release(stages: Iterable[str]) -> list[str]:

@@ -29,6 +29,7 @@ from empathy_data.prompt_library import PromptLibrary, load_prompts
 from empathy_data.regenerate import Version, merge, needs_another_round, versions_in_round
 from empathy_data.resources import prompts_dir, speaker_pool_path
 from empathy_data.schema import DialogueSpec, Outcome, Script
+from empathy_data.script.embeddings import embedder_identity
 from empathy_data.script.llama_serve import EMBEDDED_SAMPLER
 from empathy_data.speakers import load_pool
 from empathy_data.targets import target_shares
@@ -118,6 +119,11 @@ class BuildContext:
     def from_config(cls, config: BuildConfig, config_dir: Path) -> BuildContext:
         """Validate every input (prompts, speaker pool, labels) before any model loads."""
         prompts = load_prompts(prompts_dir(config.prompts_dir, config_dir), list(config.languages))
+        if config.script.judge.enabled:
+            for language in config.languages:
+                if f"judge.{language}" not in prompts.templates:
+                    where = prompts.root / "templates" / f"judge.{language}.j2"
+                    raise ConfigError(str(where), "missing: script.judge needs a judge template per language")
         pool = load_pool(speaker_pool_path(config.speaker_pool, config_dir))
         planner = Planner(config, prompts, pool)
         store = open_store(config.output, config.storage.options, config.storage.scratch_dir)
@@ -152,7 +158,12 @@ class BuildContext:
         """The script settings that decide the LLM's replies and the verdicts on them."""
         script = self.config.script
         speed_only = {"base_url", "api_key_env", "max_in_flight", "timeout_s", "request_retries", "embedded"}
-        s = script.model_dump(mode="json", exclude=speed_only)
+        s = script.model_dump(mode="json", exclude=speed_only | {"judge", "topic"})
+        if script.judge.enabled:
+            s["judge"] = script.judge.model_dump(mode="json", exclude={"api_key_env"})
+        if script.topic.enabled:  # the scripts keep their embeddings (export's semantic duplicates read them)
+            s["topic"] = script.topic.model_dump(mode="json", exclude={"device", "batch_size"})
+            s["topic"]["identity"] = embedder_identity(script.topic)
         if script.backend == "openai":
             s["structured_output"] = script.schema_form()
             if script.base_url is None:
@@ -499,9 +510,10 @@ def _write_scripts(ctx: BuildContext, chunk_index: int, round_: int, specs, make
     from empathy_data.script.stage import write_scripts
 
     cfg = ctx.config.script
+    chat = make_chat() if specs else None
     return write_scripts(
         specs,
-        make_chat() if specs else None,
+        chat,
         ctx.prompts,
         cfg.validation,
         cfg.max_attempts,
@@ -512,7 +524,21 @@ def _write_scripts(ctx: BuildContext, chunk_index: int, round_: int, specs, make
         journal=journal,
         exchange_mode_from=cfg.exchange_mode_from,
         drafts=ctx.drafts(chunk_index, round_) if specs else None,
+        judges=script_judges(ctx, chat) if specs else None,
     )
+
+
+def script_judges(ctx: BuildContext, chat):
+    """The topic check and LLM judge the config asks for, built on this worker (models once per process)."""
+    from empathy_data import backends
+    from empathy_data.script.judge import ScriptJudges
+
+    cfg = ctx.config.script
+    if not cfg.judge.enabled and not cfg.topic.enabled:
+        return None
+    embedder = backends.text_embedder(cfg.topic) if cfg.topic.enabled else None
+    judge_chat = backends.judge_chat(cfg, chat) if cfg.judge.enabled else None
+    return ScriptJudges(ctx.prompts, cfg.judge, cfg.topic, judge_chat, embedder, cfg.request_tag)
 
 
 def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, make_tts: Callable, round_: int = 0) -> ChunkRef:

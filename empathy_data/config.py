@@ -189,6 +189,51 @@ class ValidationRules(Strict):
     min_reasoning_words: int = Field(default=5, ge=1)
 
 
+JUDGE_CRITERIA = ("emotion", "style", "topic", "reasoning", "naturalness")
+
+
+class ScriptJudge(Strict):
+    """An LLM scores each script that passed validation against its spec, before any audio is made;
+    a script below a threshold is written again like any rejected one (docs/backends.md, "Judges")."""
+
+    enabled: bool = True
+    # None: the script stage's own server and model (the embedded one by default). Otherwise any
+    # OpenAI-compatible server (script backend openai only; with vLLM the judge shares the engine).
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    max_tokens: int = Field(default=400, ge=64)
+    # 1..5 per criterion; a script passes when every criterion reaches its minimum.
+    min_scores: dict[str, Annotated[int, Field(ge=1, le=5)]] = Field(
+        default_factory=lambda: {"emotion": 2, "style": 2, "topic": 2, "reasoning": 2, "naturalness": 2}
+    )
+
+    @field_validator("min_scores")
+    @classmethod
+    def _criteria(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(JUDGE_CRITERIA))
+        if unknown:
+            raise ValueError(f"unknown criterion {unknown[0]!r} (known: {', '.join(JUDGE_CRITERIA)})")
+        return value
+
+
+class TopicCheck(Strict):
+    """Scenario-dialogue similarity of sentence embeddings (all-MiniLM-L6-v2 shipped in a PyPI package by
+    default, or a sentence-transformers model directory); below the language's minimum is topic drift."""
+
+    enabled: bool = True
+    model: str = "embedded"
+    device: str = "cpu"
+    batch_size: int = Field(default=32, ge=1)
+    min_similarity: dict[str, Annotated[float, Field(ge=-1, le=1)]] = Field(
+        default_factory=lambda: {"en": 0.15, "zh": 0.1}
+    )
+
+    def minimum(self, language: str) -> float | None:
+        return self.min_similarity.get(language)
+
+
 # "dialogue": one request writes every exchange. "exchange": one request per exchange, shown the
 # exchange before it; a failed exchange is retried alone. Small models need it: asked for two
 # exchanges at once, the embedded 0.5B model often writes the second as a copy of the first.
@@ -222,6 +267,8 @@ class OpenAIScript(Strict):
     timeout_s: float = Field(default=180, gt=0)
     embedded: EmbeddedServer = EmbeddedServer()
     validation: ValidationRules = ValidationRules()
+    judge: ScriptJudge = ScriptJudge()
+    topic: TopicCheck = TopicCheck()
     write_by: WriteBy = "auto"
     exchange_mode_from: int = Field(default=3, ge=1)
     # Start each prompt with a line unique to the request, so a server's prefix-cache reuse (llama.cpp)
@@ -255,6 +302,8 @@ class VLLMScript(Strict):
     max_attempts: int = Field(default=3, ge=1)
     max_in_flight: int = Field(default=256, ge=1)  # requests handed to the engine at once
     validation: ValidationRules = ValidationRules()
+    judge: ScriptJudge = ScriptJudge()
+    topic: TopicCheck = TopicCheck()
     request_tag: bool = False
     write_by: WriteBy = "auto"
     exchange_mode_from: int = Field(default=3, ge=1)
@@ -394,9 +443,37 @@ class Thresholds(Strict):
         return self.model_copy(update=override.model_dump(exclude_none=True))
 
 
+class SpeakerCheck(Strict):
+    """Speaker embeddings per turn (Resemblyzer's encoder, shipped in its PyPI package, by default; or a
+    WavLM/UniSpeech-SAT x-vector model directory): one role's voice stays the same across a dialogue,
+    user and assistant sound apart, and a cloned turn sounds like its reference clip."""
+
+    enabled: bool = True
+    backend: Literal["resemblyzer", "xvector"] = "resemblyzer"
+    model: str | None = None  # xvector: a local model directory
+    device: str = "cpu"
+    batch_size: int = Field(default=64, ge=1)
+    min_consistency: float = Field(default=0.75, ge=-1, le=1)
+    max_user_assistant_similarity: float | None = Field(default=0.95, ge=-1, le=1)
+    min_reference_similarity: float | None = Field(default=0.75, ge=-1, le=1)
+
+
+class MOSCheck(Strict):
+    """A MOS predictor (DNSMOS P.835, `sig_bak_ovr.onnx` from a local path); off unless a model is given."""
+
+    backend: Literal["dnsmos"] = "dnsmos"
+    model: str
+    device: str = "cpu"
+    personalized: bool = False
+    batch_size: int = Field(default=8, ge=1)
+    min_mos: float = Field(default=3.0, ge=1, le=5)
+
+
 class FilterConfig(Strict):
     asr: ASRConfig = FasterWhisperASR()
     emotion: EmotionConfig = ProsodyEmotion()
+    speaker: SpeakerCheck = SpeakerCheck()
+    mos: MOSCheck | None = None
     thresholds: Thresholds = Thresholds()
 
     @model_validator(mode="before")
@@ -418,6 +495,10 @@ class ExportConfig(Strict):
     # Scripts whose estimated word-trigram Jaccard similarity (MinHash) to an earlier accepted script reaches
     # this are rejected as `near_duplicate` (the first one kept); null turns the check off.
     near_duplicate_threshold: float | None = Field(default=0.8, gt=0, le=1)
+    # Scripts whose sentence-embedding cosine similarity (script.topic's model) to an earlier kept script
+    # reaches this are rejected as `semantic_duplicate`: paraphrases MinHash cannot see. null: off. Needs the
+    # embeddings the script stage keeps while script.topic is enabled (set no min_similarity to keep only those).
+    semantic_duplicate_threshold: float | None = Field(default=0.97, gt=0, le=1)
     # Write OUT/report/index.html at the end of a build (`empathy-data report OUT` writes it any time).
     report: bool = True
 

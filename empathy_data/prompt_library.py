@@ -95,6 +95,15 @@ def _load_scenarios(path: Path) -> tuple[dict[str, str], dict[str, tuple[str, ..
     return texts, emotions
 
 
+def _template(env: jinja2.Environment, path: Path) -> jinja2.Template:
+    try:
+        return env.from_string(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), f"unreadable template ({exc.__class__.__name__})") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}", f"template syntax error: {exc.message}") from None
+
+
 def load_prompts(root: Path, languages: list[str]) -> PromptLibrary:
     vocab_path = root / "vocabulary.yaml"
     vocabulary = _load_vocabulary(vocab_path)
@@ -115,14 +124,11 @@ def load_prompts(root: Path, languages: list[str]) -> PromptLibrary:
             raise ConfigError(str(scen_path), f"no scenario list for language {language!r}")
         scenarios[language], scenario_emotions[language] = _load_scenarios(scen_path)
         files.append(scen_path)
-        for kind in ("system", "user"):
+        for kind in ("system", "user", "judge"):
             path = root / "templates" / f"{kind}.{language}.j2"
-            try:
-                templates[f"{kind}.{language}"] = env.from_string(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(str(path), f"unreadable template ({exc.__class__.__name__})") from None
-            except jinja2.TemplateSyntaxError as exc:
-                raise ConfigError(f"{path}:{exc.lineno}", f"template syntax error: {exc.message}") from None
+            if kind == "judge" and not path.is_file():  # needed only where script.judge is on (load_config)
+                continue
+            templates[f"{kind}.{language}"] = _template(env, path)
             files.append(path)
     return PromptLibrary(
         root=root,

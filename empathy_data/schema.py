@@ -69,6 +69,11 @@ class Script(Record):
     # One note per assistant turn: what the user said, how they sound, why this reply style.
     reasoning: list[str]
     llm: dict[str, Any]
+    # Script-stage judges: the judge's scores and one-line rationales per criterion, the topic similarity
+    # and the sentence embedding (float16, base64) that export's semantic near-duplicate check reads.
+    quality: dict[str, Any] = Field(default_factory=dict)
+    # check -> [passed, failed] over every attempt this round made at the dialogue (the card's pass rates)
+    checks: dict[str, list[int]] = Field(default_factory=dict)
 
 
 class Utterance(Record):
@@ -102,6 +107,10 @@ class Scores(Record):
     arousal_shift: float | None = None
     duration: float | None = None
     silence_ratio: float | None = None
+    speaker_consistency: float | None = None  # to the same role's other turns of the dialogue
+    speaker_similarity: float | None = None  # to the speaker's reference clip (cloning TTS)
+    voice_similarity: float | None = None  # user vs assistant voice (on assistant turns)
+    mos: float | None = None
     checks: dict[str, Literal["pass", "fail"]] = Field(default_factory=dict)
     verdict: Verdict
     reasons: list[str] = Field(default_factory=list)
@@ -120,3 +129,4 @@ class Outcome(Record):
     # A dialogue written exchange by exchange that stalled: the exchanges it had passed (a shorter
     # Script). The next regeneration round goes on from them instead of starting over.
     draft: Script | None = None
+    checks: dict[str, list[int]] = Field(default_factory=dict)  # as Script.checks

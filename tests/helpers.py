@@ -18,6 +18,12 @@ def make_context(tmp_path: Path, **overrides: Any) -> BuildContext:
     data = {"name": "t", "seed": 3, "num_dialogues": 4, "chunk_size": 2, "output": str(tmp_path / "out")}
     if "speaker_pool" in overrides:  # the test pools hold adults only: the plan must not ask for other ages
         data["distributions"] = {"age_group": {"adult": 1.0}}
+    # Fake chat backends answer the script schema only, and sine waves have no voice: the judges are off
+    # unless a test turns them on (tests/test_script_judges.py, tests/test_speaker_judge.py).
+    script = overrides.pop("script", {})
+    filter_ = overrides.pop("filter", {})
+    data["script"] = {"judge": {"enabled": False}, "topic": {"enabled": False}, **script}
+    data["filter"] = {"speaker": {"enabled": False}, **filter_}
     data.update(overrides)
     return BuildContext.from_config(parse_config(data), REPO)
 
@@ -44,7 +50,7 @@ def good_reply(n_exchanges: int) -> str:
             "exchanges": [
                 {
                     "user": f"I feel really awful today because my plans fell apart number {i}.",
-                    "reasoning": "She says her plans fell apart and sounds sad, so a gentle comforting reply fits.",
+                    "reasoning": "The person says their plans fell apart and sounds sad, so a gentle comforting reply fits.",
                     "assistant": f"I am so sorry to hear that, it sounds really hard for you {i}.",
                 }
                 for i in range(n_exchanges)

@@ -51,7 +51,7 @@ class DraftChat:
         exchanges = [
             {
                 "user": f"I feel really awful {word} because my plans fell apart again, number {i} {draft}.",
-                "reasoning": "She says her plans fell apart and sounds sad, so a gentle comforting reply fits.",
+                "reasoning": "The person says their plans fell apart and sounds sad, so a gentle comforting reply fits.",
                 "assistant": f"I am so sorry to hear that, it sounds really hard for you, take care {i}.",
             }
             for i in range(n)
@@ -191,7 +191,7 @@ class ExchangeChat:
         mark = " 🙂" if call in self.stumbles else ""
         names = ["one", "two", "three", "four"]
         user = f"My plans for day {names[call[1]]} fell apart{mark}, and draft {names[call[2]]} says so."
-        reasoning = "She says her plans fell apart and sounds sad, so a gentle comforting reply fits."
+        reasoning = "The person says their plans fell apart and sounds sad, so a gentle comforting reply fits."
         assistant = f"I am so sorry about day {names[call[1]]}, that sounds really hard for you."
         return json.dumps({"exchanges": [{"user": user, "reasoning": reasoning, "assistant": assistant}]})
 

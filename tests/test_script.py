@@ -23,7 +23,7 @@ def ctx(tmp_path):
     return make_context(tmp_path, distributions={"exchanges": {2: 1.0}})
 
 
-def script_with(spec, texts, reasoning="She says it went badly and sounds sad, so comfort fits."):
+def script_with(spec, texts, reasoning="The person says it went badly and sounds sad, so comfort fits."):
     turns = [ScriptTurn(role=t.role, text=text) for t, text in zip(spec.turns, texts, strict=True)]
     return Script(spec=spec, turns=turns, reasoning=[reasoning] * spec.num_exchanges, llm={})
 
@@ -287,7 +287,7 @@ def test_a_turn_too_long_to_speak_is_rejected_before_synthesis(tmp_path):
 
 
 def one_exchange(user: str, assistant: str) -> str:
-    reasoning = "She says her plans fell apart and sounds sad, so a gentle comforting reply fits."
+    reasoning = "The person says their plans fell apart and sounds sad, so a gentle comforting reply fits."
     return json.dumps({"exchanges": [{"user": user, "reasoning": reasoning, "assistant": assistant}]})
 
 
@@ -380,7 +380,7 @@ def test_mandarin_exchange_prompt_carries_the_exchange_before(tmp_path):
 @pytest.mark.parametrize(
     ("note", "reason"),
     [
-        ('She sounds sad about the exam. "}, {"user": "I failed', "notes: reasoning 0 has JSON fragments"),
+        ('The person sounds sad about the exam. "}, {"user": "I failed', "notes: reasoning 0 has JSON fragments"),
         ("只输出 JSON。 用户说考试没过，听起来很难过，所以用安慰的语气回应。", "notes: reasoning 0 has JSON fragments"),
         ("I'm sorry, but I can't help with writing this conversation for you.", "refusal: reasoning 0 has refusal"),
         ("用户很难过。抱歉，我无法协助完成这个对话。", "refusal: reasoning 0 has refusal"),
@@ -393,7 +393,7 @@ def test_reasoning_notes_are_checked_like_turns(ctx, note, reason):
     script = script_with(spec, texts, reasoning=note)
     found = validate_script(script.model_copy(update={"spec": spec.model_copy(update={"language": "en"})}), RULES)
     assert found is not None and found.startswith(reason), found
-    quoted = script_with(spec, texts, reasoning='She says "I failed again" and sounds sad, so comforting fits.')
+    quoted = script_with(spec, texts, reasoning='The person says "I failed again" and sounds sad, so comforting fits.')
     assert validate_script(quoted, RULES) is None  # quoting the user is fine
 
 
@@ -420,7 +420,7 @@ def test_auto_writes_long_dialogues_exchange_by_exchange_and_short_ones_whole(tm
         what = next(words)
         return json.dumps({"exchanges": [{
             "user": f"I feel really awful today because I {what} again, part {i}.",
-            "reasoning": "She says something went wrong and sounds sad, so a gentle comforting reply fits.",
+            "reasoning": "The person says something went wrong and sounds sad, so a gentle comforting reply fits.",
             "assistant": f"I am so sorry you {what}, that sounds really hard, part {i}.",
         } for i in range(n)]})  # fmt: skip
 

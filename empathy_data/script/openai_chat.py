@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any
 
@@ -42,6 +43,12 @@ class OpenAIChat:
             timeout=config.timeout_s,
             max_retries=config.request_retries,
         )
+
+    def with_sampling(self, **settings: Any) -> OpenAIChat:
+        """The same client (or engine) with other sampling settings: the script judge's view."""
+        view = copy.copy(self)
+        view.config = self.config.model_copy(update=settings)
+        return view
 
     @property
     def identity(self) -> dict[str, Any]:

@@ -23,6 +23,9 @@ GENDER_WORDS = {
     "en": {("female", "child"): "girl", ("male", "child"): "boy", "female": "woman", "male": "man"},
     "zh": {("female", "child"): "女孩", ("male", "child"): "男孩", "female": "女性", "male": "男性"},
 }
+# The user's pronouns, for the worked example's note: a note written for a man that copies an example's
+# "she" is what made the 0.5B writer call elderly men "she".
+PRONOUNS = {"en": {"male": ("he", "his"), "female": ("she", "her")}, "zh": {"male": ("他", "他的"), "female": ("她", "她的")}}
 MAX_TURN_CHARS = 320
 MAX_REASONING_CHARS = 400
 
@@ -67,15 +70,8 @@ def request_tag(spec: DialogueSpec, attempt: int, exchange: int | None = None) -
     return tag
 
 
-def build_messages(
-    spec: DialogueSpec,
-    prompts: PromptLibrary,
-    attempt: int = 0,
-    tag: bool = True,
-    written: list[dict[str, str]] | None = None,
-) -> list[dict[str, str]]:
-    """The request for a whole dialogue or, with `written` (the exchanges accepted so far, possibly
-    none), for its next exchange only: templates see `current` (0-based index, or None) and `written`."""
+def prompt_context(spec: DialogueSpec, prompts: PromptLibrary, written: list[dict[str, str]] | None = None) -> dict:
+    """What the templates see: the plan in words, and `written` / `current` (the exchanges so far)."""
     lang = spec.language
     user = spec.user
     vocabulary = prompts.vocabulary_for(lang)
@@ -92,15 +88,30 @@ def build_messages(
             }
         )
     words = GENDER_WORDS[lang]
-    gender = words.get((user.gender, user.age_group), words[user.gender])
-    context = {
+    he, his = PRONOUNS[lang][user.gender]
+    return {
+        "he": he,
+        "his": his,
         "scenario": spec.scenario_text,
         "age_phrase": AGE_PHRASES[lang][user.age_group],
-        "gender": gender,
+        "gender": words.get((user.gender, user.age_group), words[user.gender]),
         "exchanges": exchanges,
         "written": written or [],
         "current": None if written is None else len(written),
     }
+
+
+def build_messages(
+    spec: DialogueSpec,
+    prompts: PromptLibrary,
+    attempt: int = 0,
+    tag: bool = True,
+    written: list[dict[str, str]] | None = None,
+) -> list[dict[str, str]]:
+    """The request for a whole dialogue or, with `written` (the exchanges accepted so far, possibly
+    none), for its next exchange only: templates see `current` (0-based index, or None) and `written`."""
+    lang = spec.language
+    context = prompt_context(spec, prompts, written)
     exchange = None if written is None else len(written)
     return [
         {
@@ -135,7 +146,8 @@ class CutOffReply(str):
 
 
 def requested_exchanges(schema: dict[str, Any]) -> int:
-    return int(schema["properties"]["exchanges"]["minItems"])
+    exchanges = schema["properties"].get("exchanges")  # a judge's schema asks for none
+    return int(exchanges["minItems"]) if exchanges else 1
 
 
 def token_budget(max_tokens: int, per_exchange: int, schema: dict[str, Any]) -> int:

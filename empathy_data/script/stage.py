@@ -24,6 +24,7 @@ from empathy_data.hashing import digest
 from empathy_data.prompt_library import PromptLibrary
 from empathy_data.schema import DialogueSpec, Outcome, Script, ScriptTurn
 from empathy_data.script.journal import ReplyJournal, Request
+from empathy_data.script.judge import Review, ScriptJudges, add_checks
 from empathy_data.script.prompting import CutOff, MalformedOutput, build_messages, parse_reply, response_schema
 from empathy_data.script.validate import validate_script
 
@@ -120,10 +121,22 @@ class ScriptRun:
     request_tag: bool = True
     first_attempt: int = 0  # attempt numbers (and so seeds) start here: regeneration rounds ask anew
     journal: ReplyJournal | None = None
+    judges: ScriptJudges | None = None
 
     @property
     def attempts(self) -> range:
         return range(self.first_attempt, self.first_attempt + self.max_attempts)
+
+    def review(self, scripts: list[Script], attempts: list[int]) -> list[Review]:
+        """The judges' verdicts on scripts that passed validation (all pass when there are no judges)."""
+        if self.judges is None or not scripts:
+            return [Review(None) for _ in scripts]
+        judge_chat = self.judges.chat
+
+        def complete(requests: list[Request], labels: list[dict[str, Any]]) -> list:
+            return complete_many(judge_chat, requests, self.max_in_flight, self.journal, labels)
+
+        return self.judges.review(scripts, attempts, complete)
 
 
 def write_scripts(
@@ -139,9 +152,11 @@ def write_scripts(
     journal: ReplyJournal | None = None,
     exchange_mode_from: int = 3,
     drafts: dict[str, Script] | None = None,
+    judges: ScriptJudges | None = None,
 ) -> tuple[list[Script], list[Outcome]]:
-    """`drafts`: for some dialogues, the exchanges an earlier round had passed (used by exchange only)."""
-    run = ScriptRun(backend, prompts, rules, max_attempts, max_in_flight, request_tag, first_attempt, journal)
+    """`drafts`: for some dialogues, the exchanges an earlier round had passed (used by exchange only).
+    `judges`: topic and LLM judges that review each script once it passes validation."""
+    run = ScriptRun(backend, prompts, rules, max_attempts, max_in_flight, request_tag, first_attempt, journal, judges)
     if write_by == "auto":
         whole = [s for s in specs if s.num_exchanges < exchange_mode_from]
         parts = [s for s in specs if s.num_exchanges >= exchange_mode_from]
@@ -157,6 +172,7 @@ def write_by_dialogue(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[S
     backend, prompts, rules, max_attempts = run.backend, run.prompts, run.rules, run.max_attempts
     pending = list(specs)
     reasons: dict[str, list[str]] = defaultdict(list)
+    checks: dict[str, dict[str, list[int]]] = defaultdict(dict)
     malformed: Counter[str] = Counter()
     scripts: list[Script] = []
     outcomes: list[Outcome] = []
@@ -170,11 +186,11 @@ def write_by_dialogue(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[S
         ]
         labels = [{"dialogue_id": s.dialogue_id, "attempt": attempt} for s in pending]
         replies = complete_many(backend, requests, run.max_in_flight, run.journal, labels)
-        retry = []
+        retry, valid = [], []
         for spec, seed, reply, (messages, _, _) in zip(pending, seeds, replies, requests, strict=True):
             if isinstance(reply, Exception):
                 error = f"llm: {type(reply).__name__}: {str(reply)[:300]}"
-                outcomes.append(_outcome(spec, "failed", [error]))
+                outcomes.append(_outcome(spec, "failed", [error], checks=checks[spec.dialogue_id]))
                 continue
             llm = {**backend.identity, "prompt_hash": prompts.content_hash, "seed": seed, "attempt": attempt}
             try:
@@ -190,15 +206,26 @@ def write_by_dialogue(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[S
                 continue
             system_prompt = messages[0]["content"]
             reason = validate_script(script, rules, prompt=system_prompt)
+            checks[spec.dialogue_id] = add_checks(checks[spec.dialogue_id], {"validation": [reason is None, reason is not None]})
             if reason is None:
-                scripts.append(script)
+                valid.append(script)
             else:
                 reasons[spec.dialogue_id].append(reason)
                 retry.append(spec)
-        pending = retry
+        for script, review in zip(valid, run.review(valid, [attempt] * len(valid)), strict=True):
+            dialogue_id = script.spec.dialogue_id
+            checks[dialogue_id] = add_checks(checks[dialogue_id], review.checks)
+            if review.reason is None:
+                scripts.append(script.model_copy(update={"quality": review.quality, "checks": checks[dialogue_id]}))
+            else:
+                reasons[dialogue_id].append(review.reason)
+                retry.append(script.spec)
+        pending = sorted(retry, key=lambda s: s.index)
     for spec in pending:
         verdict = "failed" if malformed[spec.dialogue_id] == max_attempts else "rejected"
-        outcomes.append(_outcome(spec, verdict, [f"script: {r}" for r in reasons[spec.dialogue_id]]))
+        outcomes.append(
+            _outcome(spec, verdict, [f"script: {r}" for r in reasons[spec.dialogue_id]], checks=checks[spec.dialogue_id])
+        )
     return scripts, outcomes
 
 
@@ -213,6 +240,8 @@ class Draft:
     seeds: list[int] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     malformed: int = 0
+    checks: dict[str, list[int]] = field(default_factory=dict)  # check -> [passed, failed], all attempts
+    quality: dict[str, Any] = field(default_factory=dict)  # the judges' view of the last accepted exchange
 
     @property
     def current(self) -> int:
@@ -221,7 +250,8 @@ class Draft:
     def script(self, extra: list[dict[str, str]], llm: dict[str, Any]) -> Script:
         done = self.exchanges + extra
         turns = [ScriptTurn(role=role, text=ex[role]) for ex in done for role in ("user", "assistant")]
-        return Script(spec=self.spec, turns=turns, reasoning=[ex["reasoning"] for ex in done], llm=llm)
+        reasoning = [ex["reasoning"] for ex in done]
+        return Script(spec=self.spec, turns=turns, reasoning=reasoning, llm=llm, quality=self.quality, checks=self.checks)
 
     @classmethod
     def resume(cls, spec: DialogueSpec, attempt: int, written: Script | None) -> Draft:
@@ -261,43 +291,60 @@ def write_by_exchange(
             requests.append((messages, response_schema(d.spec, num_exchanges=1), seed))
         labels = [{"dialogue_id": d.spec.dialogue_id, "exchange": d.current, "attempt": d.attempt} for d in pending]
         replies = complete_many(backend, requests, run.max_in_flight, run.journal, labels)
-        still = []
-        for d, reply, (messages, _, seed) in zip(pending, replies, requests, strict=True):
+        still: list[Draft] = []
+        reasons: dict[int, str] = {}  # position in pending -> why its exchange is asked for again
+        valid: list[tuple[int, list[dict[str, str]], dict[str, Any], int, Script]] = []
+        for j, (d, reply, (messages, _, seed)) in enumerate(zip(pending, replies, requests, strict=True)):
             if isinstance(reply, Exception):
                 error = f"llm: {type(reply).__name__}: {str(reply)[:300]}"
-                outcomes.append(_outcome(d.spec, "failed", [*d.reasons, error]))
+                outcomes.append(_outcome(d.spec, "failed", [*d.reasons, error], checks=d.checks))
                 continue
             llm = {**backend.identity, "prompt_hash": prompts.content_hash, "write_by": "exchange"}
             try:
                 new = parse_reply(d.spec, reply, llm, num_exchanges=1)
             except CutOff as exc:
-                reason = f"exchange {d.current}: cut_off: {exc}"
+                reasons[j] = f"exchange {d.current}: cut_off: {exc}"
+                continue
             except MalformedOutput as exc:
                 d.malformed += 1
-                reason = f"exchange {d.current}: malformed: {exc}"
+                reasons[j] = f"exchange {d.current}: malformed: {exc}"
+                continue
+            extra = [{"user": new.turns[0].text, "assistant": new.turns[1].text, "reasoning": new.reasoning[0]}]
+            candidate = d.script(extra, llm)
+            failed = validate_script(candidate, run.rules, prompt=messages[0]["content"])
+            d.checks = add_checks(d.checks, {"validation": [failed is None, failed is not None]})
+            if failed is None:
+                valid.append((j, extra, llm, seed, candidate))
             else:
-                extra = [{"user": new.turns[0].text, "assistant": new.turns[1].text, "reasoning": new.reasoning[0]}]
-                failed = validate_script(d.script(extra, llm), run.rules, prompt=messages[0]["content"])
-                if failed is None:
-                    d.exchanges += extra
-                    d.attempts.append(d.attempt)
-                    d.seeds.append(seed)
-                    d.attempt = run.first_attempt
-                    if d.current == d.spec.num_exchanges:
-                        scripts.append(d.script([], {**llm, "seed": d.seeds, "attempt": d.attempts}))
-                    else:
-                        still.append(d)
-                    continue
-                reason = f"exchange {d.current}: {failed}"
+                reasons[j] = f"exchange {d.current}: {failed}"
+        reviews = run.review([c for *_, c in valid], [pending[j].attempt for j, *_ in valid])
+        for (j, extra, llm, seed, _), review in zip(valid, reviews, strict=True):
+            d = pending[j]
+            d.checks = add_checks(d.checks, review.checks)
+            if review.reason is not None:
+                reasons[j] = f"exchange {d.current}: {review.reason}"
+                continue
+            d.exchanges += extra
+            d.attempts.append(d.attempt)
+            d.seeds.append(seed)
+            d.quality = review.quality
+            d.attempt = run.first_attempt
+            if d.current == d.spec.num_exchanges:
+                scripts.append(d.script([], {**llm, "seed": d.seeds, "attempt": d.attempts}))
+            else:
+                still.append(d)
+        for j, reason in sorted(reasons.items()):
+            d = pending[j]
             d.reasons.append(reason)
             d.attempt += 1
             if d.attempt in run.attempts:
                 still.append(d)
                 continue
             verdict = "failed" if d.malformed == len(d.reasons) and not d.exchanges else "rejected"
+            llm = {**backend.identity, "prompt_hash": prompts.content_hash, "write_by": "exchange"}
             draft = d.script([], {**llm, "seed": d.seeds, "attempt": d.attempts}) if d.exchanges else None
-            outcomes.append(_outcome(d.spec, verdict, [f"script: {r}" for r in d.reasons], draft))
-        pending = still
+            outcomes.append(_outcome(d.spec, verdict, [f"script: {r}" for r in d.reasons], draft, d.checks))
+        pending = sorted(still, key=lambda d: d.spec.index)
     return scripts, outcomes
 
 
@@ -308,7 +355,10 @@ def write_one(
     return scripts[0] if scripts else outcomes[0]
 
 
-def _outcome(spec: DialogueSpec, verdict: str, reasons: list[str], draft: Script | None = None) -> Outcome:
+def _outcome(
+    spec: DialogueSpec, verdict: str, reasons: list[str], draft: Script | None = None,
+    checks: dict[str, list[int]] | None = None,
+) -> Outcome:
     return Outcome(
         dialogue_id=spec.dialogue_id,
         index=spec.index,
@@ -317,4 +367,5 @@ def _outcome(spec: DialogueSpec, verdict: str, reasons: list[str], draft: Script
         reasons=reasons,
         spec=spec,
         draft=draft,
+        checks=checks or {},
     )

@@ -27,6 +27,17 @@ REFUSAL = re.compile(
 # A reasoning note may quote the user, so quotes are fine there; braces or a JSON key are reply debris
 # (seen: '只输出 JSON。 ...' and '"}, {"user": ...' inside notes).
 NOTE_JSON_DEBRIS = re.compile(r'[{}]|"\s*(user|assistant|reasoning|exchanges)\s*"\s*:|只输出\s*JSON|output only json', re.IGNORECASE)
+# Talk about the conversation instead of in it, anywhere in a turn: "The comforting reply helps make them
+# feel safe again." (the prompt's instructions read aloud).
+NARRATION = re.compile(
+    r"\bthe (user|assistant|person)('s)?\b|\bthe (\w+ )?(reply|response|conversation|exchange)\b|(这个|该)(用户|助手)|(安慰|回复)的话",
+    re.IGNORECASE,
+)
+# A note about the user in the wrong gender (the 0.5B writer calls elderly men "she").
+WRONG_PRONOUN = {
+    "en": {"male": re.compile(r"\b(she|her|hers|herself)\b", re.IGNORECASE), "female": re.compile(r"\b(he|him|his|himself)\b", re.IGNORECASE)},
+    "zh": {"male": re.compile("她"), "female": re.compile("他(?!们|人)")},
+}
 CJK = re.compile(r"[\u4e00-\u9fff]")
 LATIN = re.compile(r"[A-Za-z]")
 
@@ -60,8 +71,13 @@ def check_style(script: Script, rules: ValidationRules) -> str | None:
             return f"turn {i} has emoji"
         if MARKDOWN.search(turn.text):
             return f"turn {i} has markdown"
-        if META.search(turn.text):
+        if META.search(turn.text) or NARRATION.search(turn.text):
             return f"turn {i} narrates or labels instead of speaking"
+    for i, note in enumerate(script.reasoning):
+        if MARKDOWN.search(note):
+            return f"reasoning {i} has markdown"
+        if EMOJI.search(note):
+            return f"reasoning {i} has emoji"
     return None
 
 
@@ -76,9 +92,12 @@ def check_refusal(script: Script, rules: ValidationRules) -> str | None:
 
 
 def check_notes(script: Script, rules: ValidationRules) -> str | None:
+    wrong = WRONG_PRONOUN.get(script.spec.language, {}).get(script.spec.user.gender)
     for i, note in enumerate(script.reasoning):
         if NOTE_JSON_DEBRIS.search(note):
             return f"reasoning {i} has JSON fragments"
+        if wrong is not None and (found := wrong.search(note)):
+            return f"reasoning {i} calls the {script.spec.user.gender} user {found.group()!r}"
     return None
 
 
@@ -93,6 +112,17 @@ def check_language(script: Script, rules: ValidationRules) -> str | None:
     return None
 
 
+def check_note_language(script: Script, rules: ValidationRules) -> str | None:
+    lang = script.spec.language
+    for i, note in enumerate(script.reasoning):
+        cjk, latin = len(CJK.findall(note)), len(LATIN.findall(note))
+        if lang == "zh" and cjk < latin:  # a note may quote a word or two of English
+            return f"reasoning {i} is not mostly Chinese"
+        if lang == "en" and (latin == 0 or cjk > 0):
+            return f"reasoning {i} is not English"
+    return None
+
+
 def check_repetition(script: Script, rules: ValidationRules) -> str | None:
     texts = [t.text.strip().lower() for t in script.turns]
     if len(set(texts)) < len(texts):
@@ -102,6 +132,12 @@ def check_repetition(script: Script, rules: ValidationRules) -> str | None:
         trigrams = Counter(zip(tokens, tokens[1:], tokens[2:], strict=False))
         if trigrams and trigrams.most_common(1)[0][1] >= 3:
             return f"turn {i} repeats a phrase"
+    language = script.spec.language
+    n = COPY_SPAN.get(language, COPY_SPAN["en"])
+    for i in range(1, len(script.turns), 2):  # an assistant turn that hands the user's words back
+        heard = spans(spoken_tokens(script.turns[i - 1].text, language), n)
+        if heard & spans(spoken_tokens(script.turns[i].text, language), n):
+            return f"turn {i} parrots the user's turn"
     return None
 
 
@@ -128,6 +164,9 @@ def check_copied_prompt(script: Script, prompt: str) -> str | None:
     for i, turn in enumerate(script.turns):
         if spans(spoken_tokens(turn.text, language), n) & prompt_spans:
             return f"turn {i} copies the prompt"
+    for i, note in enumerate(script.reasoning):
+        if spans(spoken_tokens(note, language), n + 4) & prompt_spans:  # a note may echo the plan's words
+            return f"reasoning {i} copies the prompt"
     return None
 
 
@@ -136,6 +175,7 @@ CHECKS: dict[str, Callable[[Script, ValidationRules], str | None]] = {
     "style": check_style,
     "notes": check_notes,
     "refusal": check_refusal,
+    "note_language": check_note_language,
     "length": check_lengths,
     "repetition": check_repetition,
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from empathy_data.config import VLLMScript
@@ -25,6 +26,12 @@ class VLLMChat:
         if config.max_model_len:
             kwargs["max_model_len"] = config.max_model_len
         self.llm = LLM(**kwargs)
+
+    def with_sampling(self, **settings: Any) -> VLLMChat:
+        """The same client (or engine) with other sampling settings: the script judge's view."""
+        view = copy.copy(self)
+        view.config = self.config.model_copy(update=settings)
+        return view
 
     @property
     def identity(self) -> dict[str, Any]:

@@ -1,0 +1,175 @@
+"""The script stage's judges, run on every script that passed validation, before any audio is made:
+topic drift by sentence embeddings (cheap, first), then an LLM judge that scores the script against its
+spec on five criteria. A script that fails either is written again like any rejected one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from empathy_data.config import JUDGE_CRITERIA, ScriptJudge, TopicCheck
+from empathy_data.hashing import digest
+from empathy_data.prompt_library import PromptLibrary
+from empathy_data.schema import Script
+from empathy_data.script.embeddings import SentenceEmbedder, pack
+from empathy_data.script.prompting import CutOffReply, MalformedOutput, prompt_context, request_tag
+
+MAX_WHY_CHARS = 160
+JUDGE_TAG = {"en": "Review. ", "zh": "审核。"}
+
+
+def judge_schema() -> dict[str, Any]:
+    """Rationale before score, so the model says why before it commits to a number."""
+    item = {
+        "type": "object",
+        "properties": {
+            "why": {"type": "string", "minLength": 2, "maxLength": MAX_WHY_CHARS},
+            "score": {"type": "integer", "minimum": 1, "maximum": 5},
+        },
+        "required": ["why", "score"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {c: item for c in JUDGE_CRITERIA},
+        "required": list(JUDGE_CRITERIA),
+        "additionalProperties": False,
+    }
+
+
+def written_exchanges(script: Script) -> list[dict[str, str]]:
+    texts = [t.text for t in script.turns]
+    return [
+        {"user": texts[2 * k], "assistant": texts[2 * k + 1], "reasoning": note}
+        for k, note in enumerate(script.reasoning)
+    ]
+
+
+def judge_messages(script: Script, prompts: PromptLibrary, attempt: int, tag: bool = True) -> list[dict[str, str]]:
+    spec = script.spec
+    context = prompt_context(spec, prompts, written_exchanges(script))
+    prefix = JUDGE_TAG.get(spec.language, JUDGE_TAG["en"]) + request_tag(spec, attempt, len(script.reasoning) - 1) + "\n"
+    body = prompts.template("judge", spec.language).render(**context).strip()
+    return [{"role": "user", "content": (prefix if tag else "") + body}]
+
+
+def parse_judgement(content: str | None) -> dict[str, dict[str, Any]]:
+    """{criterion: {"score": 1..5, "why": str}} or MalformedOutput."""
+    if isinstance(content, CutOffReply):
+        raise MalformedOutput(f"judge reply reached max_tokens {content.max_tokens}")
+    if not content:
+        raise MalformedOutput("empty judge reply")
+    try:
+        data = json.loads(content, strict=False)
+    except json.JSONDecodeError as exc:
+        raise MalformedOutput(f"judge reply is not JSON ({exc.msg})") from None
+    found = {}
+    for criterion in JUDGE_CRITERIA:
+        item = data.get(criterion) if isinstance(data, dict) else None
+        score = item.get("score") if isinstance(item, dict) else None
+        if isinstance(score, bool) or not isinstance(score, int | float) or score != int(score) or not 1 <= score <= 5:
+            raise MalformedOutput(f"judge reply has no 1-5 score for {criterion}")
+        why = " ".join(str(item.get("why", "")).split())[:MAX_WHY_CHARS]
+        found[criterion] = {"score": int(score), "why": why}
+    return found
+
+
+@dataclass
+class Review:
+    """What the judges made of one script: `reason` None when it passed all of them."""
+
+    reason: str | None
+    quality: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, list[int]] = field(default_factory=dict)
+
+    def count(self, check: str, passed: bool) -> None:
+        tally = self.checks.setdefault(check, [0, 0])
+        tally[0 if passed else 1] += 1
+
+
+def add_checks(total: dict[str, list[int]], more: dict[str, list[int]]) -> dict[str, list[int]]:
+    merged = {k: list(v) for k, v in total.items()}
+    for check, (passed, failed) in more.items():
+        tally = merged.setdefault(check, [0, 0])
+        tally[0] += passed
+        tally[1] += failed
+    return merged
+
+
+# (requests, labels) -> replies, as script.stage.complete_many (journaled, infrastructure faults raise)
+Complete = Callable[[list, list[dict[str, Any]]], list]
+
+
+@dataclass
+class ScriptJudges:
+    prompts: PromptLibrary
+    judge: ScriptJudge
+    topic: TopicCheck
+    chat: Any | None = None  # the judge's ChatBackend (None: judge off)
+    embedder: SentenceEmbedder | None = None  # None: topic check off and no embeddings kept
+    request_tag: bool = True
+
+    def review(self, scripts: list[Script], attempts: list[int], complete: Complete) -> list[Review]:
+        """One Review per script, in order; every model call is one batch over all scripts."""
+        reviews = [Review(None) for _ in scripts]
+        if self.embedder is not None:
+            self._embeddings(scripts, reviews)
+        to_judge = [i for i, r in enumerate(reviews) if r.reason is None]
+        if self.chat is not None and self.judge.enabled and to_judge:
+            self._judge([scripts[i] for i in to_judge], [attempts[i] for i in to_judge], [reviews[i] for i in to_judge], complete)
+        return reviews
+
+    def _embeddings(self, scripts: list[Script], reviews: list[Review]) -> None:
+        scenarios = sorted({s.spec.scenario_text for s in scripts})
+        user_texts = [" ".join(t.text for t in s.turns if t.role == "user") for s in scripts]
+        whole_texts = [" ".join(t.text for t in s.turns) for s in scripts]
+        vectors = self.embedder.encode(scenarios + user_texts + whole_texts)
+        scenario_of = dict(zip(scenarios, vectors[: len(scenarios)], strict=True))
+        n = len(scripts)
+        for k, (script, review) in enumerate(zip(scripts, reviews, strict=True)):
+            user, whole = vectors[len(scenarios) + k], vectors[len(scenarios) + n + k]
+            similarity = round(float(np.dot(scenario_of[script.spec.scenario_text], user)), 4)
+            review.quality["topic_similarity"] = similarity
+            review.quality["embedding"] = pack(whole)
+            minimum = self.topic.minimum(script.spec.language)
+            if not self.topic.enabled or minimum is None:
+                continue
+            passed = similarity >= minimum
+            review.count("topic", passed)
+            if not passed:
+                review.reason = f"topic: the user's turns drift from the scenario (similarity {similarity:.2f} < {minimum})"
+
+    def _judge(self, scripts: list[Script], attempts: list[int], reviews: list[Review], complete: Complete) -> None:
+        schema = judge_schema()
+        requests = [
+            (judge_messages(s, self.prompts, a, self.request_tag), schema, judge_seed(s, a)) for s, a in zip(scripts, attempts, strict=True)
+        ]
+        labels = [{"dialogue_id": s.spec.dialogue_id, "attempt": a, "judge": len(s.reasoning)} for s, a in zip(scripts, attempts, strict=True)]
+        replies = complete(requests, labels)
+        for reply, review in zip(replies, reviews, strict=True):
+            if isinstance(reply, Exception):
+                review.reason = f"judge: llm: {type(reply).__name__}: {str(reply)[:200]}"
+                continue
+            try:
+                found = parse_judgement(reply)
+            except MalformedOutput as exc:
+                review.count("judge_reply", False)
+                review.reason = f"judge: malformed: {exc}"
+                continue
+            review.count("judge_reply", True)
+            review.quality["judge"] = found
+            low = [c for c in JUDGE_CRITERIA if found[c]["score"] < self.judge.min_scores.get(c, 1)]
+            for criterion in JUDGE_CRITERIA:
+                if criterion in self.judge.min_scores:
+                    review.count(f"judge.{criterion}", criterion not in low)
+            review.count("judge", not low)
+            if low:
+                review.reason = "judge: " + "; ".join(f"{c} {found[c]['score']}/5 ({found[c]['why']})" for c in low)
+
+
+def judge_seed(script: Script, attempt: int) -> int:
+    return int(digest(["judge", script.spec.dialogue_id, len(script.reasoning), attempt], 8), 16) % (2**31)
