@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from empathy_data.config import FilterConfig, ScriptConfig, SynthesizeConfig, TopicCheck
+from empathy_data.config import FilterConfig, MOSCheck, ScriptConfig, SpeakerCheck, SynthesizeConfig, TopicCheck
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -142,7 +142,23 @@ def emotion_backend(config: FilterConfig):
     return classifier_check(emotion)
 
 
-STAGE_BACKENDS = {"script": (chat_backend, text_embedder), "synthesize": (tts_backend,), "filter": (asr_backend, emotion_backend)}
+@once_per_process
+def speaker_encoder(config: SpeakerCheck):
+    from empathy_data.filter.speaker import ResemblyzerEncoder, XVectorEncoder
+
+    if config.backend == "xvector":
+        return XVectorEncoder(config.model, config.device, config.batch_size)
+    return ResemblyzerEncoder(config.device, config.batch_size)
+
+
+@once_per_process
+def mos_backend(config: MOSCheck):
+    from empathy_data.filter.mos import DNSMOS
+
+    return DNSMOS(config.model, config.device, config.batch_size, config.personalized)
+
+
+STAGE_BACKENDS = {"script": (chat_backend, text_embedder), "synthesize": (tts_backend,), "filter": (asr_backend, emotion_backend, speaker_encoder, mos_backend)}
 
 
 def release(stages: Iterable[str]) -> list[str]:

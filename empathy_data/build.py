@@ -28,7 +28,7 @@ from empathy_data.plan import Cell, Planner
 from empathy_data.prompt_library import PromptLibrary, load_prompts
 from empathy_data.regenerate import Version, merge, needs_another_round, versions_in_round
 from empathy_data.resources import prompts_dir, speaker_pool_path
-from empathy_data.schema import DialogueSpec, Outcome, Script
+from empathy_data.schema import DialogueSpec, Outcome, Script, Utterance
 from empathy_data.script.embeddings import embedder_identity
 from empathy_data.script.llama_serve import EMBEDDED_SAMPLER
 from empathy_data.speakers import load_pool
@@ -39,11 +39,12 @@ log = logging.getLogger("empathy_data")
 STAGES = ("script", "synthesize", "filter")
 OWN_ENTRIES = {"work", ".build.lock", ".build.owner"}
 # Reasons an item failed because an exception was raised on it (not a verdict on its content).
-EXCEPTION_REASONS = ("llm:", "tts:", "asr:", "audio:", "emotion:")
+EXCEPTION_REASONS = ("llm:", "tts:", "asr:", "audio:", "emotion:", "speaker:", "mos:")
 
 
 TTS_LIBRARIES = {"espeak": ("espeakng-loader",), "cosyvoice2": ("torch", "torchaudio"), "xtts": ("coqui-tts", "torch")}
 ASR_LIBRARIES = {"faster-whisper": ("faster-whisper", "ctranslate2"), "transformers": ("transformers", "torch")}
+SPEAKER_LIBRARIES = {"resemblyzer": ["resemblyzer", "torch"], "xvector": ["transformers", "torch"]}
 EMOTION_LIBRARIES = {"prosody": ("librosa",), "transformers": ("transformers", "torch"), "emotion2vec": ("funasr",)}
 
 
@@ -75,6 +76,19 @@ def filter_identity(config: FilterConfig) -> dict[str, Any]:
     if "model" in emotion:
         emotion["model"] = model_identity(emotion["model"])
     libraries = [*ASR_LIBRARIES[config.asr.backend], *EMOTION_LIBRARIES[config.emotion.backend]]
+    speaker = settings["speaker"]
+    if not config.speaker.enabled:
+        settings["speaker"] = {"enabled": False}
+    else:
+        speaker.pop("device")
+        if config.speaker.model:
+            speaker["model"] = model_identity(config.speaker.model)
+        libraries += SPEAKER_LIBRARIES[config.speaker.backend]
+    if config.mos is not None:
+        settings["mos"].pop("device")
+        if config.mos.model != "embedded":
+            settings["mos"]["model"] = model_identity(config.mos.model)
+        libraries += ["speechmos", "onnxruntime"]
     return {"settings": settings, "library": library_versions(*libraries)}
 
 
@@ -317,7 +331,8 @@ class BuildContext:
         rebalance = self.config.rebalance.model_dump() if self.config.rebalance else None
         export = self.config.export
         counted = {"rule": "corpus_pass", "unclean_history": export.unclean_history,
-                   "near_duplicate_threshold": export.near_duplicate_threshold}  # fmt: skip
+                   "near_duplicate_threshold": export.near_duplicate_threshold,
+                   "semantic_duplicate_threshold": export.semantic_duplicate_threshold}  # fmt: skip
         filters = [self.keys["filter"][c] for c in self.chunk_ranges()]
         return digest({"rebalance": rebalance, "counted": counted, "filter": filters})
 
@@ -589,7 +604,10 @@ def run_filter_chunk(ctx: BuildContext, chunk_index: int, make_judges: Callable,
     scores = []
     if utterances:
         with ctx.store.local_dir(ctx.chunk_key("synthesize", chunk_index, round_)) as synth_dir:
-            scores = score_utterances(utterances, languages, synth_dir, *make_judges(), thresholds)
+            clip_of = reference_clips(ctx, scripts)
+            scores = score_utterances(
+                utterances, languages, synth_dir, *make_judges(), thresholds, audio_judges(ctx), clip_of
+            )
     by_turn = {(s.dialogue_id, s.turn_index): s for s in scores}
     judged: list[Exchange | Outcome] = []
     for dialogue_id, script in scripts.items():
@@ -604,6 +622,37 @@ def run_filter_chunk(ctx: BuildContext, chunk_index: int, make_judges: Callable,
     judged.sort(key=lambda r: (r.index, r.exchange_index if isinstance(r, Exchange) else -1))
     ctx.store.write_rows(ctx.chunk_key("filter", chunk_index, round_), map(to_row, judged))
     return _ref(ctx, "filter", chunk_index, round_, ChunkRecords(tuple(judged)), time.perf_counter() - t0)
+
+
+def audio_judges(ctx: BuildContext):
+    """The speaker and MOS judges the config asks for, built on this worker (once per process)."""
+    from empathy_data import backends
+    from empathy_data.filter.audio_judges import AudioJudges
+
+    cfg = ctx.config.filter
+    speaker = backends.speaker_encoder(cfg.speaker) if cfg.speaker.enabled else None
+    mos = backends.mos_backend(cfg.mos) if cfg.mos is not None else None
+    return AudioJudges(cfg, speaker, mos) if speaker or mos else None
+
+
+def reference_clips(ctx: BuildContext, scripts: dict[str, Script]) -> Callable[[Utterance], Path | None]:
+    """utterance -> the pool clip a cloning TTS rendered it from (None for parametric TTS such as espeak)."""
+    from empathy_data.synthesize.base import TTSRequest
+    from empathy_data.synthesize.clips import pick_clip
+
+    if ctx.config.synthesize.tts.backend == "espeak":
+        return lambda utt: None
+    pool = ctx.planner.pool
+
+    def clip_of(utt: Utterance) -> Path | None:
+        spec = scripts[utt.dialogue_id].spec
+        speaker = pool.resolve(spec.user if utt.role == "user" else spec.assistant_voice)
+        if not speaker.clips:
+            return None
+        request = TTSRequest(utt.text, spec.language, speaker, utt.emotion, utt.response_style)
+        return Path(pick_clip(request).path)
+
+    return clip_of
 
 
 def _ref(

@@ -203,7 +203,7 @@ class ScriptJudge(Strict):
     model: str | None = None
     api_key_env: str | None = None
     temperature: float = Field(default=0.0, ge=0, le=2)
-    max_tokens: int = Field(default=400, ge=64)
+    max_tokens: int = Field(default=200, ge=32)
     # 1..5 per criterion; a script passes when every criterion reaches its minimum.
     min_scores: dict[str, Annotated[int, Field(ge=1, le=5)]] = Field(
         default_factory=lambda: {"emotion": 2, "style": 2, "topic": 2, "reasoning": 2, "naturalness": 2}
@@ -457,17 +457,24 @@ class SpeakerCheck(Strict):
     max_user_assistant_similarity: float | None = Field(default=0.95, ge=-1, le=1)
     min_reference_similarity: float | None = Field(default=0.75, ge=-1, le=1)
 
+    @model_validator(mode="after")
+    def _model_for_xvector(self) -> SpeakerCheck:
+        if self.backend == "xvector" and not self.model:
+            raise ValueError("backend xvector needs `model`: a local WavLM/UniSpeech-SAT x-vector directory")
+        return self
+
 
 class MOSCheck(Strict):
-    """A MOS predictor (DNSMOS P.835, `sig_bak_ovr.onnx` from a local path); off unless a model is given."""
+    """DNSMOS P.835 (`sig_bak_ovr.onnx`): "embedded" is the copy inside the `speechmos` PyPI package, or give
+    a local file or directory. Off by default: on 2 CPU cores it costs ~0.5 s per 9 s window, and a short
+    clip is repeated up to one window plus eight more (docs/backends.md, "Judges")."""
 
     backend: Literal["dnsmos"] = "dnsmos"
-    model: str
+    model: str = "embedded"
     device: str = "cpu"
     personalized: bool = False
-    batch_size: int = Field(default=8, ge=1)
-    min_mos: float = Field(default=3.0, ge=1, le=5)
-
+    batch_size: int = Field(default=1, ge=1)
+    min_mos: float | None = Field(default=3.0, ge=1, le=5)  # overall (OVRL); null records the score only
 
 class FilterConfig(Strict):
     asr: ASRConfig = FasterWhisperASR()

@@ -69,6 +69,15 @@ def _targets(distributions: dict[str, Any], planned_total: int, topup: dict[str,
     return lines
 
 
+def _pass_rows(checks: dict[str, dict[str, int]]) -> list[str]:
+    rows = []
+    for name, c in checks.items():
+        passed, failed = c.get("pass", 0), c.get("fail", 0)
+        rate = f"{passed / (passed + failed):.0%}" if passed + failed else "-"
+        rows.append(f"| {name} | {passed} | {failed} | {rate} |")
+    return rows
+
+
 def _diversity(d: dict[str, Any] | None) -> list[str]:
     if not d:
         return []
@@ -81,6 +90,14 @@ def _diversity(d: dict[str, Any] | None) -> list[str]:
         f"{d.get('near_duplicates', 0)} of {d.get('dialogues', 0)} dialogues "
         f"({d.get('near_duplicate_rate', 0.0):.1%}), rejected with reason `near_duplicate`.",
     ]
+    if d.get("semantic_checked"):
+        diversity = d.get("semantic_diversity")
+        lines += [
+            "",
+            f"Semantic (sentence embeddings): diversity {'-' if diversity is None else f'{diversity:.3f}'} "
+            "(1 - mean cosine similarity between two scripts); paraphrased duplicates "
+            f"{d.get('semantic_duplicates', 0)} of {d['semantic_checked']}, rejected with reason `semantic_duplicate`.",
+        ]
     if d.get("top_openings"):
         lines += ["", "Most repeated openings of the user's first turn:", ""]
         lines += [f"- \"{text}\" x{count}" for text, count in d["top_openings"]]
@@ -164,9 +181,19 @@ def dataset_card(manifest: dict[str, Any]) -> str:
         "| check | pass | fail | pass rate |",
         "| --- | ---: | ---: | ---: |",
     ]
-    for name, c in manifest["checks"].items():
-        total = c.get("pass", 0) + c.get("fail", 0)
-        lines.append(f"| {name} | {c.get('pass', 0)} | {c.get('fail', 0)} | {c.get('pass', 0) / total:.0%} |")
+    lines += _pass_rows(manifest["checks"])
+    if manifest.get("script_checks"):
+        lines += [
+            "",
+            "## Script judge pass rates (every attempt, before any audio)",
+            "",
+            "`validation`: the rule checks; `topic`: scenario-dialogue embedding similarity; `judge`: the LLM "
+            "judge (all criteria), `judge.<criterion>` each one; `judge_reply`: replies the judge got right.",
+            "",
+            "| check | pass | fail | pass rate |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        lines += _pass_rows(manifest["script_checks"])
     lines += _diversity(manifest.get("diversity"))
     lines += ["", "## Rejection reasons (exchanges)", "", "| reason | count |", "| --- | ---: |"]
     lines += [f"| {r} | {n} |" for r, n in counts["by_reason"].items()] or ["| - | 0 |"]

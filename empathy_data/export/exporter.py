@@ -14,7 +14,7 @@ from empathy_data.build import BuildContext
 from empathy_data.chunk_records import ChunkRecords, Exchange
 from empathy_data.chunk_store import PARTS
 from empathy_data.export.card import dataset_card
-from empathy_data.export.diversity import DiversityStats, NearDuplicates
+from empathy_data.export.diversity import DiversityStats, NearDuplicates, SemanticDuplicates
 from empathy_data.export.rows import exchange_row, features
 from empathy_data.export.shards import ShardWriter
 from empathy_data.export.splits import assign_splits, split_key
@@ -22,6 +22,7 @@ from empathy_data.hashing import digest
 from empathy_data.plan import Cell
 from empathy_data.regenerate import best, merge, versions_in_round
 from empathy_data.schema import Outcome
+from empathy_data.script.embeddings import unpack
 from empathy_data.targets import target_shares
 from empathy_data.topup import add_dialogue, gaps, shares
 from empathy_data.versions import package_versions
@@ -36,6 +37,7 @@ class Stats:
         self.planned_dialogues: dict[str, Counter[str]] = defaultdict(Counter)
         self.accepted: dict[str, Counter[str]] = defaultdict(Counter)
         self.checks: dict[str, Counter[str]] = defaultdict(Counter)
+        self.script_checks: dict[str, Counter[str]] = defaultdict(Counter)  # over every attempt of every round
         self.accepted_by_round: Counter[str] = Counter()
         self.regenerated = 0  # dialogues written more than once
         self.achieved: dict[str, Counter[str]] = defaultdict(Counter)  # accepted dialogue equivalents (topup.py)
@@ -60,7 +62,12 @@ class Stats:
             self.planned["assistant_style"][spec.turns[2 * k + 1].response_style] += 1
 
     COUNTERS = ("exchanges", "dialogues", "reasons", "accepted_by_round")
-    BY_LABEL = ("planned", "planned_dialogues", "accepted", "checks", "achieved")
+    BY_LABEL = ("planned", "planned_dialogues", "accepted", "checks", "script_checks", "achieved")
+
+    def count_script_checks(self, checks: dict[str, list[int]]) -> None:
+        for name, (passed, failed) in checks.items():
+            self.script_checks[name]["pass"] += passed
+            self.script_checks[name]["fail"] += failed
 
     def to_json(self) -> dict[str, Any]:
         """Everything but diversity (finish_export measures that over the shards), as JSON."""
@@ -97,7 +104,7 @@ def reason_key(reason: str) -> str:
     (Exchange-by-exchange writing prefixes the check with 'exchange N:', which is a detail too.)
     Corpus-level reasons ('near_duplicate: ...', 'history: ...') are one kind each."""
     parts = [p.strip() for p in reason.split(":")]
-    if parts[0] in ("near_duplicate", "history"):
+    if parts[0] in ("near_duplicate", "semantic_duplicate", "history"):
         return parts[0]
     if len(parts) > 2 and parts[1].startswith("exchange "):
         parts = [parts[0], *parts[2:]]
@@ -130,8 +137,9 @@ def clean_prefixes(exchanges: list[Exchange]) -> dict[str, int]:
 class CorpusPass:
     rows_by_unit: dict[str, int]  # split unit -> rows it brings to data/
     rows_by_dialogue: dict[str, int]  # dialogue id -> rows its kept version brings to data/
-    duplicates: dict[str, str]  # dialogue id -> the earlier dialogue it nearly repeats (kept in its place)
+    duplicates: dict[str, str]  # dialogue id -> why it goes to rejects/: the earlier dialogue it repeats
     near_duplicates: NearDuplicates | None
+    semantic_duplicates: SemanticDuplicates | None = None
 
 
 def corpus_pass(ctx: BuildContext) -> CorpusPass:
@@ -144,14 +152,19 @@ def corpus_pass(ctx: BuildContext) -> CorpusPass:
     duplicates: dict[str, str] = {}
     threshold = ctx.config.export.near_duplicate_threshold
     near = NearDuplicates(threshold=threshold) if threshold is not None else None
+    semantic_threshold = ctx.config.export.semantic_duplicate_threshold
+    semantic = SemanticDuplicates(semantic_threshold) if semantic_threshold is not None else None
     for chunk in ctx.chunk_ranges():
         filtered = [ctx.read_chunk("filter", chunk, r) for r in ctx.rounds]
         merged = merge([versions_in_round(records, r) for r, records in enumerate(filtered)])
         kept = {d: best(versions).round for d, versions in merged.items()}
         texts: dict[tuple[str, int], str] = {}
+        vectors: dict[tuple[str, int], str] = {}
         for round_ in set(kept.values()):
             for script in ctx.read_chunk("synthesize", chunk, round_).scripts:
                 texts[(script.spec.dialogue_id, round_)] = "\n".join(t.text for t in script.turns)
+                if "embedding" in script.quality:
+                    vectors[(script.spec.dialogue_id, round_)] = script.quality["embedding"]
         by_dialogue: dict[tuple[str, int], list[Exchange]] = defaultdict(list)
         for round_, records in enumerate(filtered):
             for exchange in records.exchanges:
@@ -166,12 +179,16 @@ def corpus_pass(ctx: BuildContext) -> CorpusPass:
                 n = sum(e.verdict == "accepted" for e in exchanges)
             else:
                 n = clean_prefixes(exchanges).get(spec.dialogue_id, 0)
-            if n and near and (earlier := near.check(spec.dialogue_id, texts[(spec.dialogue_id, kept[spec.dialogue_id])])):
-                duplicates[spec.dialogue_id] = earlier
+            version = (spec.dialogue_id, kept[spec.dialogue_id])
+            if n and near and (earlier := near.check(spec.dialogue_id, texts[version])):
+                duplicates[spec.dialogue_id] = f"near_duplicate: the script nearly repeats {earlier}"
+                n = 0
+            if n and semantic and version in vectors and (found := semantic.check(spec.dialogue_id, unpack(vectors[version]))):
+                duplicates[spec.dialogue_id] = f"semantic_duplicate: the script says what {found[0]} says (cosine {found[1]})"
                 n = 0
             rows[unit] += n
             by_dialogue_rows[spec.dialogue_id] = n
-    return CorpusPass(dict(rows), by_dialogue_rows, duplicates, near)
+    return CorpusPass(dict(rows), by_dialogue_rows, duplicates, near, semantic)
 
 
 def _audio(ctx: BuildContext, chunk_key: str, name: str) -> dict:
@@ -205,6 +222,10 @@ def export_round(
     dialogue_verdicts: dict[str, set[str]] = defaultdict(set)
     accepted_of: Counter[str] = Counter()
     clean = clean_prefixes(filtered.exchanges)
+    for script in synthesized.scripts:  # the script stage's judges, over every attempt this round made
+        stats.count_script_checks(script.checks)
+    for outcome in filtered.outcomes:
+        stats.count_script_checks(outcome.script.checks if outcome.script else outcome.checks)
     for r in filtered.items:
         dialogue_id = r.dialogue_id
         user_id = r.spec.user.id if isinstance(r, Outcome) else scripts[dialogue_id].spec.user.id
@@ -239,7 +260,7 @@ def export_round(
         row["history_clean"] = k <= clean.get(dialogue_id, 0)
         verdict, reasons = r.verdict, list(r.reasons)
         if verdict == "accepted" and dialogue_id in w.duplicates and not replaced:
-            verdict, reasons = "rejected", [f"near_duplicate: the script nearly repeats {w.duplicates[dialogue_id]}"]
+            verdict, reasons = "rejected", [w.duplicates[dialogue_id]]
         elif verdict == "accepted" and not row["history_clean"] and not w.keep_unclean_history:
             verdict, reasons = "rejected", [f"history: exchange {clean[dialogue_id] + 1} was not accepted"]
         audio = {
@@ -279,7 +300,7 @@ def export_round(
 # the card and the manifest). A chunk's parts are kept under work/export/ by a key of everything that
 # decides their rows, so a re-run exports again only the chunks whose inputs changed.
 DIVERSITY_COLUMNS = ("user_text", "assistant_text", "language", "exchange_index")
-EXPORT_FORMAT = 1  # bump when the rows a chunk's parts hold change for the same inputs
+EXPORT_FORMAT = 2  # bump when the rows a chunk's parts hold change for the same inputs
 
 
 @dataclass
@@ -460,7 +481,9 @@ def finish_export(ctx: BuildContext, plan: ExportPlan, timings: dict[str, float]
             "gap": gaps(target_shares(cfg), stats.achieved),
         },
         "checks": {k: dict(v) for k, v in sorted(stats.checks.items())},
-        "diversity": stats.diversity.summary(first.near_duplicates),
+        "script_checks": {k: dict(v) for k, v in sorted(stats.script_checks.items())},
+        "diversity": stats.diversity.summary(first.near_duplicates)
+        | (first.semantic_duplicates.summary() if first.semantic_duplicates else {}),
         "shards": {"data": {s: shards[s] for s in splits}, "rejects": reject_shards},
         # per stage, per chunk: the key of each round
         "stage_keys": {stage: list(keys.values()) for stage, keys in ctx.keys.items()},

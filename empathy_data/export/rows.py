@@ -6,12 +6,18 @@ from typing import Any
 
 from datasets import Audio, Features, List, Value
 
+from empathy_data.config import JUDGE_CRITERIA
 from empathy_data.labels import STYLE_EMOTION
 from empathy_data.schema import Scores, Script, Utterance
 
 QUALITY_FIELDS = (
     "user_wer", "user_cer", "assistant_wer", "assistant_cer", "user_emotion_score",
     "user_arousal_shift", "user_duration", "assistant_duration",
+    # script judges (per dialogue): LLM judge scores 1-5, scenario-dialogue embedding similarity
+    "judge_emotion", "judge_style", "judge_topic", "judge_reasoning", "judge_naturalness", "topic_similarity",
+    # audio judges (per turn): speaker embeddings and MOS
+    "user_speaker_consistency", "assistant_speaker_consistency", "user_speaker_similarity",
+    "assistant_speaker_similarity", "voice_similarity", "user_mos", "assistant_mos",
 )  # fmt: skip
 PROVENANCE_FIELDS = (
     "build_name", "plan_seed", "plan_index", "llm_model", "llm_seed", "prompt_hash", "tts_backend", "asr_backend",
@@ -40,7 +46,7 @@ def features(sample_rate: int, with_audio: bool = True, with_verdict: bool = Fal
         "assistant_emotion": text,
         "assistant_speaker_id": text,
         "reasoning": text,
-        "quality": {name: Value("float32") for name in QUALITY_FIELDS},
+        "quality": {**{name: Value("float32") for name in QUALITY_FIELDS}, "judge_rationale": text},
         "provenance": {name: text for name in PROVENANCE_FIELDS},
     }
     if with_audio:
@@ -51,6 +57,16 @@ def features(sample_rate: int, with_audio: bool = True, with_verdict: bool = Fal
         cols["stage"] = text
         cols["reasons"] = List(text)
     return Features(cols)
+
+
+def script_quality(script: Script) -> dict[str, Any]:
+    """The script judges' figures for the row: judge scores, their rationales as one line, topic similarity."""
+    judged = script.quality.get("judge") or {}
+    return {
+        **{f"judge_{c}": judged.get(c) for c in JUDGE_CRITERIA},
+        "judge_rationale": judged.get("why"),
+        "topic_similarity": script.quality.get("topic_similarity"),
+    }
 
 
 def exchange_row(
@@ -74,6 +90,14 @@ def exchange_row(
         "user_arousal_shift": us and us.arousal_shift,
         "user_duration": us and us.duration,
         "assistant_duration": as_ and as_.duration,
+        **script_quality(script),
+        "user_speaker_consistency": us and us.speaker_consistency,
+        "assistant_speaker_consistency": as_ and as_.speaker_consistency,
+        "user_speaker_similarity": us and us.speaker_similarity,
+        "assistant_speaker_similarity": as_ and as_.speaker_similarity,
+        "voice_similarity": as_ and as_.voice_similarity,
+        "user_mos": us and us.mos,
+        "assistant_mos": as_ and as_.mos,
     }
     return {
         "dialogue_id": spec.dialogue_id,

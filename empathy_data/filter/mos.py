@@ -55,6 +55,17 @@ def model_file(model_path: str) -> Path:
     return path
 
 
+def embedded_model(personalized: bool = False) -> Path:
+    """DNSMOS P.835 as shipped inside the `speechmos` PyPI package (pDNSMOS for `personalized`)."""
+    from importlib.util import find_spec
+
+    spec = find_spec("speechmos")
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendUnavailable("the embedded MOS model needs: pip install speechmos")
+    folder = "pdnsmos_models" if personalized else "dnsmos_models"
+    return model_file(str(Path(spec.submodule_search_locations[0]) / folder))
+
+
 def model_input(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """A clip at 16 kHz, at least one window long."""
     audio = np.asarray(audio)
@@ -93,7 +104,7 @@ class DNSMOS:
             raise BackendUnavailable("mos backend dnsmos needs: pip install onnxruntime") from None
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        path = model_file(model_path)
+        path = embedded_model(personalized) if model_path == "embedded" else model_file(model_path)
         providers: list[Any] = ["CPUExecutionProvider"]
         if device.startswith("cuda"):
             # onnxruntime would quietly run on the CPU instead.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import warnings
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -83,7 +84,9 @@ class ResemblyzerEncoder:
                 warnings.simplefilter("ignore")
                 from resemblyzer import VoiceEncoder, audio
         except ImportError:
-            raise BackendUnavailable("speaker backend resemblyzer needs: pip install resemblyzer 'setuptools<81'") from None
+            raise BackendUnavailable(
+                "speaker backend resemblyzer needs: pip install resemblyzer 'setuptools<81'"
+            ) from None
         self._audio = audio
         self.encoder = VoiceEncoder(device, verbose=False).eval()
         self.batch_size = batch_size
@@ -137,34 +140,39 @@ class ResemblyzerEncoder:
 
 class XVectorEncoder:
     """A WavLM / UniSpeech-SAT x-vector model (e.g. microsoft/wavlm-base-plus-sv) from a local directory,
-    through transformers' AutoModelForAudioXVector. Clips are batched in length order, which keeps padding
-    small: models whose feature encoder normalises over time (feat_extract_norm "group", the base models)
-    see the padding there, so their batched embeddings move slightly with the batch; "layer" models give
-    the same embedding alone or in a batch."""
+    through transformers' AutoModelForAudioXVector. A clip gets the same embedding alone or in a batch:
+    batches are padded with an attention mask, and models whose feature encoder normalises over time
+    (feat_extract_norm "group", the base models), where padding would shift every frame, embed one clip
+    per call."""
 
     def __init__(self, model: str, device: str = "cpu", batch_size: int = 8):
         path = Path(model).expanduser()
         if not path.is_dir():
             raise ConfigError(
-                "filter.speaker.model", f"{model}: no such directory (a local x-vector model, e.g. microsoft/wavlm-base-plus-sv)"
+                "filter.speaker.model",
+                f"{model}: no such directory (a local x-vector model, e.g. microsoft/wavlm-base-plus-sv)",
             )
         try:
             from transformers import AutoFeatureExtractor, AutoModelForAudioXVector
         except ImportError:
-            raise BackendUnavailable("speaker backend xvector needs: pip install 'empathy-data[transformers]'") from None
+            raise BackendUnavailable(
+                "speaker backend xvector needs: pip install 'empathy-data[transformers]'"
+            ) from None
         self.model_name = model
         self.extractor = AutoFeatureExtractor.from_pretrained(path, local_files_only=True)
         self.model = AutoModelForAudioXVector.from_pretrained(path, local_files_only=True).to(device).eval()
+        config = self.model.config
+        if hasattr(self.model, "_get_tdnn_output_lengths"):
+            # transformers (5.x) shortens the valid length by kernel - 1 per TDNN layer, leaving out the
+            # dilation, so a padded clip's statistics pooling took in frames computed from the padding.
+            self.model._get_tdnn_output_lengths = partial(tdnn_output_lengths, config)
         self.device = device
-        self.batch_size = batch_size
+        self.batch_size = 1 if getattr(config, "feat_extract_norm", "layer") == "group" else batch_size
         self.sample_rate = int(self.extractor.sampling_rate)
 
     @property
     def identity(self) -> dict[str, Any]:
-        identity: dict[str, Any] = {"backend": "xvector", "model": self.model_name}
-        if self.batch_size > 1:  # padding can move a group-norm model's embeddings (see the class docstring)
-            identity["batch_size"] = self.batch_size
-        return identity
+        return {"backend": "xvector", "model": self.model_name}
 
     def prepared(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         clip = checked_clip(audio, sample_rate, self.sample_rate)
@@ -176,7 +184,7 @@ class XVectorEncoder:
         import torch
 
         inputs = self.extractor(
-            list(audios), sampling_rate=self.sample_rate, padding=True, return_tensors="pt"
+            list(audios), sampling_rate=self.sample_rate, padding=True, return_attention_mask=True, return_tensors="pt"
         ).to(self.device)
         with torch.inference_mode():
             embeddings = self.model(**inputs).embeddings.float().cpu().numpy()
@@ -184,7 +192,9 @@ class XVectorEncoder:
 
     def embed_batch(self, clips: list[tuple[np.ndarray, int]]) -> list[np.ndarray | Exception]:
         results: list[np.ndarray | Exception] = each_or_error(clips, lambda clip: self.prepared(*clip), "speaker")
-        ready = sorted((i for i, r in enumerate(results) if not isinstance(r, Exception)), key=lambda i: len(results[i]))
+        ready = sorted(
+            (i for i, r in enumerate(results) if not isinstance(r, Exception)), key=lambda i: len(results[i])
+        )
 
         def embed(indices: list[int]) -> list[np.ndarray]:
             return self.embed([results[i] for i in indices])
@@ -199,6 +209,12 @@ class XVectorEncoder:
             for i, embedding in zip(batch, embeddings, strict=True):
                 results[i] = embedding
         return results
+
+
+def tdnn_output_lengths(config: Any, lengths: Any) -> Any:
+    for kernel, dilation in zip(config.tdnn_kernel, config.tdnn_dilation, strict=True):
+        lengths = lengths - dilation * (kernel - 1)
+    return lengths
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

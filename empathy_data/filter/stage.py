@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from empathy_data.audio import read_audio, resample, silence_ratio
 from empathy_data.config import Thresholds
 from empathy_data.errors import InfrastructureError, raise_if_infrastructure
 from empathy_data.filter.asr import ASR_RATE, ASRBackend
+from empathy_data.filter.audio_judges import AudioJudges
 from empathy_data.filter.base import EmotionCheck, EmotionItem, EmotionResult
 from empathy_data.filter.metrics import error_rates
 from empathy_data.schema import Scores, Utterance
@@ -35,8 +37,11 @@ def score_utterances(
     asr: ASRBackend,
     emotion: EmotionCheck | None,
     thresholds: Thresholds,
+    audio_judges: AudioJudges | None = None,
+    reference_clip: Callable[[Utterance], Path | None] = lambda utt: None,
 ) -> list[Scores]:
-    """One Scores per utterance; an exception on one utterance marks it failed and the rest go on."""
+    """One Scores per utterance; an exception on one utterance marks it failed and the rest go on.
+    `audio_judges`: speaker and MOS judges; `reference_clip(utt)`: the clip a cloning TTS rendered it from."""
     audios, loaded_errors = [], {}
     for i, utt in enumerate(utterances):
         if not (audio_dir / utt.audio_path).is_file():  # the chunk's own file is gone: not this item's fault
@@ -55,6 +60,8 @@ def score_utterances(
     )
     asr_by_index = dict(zip(to_asr, transcripts, strict=True))
     emotion_of = emotion_results(utterances, audios, asr_by_index, audio_dir, emotion, thresholds)
+    judged = {i: audios[i] for i in to_asr if not isinstance(asr_by_index[i], Exception)}
+    audio_of = audio_judges.judge(utterances, judged, reference_clip) if audio_judges else {}
     results = []
     for i, utt in enumerate(utterances):
         base = {"dialogue_id": utt.dialogue_id, "turn_index": utt.turn_index}
@@ -66,6 +73,10 @@ def score_utterances(
         if isinstance(emotion_of.get(i), Exception):
             exc = emotion_of[i]
             results.append(Scores(**base, verdict="failed", reasons=[f"emotion: {type(exc).__name__}: {exc}"]))
+            continue
+        verdict = audio_of.get(i)
+        if verdict is not None and verdict.error:
+            results.append(Scores(**base, verdict="failed", reasons=[verdict.error]))
             continue
         audio, rate = audios[i]
         language = languages[utt.dialogue_id]
@@ -80,6 +91,9 @@ def score_utterances(
                 "emotion_prob": result.score,
                 "arousal_shift": result.arousal_shift,
             }
+        if verdict is not None:
+            checks |= verdict.checks
+            fields |= verdict.fields
         failed = [name for name, v in checks.items() if v == "fail"]
         results.append(
             Scores(

@@ -18,25 +18,18 @@ from empathy_data.schema import Script
 from empathy_data.script.embeddings import SentenceEmbedder, pack
 from empathy_data.script.prompting import CutOffReply, MalformedOutput, prompt_context, request_tag
 
-MAX_WHY_CHARS = 160
+MAX_WHY_CHARS = 150
 JUDGE_TAG = {"en": "Review. ", "zh": "审核。"}
 
 
 def judge_schema() -> dict[str, Any]:
-    """Rationale before score, so the model says why before it commits to a number."""
-    item = {
-        "type": "object",
-        "properties": {
-            "why": {"type": "string", "minLength": 2, "maxLength": MAX_WHY_CHARS},
-            "score": {"type": "integer", "minimum": 1, "maximum": 5},
-        },
-        "required": ["why", "score"],
-        "additionalProperties": False,
-    }
+    """A 1-5 score per criterion and one line of rationale: on the embedded CPU server every output token
+    costs ~40 ms, so a rationale per criterion would triple the judge's time."""
+    score = {"type": "integer", "minimum": 1, "maximum": 5}
     return {
         "type": "object",
-        "properties": {c: item for c in JUDGE_CRITERIA},
-        "required": list(JUDGE_CRITERIA),
+        "properties": {**{c: score for c in JUDGE_CRITERIA}, "why": {"type": "string", "minLength": 2, "maxLength": MAX_WHY_CHARS}},
+        "required": [*JUDGE_CRITERIA, "why"],
         "additionalProperties": False,
     }
 
@@ -57,8 +50,8 @@ def judge_messages(script: Script, prompts: PromptLibrary, attempt: int, tag: bo
     return [{"role": "user", "content": (prefix if tag else "") + body}]
 
 
-def parse_judgement(content: str | None) -> dict[str, dict[str, Any]]:
-    """{criterion: {"score": 1..5, "why": str}} or MalformedOutput."""
+def parse_judgement(content: str | None) -> dict[str, Any]:
+    """{criterion: 1..5, ..., "why": one line} or MalformedOutput."""
     if isinstance(content, CutOffReply):
         raise MalformedOutput(f"judge reply reached max_tokens {content.max_tokens}")
     if not content:
@@ -67,14 +60,15 @@ def parse_judgement(content: str | None) -> dict[str, dict[str, Any]]:
         data = json.loads(content, strict=False)
     except json.JSONDecodeError as exc:
         raise MalformedOutput(f"judge reply is not JSON ({exc.msg})") from None
-    found = {}
+    if not isinstance(data, dict):
+        raise MalformedOutput("judge reply is not a JSON object")
+    found: dict[str, Any] = {}
     for criterion in JUDGE_CRITERIA:
-        item = data.get(criterion) if isinstance(data, dict) else None
-        score = item.get("score") if isinstance(item, dict) else None
+        score = data.get(criterion)
         if isinstance(score, bool) or not isinstance(score, int | float) or score != int(score) or not 1 <= score <= 5:
             raise MalformedOutput(f"judge reply has no 1-5 score for {criterion}")
-        why = " ".join(str(item.get("why", "")).split())[:MAX_WHY_CHARS]
-        found[criterion] = {"score": int(score), "why": why}
+        found[criterion] = int(score)
+    found["why"] = " ".join(str(data.get("why", "")).split())[:MAX_WHY_CHARS]
     return found
 
 
@@ -162,13 +156,13 @@ class ScriptJudges:
                 continue
             review.count("judge_reply", True)
             review.quality["judge"] = found
-            low = [c for c in JUDGE_CRITERIA if found[c]["score"] < self.judge.min_scores.get(c, 1)]
+            low = [c for c in JUDGE_CRITERIA if found[c] < self.judge.min_scores.get(c, 1)]
             for criterion in JUDGE_CRITERIA:
                 if criterion in self.judge.min_scores:
                     review.count(f"judge.{criterion}", criterion not in low)
             review.count("judge", not low)
             if low:
-                review.reason = "judge: " + "; ".join(f"{c} {found[c]['score']}/5 ({found[c]['why']})" for c in low)
+                review.reason = "judge: " + ", ".join(f"{c} {found[c]}/5" for c in low) + f" ({found['why']})"
 
 
 def judge_seed(script: Script, attempt: int) -> int:

@@ -1,0 +1,96 @@
+"""The script judges against hand labels (benchmarks/judge_cases.yaml: good scripts and scripts with one
+deliberately broken criterion), with the smoke config's judges: the embedded LLM server by default.
+
+For each case it prints the judge's scores, whether the rule checks, the topic check and the LLM judge
+pass it, and at the end the agreement of each with the labels (a "bad" case counts as caught when the
+check rejects it), plus the share of broken criteria the judge scored below its threshold.
+
+    python benchmarks/judge_agreement.py [--config configs/smoke.yaml] [--cases benchmarks/judge_cases.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def case_script(case: dict, index: int, ctx):
+    from empathy_data.schema import DialogueSpec, Script, ScriptTurn, TurnPlan
+
+    rng = random.Random(index)
+    pool = ctx.planner.pool
+    user = pool.draw_user(rng, case["language"], case["user_gender"], case["user_age_group"])
+    turns, texts, notes = [], [], []
+    for ex in case["exchanges"]:
+        turns += [TurnPlan(role="user", emotion=ex["user_emotion"]), TurnPlan(role="assistant", response_style=ex["response_style"])]
+        texts += [ScriptTurn(role="user", text=ex["user"]), ScriptTurn(role="assistant", text=ex["assistant"])]
+        notes.append(ex["reasoning"])
+    spec = DialogueSpec(
+        dialogue_id=case["id"], index=index, language=case["language"], scenario=case["scenario"],
+        scenario_text=ctx.prompts.scenarios[case["language"]][case["scenario"]], user=user,
+        assistant_voice=pool.draw_assistant(rng, case["language"], user), turns=turns,
+    )  # fmt: skip
+    return Script(spec=spec, turns=texts, reasoning=notes, llm={})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", default=str(REPO / "configs" / "smoke.yaml"))
+    parser.add_argument("--cases", default=str(REPO / "benchmarks" / "judge_cases.yaml"))
+    args = parser.parse_args()
+
+    from empathy_data import backends
+    from empathy_data.build import BuildContext, script_judges
+    from empathy_data.flows.build import llm_endpoint
+    from empathy_data.script.prompting import build_messages
+    from empathy_data.script.stage import complete_many
+    from empathy_data.script.validate import validate_script
+
+    cases = yaml.safe_load(Path(args.cases).read_text())
+    root = Path(tempfile.mkdtemp(prefix="judge-agreement-"))
+    ctx = BuildContext.load(args.config, {"output": str(root / "out"), "languages": {"en": 0.5, "zh": 0.5}})
+    scripts = [case_script(case, i, ctx) for i, case in enumerate(cases)]
+    rules = ctx.config.script.validation
+    with llm_endpoint(ctx) as base_url:
+        chat = backends.chat_backend(ctx.config.script, base_url)
+        judges = script_judges(ctx, chat)
+        t0 = time.perf_counter()
+        reviews = judges.review(scripts, [0] * len(scripts), lambda reqs, labels: complete_many(judges.chat, reqs, 1))
+        seconds = time.perf_counter() - t0
+    agree: Counter[str] = Counter()
+    caught_criteria: Counter[str] = Counter()
+    broken_criteria: Counter[str] = Counter()
+    for case, script, review in zip(cases, scripts, reviews, strict=True):
+        bad = case["label"] == "bad"
+        rule = validate_script(script, rules, prompt=build_messages(script.spec, ctx.prompts)[0]["content"])
+        topic_failed = bool(review.reason and review.reason.startswith("topic"))
+        judge_failed = bool(review.reason and review.reason.startswith("judge"))
+        scores = {c: v for c, v in review.quality.get("judge", {}).items() if c != "why"}
+        for name, rejected in (("rules", rule is not None), ("topic", topic_failed), ("judge", judge_failed),
+                               ("any", rule is not None or review.reason is not None)):  # fmt: skip
+            agree[name] += rejected == bad
+        for criterion in case.get("broken", []):
+            broken_criteria[criterion] += 1
+            caught_criteria[criterion] += scores.get(criterion, 5) < ctx.config.script.judge.min_scores.get(criterion, 1)
+        print(f"{case['id']:<16} {case['label']:<4} broken={','.join(case.get('broken', [])) or '-':<12} "
+              f"rules={'reject' if rule else 'pass':<6} topic={review.quality.get('topic_similarity')} "
+              f"judge={scores} {'REJECT' if review.reason else 'pass'} {review.quality.get('judge', {}).get('why', '')}")  # fmt: skip
+    n = len(cases)
+    print(f"\n{n} cases ({sum(c['label'] == 'bad' for c in cases)} bad); judge time {seconds:.1f} s "
+          f"({seconds / n:.1f} s per script, topic check included)")  # fmt: skip
+    for name in ("rules", "topic", "judge", "any"):
+        print(f"agreement with the labels, {name}: {agree[name]}/{n} ({agree[name] / n:.0%})")
+    for criterion, total in sorted(broken_criteria.items()):
+        print(f"broken {criterion}: judge scored it below threshold in {caught_criteria[criterion]}/{total}")
+
+
+if __name__ == "__main__":
+    main()
