@@ -57,6 +57,26 @@ def test_dataset_loads_and_audio_decodes(built):
     assert card.startswith("---\n") and "## Distributions" in card
 
 
+def test_the_judges_ran_with_the_embedded_defaults_and_the_card_shows_their_pass_rates(built):
+    """Script judge (embedded LLM), topic check (embedded sentence embeddings) and speaker consistency
+    (Resemblyzer) ran in the smoke config's tiny build; their scores are in the rows, pass rates on the card."""
+    root, _, _ = built
+    manifest = json.loads((root / "out" / "manifest.json").read_text())
+    script_checks, checks = manifest["script_checks"], manifest["checks"]
+    for name in ("validation", "topic", "judge", "judge.emotion", "judge_reply"):
+        assert sum(script_checks[name].values()) >= 1, name
+    assert sum(checks["user.speaker"].values()) >= 1 and sum(checks["assistant.voice_distinct"].values()) >= 1
+    assert manifest["diversity"]["semantic_checked"] >= 1
+    card = (root / "out" / "README.md").read_text()
+    assert "## Script judge pass rates" in card and "| judge.reasoning |" in card and "| user.speaker |" in card
+    table = pq.read_table(root / "out" / "data", columns=["quality"]).to_pylist()
+    for row in table:
+        quality = row["quality"]
+        assert all(1 <= quality[f"judge_{c}"] <= 5 for c in ("emotion", "style", "topic", "reasoning", "naturalness"))
+        assert quality["judge_rationale"] and quality["topic_similarity"] is not None
+        assert quality["voice_similarity"] is not None  # one-exchange dialogues have no consistency to measure
+
+
 def test_rerun_resumes_without_redoing_work(built):
     root, path, _ = built
     out = root / "out"

@@ -24,6 +24,8 @@ def expected_figures(manifest: dict) -> set[str]:
     drawn = {"targets", "distributions"}
     if manifest.get("checks"):  # the filter judged an exchange: its scores are in data/ or rejects/
         drawn |= {"checks", "wer", "cer", "durations", "emotion-check"}
+    if manifest.get("script_checks"):  # the script judges ran
+        drawn.add("script-checks")
     if counts["exchanges"]["accepted"]:
         drawn |= {"gender-age", "emotion-scenario", "regeneration", "speakers"}
     if counts["by_reason"]:

@@ -24,7 +24,8 @@ SILENT_PEAK = 10 ** (-60 / 20)
 USER, ASSISTANT = "user", "assistant"
 # embed_utterance's defaults: 1.6 s partials, 1.3 per second, a last partial kept when 75 % covered.
 PARTIALS_PER_SECOND, MIN_COVERAGE = 1.3, 0.75
-# An x-vector's TDNN needs about 15 frames (0.3 s) after the 20 ms feature encoder; shorter clips give NaN.
+# An x-vector's TDNN takes 14 frames of context after the 20 ms feature encoder (0.3 s): a shorter clip pools
+# nothing, or fails.
 MIN_XVECTOR_SECONDS = 0.5
 
 
@@ -186,7 +187,9 @@ class XVectorEncoder:
         inputs = self.extractor(
             list(audios), sampling_rate=self.sample_rate, padding=True, return_attention_mask=True, return_tensors="pt"
         ).to(self.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), warnings.catch_warnings():
+            # WavLM's attention hands torch a bool padding mask with a float position bias (transformers 5)
+            warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask and attn_mask")
             embeddings = self.model(**inputs).embeddings.float().cpu().numpy()
         return [unit(e) for e in embeddings]
 

@@ -259,8 +259,8 @@ def emotion_check(data: ReportData) -> go.Figure | None:
     return styled(fig, "Emotion check by target user emotion", boxmode="group", height=440)
 
 
-def checks(data: ReportData) -> go.Figure | None:
-    found = data.manifest.get("checks") or {}
+def checks(data: ReportData, key: str = "checks", unit: str = "utterances") -> go.Figure | None:
+    found = data.manifest.get(key) or {}
     if not found:
         return None
     names = sorted(found)
@@ -279,7 +279,7 @@ def checks(data: ReportData) -> go.Figure | None:
         ]
     )
     height = max(300, 60 + 28 * len(names))
-    return styled(fig, barmode="stack", height=height, xaxis_title="exchanges", showlegend=True)
+    return styled(fig, barmode="stack", height=height, xaxis_title=unit, showlegend=True)
 
 
 def reject_reasons(data: ReportData) -> go.Figure | None:

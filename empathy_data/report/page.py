@@ -66,7 +66,11 @@ SECTIONS = (
             "No durations in the shards."),
     Section("emotion-check", "Emotion check", "Scores of the user turn's emotion check by its target emotion.",
             figures.emotion_check, "No emotion-check scores in the shards."),
-    Section("checks", "Filter checks", "Outcome of each check over the exchanges the filter judged (manifest checks).",
+    Section("script-checks", "Script judges", "Outcome of each script-stage check over every attempt, before any "
+            "audio (manifest script_checks): validation rules, topic drift, the LLM judge per criterion.",
+            lambda d: figures.checks(d, "script_checks", "script attempts"), "The manifest has no script check counts."),
+    Section("checks", "Filter checks", "Outcome of each check over the utterances the filter judged (manifest "
+            "checks): ASR, duration, silence, emotion, speaker consistency, voice distinctness, MOS.",
             figures.checks, "The manifest has no check counts."),
     Section("reject-reasons", "Reject reasons", "Rejected or failed exchanges per kind of reason "
             "(an exchange with two kinds counts under both).", figures.reject_reasons,
