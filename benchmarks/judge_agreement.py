@@ -45,11 +45,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", default=str(REPO / "configs" / "smoke.yaml"))
     parser.add_argument("--cases", default=str(REPO / "benchmarks" / "judge_cases.yaml"))
+    parser.add_argument("--min-score", type=int, default=2, help="a criterion below this counts as a rejection")
     args = parser.parse_args()
+
+    from empathy_data.flows.build import llm_endpoint
 
     from empathy_data import backends
     from empathy_data.build import BuildContext, script_judges
-    from empathy_data.flows.build import llm_endpoint
     from empathy_data.script.prompting import build_messages
     from empathy_data.script.stage import complete_many
     from empathy_data.script.validate import validate_script
@@ -72,17 +74,18 @@ def main() -> None:
         bad = case["label"] == "bad"
         rule = validate_script(script, rules, prompt=build_messages(script.spec, ctx.prompts)[0]["content"])
         topic_failed = bool(review.reason and review.reason.startswith("topic"))
-        judge_failed = bool(review.reason and review.reason.startswith("judge"))
         scores = {c: v for c, v in review.quality.get("judge", {}).items() if c != "why"}
+        # scored as a gate at --min-score (the embedded judge only records by default); no reply: a rejection
+        judge_failed = not scores or min(scores.values()) < args.min_score
         for name, rejected in (("rules", rule is not None), ("topic", topic_failed), ("judge", judge_failed),
-                               ("any", rule is not None or review.reason is not None)):  # fmt: skip
+                               ("any", rule is not None or topic_failed or judge_failed)):  # fmt: skip
             agree[name] += rejected == bad
         for criterion in case.get("broken", []):
             broken_criteria[criterion] += 1
-            caught_criteria[criterion] += scores.get(criterion, 5) < ctx.config.script.judge.min_scores.get(criterion, 1)
+            caught_criteria[criterion] += scores.get(criterion, 5) < args.min_score
         print(f"{case['id']:<16} {case['label']:<4} broken={','.join(case.get('broken', [])) or '-':<12} "
               f"rules={'reject' if rule else 'pass':<6} topic={review.quality.get('topic_similarity')} "
-              f"judge={scores} {'REJECT' if review.reason else 'pass'} {review.quality.get('judge', {}).get('why', '')}")  # fmt: skip
+              f"judge={scores} {'REJECT' if judge_failed else 'pass'} {review.quality.get('judge', {}).get('why', '')[:80]}")  # fmt: skip
     n = len(cases)
     print(f"\n{n} cases ({sum(c['label'] == 'bad' for c in cases)} bad); judge time {seconds:.1f} s "
           f"({seconds / n:.1f} s per script, topic check included)")  # fmt: skip

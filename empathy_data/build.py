@@ -19,7 +19,7 @@ from typing import Any
 from empathy_data.atomic import write_jsonl
 from empathy_data.chunk_records import ChunkRecords, Exchange, to_row
 from empathy_data.chunk_store import MARKER, PARTS, ChunkStore, LocalStore, open_store
-from empathy_data.config import BuildConfig, FilterConfig, SynthesizeConfig, load_config
+from empathy_data.config import BuildConfig, FilterConfig, ScriptConfig, SynthesizeConfig, load_config
 from empathy_data.embedded_models import LLM_SHA256, WHISPER_SHA256
 from empathy_data.errors import ConfigError
 from empathy_data.fingerprint import library_versions, model_identity
@@ -174,7 +174,8 @@ class BuildContext:
         speed_only = {"base_url", "api_key_env", "max_in_flight", "timeout_s", "request_retries", "embedded"}
         s = script.model_dump(mode="json", exclude=speed_only | {"judge", "topic"})
         if script.judge.enabled:
-            s["judge"] = script.judge.model_dump(mode="json", exclude={"api_key_env"})
+            s["judge"] = script.judge.model_dump(mode="json", exclude={"api_key_env", "base_url"})
+            s["judge"]["min_scores"] = script.judge.thresholds(embedded_judge(script))
         if script.topic.enabled:  # the scripts keep their embeddings (export's semantic duplicates read them)
             s["topic"] = script.topic.model_dump(mode="json", exclude={"device", "batch_size"})
             s["topic"]["identity"] = embedder_identity(script.topic)
@@ -553,7 +554,13 @@ def script_judges(ctx: BuildContext, chat):
         return None
     embedder = backends.text_embedder(cfg.topic) if cfg.topic.enabled else None
     judge_chat = backends.judge_chat(cfg, chat) if cfg.judge.enabled else None
-    return ScriptJudges(ctx.prompts, cfg.judge, cfg.topic, judge_chat, embedder, cfg.request_tag)
+    min_scores = cfg.judge.thresholds(embedded_judge(cfg))
+    return ScriptJudges(ctx.prompts, cfg.judge, cfg.topic, judge_chat, min_scores, embedder, cfg.request_tag)
+
+
+def embedded_judge(script: ScriptConfig) -> bool:
+    """The judge is the embedded 0.5B model: the script stage's own embedded server."""
+    return script.judge.base_url is None and script.backend == "openai" and script.base_url is None
 
 
 def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, make_tts: Callable, round_: int = 0) -> ChunkRef:

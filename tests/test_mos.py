@@ -183,3 +183,51 @@ def test_a_model_that_is_not_dnsmos_or_fails_to_run(tmp_path, model_path):
     model.session.run = out_of_memory
     with pytest.raises(InfrastructureError, match="MemoryError"):
         model.score_batch([clip])
+
+
+def test_the_filter_stage_rejects_turns_below_min_mos_and_keeps_the_score(model_path, tmp_path):
+    """The tiny model scores loudness: a quiet turn falls under `min_mos` and its exchange is rejected."""
+    from empathy_data.audio import write_flac
+    from empathy_data.config import FilterConfig
+    from empathy_data.filter.audio_judges import AudioJudges
+    from empathy_data.filter.stage import exchange_verdict, score_utterances
+    from empathy_data.schema import Utterance
+
+    rate = 16000
+    utterances = []
+    for i, amp in enumerate((0.3, 0.3, 0.01, 0.3)):
+        write_flac(tmp_path / f"t{i}.flac", noise(2.0, rate, amp, seed=i), rate)
+        utterances.append(Utterance(
+            dialogue_id="d", turn_index=i, role=("user", "assistant")[i % 2], text="hello there friend",
+            speaker_id="s", emotion=None, response_style=None, audio_path=f"t{i}.flac", sample_rate=rate,
+            duration=2.0, tts={},
+        ))  # fmt: skip
+
+    class ScriptedASR:
+        identity: dict = {}
+
+        def transcribe(self, audios, languages):
+            return ["hello there friend"] * len(audios)
+
+    loud = DNSMOS(str(model_path)).score_batch([(noise(2.0, rate, 0.3, seed=0), rate)])[0].ovrl
+    quiet = DNSMOS(str(model_path)).score_batch([(noise(2.0, rate, 0.01, seed=2), rate)])[0].ovrl
+    config = FilterConfig(speaker={"enabled": False}, mos={"model": str(model_path), "min_mos": (loud + quiet) / 2},
+                          thresholds={"check_emotion": False, "max_silence_ratio": 1.0})  # fmt: skip
+    judges = AudioJudges(config, mos=DNSMOS(str(model_path)))
+    scores = score_utterances(utterances, {"d": "en"}, tmp_path, ScriptedASR(), None, config.thresholds, judges)
+    assert [s.checks["mos"] for s in scores] == ["pass", "pass", "fail", "pass"]
+    assert exchange_verdict(scores[0], scores[1]) == ("accepted", [])
+    assert exchange_verdict(scores[2], scores[3]) == ("rejected", ["user.mos"])
+    assert scores[2].mos < scores[0].mos
+
+
+def test_the_embedded_model_is_the_one_inside_speechmos():
+    """'embedded' loads the DNSMOS P.835 weights shipped in the speechmos wheel (offline, no download)."""
+    pytest.importorskip("onnxruntime")
+    from empathy_data.filter.mos import embedded_model
+
+    path = embedded_model()
+    assert path.name == "sig_bak_ovr.onnx" and "speechmos" in str(path) and path.stat().st_size > 1_000_000
+    assert embedded_model(personalized=True).parent.name == "pdnsmos_models"
+    result = DNSMOS("embedded").score_batch([(noise(2.0, 16000, 0.1, seed=1), 16000)])[0]
+    assert 1 <= result.ovrl <= 5 and 1 <= result.sig <= 5 and 1 <= result.bak <= 5

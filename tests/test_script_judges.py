@@ -21,7 +21,8 @@ from empathy_data.script.validate import validate_script
 from tests.helpers import REPO, good_reply, make_context
 
 RULES = ValidationRules()
-JUDGES_ON = {"judge": {"enabled": True}, "topic": {"enabled": False}}
+GATE = {c: 2 for c in ("emotion", "style", "topic", "reasoning", "naturalness")}
+JUDGES_ON = {"judge": {"enabled": True, "min_scores": GATE}, "topic": {"enabled": False}}
 
 
 def judgement(**low: int) -> str:
@@ -130,7 +131,8 @@ def test_judge_replies_are_journaled_and_replayed(tmp_path):
 
 
 def test_the_judge_uses_its_own_sampling_and_seeds(tmp_path):
-    ctx = make_context(tmp_path, script={"judge": {"enabled": True, "temperature": 0.0, "max_tokens": 123}, "topic": {"enabled": False}})
+    judge = {"enabled": True, "temperature": 0.0, "max_tokens": 123, "min_scores": GATE}
+    ctx = make_context(tmp_path, script={"judge": judge, "topic": {"enabled": False}})
     chat = JudgedChat([judgement()])
     judges = script_judges(ctx, chat)
     assert judges.chat.sampling["temperature"] == 0.0 and judges.chat.sampling["max_tokens"] == 123
@@ -152,6 +154,18 @@ def test_judge_settings_and_templates_enter_the_script_key(tmp_path):
     (prompts / "templates" / "judge.en.j2").write_text("Score it.\n{{ written }}\n")
     edited = make_context(tmp_path, script=JUDGES_ON, prompts_dir=str(prompts))
     assert edited.keys["script"][0][0] != base.keys["script"][0][0]
+
+
+def test_the_embedded_judge_gates_nothing_unless_asked_and_any_other_judge_gates_at_two(tmp_path):
+    """The embedded 0.5B model scores good and broken scripts alike (benchmarks/judge_agreement.py): by
+    default it only records; a judge server of one's own gates at 2 on every criterion."""
+    embedded = make_context(tmp_path, script={"judge": {"enabled": True}, "topic": {"enabled": False}})
+    scripts, outcomes = write(embedded, JudgedChat([judgement(emotion=1, style=1)]))
+    assert outcomes == [] and scripts[0].quality["judge"]["emotion"] == 1 and scripts[0].checks["judge"] == [1, 0]
+    served = {"enabled": True, "base_url": "http://127.0.0.1:9/v1", "model": "judge-7b"}
+    ctx = make_context(tmp_path, script={"judge": served, "topic": {"enabled": False}})
+    assert script_judges(ctx, JudgedChat([])).min_scores == GATE
+    assert ctx.keys["script"][0][0] != embedded.keys["script"][0][0]
 
 
 def test_a_missing_judge_template_is_one_line_naming_it(tmp_path):

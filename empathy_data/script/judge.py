@@ -104,6 +104,7 @@ class ScriptJudges:
     judge: ScriptJudge
     topic: TopicCheck
     chat: Any | None = None  # the judge's ChatBackend (None: judge off)
+    min_scores: dict[str, int] = field(default_factory=dict)  # ScriptJudge.thresholds(): criterion -> minimum
     embedder: SentenceEmbedder | None = None  # None: topic check off and no embeddings kept
     request_tag: bool = True
 
@@ -156,9 +157,9 @@ class ScriptJudges:
                 continue
             review.count("judge_reply", True)
             review.quality["judge"] = found
-            low = [c for c in JUDGE_CRITERIA if found[c] < self.judge.min_scores.get(c, 1)]
+            low = [c for c in JUDGE_CRITERIA if found[c] < self.min_scores.get(c, 1)]
             for criterion in JUDGE_CRITERIA:
-                if criterion in self.judge.min_scores:
+                if criterion in self.min_scores:
                     review.count(f"judge.{criterion}", criterion not in low)
             review.count("judge", not low)
             if low:
