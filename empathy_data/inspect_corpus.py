@@ -56,8 +56,10 @@ def select_exchanges(
     return find_rows(paths, columns, keep, n)
 
 
-def _score(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3g}"
+def _score(value: float | str | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if isinstance(value, int | float) else str(value)
 
 
 def exchange_table(row: dict) -> Table:

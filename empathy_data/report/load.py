@@ -154,7 +154,7 @@ class ReportData:
 def _add_quality(data: ReportData, verdict: str, row: dict) -> None:
     quality = row.get("quality") or {}
     for name, value in quality.items():
-        if value is None or not np.isfinite(value):
+        if not isinstance(value, int | float) or not np.isfinite(value):  # judge_rationale is text
             continue
         data.quality[verdict][name].append(float(value))
         if name in ("user_emotion_score", "user_arousal_shift"):

@@ -167,7 +167,7 @@ def section_html(section: Section, data: ReportData) -> str:
 
 def sample_html(row: dict) -> str:
     quality = row.get("quality") or {}
-    scores = ", ".join(f"{k} {v:.3g}" for k, v in quality.items() if v is not None)
+    scores = ", ".join(f"{k} {v:.3g}" if isinstance(v, int | float) else f"{k}: {v}" for k, v in quality.items() if v is not None)
     labels = (
         f"{row.get('language')} · scenario {row.get('scenario')} · user {row.get('user_speaker_id')} "
         f"({row.get('user_gender')}, {row.get('user_age_group')}) · style {row.get('assistant_style')} · "

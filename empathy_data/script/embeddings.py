@@ -45,6 +45,9 @@ class SentenceEmbedder:
         except ImportError:
             raise BackendUnavailable("sentence embeddings need: pip install sentence-transformers") from None
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local directory: never ask the hub
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # "Loading weights" bars would fill the build's log
         self.config = config
         self.model = SentenceTransformer(str(path), device=config.device)
 
