@@ -81,11 +81,14 @@ def filter_identity(config: FilterConfig) -> dict[str, Any]:
         settings["speaker"] = {"enabled": False}
     else:
         speaker.pop("device")
+        if config.speaker.backend == "resemblyzer":  # batched = one at a time (tests/test_speaker_judge.py)
+            speaker.pop("batch_size")
         if config.speaker.model:
             speaker["model"] = model_identity(config.speaker.model)
         libraries += SPEAKER_LIBRARIES[config.speaker.backend]
     if config.mos is not None:
         settings["mos"].pop("device")
+        settings["mos"].pop("batch_size")  # windows score alone (tests/test_mos.py); ~1e-7 apart on real weights
         if config.mos.model != "embedded":
             settings["mos"]["model"] = model_identity(config.mos.model)
         libraries += ["speechmos", "onnxruntime"]
@@ -177,7 +180,7 @@ class BuildContext:
             s["judge"] = script.judge.model_dump(mode="json", exclude={"api_key_env", "base_url"})
             s["judge"]["min_scores"] = script.judge.thresholds(embedded_judge(script))
         if script.topic.enabled:  # the scripts keep their embeddings (export's semantic duplicates read them)
-            s["topic"] = script.topic.model_dump(mode="json", exclude={"device", "batch_size"})
+            s["topic"] = script.topic.model_dump(mode="json", exclude={"device", "batch_size", "model"})
             s["topic"]["identity"] = embedder_identity(script.topic)
         if script.backend == "openai":
             s["structured_output"] = script.schema_form()

@@ -217,6 +217,12 @@ class ScriptJudge(Strict):
             raise ValueError(f"unknown criterion {unknown[0]!r} (known: {', '.join(JUDGE_CRITERIA)})")
         return value
 
+    @model_validator(mode="after")
+    def _server_settings_need_a_server(self) -> ScriptJudge:
+        if self.base_url is None and (self.model or self.api_key_env):
+            raise ValueError("model and api_key_env name the judge's own server: set base_url too")
+        return self
+
     def thresholds(self, embedded_model: bool) -> dict[str, int]:
         if self.min_scores is not None:
             return self.min_scores

@@ -158,6 +158,7 @@ def make_corpus(
         },
         "distributions": {"planned": planned, "accepted": accepted},
         "checks": {"user.wer": {"pass": len(data), "fail": 1}, "user.emotion": {"pass": len(data) + 1}},
+        "script_checks": {"validation": {"pass": len(data), "fail": 2}, "judge": {"pass": len(data)}, "topic": {"pass": len(data)}},
         "shards": shards,
     }
     if target:

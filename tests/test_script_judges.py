@@ -44,7 +44,7 @@ class JudgedChat:
         return {"backend": "fake", **self.sampling}
 
     def with_sampling(self, **settings):
-        view = JudgedChat(self.judgements)
+        view = type(self)(self.judgements)
         view.calls, view.sampling = self.calls, settings
         return view
 
@@ -228,7 +228,8 @@ def test_semantic_duplicates_catch_paraphrases_minhash_misses(topic_ctx):
     found = [index.check(f"d{i}", unpack(r.quality["embedding"])) for i, r in enumerate(reviews)]
     assert found[0] is None and found[1][0] == "d0" and found[2] is None
     summary = index.summary()
-    assert summary["semantic_duplicates"] == 1 and 0 < summary["semantic_diversity"] < 1
+    assert summary["semantic_duplicates"] == 1 and 0 < summary["semantic_diversity"]["all"] < 1
+    assert index.check("zh-1", unpack(reviews[0].quality["embedding"]), "zh") is None  # compared within a language
 
 
 def test_packed_embeddings_round_trip():
@@ -289,3 +290,46 @@ def test_the_worked_example_uses_the_users_pronoun(tmp_path):
 def test_config_refuses_unknown_judge_criteria():
     with pytest.raises(ConfigError, match="script.judge.min_scores: unknown criterion .tone."):
         parse_config({"script": {"judge": {"min_scores": {"tone": 3}}}})
+
+
+def test_a_garbled_judgement_rejects_nothing_when_the_judge_only_records(tmp_path):
+    ctx = make_context(tmp_path, script={"judge": {"enabled": True}, "topic": {"enabled": False}})
+    scripts, outcomes = write(ctx, JudgedChat(["not json at all"]))
+    assert outcomes == [] and scripts[0].llm["attempt"] == 0 and scripts[0].checks["judge_reply"] == [0, 1]
+
+
+def test_a_judge_request_that_raises_fails_the_dialogue_not_the_chunk(tmp_path):
+    class BrokenJudge(JudgedChat):
+        def complete(self, messages, schema, seed):
+            if "exchanges" not in schema["properties"]:
+                raise ValueError("prompt longer than the context")
+            return super().complete(messages, schema, seed)
+
+    ctx = make_context(tmp_path, script=JUDGES_ON)
+    scripts, outcomes = write(ctx, BrokenJudge([judgement()]))
+    assert scripts == [] and outcomes[0].verdict == "failed"
+    assert outcomes[0].reasons[0].startswith("llm: judge: ValueError: prompt longer than the context")
+
+
+@pytest.mark.parametrize(
+    ("notes", "turns"),
+    [
+        (["He says his wife left and she took the car, so calming fits.", "He feels ignored, so listening fits."], None),
+        (["He says he retires next week and sounds angry, so calming fits.", "He feels ignored, so listening fits."],
+         ["I got the response from the company today and I am so angry about it.", "That sounds really unfair, and your anger makes sense.",
+          "My manager never even called me back.", "You deserved a call, and I am here to listen."]),
+    ],
+)  # fmt: skip
+def test_rule_checks_leave_third_parties_and_the_users_own_words_alone(spec, notes, turns):
+    assert validate_script(two_exchanges(spec, notes, turns), RULES) is None
+
+
+def test_other_in_mandarin_is_not_a_pronoun(tmp_path):
+    ctx = make_context(tmp_path, languages={"zh": 1.0}, distributions={"gender": {"female": 1.0}, "exchanges": {1: 1.0}})
+    spec = ctx.planner.spec(0)
+    turns = [ScriptTurn(role="user", text="我的钱包丢了，我真的不知道该怎么办才好。"),
+             ScriptTurn(role="assistant", text="别着急，我们一起想想还有没有别的办法。")]  # fmt: skip
+    note = "她说钱包丢了，没有其他办法，听起来很着急，所以用安慰的语气。"
+    assert validate_script(Script(spec=spec, turns=turns, reasoning=[note], llm={}), RULES) is None
+    wrong = "他说钱包丢了，听起来很着急，所以用安慰的语气。"
+    assert validate_script(Script(spec=spec, turns=turns, reasoning=[wrong], llm={}), RULES).startswith("notes: reasoning 0 calls")

@@ -206,3 +206,26 @@ def test_the_filter_stage_rejects_the_exchange_whose_user_voice_was_swapped(clip
     # without the judge the swap goes through: the test fails if the filter stops asking it
     unjudged = score_utterances(utterances, {"d": "en"}, tmp_path, asr, None, config.thresholds)
     assert exchange_verdict(unjudged[4], unjudged[5]) == ("accepted", [])
+
+
+def test_cloned_turns_are_compared_with_their_reference_clip(clips, tmp_path):
+    """`reference`: a turn against the pool clip a cloning TTS rendered it from; a silent reference clip
+    fails that check (a rejection), it does not crash the chunk or fail the item."""
+    from empathy_data.audio import write_flac
+    from empathy_data.config import FilterConfig
+    from empathy_data.filter.audio_judges import AudioJudges
+    from empathy_data.schema import Utterance
+
+    write_flac(tmp_path / "ref-a.flac", clips[2][0], clips[2][1])  # voice A, another sentence
+    write_flac(tmp_path / "silent.flac", np.zeros(16000, dtype=np.float32), 16000)
+    utterances = [
+        Utterance(dialogue_id="d", turn_index=i, role=role, text=text, speaker_id=voice, emotion=emotion,
+                  response_style=None, audio_path=f"t{i}.flac", sample_rate=16000, duration=1.0, tts={})
+        for i, (role, voice, emotion, text) in enumerate(DIALOGUE[:2])
+    ]  # fmt: skip
+    references = {0: tmp_path / "ref-a.flac", 1: tmp_path / "silent.flac"}
+    judges = AudioJudges(FilterConfig(speaker={"min_reference_similarity": 0.75}), speaker.ResemblyzerEncoder())
+    verdicts = judges.judge(utterances, {0: clips[0], 1: clips[1]}, lambda utt: references[utt.turn_index])
+    assert verdicts[0].error is None and verdicts[0].checks["reference"] == "pass"
+    assert verdicts[0].fields["speaker_similarity"] > 0.75
+    assert verdicts[1].error is None and verdicts[1].checks["reference"] == "fail"

@@ -151,7 +151,8 @@ def topup_config(tmp_path):
         "output": str(tmp_path / "out"),
         "distributions": {"user_emotion": {"happy": 0.5, "sad": 0.5}, "exchanges": {1: 1.0}},
         "synthesize": {"sample_rate": 16000, "tts": {"backend": "espeak", "neutral_reference": False}},
-        "filter": {"thresholds": {"check_emotion": False}},
+        "script": {"judge": {"enabled": False}, "topic": {"enabled": False}},  # the fake chat writes scripts only
+        "filter": {"thresholds": {"check_emotion": False}, "speaker": {"enabled": False}},
         "export": {"near_duplicate_threshold": None, "report": False},
         "rebalance": {"tolerance": 0.02, "max_extra": 0.5, "passes": 2},
         "runner": {"kind": "thread", "max_workers": 2},

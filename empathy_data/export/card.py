@@ -91,12 +91,13 @@ def _diversity(d: dict[str, Any] | None) -> list[str]:
         f"({d.get('near_duplicate_rate', 0.0):.1%}), rejected with reason `near_duplicate`.",
     ]
     if d.get("semantic_checked"):
-        diversity = d.get("semantic_diversity")
+        by_language = d.get("semantic_diversity") or {}
+        diversity = ", ".join(f"{language} {value:.3f}" for language, value in by_language.items()) or "-"
         lines += [
             "",
-            f"Semantic (sentence embeddings): diversity {'-' if diversity is None else f'{diversity:.3f}'} "
-            "(1 - mean cosine similarity between two scripts); paraphrased duplicates "
-            f"{d.get('semantic_duplicates', 0)} of {d['semantic_checked']}, rejected with reason `semantic_duplicate`.",
+            f"Semantic (sentence embeddings, within each language): diversity {diversity} (1 - mean cosine "
+            f"similarity between two scripts); paraphrased duplicates {d.get('semantic_duplicates', 0)} of "
+            f"{d['semantic_checked']}, rejected with reason `semantic_duplicate`.",
         ]
     if d.get("top_openings"):
         lines += ["", "Most repeated openings of the user's first turn:", ""]
@@ -188,7 +189,9 @@ def dataset_card(manifest: dict[str, Any]) -> str:
             "## Script judge pass rates (every attempt, before any audio)",
             "",
             "`validation`: the rule checks; `topic`: scenario-dialogue embedding similarity; `judge`: the LLM "
-            "judge (all criteria), `judge.<criterion>` each one; `judge_reply`: replies the judge got right.",
+            "judge against `script.judge.min_scores` (all criteria; with none set, as for the embedded judge, "
+            "it records scores and passes everything), `judge.<criterion>` each one; `judge_reply`: replies "
+            "that were a judgement.",
             "",
             "| check | pass | fail | pass rate |",
             "| --- | ---: | ---: | ---: |",

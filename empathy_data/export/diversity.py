@@ -258,46 +258,50 @@ def _ratio(part: int, whole: int) -> float:
 
 
 class SemanticDuplicates:
-    """Sentence-embedding near duplicates (paraphrases that MinHash cannot see), first one kept, plus the
-    corpus's semantic diversity. Vectors are the unit-length embeddings the script stage kept (float16 in
-    Script.quality); each check is one matrix product against every kept vector (float16, 768 B per
-    kept dialogue at 384 dimensions), so the whole pass is O(n^2): about a minute per 100k dialogues."""
+    """Sentence-embedding near duplicates (paraphrases that MinHash cannot see), first one kept, within
+    each language, plus each language's semantic diversity. Vectors are the unit-length embeddings the
+    script stage kept (float16 in Script.quality); each check is one matrix product against the kept
+    vectors of its language (float16, 768 B per kept dialogue at 384 dimensions), so the whole pass is
+    O(n^2): about a minute per 100k dialogues."""
 
     def __init__(self, threshold: float = 0.97, sample: int = 2000) -> None:
         self.threshold = threshold
         self.sample = sample
         self.checked = 0
         self.found = 0
-        self._ids: list[str] = []
-        self._vectors = np.empty((0, 0), dtype=np.float16)
+        self._ids: dict[str, list[str]] = {}
+        self._vectors: dict[str, np.ndarray] = {}
 
-    def check(self, dialogue_id: str, vector: np.ndarray) -> tuple[str, float] | None:
-        """(earlier dialogue id, cosine) when a kept script says nearly the same (this one is not kept),
-        else keep this one and return None."""
+    def check(self, dialogue_id: str, vector: np.ndarray, language: str = "") -> tuple[str, float] | None:
+        """(earlier dialogue id, cosine) when a kept script of the same language says nearly the same
+        (this one is not kept), else keep this one and return None."""
         self.checked += 1
-        n = len(self._ids)
+        ids = self._ids.setdefault(language, [])
+        kept = self._vectors.get(language)
+        n = len(ids)
         if n:
-            similarity = self._vectors[:n].astype(np.float32) @ vector.astype(np.float32)
+            similarity = kept[:n].astype(np.float32) @ vector.astype(np.float32)
             best = int(np.argmax(similarity))
             if similarity[best] >= self.threshold:
                 self.found += 1
-                return self._ids[best], round(float(similarity[best]), 4)
-        if n == len(self._vectors):
+                return ids[best], round(float(similarity[best]), 4)
+        if kept is None or n == len(kept):
             grown = np.empty((max(1024, 2 * n), vector.shape[0]), dtype=np.float16)
             if n:
-                grown[:n] = self._vectors[:n]
-            self._vectors = grown
-        self._vectors[n] = vector
-        self._ids.append(dialogue_id)
+                grown[:n] = kept[:n]
+            kept = self._vectors[language] = grown
+        kept[n] = vector
+        ids.append(dialogue_id)
         return None
 
     def summary(self) -> dict:
-        """semantic_duplicates, and semantic_diversity: 1 - the mean cosine similarity between two
-        different kept scripts, over the first `sample` kept (0 = every script says the same)."""
-        kept = self._vectors[: min(len(self._ids), self.sample)].astype(np.float32)
-        diversity = None
-        if len(kept) >= 2:
-            gram = kept @ kept.T
-            mean = (gram.sum() - np.trace(gram)) / (len(kept) * (len(kept) - 1))
-            diversity = round(1.0 - float(mean), 4)
+        """semantic_duplicates, semantic_checked, and semantic_diversity per language: 1 - the mean cosine
+        similarity between two different kept scripts, over the first `sample` kept (0 = all the same)."""
+        diversity = {}
+        for language, ids in sorted(self._ids.items()):
+            kept = self._vectors[language][: min(len(ids), self.sample)].astype(np.float32)
+            if len(kept) >= 2:
+                gram = kept @ kept.T
+                mean = (gram.sum() - np.trace(gram)) / (len(kept) * (len(kept) - 1))
+                diversity[language or "all"] = round(1.0 - float(mean), 4)
         return {"semantic_duplicates": self.found, "semantic_checked": self.checked, "semantic_diversity": diversity}

@@ -183,7 +183,7 @@ def corpus_pass(ctx: BuildContext) -> CorpusPass:
             if n and near and (earlier := near.check(spec.dialogue_id, texts[version])):
                 duplicates[spec.dialogue_id] = f"near_duplicate: the script nearly repeats {earlier}"
                 n = 0
-            if n and semantic and version in vectors and (found := semantic.check(spec.dialogue_id, unpack(vectors[version]))):
+            if n and semantic and version in vectors and (found := semantic.check(spec.dialogue_id, unpack(vectors[version]), spec.language)):
                 duplicates[spec.dialogue_id] = f"semantic_duplicate: the script says what {found[0]} says (cosine {found[1]})"
                 n = 0
             rows[unit] += n

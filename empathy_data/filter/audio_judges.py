@@ -28,7 +28,12 @@ class AudioVerdict:
     error: str | None = None  # "speaker: ValueError: ...": the utterance failed (not a verdict on it)
 
     def fail(self, judge: str, exc: Exception) -> None:
-        self.error = self.error or f"{judge}: {type(exc).__name__}: {exc}"
+        """A clip the judge cannot use (silent, no speech, too short: ValueError) fails its check, a
+        rejection like any other; anything else is an error on the item ('failed', looked at again)."""
+        if isinstance(exc, ValueError):
+            self.checks[judge] = "fail"
+        else:
+            self.error = self.error or f"{judge}: {type(exc).__name__}: {exc}"
 
 
 @dataclass
@@ -90,8 +95,9 @@ class AudioJudges:
                 path = reference_clip(utterances[i])
                 if path is None:
                     continue
-                if isinstance(references[path], Exception):
-                    verdict.fail("speaker", references[path])
+                reference = references[path] if isinstance(references[path], Exception) else ref_embedding[path]
+                if isinstance(reference, Exception):  # the pool clip is unreadable or has no voice to compare
+                    verdict.fail("reference", reference)
                     continue
                 similarity = reference_similarity(embedding[i], ref_embedding[path])
                 verdict.fields["speaker_similarity"] = _round(similarity)
@@ -100,6 +106,8 @@ class AudioJudges:
 
     def _mos(self, clips, results) -> None:
         order = [i for i in sorted(clips) if results[i].error is None]
+        if not order:
+            return
         minimum = self.config.mos.min_mos
         for i, scored in zip(order, self.mos.score_batch([clips[i] for i in order]), strict=True):
             if isinstance(scored, Exception):

@@ -45,6 +45,7 @@ def written_exchanges(script: Script) -> list[dict[str, str]]:
 def judge_messages(script: Script, prompts: PromptLibrary, attempt: int, tag: bool = True) -> list[dict[str, str]]:
     spec = script.spec
     context = prompt_context(spec, prompts, written_exchanges(script))
+    context["exchanges"] = context["exchanges"][: len(script.reasoning)]  # written by exchange: the plan so far
     prefix = JUDGE_TAG.get(spec.language, JUDGE_TAG["en"]) + request_tag(spec, attempt, len(script.reasoning) - 1) + "\n"
     body = prompts.template("judge", spec.language).render(**context).strip()
     return [{"role": "user", "content": (prefix if tag else "") + body}]
@@ -78,6 +79,7 @@ class Review:
 
     reason: str | None
     quality: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # the judge's request raised: the dialogue fails (not a verdict on it)
     checks: dict[str, list[int]] = field(default_factory=dict)
 
     def count(self, check: str, passed: bool) -> None:
@@ -147,13 +149,14 @@ class ScriptJudges:
         replies = complete(requests, labels)
         for reply, review in zip(replies, reviews, strict=True):
             if isinstance(reply, Exception):
-                review.reason = f"judge: llm: {type(reply).__name__}: {str(reply)[:200]}"
+                review.error = f"llm: judge: {type(reply).__name__}: {str(reply)[:200]}"
                 continue
             try:
                 found = parse_judgement(reply)
             except MalformedOutput as exc:
                 review.count("judge_reply", False)
-                review.reason = f"judge: malformed: {exc}"
+                if self.min_scores:  # a gate never takes a garbled judgement as a pass
+                    review.reason = f"judge: malformed: {exc}"
                 continue
             review.count("judge_reply", True)
             review.quality["judge"] = found

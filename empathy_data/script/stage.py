@@ -215,7 +215,9 @@ def write_by_dialogue(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[S
         for script, review in zip(valid, run.review(valid, [attempt] * len(valid)), strict=True):
             dialogue_id = script.spec.dialogue_id
             checks[dialogue_id] = add_checks(checks[dialogue_id], review.checks)
-            if review.reason is None:
+            if review.error is not None:
+                outcomes.append(_outcome(script.spec, "failed", [review.error], checks=checks[dialogue_id]))
+            elif review.reason is None:
                 scripts.append(script.model_copy(update={"quality": review.quality, "checks": checks[dialogue_id]}))
             else:
                 reasons[dialogue_id].append(review.reason)
@@ -321,6 +323,9 @@ def write_by_exchange(
         for (j, extra, llm, seed, _), review in zip(valid, reviews, strict=True):
             d = pending[j]
             d.checks = add_checks(d.checks, review.checks)
+            if review.error is not None:
+                outcomes.append(_outcome(d.spec, "failed", [*d.reasons, review.error], checks=d.checks))
+                continue
             if review.reason is not None:
                 reasons[j] = f"exchange {d.current}: {review.reason}"
                 continue

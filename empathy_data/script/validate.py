@@ -29,14 +29,13 @@ REFUSAL = re.compile(
 NOTE_JSON_DEBRIS = re.compile(r'[{}]|"\s*(user|assistant|reasoning|exchanges)\s*"\s*:|只输出\s*JSON|output only json', re.IGNORECASE)
 # Talk about the conversation instead of in it, anywhere in a turn: "The comforting reply helps make them
 # feel safe again." (the prompt's instructions read aloud).
-NARRATION = re.compile(
-    r"\bthe (user|assistant|person)('s)?\b|\bthe (\w+ )?(reply|response|conversation|exchange)\b|(这个|该)(用户|助手)|(安慰|回复)的话",
-    re.IGNORECASE,
-)
-# A note about the user in the wrong gender (the 0.5B writer calls elderly men "she").
-WRONG_PRONOUN = {
-    "en": {"male": re.compile(r"\b(she|her|hers|herself)\b", re.IGNORECASE), "female": re.compile(r"\b(he|him|his|himself)\b", re.IGNORECASE)},
-    "zh": {"male": re.compile("她"), "female": re.compile("他(?!们|人)")},
+# Checked on assistant turns only: a user may well speak of "the response from the university".
+NARRATION = re.compile(r"\bthe (user|assistant)('s)?\b|\bthe (\w+ )?(reply|response)\b|(这个|该)(用户|助手)|(安慰|回复)的话", re.IGNORECASE)
+# The first gendered pronoun of a note is the user (the 0.5B writer calls elderly men "she"); later ones
+# may be anyone the user talks about ("his wife ... she").
+PRONOUN = {
+    "en": (re.compile(r"\b(she|her|hers|herself|he|him|his|himself)\b", re.IGNORECASE), {"she", "her", "hers", "herself"}),
+    "zh": (re.compile("(?<!其)[他她](?![们人])"), {"她"}),
 }
 CJK = re.compile(r"[\u4e00-\u9fff]")
 LATIN = re.compile(r"[A-Za-z]")
@@ -71,7 +70,7 @@ def check_style(script: Script, rules: ValidationRules) -> str | None:
             return f"turn {i} has emoji"
         if MARKDOWN.search(turn.text):
             return f"turn {i} has markdown"
-        if META.search(turn.text) or NARRATION.search(turn.text):
+        if META.search(turn.text) or (turn.role == "assistant" and NARRATION.search(turn.text)):
             return f"turn {i} narrates or labels instead of speaking"
     for i, note in enumerate(script.reasoning):
         if MARKDOWN.search(note):
@@ -92,12 +91,13 @@ def check_refusal(script: Script, rules: ValidationRules) -> str | None:
 
 
 def check_notes(script: Script, rules: ValidationRules) -> str | None:
-    wrong = WRONG_PRONOUN.get(script.spec.language, {}).get(script.spec.user.gender)
+    pronoun, feminine = PRONOUN.get(script.spec.language, (None, set()))
     for i, note in enumerate(script.reasoning):
         if NOTE_JSON_DEBRIS.search(note):
             return f"reasoning {i} has JSON fragments"
-        if wrong is not None and (found := wrong.search(note)):
-            return f"reasoning {i} calls the {script.spec.user.gender} user {found.group()!r}"
+        first = pronoun.search(note) if pronoun else None
+        if first and (first.group().lower() in feminine) != (script.spec.user.gender == "female"):
+            return f"reasoning {i} calls the {script.spec.user.gender} user {first.group()!r}"
     return None
 
 
