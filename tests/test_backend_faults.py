@@ -31,8 +31,11 @@ def write_config(root, base_url, **script):
     config.pop("rebalance", None)
     config["script"] = {
         "backend": "openai", "base_url": base_url, "model": "embedded", "structured_output": "json_object_schema",
-        "api_key_env": "EMPATHY_FAULT_TEST_KEY", "max_in_flight": 1, **script,
+        "api_key_env": "EMPATHY_FAULT_TEST_KEY", "max_in_flight": 1,
+        # faults on the writer's requests are the subject here; judges would only add requests
+        "judge": {"enabled": False}, "topic": {"enabled": False}, **script,
     }  # fmt: skip
+    config["filter"]["speaker"] = {"enabled": False}
     path = root / "faults.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

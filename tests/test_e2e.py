@@ -63,12 +63,13 @@ def test_the_judges_ran_with_the_embedded_defaults_and_the_card_shows_their_pass
     root, _, _ = built
     manifest = json.loads((root / "out" / "manifest.json").read_text())
     script_checks, checks = manifest["script_checks"], manifest["checks"]
-    for name in ("validation", "topic", "judge", "judge.emotion", "judge_reply"):
+    for name in ("validation", "topic", "judge", "judge_reply"):
         assert sum(script_checks[name].values()) >= 1, name
+    assert "judge.emotion" not in script_checks  # the embedded judge records its scores and gates nothing
     assert sum(checks["user.speaker"].values()) >= 1 and sum(checks["assistant.voice_distinct"].values()) >= 1
     assert manifest["diversity"]["semantic_checked"] >= 1
     card = (root / "out" / "README.md").read_text()
-    assert "## Script judge pass rates" in card and "| judge.reasoning |" in card and "| user.speaker |" in card
+    assert "## Script judge pass rates" in card and "| judge_reply |" in card and "| user.speaker |" in card
     table = pq.read_table(root / "out" / "data", columns=["quality"]).to_pylist()
     for row in table:
         quality = row["quality"]
