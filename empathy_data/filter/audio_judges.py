@@ -61,8 +61,8 @@ class AudioJudges:
         cfg = self.config.speaker
         order = sorted(clips)
         references: dict[Path, Clip | Exception] = {}
-        for i in order:
-            path = reference_clip(utterances[i])
+        clip_path = {i: reference_clip(utterances[i]) for i in order}
+        for path in clip_path.values():
             if path is not None and path not in references:
                 try:
                     references[path] = read_audio(path)
@@ -92,7 +92,7 @@ class AudioJudges:
                     verdict.fields["voice_similarity"] = _round(distinct)
                     if cfg.max_user_assistant_similarity is not None:
                         verdict.checks["voice_distinct"] = "pass" if distinct <= cfg.max_user_assistant_similarity else "fail"
-                path = reference_clip(utterances[i])
+                path = clip_path[i]
                 if path is None:
                     continue
                 reference = references[path] if isinstance(references[path], Exception) else ref_embedding[path]

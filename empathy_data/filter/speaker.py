@@ -62,11 +62,18 @@ def unit(vector: np.ndarray) -> np.ndarray:
     return vector / norm
 
 
-def _embed_each(
-    indices: list[int], embed: Callable[[list[int]], list[np.ndarray]], where: str
-) -> list[np.ndarray | Exception]:
-    """After a batched call failed: each clip on its own, so that a bad clip fails only itself."""
-    return each_or_error(indices, lambda i: embed([i])[0], where)
+def _embed_into(
+    results: list[np.ndarray | Exception], indices: list[int], embed: Callable[[list[int]], list[np.ndarray]]
+) -> None:
+    """results[i] = the embedding of clip i for `indices`, in one call; if that call fails, each clip on
+    its own, so that a bad clip fails only itself (an infrastructure fault raises)."""
+    try:
+        embeddings: list[np.ndarray | Exception] = list(embed(indices))
+    except Exception as exc:
+        raise_if_infrastructure(exc, "speaker")
+        embeddings = each_or_error(indices, lambda i: embed([i])[0], "speaker")
+    for i, embedding in zip(indices, embeddings, strict=True):
+        results[i] = embedding
 
 
 class ResemblyzerEncoder:
@@ -127,15 +134,8 @@ class ResemblyzerEncoder:
             bounds = np.cumsum([0] + [len(p) for p in partials])
             return [unit(embedded[a:b].mean(axis=0)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
-        if not ready:
-            return results
-        try:
-            embeddings: list[np.ndarray | Exception] = list(embed(ready))
-        except Exception as exc:
-            raise_if_infrastructure(exc, "speaker")
-            embeddings = _embed_each(ready, embed, "speaker")
-        for i, embedding in zip(ready, embeddings, strict=True):
-            results[i] = embedding
+        if ready:
+            _embed_into(results, ready, embed)
         return results
 
 
@@ -203,14 +203,7 @@ class XVectorEncoder:
             return self.embed([results[i] for i in indices])
 
         for start in range(0, len(ready), self.batch_size):
-            batch = ready[start : start + self.batch_size]
-            try:
-                embeddings: list[np.ndarray | Exception] = list(embed(batch))
-            except Exception as exc:
-                raise_if_infrastructure(exc, "speaker")
-                embeddings = _embed_each(batch, embed, "speaker")
-            for i, embedding in zip(batch, embeddings, strict=True):
-                results[i] = embedding
+            _embed_into(results, ready[start : start + self.batch_size], embed)
         return results
 
 

@@ -4,7 +4,6 @@ spec on five criteria. A script that fails either is written again like any reje
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +15,7 @@ from empathy_data.hashing import digest
 from empathy_data.prompt_library import PromptLibrary
 from empathy_data.schema import Script
 from empathy_data.script.embeddings import SentenceEmbedder, pack
-from empathy_data.script.prompting import CutOffReply, MalformedOutput, prompt_context, request_tag
+from empathy_data.script.prompting import MalformedOutput, load_reply, prompt_context, request_tag
 
 MAX_WHY_CHARS = 150
 JUDGE_TAG = {"en": "Review. ", "zh": "审核。"}
@@ -52,15 +51,8 @@ def judge_messages(script: Script, prompts: PromptLibrary, attempt: int, tag: bo
 
 
 def parse_judgement(content: str | None) -> dict[str, Any]:
-    """{criterion: 1..5, ..., "why": one line} or MalformedOutput."""
-    if isinstance(content, CutOffReply):
-        raise MalformedOutput(f"judge reply reached max_tokens {content.max_tokens}")
-    if not content:
-        raise MalformedOutput("empty judge reply")
-    try:
-        data = json.loads(content, strict=False)
-    except json.JSONDecodeError as exc:
-        raise MalformedOutput(f"judge reply is not JSON ({exc.msg})") from None
+    """{criterion: 1..5, ..., "why": one line} or MalformedOutput (CutOff included)."""
+    data = load_reply(content)
     if not isinstance(data, dict):
         raise MalformedOutput("judge reply is not a JSON object")
     found: dict[str, Any] = {}

@@ -165,22 +165,27 @@ def one_line(text: str) -> str:
     return JSON_TAIL.sub("", " ".join(text.split()))
 
 
-def parse_reply(
-    spec: DialogueSpec, content: str | None, llm: dict[str, Any], num_exchanges: int | None = None
-) -> Script:
-    """The reply as a Script; with `num_exchanges` (one exchange per request) a Script of just those."""
-    expected = spec.num_exchanges if num_exchanges is None else num_exchanges
+def load_reply(content: str | None) -> Any:
+    """A reply's JSON, or CutOff (it stopped at its token budget) / MalformedOutput."""
     if isinstance(content, CutOffReply) and not content:
         raise CutOff(f"reply reached max_tokens {content.max_tokens} before its JSON closed")
     if not content:
         raise MalformedOutput("empty reply")
     try:
         # small models sometimes put a raw newline or tab inside a string; the words are still fine
-        data = json.loads(content, strict=False)
+        return json.loads(content, strict=False)
     except json.JSONDecodeError as exc:
         if isinstance(content, CutOffReply):
             raise CutOff(f"reply reached max_tokens {content.max_tokens} before its JSON closed") from None
         raise MalformedOutput(f"not JSON ({exc.msg} at char {exc.pos})") from None
+
+
+def parse_reply(
+    spec: DialogueSpec, content: str | None, llm: dict[str, Any], num_exchanges: int | None = None
+) -> Script:
+    """The reply as a Script; with `num_exchanges` (one exchange per request) a Script of just those."""
+    expected = spec.num_exchanges if num_exchanges is None else num_exchanges
+    data = load_reply(content)
     exchanges = data.get("exchanges") if isinstance(data, dict) else None
     if not isinstance(exchanges, list) or len(exchanges) != expected:
         raise MalformedOutput(f"expected {expected} exchanges")
