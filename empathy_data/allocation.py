@@ -4,7 +4,10 @@ Item i of a stream gets its value from a block of D items (D: the common denomin
 each block holds exactly D * w_k items of value k, in a seeded order in which every prefix of the block
 stays within one item of its share. Block boundaries are exact, so any prefix of the whole stream is
 within +/-1 item of n * w_k for every k, and item i is still a pure function of (salt, i): no state is
-carried from one item to the next. Joint tables are the same thing over cells, with the table's
+carried from one item to the next. Finding such an order costs far more than drawing from it, and blocks
+are small (D = 5 for five equal emotions), so each stream keeps a pool of ORDER_POOL seeded orders, made
+as they are first needed, and a block takes one of them by a seeded pick (picks are drawn PICKS_PER_DRAW
+blocks at a time). Joint tables are the same thing over cells, with the table's
 margins (its projections) held to +/-1 as well where a block order allows it. A block whose seeded
 random orders all run into dead ends falls back to earliest-deadline-first, which always keeps every
 value (not every margin) within one item.
@@ -15,18 +18,19 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
+from typing import NamedTuple
 
 MAX_BLOCK = 2000  # weights that need a larger common denominator are rounded to 1/MAX_BLOCK
 ORDER_ATTEMPTS = 24
 MAX_FIT_ROUNDS = 5000
 FIT_TOLERANCE = 1e-4  # finer than the 1/MAX_BLOCK that block_counts rounds weights to anyway
+ORDER_POOL = 64
+PICKS_PER_DRAW = 1024
 
 
-@dataclass(frozen=True)
-class Draw:
+class Draw(NamedTuple):
     value: Hashable
     rank: int  # how many earlier items of the same stream drew this value
 
@@ -118,11 +122,19 @@ class BalancedSequence:
         self.size = sum(self.counts.values())
         self.salt = salt
         self.groups = tuple(groups)
-        self._block = lru_cache(maxsize=64)(self._make_block)
+        self._orders: dict[int, tuple[tuple[Hashable, int], ...]] = {}
+        self._picks = lru_cache(maxsize=4)(self._make_picks)
+        self._last: tuple[int, tuple[tuple[Hashable, int], ...]] = (-1, ())  # consecutive items share a block
 
-    def _make_block(self, block: int) -> tuple[tuple[Hashable, int], ...]:
-        """The block's order, each value with how many of it came earlier in the block."""
-        rng = random.Random(f"{self.salt}:{block}")
+    def _make_picks(self, batch: int) -> list[int]:
+        """Which pooled order each block of a batch of PICKS_PER_DRAW blocks takes."""
+        return random.Random(f"{self.salt}:picks:{batch}").choices(range(ORDER_POOL), k=PICKS_PER_DRAW)
+
+    def _order(self, pick: int) -> tuple[tuple[Hashable, int], ...]:
+        """Pooled order `pick`, each value with how many of it came earlier in the block."""
+        if (ranked := self._orders.get(pick)) is not None:
+            return ranked
+        rng = random.Random(f"{self.salt}:order:{pick}")
         # a dead end is a matter of luck: small blocks (joint tables) can afford many tries
         for _ in range(max(ORDER_ATTEMPTS, min(400, 20_000 // self.size))):
             order = _random_order(rng, self.counts, self.groups)
@@ -133,15 +145,21 @@ class BalancedSequence:
             rng.shuffle(priority)
             order = _earliest_deadline(self.counts, priority)
         seen = dict.fromkeys(self.counts, 0)
-        ranked = []
+        ranked_list = []
         for value in order:
-            ranked.append((value, seen[value]))
+            ranked_list.append((value, seen[value]))
             seen[value] += 1
-        return tuple(ranked)
+        self._orders[pick] = ranked = tuple(ranked_list)
+        return ranked
 
     def draw(self, position: int) -> Draw:
         block, offset = divmod(position, self.size)
-        value, rank = self._block(block)[offset]
+        last_block, order = self._last  # one read: chunk tasks on threads share the planner
+        if block != last_block:
+            batch, slot = divmod(block, PICKS_PER_DRAW)
+            order = self._order(self._picks(batch)[slot])
+            self._last = (block, order)
+        value, rank = order[offset]
         return Draw(value, block * self.counts[value] + rank)
 
     def __getitem__(self, position: int) -> Hashable:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from functools import cache
+from itertools import accumulate
 
 from empathy_data.allocation import BalancedSequence, Draw, whole_joint
 from empathy_data.arcs import arc_matrix
@@ -17,7 +20,12 @@ from empathy_data.schema import DialogueSpec, TurnPlan
 from empathy_data.speakers import SpeakerPool
 
 # Bumped when the way labels are allocated changes, so an old plan is never mixed with a new one.
-ALLOCATION_VERSION = 3
+ALLOCATION_VERSION = 4
+
+
+@cache
+def _turn(role: str, emotion: str | None, style: str | None) -> TurnPlan:
+    return TurnPlan(role=role, emotion=emotion, response_style=style)  # frozen: one object per kind is enough
 
 
 def weighted_choice(rng: random.Random, weights: dict) -> object:
@@ -78,6 +86,8 @@ class Planner:
     extra_chunks: list[dict[int, Cell]] = field(default_factory=list, init=False, repr=False, compare=False)
     extra_passes: int = field(default=0, init=False, repr=False, compare=False)
     _fitted: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _streams: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _cumulative: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for language in self.config.languages:
@@ -158,7 +168,8 @@ class Planner:
         )
 
     def dialogue_id(self, index: int) -> str:
-        return "dlg-" + digest([self.config.seed, index], 12)
+        # digest([seed, index], 12) without the JSON encoder: the same text, a quarter of a spec's time less
+        return "dlg-" + hashlib.sha256(f"[{int(self.config.seed)},{int(index)}]".encode()).hexdigest()[:12]
 
     def _sequence(self, name: str, scope: str, weights: dict, groups: tuple = ()) -> BalancedSequence:
         key = (name, scope, tuple(sorted((str(k), v) for k, v in weights.items())))
@@ -166,69 +177,92 @@ class Planner:
             self._sequences[key] = BalancedSequence(weights, f"{self.config.seed}:{name}:{scope}", groups)
         return self._sequences[key]
 
-    def _draw(self, name: str, language: str, dist: Distributions, weights: dict, index: int, rank: int,
-              overridden: bool, groups: tuple = ()) -> Draw:  # fmt: skip
-        """A label's value: balanced over the whole plan, or over the language's dialogues if it overrides it."""
-        if overridden:
-            return self._sequence(name, language, weights, groups).draw(rank)
-        return self._sequence(name, "*", weights, groups).draw(index)
+    def _stream(self, name: str, language: str, weights: Callable[[], dict], labels: tuple[str, ...],
+                groups: tuple = ()) -> tuple[BalancedSequence, bool]:  # fmt: skip
+        """The sequence a language's dialogues draw label `name` from, and whether it counts only that
+        language's dialogues (it overrides the label) or every dialogue. Resolved once per language."""
+        key = (name, language)
+        if (found := self._streams.get(key)) is None:
+            within = self.config.distributions.overridden(language, *labels)
+            sequence = self._sequence(name, language if within else "*", weights(), groups)
+            found = self._streams[key] = (sequence, within)
+        return found
+
+    def _scenarios(self, language: str, emotion: str) -> BalancedSequence:
+        """Scenarios that fit the emotion, balanced over the dialogues of that emotion."""
+        key = ("scenario", language, emotion)
+        if (found := self._streams.get(key)) is None:
+            fitting = self.scenario_weights(language, self.config.distributions.for_language(language), emotion)
+            found = self._streams[key] = self._sequence("scenario", f"{language}:{emotion}", fitting)
+        return found
 
     def spec(self, index: int) -> DialogueSpec:
         cfg = self.config
-        language_draw = self._sequence("language", "*", cfg.languages).draw(index)
+        language_draw = self._stream("language", "*", lambda: cfg.languages, ())[0].draw(index)
         language, in_language = str(language_draw.value), language_draw.rank
         dist = cfg.distributions.for_language(language)
-        top = cfg.distributions
 
-        def draw(name: str, weights: dict, *labels: str, groups: tuple = ()) -> Draw:
-            return self._draw(
-                name, language, dist, weights, index, in_language, top.overridden(language, *labels), groups
-            )  # noqa: E501
+        def draw(name: str, weights: Callable[[], dict], *labels: str, groups: tuple = ()) -> Draw:
+            sequence, within = self._stream(name, language, weights, labels, groups)
+            return sequence.draw(in_language if within else index)
 
         if dist.gender_age is not None:
-            gender, age_group = draw("gender_age", joint_cells(dist.gender_age), "gender_age", "gender", "age_group",
-                                     groups=(_first, _second)).value  # fmt: skip
+            gender, age_group = draw("gender_age", lambda: joint_cells(dist.gender_age), "gender_age", "gender",
+                                     "age_group", groups=(_first, _second)).value  # fmt: skip
         else:
-            gender = draw("gender", dist.gender, "gender", "gender_age").value
-            age_group = draw("age_group", dist.age_group, "age_group", "gender_age").value
+            gender = draw("gender", lambda: dist.gender, "gender", "gender_age").value
+            age_group = draw("age_group", lambda: dist.age_group, "age_group", "gender_age").value
         if dist.emotion_scenario is not None:
-            emotion, scenario = draw("emotion_scenario", joint_cells(dist.emotion_scenario), "emotion_scenario",
-                                     "user_emotion", "scenarios", groups=(_first, _second)).value  # fmt: skip
+            emotion, scenario = draw("emotion_scenario", lambda: joint_cells(dist.emotion_scenario),
+                                     "emotion_scenario", "user_emotion", "scenarios",
+                                     groups=(_first, _second)).value  # fmt: skip
         elif dist.scenarios is not None:  # scenario names are the language's own: balanced within it
-            table = self.fitted_emotion_scenario(language, dist)
-            sequence = self._sequence("fitted_emotion_scenario", language, table, (_first, _second))
+            key = ("fitted_emotion_scenario", language)
+            if (sequence := self._streams.get(key)) is None:
+                table = self.fitted_emotion_scenario(language, dist)
+                sequence = self._streams[key] = self._sequence(key[0], language, table, (_first, _second))
             emotion, scenario = sequence.draw(in_language).value  # type: ignore[misc]
         else:
-            emotion_draw = draw("user_emotion", dist.user_emotion, "user_emotion", "emotion_scenario")
+            emotion_draw = draw("user_emotion", lambda: dist.user_emotion, "user_emotion", "emotion_scenario")
             emotion = emotion_draw.value
             # balanced over the dialogues of this emotion (exactly so within one language)
-            fitting = self.scenario_weights(language, dist, str(emotion))
-            scenario = self._sequence("scenario", f"{language}:{emotion}", fitting).draw(emotion_draw.rank).value
-        num_exchanges = int(draw("exchanges", dist.exchanges, "exchanges").value)
+            scenario = self._scenarios(language, str(emotion)).draw(emotion_draw.rank).value
+        num_exchanges = int(draw("exchanges", lambda: dist.exchanges, "exchanges").value)
         return self._build(index, Cell(language, str(gender), str(age_group), str(emotion), num_exchanges), str(scenario))
+
+    def _choices(self, kind: str, language: str, emotion: str, weights: dict) -> tuple[list, list[float]]:
+        """(values, cumulative weights) of a per-emotion mix, for rng.choices (same draws as weights=)."""
+        key = (kind, language, emotion)
+        if (found := self._cumulative.get(key)) is None:
+            found = self._cumulative[key] = (list(weights), list(accumulate(weights.values())))
+        return found
 
     def _build(self, index: int, cell: Cell, scenario: str) -> DialogueSpec:
         cfg = self.config
-        dist = cfg.distributions.for_language(cell.language)
+        language = cell.language
+        dist = cfg.distributions.for_language(language)
         rng = random.Random(f"{cfg.seed}:{index}")
-        user = self.pool.draw_user(rng, cell.language, cell.gender, cell.age_group)
-        assistant = self.pool.draw_assistant(rng, cell.language, user)
+        user = self.pool.draw_user(rng, language, cell.gender, cell.age_group)
+        assistant = self.pool.draw_assistant(rng, language, user)
         styles = dist.response_style or {}
         arc = arc_matrix(dist.emotion_arc)
         turns: list[TurnPlan] = []
         current = cell.emotion
         for k in range(cell.exchanges):
-            if k:
-                current = str(weighted_choice(rng, arc[current])) if current in arc else current
-            style = str(weighted_choice(rng, styles.get(current) or DEFAULT_STYLE_BY_EMOTION[current]))
-            turns.append(TurnPlan(role="user", emotion=current))
-            turns.append(TurnPlan(role="assistant", response_style=style))
+            if k and current in arc:
+                values, cumulative = self._choices("arc", language, current, arc[current])
+                current = str(rng.choices(values, cum_weights=cumulative)[0])
+            values, cumulative = self._choices(
+                "style", language, current, styles.get(current) or DEFAULT_STYLE_BY_EMOTION[current]
+            )
+            style = str(rng.choices(values, cum_weights=cumulative)[0])
+            turns += (_turn("user", current, None), _turn("assistant", None, style))
         return DialogueSpec(
             dialogue_id=self.dialogue_id(index),
             index=index,
-            language=cell.language,
+            language=language,
             scenario=scenario,
-            scenario_text=self.prompts.scenarios[cell.language][scenario],
+            scenario_text=self.prompts.scenarios[language][scenario],
             user=user,
             assistant_voice=assistant,
             turns=turns,

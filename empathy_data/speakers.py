@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -18,6 +18,7 @@ from empathy_data.schema import ReferenceClip, Speaker
 class SpeakerPool:
     path: Path
     speakers: tuple[Speaker, ...]
+    _matches: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def resolve(self, speaker: Speaker) -> Speaker:
         """The speaker with absolute clip paths under this pool's current location, for TTS backends."""
@@ -30,14 +31,17 @@ class SpeakerPool:
         }
         return speaker.model_copy(update={"clips": clips})
 
-    def matching(self, language: str, gender: str | None = None, age_group: str | None = None) -> list[Speaker]:
-        return [
-            s
-            for s in self.speakers
-            if s.language == language
-            and (gender is None or s.gender == gender)
-            and (age_group is None or s.age_group == age_group)
-        ]
+    def matching(self, language: str, gender: str | None = None, age_group: str | None = None) -> tuple[Speaker, ...]:
+        key = (language, gender, age_group)
+        if (found := self._matches.get(key)) is None:  # asked once per planned dialogue: keep the answers
+            found = self._matches[key] = tuple(
+                s
+                for s in self.speakers
+                if s.language == language
+                and (gender is None or s.gender == gender)
+                and (age_group is None or s.age_group == age_group)
+            )
+        return found
 
     def draw_user(self, rng: random.Random, language: str, gender: str, age_group: str) -> Speaker:
         candidates = self.matching(language, gender, age_group) or self.matching(language, gender)
@@ -47,11 +51,14 @@ class SpeakerPool:
 
     def draw_assistant(self, rng: random.Random, language: str, user: Speaker) -> Speaker:
         """An adult voice (else any voice) other than the user's: the two sides never share a voice."""
-        others = [s for s in self.matching(language) if s.id != user.id]
-        adults = [s for s in others if s.age_group in ("young_adult", "adult")]
-        if not others:
+        key = ("assistant", language, user.id)
+        if (found := self._matches.get(key)) is None:
+            others = [s for s in self.matching(language) if s.id != user.id]
+            adults = [s for s in others if s.age_group in ("young_adult", "adult")]
+            found = self._matches[key] = tuple(adults or others)
+        if not found:
             raise ConfigError(f"{self.path}", f"needs at least two {language} speakers (user and assistant voices)")
-        return rng.choice(adults or others)
+        return rng.choice(found)
 
 
 # A reference clip a cloning TTS can condition on: long enough to carry a voice, short enough for the

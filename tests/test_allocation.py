@@ -67,6 +67,14 @@ def test_ranks_count_earlier_items_of_the_same_value():
         seen[draw.value] += 1
 
 
+def test_blocks_take_many_different_seeded_orders():
+    """Blocks share a pool of seeded orders; the plan must still not repeat one order block after block."""
+    sequence = BalancedSequence(dict.fromkeys("abcde", 0.2), "s")
+    blocks = [tuple(sequence[b * 5 + i] for i in range(5)) for b in range(300)]
+    assert len(set(blocks)) > 30
+    assert sum(a == b for a, b in zip(blocks, blocks[1:], strict=False)) < 30  # ~1/64 of neighbours, by chance
+
+
 def first_emotions(specs):
     return [s.turns[0].emotion for s in specs]
 
