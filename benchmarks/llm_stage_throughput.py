@@ -4,11 +4,16 @@
    output: no journal), through the build's own chunk function; every request it sends is recorded.
 2. The same requests (messages, schema, seed) are sent straight to the same server through the backend's
    bare `complete()`, at concurrency 1 and 2, with nothing else around them: the server's best.
+3. With `--distilabel` (extra `[bench]`): the same requests through distilabel's `TextGeneration` task
+   with its `OpenAILLM`, one request per `process()` call with that request's sampling settings, seed
+   and JSON schema (as `extra_body`, since its generation kwargs take neither), i.e. distilabel's own
+   generation path without a Pipeline around it (a Pipeline only adds its queues and batching).
 
 The server evaluates every request from an empty KV cache with the request's seed, so the replies, and
 the tokens counted (the model's tokenizer over each reply), are the same in every run.
 
-Run on demand, not in CI:  python benchmarks/llm_stage_throughput.py [--dialogues 6] [--max-in-flight 1]
+Run on demand, not in CI:
+  python benchmarks/llm_stage_throughput.py [--dialogues 6] [--max-in-flight 1] [--distilabel]
 """
 
 from __future__ import annotations
@@ -23,26 +28,59 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 class Recording:
-    """Wraps a chat backend: every request and reply the stage makes, in order."""
+    """Wraps a chat backend: every request and reply the stage makes (the judge's too), in order, each with
+    the backend view (sampling settings) that sent it."""
 
-    def __init__(self, chat):
+    def __init__(self, chat, requests: list | None = None):
         self.chat = chat
         self.identity = chat.identity
-        self.requests: list[tuple] = []
+        self.requests: list[tuple] = [] if requests is None else requests
 
     def complete(self, messages, schema, seed):
         reply = self.chat.complete(messages, schema, seed)
-        self.requests.append((messages, schema, seed, reply))
+        self.requests.append((self.chat, messages, schema, seed, reply))
         return reply
+
+    def with_sampling(self, **settings):
+        return Recording(self.chat.with_sampling(**settings), self.requests)
 
     def __getattr__(self, name):
         return getattr(self.chat, name)
+
+
+def distilabel_run(base_url: str, requests: list[tuple]) -> tuple[list[str | None], float]:
+    """The same requests through distilabel's TextGeneration (one at a time): replies and seconds."""
+    from distilabel.models.llms import OpenAILLM
+    from distilabel.steps.tasks import TextGeneration
+
+    from empathy_data.script.openai_chat import response_format
+    from empathy_data.script.prompting import token_budget
+
+    llm = OpenAILLM(model=requests[0][0].config.model, base_url=base_url, api_key="not-needed", timeout=600,
+                    max_retries=0)  # fmt: skip
+    task = TextGeneration(llm=llm, add_raw_input=False, add_raw_output=False)
+    task.load()
+    replies = []
+    start = time.perf_counter()
+    for chat, messages, schema, seed, _ in requests:
+        [system, user] = messages  # the stage's requests are one system and one user message
+        c = chat.config
+        llm.generation_kwargs = {
+            "max_new_tokens": token_budget(c.max_tokens, c.max_tokens_per_exchange, schema),
+            "temperature": c.temperature, "top_p": c.top_p,
+            "frequency_penalty": c.frequency_penalty, "presence_penalty": c.presence_penalty,
+            "extra_body": {"seed": seed, "response_format": response_format(schema, chat.form)},
+        }  # fmt: skip
+        [row] = next(task.process([{"instruction": user["content"], "system_prompt": system["content"]}]))
+        replies.append(row["generation"])
+    return replies, time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dialogues", type=int, default=6)
     parser.add_argument("--max-in-flight", type=int, default=1, help="the stage's script.max_in_flight")
+    parser.add_argument("--distilabel", action="store_true", help="also distilabel's TextGeneration (extra [bench])")
     args = parser.parse_args()
 
     from empathy_data.flows.build import llm_endpoint
@@ -74,14 +112,15 @@ def main() -> None:
         stage_s = time.perf_counter() - start
         replies = [reply for *_, reply in recording.requests]
         stage_tokens = tokens(replies)
-        print(f"stage: {len(replies)} requests, {stage_tokens} tokens, {stage_s:.1f} s, "
-              f"{stage_tokens / stage_s:.1f} tok/s (max_in_flight {args.max_in_flight})")  # fmt: skip
+        judged = sum(view is not chat for view, *_ in recording.requests)
+        print(f"stage: {len(replies)} requests ({judged} of them the judge's), {stage_tokens} tokens, "
+              f"{stage_s:.1f} s, {stage_tokens / stage_s:.1f} tok/s (max_in_flight {args.max_in_flight})")  # fmt: skip
 
         best = 0.0
         for concurrency in (1, 2):
             start = time.perf_counter()
             with ThreadPoolExecutor(concurrency) as pool:
-                again = list(pool.map(lambda req: chat.complete(*req[:3]), recording.requests))
+                again = list(pool.map(lambda req: req[0].complete(*req[1:4]), recording.requests))
             seconds = time.perf_counter() - start
             n = tokens(again)
             same = sum(a == b for a, b in zip(again, replies, strict=True))
@@ -90,6 +129,13 @@ def main() -> None:
             print(f"server, concurrency {concurrency}: {n} tokens, {seconds:.1f} s, {rate:.1f} tok/s "
                   f"({same}/{len(replies)} replies identical to the stage's)")  # fmt: skip
         print(f"stage vs the server's best: {stage_tokens / stage_s / best:.2f}x")
+        if args.distilabel:
+            theirs, seconds = distilabel_run(base_url, recording.requests)
+            n = tokens(theirs)
+            same = sum(a == b for a, b in zip(theirs, replies, strict=True))
+            print(f"distilabel TextGeneration, one at a time: {n} tokens, {seconds:.1f} s, {n / seconds:.1f} tok/s "
+                  f"({same}/{len(replies)} replies identical to the stage's)")  # fmt: skip
+            print(f"stage vs distilabel: {stage_tokens / stage_s / (n / seconds):.2f}x")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,27 @@ def test_one_word_change_is_caught():
     assert dupes.check("d2", SCRIPT.replace("overwhelmed", "stressed")) == "d1"
 
 
+def test_the_near_duplicate_index_is_not_held_in_python_memory():
+    """The driver runs export's first pass over the whole corpus: the index must not grow its memory
+    (datasketch's in-memory index held about 3.5 KB per kept dialogue)."""
+    import tracemalloc
+
+    rng = random.Random(3)
+    vocab = [f"w{i}" for i in range(3000)]
+    texts = [" ".join(rng.choices(vocab, k=40)) for _ in range(3000)]
+    dupes = NearDuplicates()
+    dupes.check("warm-up", "a text that shares nothing with the others")
+    tracemalloc.start()
+    before, _ = tracemalloc.get_traced_memory()
+    for i, text in enumerate(texts):
+        dupes.check(f"d{i}", text)
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert dupes.kept == 3001
+    assert held - before < 3000 * 50
+    assert dupes.check("again", texts[7]) == "d7"  # and the index on disk still answers
+
+
 def test_paraphrase_sharing_little_is_not_caught():
     dupes = NearDuplicates()
     assert dupes.check("d1", SCRIPT) is None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sqlite3
 import unicodedata
 from collections import Counter
 
@@ -68,20 +69,21 @@ def _primary(language: str) -> str:
 class NearDuplicates:
     """MinHash/LSH over whole dialogue scripts, first one kept.
 
-    `check` shingles a script (token n-grams, see `shingles`), builds its MinHash and asks the LSH index
-    for earlier scripts sharing a band. Each candidate is verified with the Jaccard similarity estimated
-    from the two signatures (the share of equal hash values); at or above `threshold`, this script is a
-    near duplicate of the earliest such kept script and is not indexed. Otherwise it is indexed and kept.
+    `check` shingles a script (token n-grams, see `shingles`), builds its MinHash and looks up the earlier
+    kept scripts that share one of its LSH bands. Each candidate is verified with the Jaccard similarity
+    estimated from the two signatures (the share of equal hash values); at or above `threshold`, this
+    script is a near duplicate of the earliest such kept script and is not indexed. Otherwise it is
+    indexed and kept.
 
     Hash values are 32-bit (datasketch's "affine32" scheme, named explicitly so that a change of default,
-    as in datasketch 2.0, cannot silently change which dialogues are dropped).
+    as in datasketch 2.0, cannot silently change which dialogues are dropped); datasketch also picks the
+    bands (b bands of r rows).
 
-    Memory per kept dialogue: its signature, num_perm x 4 bytes in one growing uint32 array (256 B at
-    64 permutations), plus the LSH buckets: b band keys of 4r bytes (b = 9, r = 7 at the defaults), each
-    in its own dict-of-sets bucket, plus the dialogue id in two dicts and a list. Measured (tracemalloc,
-    benchmarks/diversity_speed.py) over 20,000 dialogues of 60 words: 3.5 KB per kept dialogue in all,
-    about 3 KB of it the LSH's Python dicts, sets and band keys, so about 3.4 GB for a million kept
-    dialogues. A near duplicate costs nothing after `check` returns.
+    The index (each kept signature and its b band keys) lives in a private temporary SQLite database, not
+    in Python objects: it grows with the corpus (about 0.6 KB per kept dialogue on disk), while the
+    process holds only SQLite's page cache (2 MB). In datasketch's in-memory index the same dialogue cost
+    3.5 KB of RAM (tracemalloc, 20,000 dialogues of 60 words), 3.4 GB for a million kept dialogues, all
+    in the driver that runs export's first pass. A near duplicate costs nothing after `check` returns.
     """
 
     def __init__(self, threshold: float = 0.8, num_perm: int = 64, shingle: int = 3, seed: int = 1) -> None:
@@ -97,17 +99,28 @@ class NearDuplicates:
         self.seed = seed
         self.checked = 0
         self.found = 0
+        self.kept = 0
         self._minhash = MinHash(num_perm=num_perm, seed=seed, scheme="affine32")
-        self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=_LSH_WEIGHTS)
-        self._ids: list[str] = []  # kept dialogue ids in index order; _rows maps them back
-        self._rows: dict[str, int] = {}
-        self._signatures = np.empty((1024, num_perm), dtype=np.uint32)
+        self._bands = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=_LSH_WEIGHTS).hashranges
+        # "": a temporary database on disk, removed when the connection closes (or the process ends)
+        self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+        self._db.executescript(
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
+            "CREATE TABLE kept (row INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, signature BLOB NOT NULL);"
+            "CREATE TABLE bands (key BLOB NOT NULL, row INTEGER NOT NULL);"
+            "CREATE INDEX band_keys ON bands (key);"
+        )
+        marks = ",".join("?" * len(self._bands))
+        self._candidates = (
+            f"SELECT row, id, signature FROM kept WHERE row IN (SELECT row FROM bands WHERE key IN ({marks})) "
+            "ORDER BY row"  # index order: the earliest kept script wins
+        )
 
     def check(self, dialogue_id: str, text: str) -> str | None:
         """The dialogue_id of an earlier near-duplicate (and this one is not indexed), else index it and
         return None. Join a dialogue's turns with newlines to pass its whole script. A text without a single
         token cannot be compared: it returns None and is not indexed."""
-        if dialogue_id in self._rows:
+        if self._db.execute("SELECT 1 FROM kept WHERE id = ?", (dialogue_id,)).fetchone():
             raise ValueError(f"{dialogue_id}: already checked and kept")
         self.checked += 1
         grams = shingles(tokens(text), self.shingle)
@@ -115,31 +128,26 @@ class NearDuplicates:
             return None
         self._minhash.clear()
         self._minhash.update_batch([g.encode("utf-8") for g in grams])
-        signature = self._minhash.hashvalues
-        candidates = sorted(self._rows[key] for key in self._lsh.query(self._minhash))  # index order
+        signature = self._minhash.hashvalues.astype(np.uint32)
+        keys = [band.to_bytes(2, "little") + signature[start:end].tobytes()
+                for band, (start, end) in enumerate(self._bands)]  # fmt: skip
+        candidates = self._db.execute(self._candidates, keys).fetchall()
         if candidates:
-            similarity = (self._signatures[candidates] == signature).mean(axis=1)
+            signatures = np.frombuffer(b"".join(blob for *_, blob in candidates), dtype=np.uint32)
+            similarity = (signatures.reshape(len(candidates), -1) == signature).mean(axis=1)
             close = np.flatnonzero(similarity >= self.threshold)
             if close.size:
                 self.found += 1
-                return self._ids[candidates[close[0]]]
-        self._index(dialogue_id, signature)
+                return candidates[close[0]][1]
+        row = self.kept
+        self._db.execute("INSERT INTO kept VALUES (?, ?, ?)", (row, dialogue_id, signature.tobytes()))
+        self._db.executemany("INSERT INTO bands VALUES (?, ?)", [(key, row) for key in keys])
+        self.kept += 1
         return None
 
     def summary(self) -> dict:
         rate = self.found / self.checked if self.checked else 0.0
         return {"near_duplicate_rate": rate, "near_duplicates": self.found, "dialogues": self.checked}
-
-    def _index(self, dialogue_id: str, signature: np.ndarray) -> None:
-        row = len(self._rows)
-        if row == len(self._signatures):
-            grown = np.empty((2 * row, self.num_perm), dtype=np.uint32)
-            grown[:row] = self._signatures
-            self._signatures = grown
-        self._signatures[row] = signature
-        self._rows[dialogue_id] = row
-        self._ids.append(dialogue_id)
-        self._lsh.insert(dialogue_id, self._minhash, check_duplication=False)
 
 
 class HashedSet:
