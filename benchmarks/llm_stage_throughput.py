@@ -13,12 +13,13 @@ The server evaluates every request from an empty KV cache with the request's see
 the tokens counted (the model's tokenizer over each reply), are the same in every run.
 
 Run on demand, not in CI:
-  python benchmarks/llm_stage_throughput.py [--dialogues 6] [--max-in-flight 1] [--distilabel]
+  python benchmarks/llm_stage_throughput.py [--dialogues 6] [--max-in-flight 1] [--distilabel] [--topic]
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -63,7 +64,8 @@ def distilabel_run(base_url: str, requests: list[tuple]) -> tuple[list[str | Non
     replies = []
     start = time.perf_counter()
     for chat, messages, schema, seed, _ in requests:
-        [system, user] = messages  # the stage's requests are one system and one user message
+        *system, user = messages  # the writer's requests: a system and a user message; the judge's: a user message
+        assert [m["role"] for m in messages] in (["system", "user"], ["user"]), [m["role"] for m in messages]
         c = chat.config
         llm.generation_kwargs = {
             "max_new_tokens": token_budget(c.max_tokens, c.max_tokens_per_exchange, schema),
@@ -71,7 +73,8 @@ def distilabel_run(base_url: str, requests: list[tuple]) -> tuple[list[str | Non
             "frequency_penalty": c.frequency_penalty, "presence_penalty": c.presence_penalty,
             "extra_body": {"seed": seed, "response_format": response_format(schema, chat.form)},
         }  # fmt: skip
-        [row] = next(task.process([{"instruction": user["content"], "system_prompt": system["content"]}]))
+        row = {"instruction": user["content"], **({"system_prompt": system[0]["content"]} if system else {})}
+        [row] = next(task.process([row]))
         replies.append(row["generation"])
     return replies, time.perf_counter() - start
 
@@ -81,6 +84,7 @@ def main() -> None:
     parser.add_argument("--dialogues", type=int, default=6)
     parser.add_argument("--max-in-flight", type=int, default=1, help="the stage's script.max_in_flight")
     parser.add_argument("--distilabel", action="store_true", help="also distilabel's TextGeneration (extra [bench])")
+    parser.add_argument("--topic", action="store_true", help="keep the script stage's topic check on")
     args = parser.parse_args()
 
     from empathy_data.flows.build import llm_endpoint
@@ -93,7 +97,9 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="llm-stage-"))
     overrides = {"output": str(root / "out"), "num_dialogues": args.dialogues}
     ctx = BuildContext.load(REPO / "configs" / "smoke.yaml", overrides)
-    script = ctx.config.script.model_copy(update={"max_in_flight": args.max_in_flight})
+    # The topic check is a sentence-embedding model on the CPU, not the LLM (judge_costs.py measures it)
+    topic = ctx.config.script.topic.model_copy(update={"enabled": args.topic})
+    script = ctx.config.script.model_copy(update={"max_in_flight": args.max_in_flight, "topic": topic})
     ctx.config = ctx.config.model_copy(update={"script": script})
     vocab = Llama(model_path=str(embedded_llm()), vocab_only=True, verbose=False)
 
@@ -102,19 +108,30 @@ def main() -> None:
 
     with llm_endpoint(ctx) as base_url:
         chat = backends.chat_backend(ctx.config.script, base_url)
+        # one small request first: no run below pays for the server's first touch of the model's pages
+        warm = chat.with_sampling(max_tokens=16, max_tokens_per_exchange=0)
+        warm.complete([{"role": "user", "content": "Say hi."}], {"type": "object", "properties": {}}, 0)
         recording = Recording(chat)
         ctx.claim_output_dir()
-        start = time.perf_counter()
-        for c in ctx.chunk_ranges():
-            for r in ctx.rounds:
-                if r == 0:  # regeneration rounds need the audio filter: round 0 is the LLM's workload
-                    run_script_chunk(ctx, c, lambda: recording, r)
-        stage_s = time.perf_counter() - start
+
+        def run_stage(make_chat) -> float:
+            start = time.perf_counter()
+            for c in ctx.chunk_ranges():  # round 0 only: regeneration rounds need the audio filter first
+                run_script_chunk(ctx, c, make_chat, 0)
+            return time.perf_counter() - start
+
+        stage_s = run_stage(lambda: recording)
+        # The stage's own work: the same chunks again, every reply from the journal the first run wrote
+        shutil.rmtree(root / "out" / "work" / "script")
+        replay = Recording(chat)
+        own_s = run_stage(lambda: replay)
+        assert not replay.requests, "a reply was not in the journal"
         replies = [reply for *_, reply in recording.requests]
         stage_tokens = tokens(replies)
         judged = sum(view is not chat for view, *_ in recording.requests)
         print(f"stage: {len(replies)} requests ({judged} of them the judge's), {stage_tokens} tokens, "
               f"{stage_s:.1f} s, {stage_tokens / stage_s:.1f} tok/s (max_in_flight {args.max_in_flight})")  # fmt: skip
+        print(f"the stage's own work (the same chunks, every reply from its journal): {own_s:.2f} s")
 
         best = 0.0
         for concurrency in (1, 2):

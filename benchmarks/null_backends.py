@@ -86,9 +86,11 @@ def null_config(num_dialogues: int, output: str, chunk_size: int = 64, max_worke
             "user_emotion": {"neutral": 0.2, "happy": 0.2, "sad": 0.2, "angry": 0.2, "fearful": 0.2},
             "exchanges": {1: 0.5, 2: 0.5},
         },
-        "script": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "null", "max_in_flight": 1},
+        # the judges are models of their own (judge_costs.py measures them): off, like every other model here
+        "script": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "null", "max_in_flight": 1,
+                   "judge": {"enabled": False}, "topic": {"enabled": False}},
         "synthesize": {"sample_rate": 16000, "tts": {"backend": "espeak"}},
-        "filter": {"thresholds": {"max_wer": 1.0, "check_emotion": False}},
+        "filter": {"thresholds": {"max_wer": 1.0, "check_emotion": False}, "speaker": {"enabled": False}},
         "export": {"report": False},
         "runner": {"kind": "thread", "max_workers": max_workers},
     }
