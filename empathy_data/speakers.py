@@ -19,6 +19,7 @@ class SpeakerPool:
     path: Path
     speakers: tuple[Speaker, ...]
     _matches: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+    _assistants: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def resolve(self, speaker: Speaker) -> Speaker:
         """The speaker with absolute clip paths under this pool's current location, for TTS backends."""
@@ -51,11 +52,11 @@ class SpeakerPool:
 
     def draw_assistant(self, rng: random.Random, language: str, user: Speaker) -> Speaker:
         """An adult voice (else any voice) other than the user's: the two sides never share a voice."""
-        key = ("assistant", language, user.id)
-        if (found := self._matches.get(key)) is None:
+        key = (language, user.id)
+        if (found := self._assistants.get(key)) is None:
             others = [s for s in self.matching(language) if s.id != user.id]
             adults = [s for s in others if s.age_group in ("young_adult", "adult")]
-            found = self._matches[key] = tuple(adults or others)
+            found = self._assistants[key] = tuple(adults or others)
         if not found:
             raise ConfigError(f"{self.path}", f"needs at least two {language} speakers (user and assistant voices)")
         return rng.choice(found)

@@ -103,6 +103,7 @@ def test_killed_build_resumes_to_the_build_it_would_have_been(tiny_build, tmp_pa
     seed_journal(tmp_path / "killed", reference)
     done_before = kill_when(path, tmp_path, KILL_POINTS[stage])
     assert done_before is not None, f"build finished before the {stage} kill point"
+    assert set(finished_work(reference)) - set(done_before), "the kill left no work to resume"
     out = tmp_path / "killed"
     journaled_at_kill = journal_entries(out)
     assert not (out / "manifest.json").exists()

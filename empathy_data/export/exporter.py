@@ -489,6 +489,8 @@ def finish_export(ctx: BuildContext, plan: ExportPlan, timings: dict[str, float]
         "stage_keys": {stage: list(keys.values()) for stage, keys in ctx.keys.items()},
         "timings_s": timings or {},
     }
+    if first.near_duplicates:
+        first.near_duplicates.close()
     ctx.store.write_text("README.md", dataset_card(manifest))
     ctx.store.write_json("manifest.json", manifest)
     # Parts of earlier exports (another split plan, other settings) are never read again.
