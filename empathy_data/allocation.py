@@ -124,7 +124,6 @@ class BalancedSequence:
         self.groups = tuple(groups)
         self._orders: dict[int, tuple[tuple[Hashable, int], ...]] = {}
         self._picks = lru_cache(maxsize=4)(self._make_picks)
-        self._last: tuple[int, tuple[tuple[Hashable, int], ...]] = (-1, ())  # consecutive items share a block
 
     def _make_picks(self, batch: int) -> list[int]:
         """Which pooled order each block of a batch of PICKS_PER_DRAW blocks takes."""
@@ -154,12 +153,8 @@ class BalancedSequence:
 
     def draw(self, position: int) -> Draw:
         block, offset = divmod(position, self.size)
-        last_block, order = self._last  # one read: chunk tasks on threads share the planner
-        if block != last_block:
-            batch, slot = divmod(block, PICKS_PER_DRAW)
-            order = self._order(self._picks(batch)[slot])
-            self._last = (block, order)
-        value, rank = order[offset]
+        batch, slot = divmod(block, PICKS_PER_DRAW)
+        value, rank = self._order(self._picks(batch)[slot])[offset]
         return Draw(value, block * self.counts[value] + rank)
 
     def __getitem__(self, position: int) -> Hashable:

@@ -370,10 +370,7 @@ class BuildContext:
         write to data/: its history rule and its near-duplicate check apply."""
         from empathy_data.export.exporter import corpus_pass
 
-        first = corpus_pass(self)
-        if first.near_duplicates:
-            first.near_duplicates.close()
-        rows = first.rows_by_dialogue
+        rows = corpus_pass(self).rows_by_dialogue
         achieved: dict[str, Counter] = defaultdict(Counter)
         for c in self.chunk_ranges():
             for spec in self.planner.chunk(c):

@@ -8,6 +8,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import accumulate
+from typing import Any
 
 from empathy_data.allocation import BalancedSequence, Draw, whole_joint
 from empathy_data.arcs import arc_matrix
@@ -86,8 +87,8 @@ class Planner:
     extra_chunks: list[dict[int, Cell]] = field(default_factory=list, init=False, repr=False, compare=False)
     extra_passes: int = field(default=0, init=False, repr=False, compare=False)
     _fitted: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-    _streams: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-    _cumulative: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    # what spec() works out once per language (sequences, mixes), by key: it runs for every dialogue
+    _resolved: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for language in self.config.languages:
@@ -177,24 +178,26 @@ class Planner:
             self._sequences[key] = BalancedSequence(weights, f"{self.config.seed}:{name}:{scope}", groups)
         return self._sequences[key]
 
+    def _resolve(self, key: tuple, make: Callable[[], Any]) -> Any:
+        if (found := self._resolved.get(key)) is None:
+            found = self._resolved[key] = make()
+        return found
+
     def _stream(self, name: str, language: str, weights: Callable[[], dict], labels: tuple[str, ...],
                 groups: tuple = ()) -> tuple[BalancedSequence, bool]:  # fmt: skip
         """The sequence a language's dialogues draw label `name` from, and whether it counts only that
-        language's dialogues (it overrides the label) or every dialogue. Resolved once per language."""
-        key = (name, language)
-        if (found := self._streams.get(key)) is None:
+        language's dialogues (it overrides the label) or every dialogue."""
+        if (found := self._resolved.get((name, language))) is None:  # asked ~5 times per spec: no closure
             within = self.config.distributions.overridden(language, *labels)
             sequence = self._sequence(name, language if within else "*", weights(), groups)
-            found = self._streams[key] = (sequence, within)
+            found = self._resolved[(name, language)] = (sequence, within)
         return found
 
     def _scenarios(self, language: str, emotion: str) -> BalancedSequence:
         """Scenarios that fit the emotion, balanced over the dialogues of that emotion."""
-        key = ("scenario", language, emotion)
-        if (found := self._streams.get(key)) is None:
-            fitting = self.scenario_weights(language, self.config.distributions.for_language(language), emotion)
-            found = self._streams[key] = self._sequence("scenario", f"{language}:{emotion}", fitting)
-        return found
+        dist = self.config.distributions.for_language(language)
+        return self._resolve(("scenario", language, emotion), lambda: self._sequence(
+            "scenario", f"{language}:{emotion}", self.scenario_weights(language, dist, emotion)))  # fmt: skip
 
     def spec(self, index: int) -> DialogueSpec:
         cfg = self.config
@@ -217,10 +220,8 @@ class Planner:
                                      "emotion_scenario", "user_emotion", "scenarios",
                                      groups=(_first, _second)).value  # fmt: skip
         elif dist.scenarios is not None:  # scenario names are the language's own: balanced within it
-            key = ("fitted_emotion_scenario", language)
-            if (sequence := self._streams.get(key)) is None:
-                table = self.fitted_emotion_scenario(language, dist)
-                sequence = self._streams[key] = self._sequence(key[0], language, table, (_first, _second))
+            sequence = self._resolve(("fitted_emotion_scenario", language), lambda: self._sequence(
+                "fitted_emotion_scenario", language, self.fitted_emotion_scenario(language, dist), (_first, _second)))  # fmt: skip
             emotion, scenario = sequence.draw(in_language).value  # type: ignore[misc]
         else:
             emotion_draw = draw("user_emotion", lambda: dist.user_emotion, "user_emotion", "emotion_scenario")
@@ -232,10 +233,7 @@ class Planner:
 
     def _choices(self, kind: str, language: str, emotion: str, weights: dict) -> tuple[list, list[float]]:
         """(values, cumulative weights) of a per-emotion mix, for rng.choices (same draws as weights=)."""
-        key = (kind, language, emotion)
-        if (found := self._cumulative.get(key)) is None:
-            found = self._cumulative[key] = (list(weights), list(accumulate(weights.values())))
-        return found
+        return self._resolve((kind, language, emotion), lambda: (list(weights), list(accumulate(weights.values()))))
 
     def _build(self, index: int, cell: Cell, scenario: str) -> DialogueSpec:
         cfg = self.config

@@ -188,6 +188,8 @@ def corpus_pass(ctx: BuildContext) -> CorpusPass:
                 n = 0
             rows[unit] += n
             by_dialogue_rows[spec.dialogue_id] = n
+    if near:
+        near.close()  # every check is done: only its counts are read after this
     return CorpusPass(dict(rows), by_dialogue_rows, duplicates, near, semantic)
 
 
@@ -489,8 +491,6 @@ def finish_export(ctx: BuildContext, plan: ExportPlan, timings: dict[str, float]
         "stage_keys": {stage: list(keys.values()) for stage, keys in ctx.keys.items()},
         "timings_s": timings or {},
     }
-    if first.near_duplicates:
-        first.near_duplicates.close()
     ctx.store.write_text("README.md", dataset_card(manifest))
     ctx.store.write_json("manifest.json", manifest)
     # Parts of earlier exports (another split plan, other settings) are never read again.
