@@ -103,6 +103,10 @@ def text_embedder(config: TopicCheck):
 @once_per_process
 def tts_backend(config: SynthesizeConfig):
     tts = config.tts
+    if tts.backend == "service":
+        from empathy_data.serving.remote import ServiceTTS
+
+        return ServiceTTS(tts)
     if tts.backend == "cosyvoice2":
         from empathy_data.synthesize.cosyvoice import CosyVoice2TTS
 
@@ -119,6 +123,10 @@ def tts_backend(config: SynthesizeConfig):
 @once_per_process
 def asr_backend(config: FilterConfig):
     asr = config.asr
+    if asr.backend == "service":
+        from empathy_data.serving.remote import ServiceTranscriber
+
+        return ServiceTranscriber(asr)
     if asr.backend == "transformers":
         from empathy_data.filter.asr_transformers import TransformersASRBackend
 

@@ -19,10 +19,25 @@ from typing import Any
 from empathy_data.atomic import write_jsonl
 from empathy_data.chunk_records import ChunkRecords, Exchange, to_row
 from empathy_data.chunk_store import MARKER, PARTS, ChunkStore, LocalStore, open_store
-from empathy_data.config import BuildConfig, FilterConfig, ScriptConfig, SynthesizeConfig, load_config
+from empathy_data.config import (
+    BuildConfig,
+    FilterConfig,
+    ScriptConfig,
+    ServiceASR,
+    ServiceSynth,
+    SynthesizeConfig,
+    load_config,
+)
 from empathy_data.embedded_models import LLM_SHA256, WHISPER_SHA256
 from empathy_data.errors import ConfigError
-from empathy_data.fingerprint import library_versions, model_identity
+from empathy_data.fingerprint import (
+    ASR_LIBRARIES,
+    EMOTION_LIBRARIES,
+    SPEAKER_LIBRARIES,
+    TTS_LIBRARIES,
+    library_versions,
+    model_identity,
+)
 from empathy_data.hashing import digest
 from empathy_data.plan import Cell, Planner
 from empathy_data.prompt_library import PromptLibrary, load_prompts
@@ -42,15 +57,13 @@ OWN_ENTRIES = {"work", ".build.lock", ".build.owner"}
 EXCEPTION_REASONS = ("llm:", "tts:", "asr:", "audio:", "emotion:", "speaker:", "mos:")
 
 
-TTS_LIBRARIES = {"espeak": ("espeakng-loader",), "cosyvoice2": ("torch", "torchaudio"), "xtts": ("coqui-tts", "torch")}
-ASR_LIBRARIES = {"faster-whisper": ("faster-whisper", "ctranslate2"), "transformers": ("transformers", "torch")}
-SPEAKER_LIBRARIES = {"resemblyzer": ["resemblyzer", "torch"], "xvector": ["transformers", "torch"]}
-EMOTION_LIBRARIES = {"prosody": ("librosa",), "transformers": ("transformers", "torch"), "emotion2vec": ("funasr",)}
-
-
 def synthesize_identity(config: SynthesizeConfig) -> dict[str, Any]:
     settings = config.model_dump(mode="json")
     tts = settings["tts"]
+    if config.tts.backend == "service":  # the service's own report: its backend, libraries and weights
+        settings["tts"] = {"backend": "service", "service": service_identity(config.tts)}
+        settings["tts"]["neutral_reference"] = config.tts.neutral_reference
+        return {"settings": settings, "library": {}}
     tts.pop("accept_license", None)  # a licence acceptance changes no audio
     if "model_dir" in tts:
         tts["model_dir"] = model_identity(tts["model_dir"])
@@ -69,7 +82,9 @@ def filter_identity(config: FilterConfig) -> dict[str, Any]:
     for judge, always_batched in ((asr, config.asr.backend == "transformers"), (emotion, False)):
         if not always_batched and judge.get("batch_size") == 1:
             del judge["batch_size"]
-    if config.asr.backend == "faster-whisper" and config.asr.model == "embedded":
+    if config.asr.backend == "service":
+        settings["asr"] = {"backend": "service", "model": config.asr.model, "service": service_identity(config.asr)}
+    elif config.asr.backend == "faster-whisper" and config.asr.model == "embedded":
         asr["model"] = {"embedded_asr_sha256": WHISPER_SHA256}
     else:
         asr["model"] = model_identity(config.asr.model)
@@ -93,6 +108,18 @@ def filter_identity(config: FilterConfig) -> dict[str, Any]:
             settings["mos"]["model"] = model_identity(config.mos.model)
         libraries += ["speechmos", "onnxruntime"]
     return {"settings": settings, "library": library_versions(*libraries)}
+
+
+def service_identity(config: ServiceSynth | ServiceASR) -> dict[str, Any]:
+    """What a model service reports about itself (backend, libraries, weights), never its address: the
+    same model behind another URL keeps its keys, another model behind the same URL changes them."""
+    from empathy_data.serving.remote import ServiceTranscriber, ServiceTTS
+
+    backend = ServiceTTS(config) if isinstance(config, ServiceSynth) else ServiceTranscriber(config)
+    try:
+        return backend.identity
+    finally:
+        backend.close()
 
 
 def worker_id() -> str:
@@ -124,6 +151,8 @@ class BuildContext:
     planner: Planner
     # keys[stage][chunk][round]: the cache key of each chunk output, round 0 first
     keys: dict[str, dict[int, list[str]]] = field(default_factory=dict)
+    # identities[stage]: what its key hashes (a service's own report included), read once per context
+    identities: dict[str, dict[str, Any]] = field(default_factory=dict)
     # next_topup's answer per (basis, passes so far): chunk outputs are immutable once written
     _planned_topup: dict[tuple[str, int], list] = field(default_factory=dict, repr=False, compare=False)
 
@@ -197,7 +226,7 @@ class BuildContext:
         """Each key hashes its stage's settings and the key upstream of it. Round r's script chunk comes
         after round r-1's filter chunk (which dialogues it writes again depends on it); round 0 does not
         depend on `regenerate.rounds`, so adding rounds to a finished build reuses all of it."""
-        settings = {stage: self.stage_settings(stage) for stage in STAGES}
+        settings = self.identities = {stage: self.stage_settings(stage) for stage in STAGES}
         keys: dict[str, dict[int, list[str]]] = {stage: {} for stage in STAGES}
         for c in range(self.planner.num_chunks):
             indices = self.planner.chunk_indices(c)

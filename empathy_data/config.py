@@ -351,7 +351,32 @@ class XTTSSynth(Strict):
     accept_license: bool = False
 
 
-TTSConfig = Annotated[EspeakSynth | CosyVoice2Synth | XTTSSynth, Field(discriminator="backend")]
+class ServiceEndpoint(Strict):
+    """A model service in its own environment (serving/, services/README.md). Its URL, timeouts and
+    concurrency change speed only: the stage key takes the service's own report (`GET /info`)."""
+
+    url: str
+    timeout_s: float = Field(default=300, gt=0)
+    request_retries: int = Field(default=3, ge=0)
+    # Requests one chunk task keeps in flight: the service batches them with other chunks' requests.
+    max_in_flight: int = Field(default=16, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"url: {value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+
+class ServiceSynth(ServiceEndpoint):
+    """Any TTS the service hosts (`empathy_data.serving.apps:tts_app`): espeak, CosyVoice2, XTTS-v2."""
+
+    backend: Literal["service"] = "service"
+    neutral_reference: bool = False
+
+
+TTSConfig = Annotated[EspeakSynth | CosyVoice2Synth | XTTSSynth | ServiceSynth, Field(discriminator="backend")]
 
 
 class SynthesizeConfig(Strict):
@@ -387,7 +412,16 @@ class TransformersASR(Strict):
     batch_size: int = Field(default=8, ge=1)
 
 
-ASRConfig = Annotated[FasterWhisperASR | TransformersASR, Field(discriminator="backend")]
+class ServiceASR(ServiceEndpoint):
+    """An OpenAI-compatible transcription server (`POST {url}/v1/audio/transcriptions`): this package's
+    ASR service (`empathy_data.serving.apps:asr_app`) or `vllm serve` with a Whisper model. Its identity
+    is the server's `GET {url}/info` report, or `/v1/models` and `/version` for vLLM."""
+
+    backend: Literal["service"] = "service"
+    model: str = "default"  # the served model's name, as the server lists it
+
+
+ASRConfig = Annotated[FasterWhisperASR | TransformersASR | ServiceASR, Field(discriminator="backend")]
 
 
 class ProsodyEmotion(Strict):

@@ -72,7 +72,11 @@ _INFRASTRUCTURE_NAMES = {
     "BackendUnavailable",
 }
 # Accelerator faults arrive as plain RuntimeErrors (torch, ctranslate2: "CUDA failed with error out of memory").
-_ACCELERATOR_FAULT = re.compile(r"CUDA (error|failed)|out of memory|CUBLAS_STATUS|cuDNN|NCCL|device-side assert")
+# A CUDA library missing at run time (CTranslate2: "Library libcublas.so.12 is not found or cannot be loaded").
+_ACCELERATOR_FAULT = re.compile(
+    r"CUDA (error|failed)|out of memory|CUBLAS_STATUS|cuDNN|NCCL|device-side assert"
+    r"|Library lib\S+ is not found|lib(cu|nv)\w*\.so[.\d]*: cannot open shared object file"
+)
 
 
 def is_infrastructure(exc: BaseException) -> bool:

@@ -51,7 +51,9 @@ def check_libraries_and_models(config: BuildConfig) -> None:
         _needs("script", ["openai"], "pip install openai")
 
     tts = config.synthesize.tts
-    if tts.backend == "espeak":
+    if tts.backend == "service":
+        pass  # nothing to import here: the service's own environment holds the model (serving/)
+    elif tts.backend == "espeak":
         _needs("synthesize.tts", ["espeakng_loader"], "pip install espeakng-loader")
     elif tts.backend == "xtts":
         _model_dir("synthesize.tts.model_dir", tts.model_dir, "config.json")
@@ -74,7 +76,9 @@ def check_libraries_and_models(config: BuildConfig) -> None:
         _needs("synthesize.tts", ["torch", "torchaudio"], "install CosyVoice's requirements")
 
     asr = config.filter.asr
-    if asr.backend == "faster-whisper":
+    if asr.backend == "service":
+        pass
+    elif asr.backend == "faster-whisper":
         parts = EMBEDDED_ASR_PARTS if asr.model == "embedded" else []
         _needs("filter.asr", ["faster_whisper", "ctranslate2", *parts], "pip install empathy-data")
         if asr.model != "embedded":
@@ -133,6 +137,48 @@ def check_gpu_requests(config: BuildConfig) -> None:
         raise ConfigError(field, f"asks for {gpus:g} GPU(s) per task, but this machine has {visible} for a local Ray cluster")
 
 
+def gpu_stages(config: BuildConfig) -> dict[str, str]:
+    """stage -> the config field that puts one of its models on a GPU (in this build's own processes;
+    a model service places its models itself)."""
+    found: dict[str, str] = {}
+    if config.script.backend == "vllm":
+        found["script"] = "script.backend (vllm)"
+    tts = config.synthesize.tts
+    if tts.backend == "cosyvoice2":
+        found["synthesize"] = "synthesize.tts.backend (cosyvoice2)"
+    elif tts.backend == "xtts" and tts.device == "cuda":
+        found["synthesize"] = "synthesize.tts.device"
+    filter_ = config.filter
+    devices = {"filter.asr.device": getattr(filter_.asr, "device", "cpu")}
+    if filter_.thresholds.check_emotion:
+        devices["filter.emotion.device"] = getattr(filter_.emotion, "device", "cpu")
+    if filter_.speaker.enabled:
+        devices["filter.speaker.device"] = filter_.speaker.device
+    if filter_.mos is not None:
+        devices["filter.mos.device"] = filter_.mos.device
+    cuda = [name for name, device in devices.items() if str(device).startswith("cuda")]
+    if cuda:
+        found["filter"] = cuda[0]
+    return found
+
+
+def check_gpu_stages(config: BuildConfig, visible: int | None = None) -> None:
+    """A stage whose model runs on CUDA must see a GPU: Ray gives a task that asks for no GPU
+    CUDA_VISIBLE_DEVICES="" (vLLM and faster-whisper then fail, CosyVoice and FunASR quietly run on the
+    CPU), and a machine without one fails the same way. `visible`: GPUs seen here (default: nvidia-smi)."""
+    runner = config.runner
+    for stage, field in gpu_stages(config).items():
+        if runner.kind != "thread" and getattr(config.resources, stage).gpus <= 0:
+            raise ConfigError(f"resources.{stage}.gpus", f"is 0, but {field} runs a model on CUDA: {runner.kind} would "
+                              "hide every GPU from its tasks; ask for gpus > 0 (0.5 shares one), or run it on the CPU")  # fmt: skip
+        if runner.kind == "thread" or not runner.address:
+            seen = visible_gpus() if visible is None else visible
+            if seen < 1:
+                where = os.environ.get("CUDA_VISIBLE_DEVICES")
+                why = f"CUDA_VISIBLE_DEVICES={where!r}" if where is not None else "nvidia-smi lists none"
+                raise ConfigError(field, f"runs a model on CUDA, but no GPU is visible here ({why})")
+
+
 LOOPBACK = {"localhost", "127.0.0.1", "::1", "auto", ""}
 
 
@@ -171,6 +217,7 @@ def check_llm_server(config: BuildConfig) -> None:
 def preflight(config: BuildConfig, check_servers: bool = True) -> None:
     check_libraries_and_models(config)
     check_gpu_requests(config)
+    check_gpu_stages(config)
     check_llm_reachable_from_workers(config)
     if check_servers:
         check_llm_server(config)

@@ -206,7 +206,9 @@ def placement(kind: str, gpus: float):
     if kind == "ray":
         from prefect_ray.context import remote_options
 
-        return remote_options(num_gpus=gpus)
+        # Ray runs a GPU task in a fresh worker process by default (max_calls=1), which would load every
+        # model again for every chunk; 0 keeps the worker, and with it the loaded models.
+        return remote_options(num_gpus=gpus, max_calls=0)
     import dask
 
     return dask.annotate(resources={"GPU": gpus})

@@ -8,7 +8,7 @@ from tests.helpers import REPO
 
 
 def test_shipped_configs_validate():
-    for name in ("smoke.yaml", "example-production.yaml"):
+    for name in ("smoke.yaml", "example-production.yaml", "example-services.yaml"):
         config, _ = load_config(REPO / "configs" / name)
         assert config.num_dialogues > 0
 

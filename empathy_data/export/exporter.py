@@ -337,7 +337,9 @@ def plan_export(ctx: BuildContext) -> ExportPlan:
 
 def _build_info(ctx: BuildContext) -> dict[str, Any]:
     cfg = ctx.config
-    return {"name": cfg.name, "seed": cfg.seed, "asr_backend": cfg.filter.asr.backend}
+    asr = ctx.identities["filter"]["settings"]["asr"]
+    backend = asr["service"]["backend"] if asr["backend"] == "service" else asr["backend"]  # the model behind it
+    return {"name": cfg.name, "seed": cfg.seed, "asr_backend": backend}
 
 
 def export_key(ctx: BuildContext, chunk: int, chunk_plan: dict[str, Any]) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,21 @@ def turn_requests(script: Script, resolve: Callable[[Speaker], Speaker] = _as_is
     return requests
 
 
+def with_neutral_references(requests: list[TTSRequest]) -> list[TTSRequest]:
+    """The turns, then each emotional turn again in the voice's neutral prosody (for the emotion check)."""
+    neutral = [TTSRequest(r.text, r.language, r.speaker, "neutral", None, r.seed) for r in requests if r.emotion is not None]
+    return requests + neutral
+
+
+def render_dialogues(backend: TTSBackend, dialogues: list[list[TTSRequest]]) -> Iterator[list[np.ndarray | Exception]]:
+    """Each dialogue's audio in order; a service backend keeps several dialogues in flight at once (so its
+    batches fill from this chunk and others), an in-process one renders them one by one."""
+    many = getattr(backend, "synthesize_many", None)
+    if many is not None:
+        return many(dialogues)
+    return (backend.synthesize(requests) for requests in dialogues)
+
+
 def postprocess(audio: np.ndarray, source_rate: int, config: SynthesizeConfig, gain_db: float) -> np.ndarray:
     audio = trim_silence(audio, source_rate, top_db=config.trim_db)
     audio = resample(audio, source_rate, config.sample_rate)
@@ -54,16 +69,9 @@ def synthesize_scripts(
     """Render every turn; a dialogue with any failed turn fails as a whole (its audio would be incomplete)."""
     utterances: list[Utterance] = []
     failures: list[SynthFailure] = []
-    for script in scripts:
-        requests = turn_requests(script, resolve)
-        wanted = list(requests)
-        if neutral_reference:
-            wanted += [
-                TTSRequest(r.text, r.language, r.speaker, "neutral", None, r.seed)
-                for r in requests
-                if r.emotion is not None
-            ]
-        rendered = backend.synthesize(wanted)
+    turns = [turn_requests(script, resolve) for script in scripts]
+    wanted = [with_neutral_references(requests) if neutral_reference else requests for requests in turns]
+    for script, requests, rendered in zip(scripts, turns, render_dialogues(backend, wanted), strict=True):
         errors = [r for r in rendered if isinstance(r, Exception)]
         if errors:
             failures.append(SynthFailure(script, f"tts: {type(errors[0]).__name__}: {errors[0]}"))

@@ -1,0 +1,160 @@
+"""The CPU proof of the service design: the embedded models run as services from a SEPARATE virtual
+environment (services/requirements/cpu.txt: Ray Serve, the model libraries, this package without its
+dependencies; no Prefect, no torch), and a tiny build against them writes the same shards, byte for byte,
+as the in-process build of the same config (conftest's tiny_build)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from empathy_data.config import ServiceASR
+from empathy_data.script.llama_server import free_port
+from empathy_data.serving.remote import ServiceTranscriber
+from tests.conftest import REPO, run_build, tiny_config
+from tests.helpers import sine
+
+pytestmark = pytest.mark.e2e
+SERVICE_PYTHON = Path(os.environ.get("EMPATHY_SERVICES_PYTHON") or REPO / ".venv-services" / "bin" / "python")
+
+
+@pytest.fixture(scope="module")
+def service_python() -> Path:
+    if not SERVICE_PYTHON.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must create the service environment ({SERVICE_PYTHON}): see .ci/run")
+        pytest.skip(f"no service environment at {SERVICE_PYTHON}: see services/README.md")
+    return SERVICE_PYTHON
+
+
+def wait_for(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{process.args[:3]} exited {process.returncode}: {log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"{url} did not answer within {timeout_s} s: {log.read_text()[-3000:]}")
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def services(service_python, tmp_path_factory):
+    """Ray Serve (TTS + ASR apps) and the embedded LLM server, each a process of the service environment."""
+    root = tmp_path_factory.mktemp("services")
+    spec = yaml.safe_load((REPO / "services" / "cpu.yaml").read_text())
+    port, llm_port = free_port(), free_port()
+    spec["http_options"] = {"host": "127.0.0.1", "port": port}
+    (root / "services.yaml").write_text(yaml.safe_dump(spec))
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    gguf = subprocess.run(
+        [service_python, "-c", "from empathy_data.embedded_models import embedded_llm; print(embedded_llm())"],
+        capture_output=True, text=True, check=True, env=env, cwd=root,
+    ).stdout.strip()  # fmt: skip
+    serve_log, llm_log = root / "serve.log", root / "llm.log"
+    with open(serve_log, "wb") as out, open(llm_log, "wb") as llm_out:
+        serve = subprocess.Popen(
+            [service_python, "-m", "empathy_data.serving", root / "services.yaml", "--num-cpus", "2"],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root,
+        )  # fmt: skip
+        llm = subprocess.Popen(
+            [service_python, "-m", "empathy_data.script.llama_serve", "--model", gguf, "--model_alias", "embedded",
+             "--host", "127.0.0.1", "--port", str(llm_port), "--n_threads", "2", "--n_ctx", "4096"],
+            stdout=llm_out, stderr=subprocess.STDOUT, env=env, cwd=root,
+        )  # fmt: skip
+    try:
+        wait_for(f"http://127.0.0.1:{llm_port}/v1/models", llm, llm_log)
+        wait_for(f"http://127.0.0.1:{port}/tts/info", serve, serve_log)
+        wait_for(f"http://127.0.0.1:{port}/asr/info", serve, serve_log)
+        yield {"tts": f"http://127.0.0.1:{port}/tts", "asr": f"http://127.0.0.1:{port}/asr",
+               "llm": f"http://127.0.0.1:{llm_port}/v1", "log": serve_log}  # fmt: skip
+    finally:
+        for process in (serve, llm):
+            process.terminate()
+        for process in (serve, llm):
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def test_the_service_environment_holds_no_orchestrator(service_python):
+    probe = "import importlib.util as u; print([m for m in ('prefect', 'torch', 'ray', 'empathy_data') if u.find_spec(m)])"
+    found = subprocess.run([service_python, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert found == "['ray', 'empathy_data']"
+
+
+def service_config(root: Path, services: dict) -> Path:
+    path = tiny_config(root, out="services-out")
+    config = yaml.safe_load(path.read_text())
+    # The same embedded model, now at a URL: the llama.cpp schema form, and the embedded judge's thresholds
+    # (records only) said explicitly, as the in-process build infers them.
+    config["script"].update(base_url=services["llm"], model="embedded", structured_output="json_object_schema")
+    config["script"]["judge"] = {"min_scores": {}}
+    config["synthesize"]["tts"] = {"backend": "service", "url": services["tts"], "neutral_reference": True}
+    config["filter"]["asr"] = {"backend": "service", "url": services["asr"]}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def shard_digests(out: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((out / "data").glob("*.parquet"))}
+
+
+def test_a_build_against_services_writes_the_in_process_shards(services, tiny_build, tmp_path):
+    in_process_root = tiny_build[0]
+    started = time.monotonic()
+    result = run_build(service_config(tmp_path, services), tmp_path)
+    seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = shard_digests(in_process_root / "out")
+    assert expected and shard_digests(tmp_path / "services-out") == expected
+    manifest = json.loads((tmp_path / "services-out" / "manifest.json").read_text())
+    reference = json.loads((in_process_root / "out" / "manifest.json").read_text())
+    assert manifest["counts"] == reference["counts"]
+    # Two chunks, two rounds: each model loaded once, in its one replica, and served in batches.
+    for name in ("tts", "asr"):
+        replica = get_json(f"{services[name]}/info")["replica"]
+        assert replica["loads"] == 1 and replica["batches"] >= 1 and replica["items"] >= replica["batches"]
+    print(f"service build: {seconds:.1f} s")
+
+
+def test_an_asr_service_batches_requests_from_concurrent_chunks(services):
+    before = get_json(f"{services['asr']}/info")["replica"]
+    clients = [ServiceTranscriber(ServiceASR(url=services["asr"], max_in_flight=4)) for _ in range(2)]
+    start = threading.Barrier(2)
+    texts: dict[int, list] = {}
+
+    def chunk(i: int) -> None:  # a chunk task's filter call: its own thread, its own caller tag
+        start.wait()
+        texts[i] = clients[i].transcribe([sine(200 + 40 * k, 0.6) for k in range(8)], ["en"] * 8)
+
+    threads = [threading.Thread(target=chunk, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    after = get_json(f"{services['asr']}/info")["replica"]
+    assert all(len(texts[i]) == 8 and not any(isinstance(t, Exception) for t in texts[i]) for i in range(2))
+    assert after["items"] - before["items"] == 16
+    assert after["batches"] - before["batches"] < 16  # batched, not one call per clip
+    assert after["shared_batches"] > before["shared_batches"]  # batches held both chunks' clips
+    assert after["loads"] == 1

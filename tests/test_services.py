@@ -1,0 +1,139 @@
+"""Service backends against a fault-injecting test double (tests/fake_service.py): identity in the key,
+faults as infrastructure (nothing cached), item errors as items, and GPU preflight."""
+
+from __future__ import annotations
+
+import pytest
+
+from empathy_data import backends
+from empathy_data.build import run_filter_chunk, run_script_chunk, run_synthesize_chunk
+from empathy_data.config import ServiceASR, ServiceSynth, parse_config
+from empathy_data.errors import ConfigError, InfrastructureError, is_infrastructure
+from empathy_data.preflight import check_gpu_stages
+from empathy_data.serving.remote import ServiceTranscriber, ServiceTTS
+from tests.fake_service import FakeService
+from tests.helpers import FakeChat, make_context, sine
+
+
+def service_context(tmp_path, tts_url: str, asr_url: str | None = None, out: str = "out"):
+    overrides = {"output": str(tmp_path / out), "synthesize": {"tts": {"backend": "service", "url": tts_url, "request_retries": 0, "neutral_reference": True}}}
+    if asr_url:
+        overrides["filter"] = {"asr": {"backend": "service", "url": asr_url, "request_retries": 0}}
+    return make_context(tmp_path, **overrides)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_backends():
+    yield
+    backends.release(["synthesize", "filter"])
+
+
+def test_the_key_follows_what_the_service_reports_not_its_address(tmp_path):
+    with FakeService() as first, FakeService() as second:
+        keys = service_context(tmp_path, first.url).keys
+        assert service_context(tmp_path, second.url).keys == keys  # same model elsewhere: same chunks
+        second.identity = {**second.identity, "model": {"weights": "b" * 32}}  # another model, same URL
+        other = service_context(tmp_path, second.url, out="out2").keys
+    assert other["script"] == keys["script"]
+    assert other["synthesize"] != keys["synthesize"] and other["filter"] != keys["filter"]
+    assert all(request == "GET /info" for request in first.requests)  # the key needs no model call
+
+
+def test_an_asr_service_report_is_in_the_filter_key(tmp_path):
+    with FakeService() as tts, FakeService({"service": "asr", "backend": "faster-whisper", "model": "x"}) as asr:
+        keys = service_context(tmp_path, tts.url, asr.url).keys
+        asr.identity = {**asr.identity, "model": "whisper-large-v3"}
+        other = service_context(tmp_path, tts.url, asr.url, out="out2").keys
+    assert other["synthesize"] == keys["synthesize"] and other["filter"] != keys["filter"]
+
+
+def test_a_server_without_info_is_identified_by_its_models(tmp_path):
+    with FakeService() as plain:
+        plain.identity = None  # answers /info with a body that has no identity
+        asr = ServiceTranscriber(ServiceASR(url=plain.url, request_retries=0))
+        with pytest.raises(InfrastructureError, match="no `identity`"):
+            asr.identity  # noqa: B018
+
+
+@pytest.mark.parametrize("fault", ["500", "drop", "cuda-library"])
+def test_a_service_fault_fails_the_chunk_and_caches_nothing(tmp_path, fault):
+    with FakeService() as service:
+        ctx = service_context(tmp_path, service.url)
+        run_script_chunk(ctx, 0, lambda: FakeChat())
+        service.fault = fault
+        with pytest.raises(InfrastructureError, match=f"synthesize.tts.url: service {service.url}") as raised:
+            run_synthesize_chunk(ctx, 0, lambda: backends.tts_backend(ctx.config.synthesize))
+        assert len(str(raised.value).splitlines()) == 1
+        assert not ctx.is_done("synthesize", 0)
+        assert not list((tmp_path / "out" / "work" / "synthesize").glob("*"))
+        service.fault = None  # the service is back: the same chunk now renders
+        ref = run_synthesize_chunk(ctx, 0, lambda: backends.tts_backend(ctx.config.synthesize))
+    assert ref.counts.get("failed", 0) == 0 and ctx.is_done("synthesize", 0)
+
+
+def test_an_item_error_fails_that_dialogue_only(tmp_path):
+    with FakeService() as service:
+        ctx = service_context(tmp_path, service.url)
+        run_script_chunk(ctx, 0, lambda: FakeChat())
+        service.fault = "item"
+        run_synthesize_chunk(ctx, 0, lambda: backends.tts_backend(ctx.config.synthesize))
+    outcomes = ctx.read_chunk("synthesize", 0).outcomes
+    assert outcomes and all(o.verdict == "failed" and "no speakable" in o.reasons[0] for o in outcomes)
+
+
+def test_asr_service_faults_fail_the_filter_chunk(tmp_path):
+    with FakeService() as tts, FakeService({"service": "asr", "backend": "faster-whisper"}) as asr:
+        ctx = service_context(tmp_path, tts.url, asr.url)
+        run_script_chunk(ctx, 0, lambda: FakeChat())
+        run_synthesize_chunk(ctx, 0, lambda: backends.tts_backend(ctx.config.synthesize))
+        asr.fault = "drop"
+        with pytest.raises(InfrastructureError, match="filter.asr.url"):
+            run_filter_chunk(ctx, 0, lambda: (backends.asr_backend(ctx.config.filter), None))
+        assert not ctx.is_done("filter", 0)
+        asr.fault = None
+        run_filter_chunk(ctx, 0, lambda: (backends.asr_backend(ctx.config.filter), None))
+    assert ctx.is_done("filter", 0)
+    assert any(r.startswith("POST /v1/audio/transcriptions") for r in asr.requests)
+
+
+def test_clients_keep_requests_in_flight_and_answers_in_order():
+    with FakeService() as service:
+        tts = ServiceTTS(ServiceSynth(url=service.url, max_in_flight=4))
+        asr = ServiceTranscriber(ServiceASR(url=service.url, max_in_flight=4))
+        from empathy_data.schema import Speaker
+        from empathy_data.synthesize.base import TTSRequest
+
+        speaker = Speaker(id="s", gender="female", age_group="adult", language="en")
+        dialogues = [[TTSRequest(f"turn {d} {t}", "en", speaker, None, None) for t in range(d + 1)] for d in range(6)]
+        rendered = list(tts.synthesize_many(dialogues))
+        texts = asr.transcribe([sine() for _ in range(5)], ["en"] * 5)
+    assert [len(r) for r in rendered] == [1, 2, 3, 4, 5, 6]
+    assert texts == ["hello there"] * 5
+
+
+def test_a_missing_cuda_library_reads_as_infrastructure():
+    assert is_infrastructure(RuntimeError("Library libcublas.so.12 is not found or cannot be loaded"))
+    assert is_infrastructure(OSError("libcudnn_ops.so.9: cannot open shared object file: No such file"))
+    assert is_infrastructure(RuntimeError("libcudnn.so.9: cannot open shared object file"))
+    assert not is_infrastructure(ValueError("text has no speakable characters"))
+
+
+def gpu_config(runner: dict, resources: dict | None = None):
+    data = {"filter": {"asr": {"backend": "faster-whisper", "device": "cuda"}}, "runner": runner}
+    if resources:
+        data["resources"] = resources
+    return parse_config(data)
+
+
+def test_preflight_refuses_a_cuda_stage_that_sees_no_gpu(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(ConfigError, match=r"filter.asr.device: runs a model on CUDA, but no GPU is visible here \(CUDA_VISIBLE_DEVICES=''\)"):
+        check_gpu_stages(gpu_config({"kind": "thread"}), visible=0)
+    check_gpu_stages(gpu_config({"kind": "thread"}), visible=1)
+
+
+def test_preflight_refuses_a_cuda_stage_that_ray_would_hide_the_gpu_from():
+    with pytest.raises(ConfigError, match=r"resources.filter.gpus: is 0, but filter.asr.device runs a model on CUDA: ray"):
+        check_gpu_stages(gpu_config({"kind": "ray", "address": "auto"}), visible=1)
+    check_gpu_stages(gpu_config({"kind": "ray", "address": "auto"}, {"filter": {"gpus": 0.5}}), visible=0)
+    check_gpu_stages(parse_config({"runner": {"kind": "ray"}}), visible=0)  # CPU stages ask for nothing
