@@ -18,7 +18,8 @@ RATE = 22050
 
 class FakeService:
     def __init__(self, identity: dict[str, Any] | None = None):
-        self.identity = identity or {"service": "tts", "backend": "fake-tts", "model": {"weights": "a" * 32}, "sample_rate": RATE}
+        self.identity: dict[str, Any] | None = identity or {"service": "tts", "backend": "fake-tts", "model": {"weights": "a" * 32}, "sample_rate": RATE}
+        self.served = ["whisper-large-v3"]  # /v1/models, for a server without /info (identity None)
         self.fault: str | None = None  # "500", "drop", "cuda-library", "item"
         self.requests: list[str] = []
         service = self
@@ -37,8 +38,12 @@ class FakeService:
 
             def do_GET(self):
                 service.requests.append(f"GET {self.path}")
-                if self.path == "/info":
+                if self.path == "/info" and service.identity is not None:
                     self._answer(200, {"identity": service.identity, "replica": {"loads": 1}})
+                elif self.path == "/v1/models":  # what vLLM answers (it has no /info)
+                    self._answer(200, {"data": [{"id": m, "root": f"/models/{m}"} for m in service.served]})
+                elif self.path == "/version":
+                    self._answer(200, {"version": "0.33.0"})
                 else:
                     self._answer(404, {"error": "not found"})
 

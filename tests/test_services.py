@@ -47,12 +47,21 @@ def test_an_asr_service_report_is_in_the_filter_key(tmp_path):
     assert other["synthesize"] == keys["synthesize"] and other["filter"] != keys["filter"]
 
 
-def test_a_server_without_info_is_identified_by_its_models(tmp_path):
-    with FakeService() as plain:
-        plain.identity = None  # answers /info with a body that has no identity
-        asr = ServiceTranscriber(ServiceASR(url=plain.url, request_retries=0))
-        with pytest.raises(InfrastructureError, match="no `identity`"):
-            asr.identity  # noqa: B018
+def test_a_server_without_info_is_identified_by_its_models():
+    with FakeService() as vllm_like:
+        vllm_like.identity = None  # no /info, like `vllm serve`
+        identity = ServiceTranscriber(ServiceASR(url=vllm_like.url, model="whisper-large-v3")).identity
+        assert identity == {"backend": "openai-transcriptions", "version": "0.33.0",
+                            "models": [{"id": "whisper-large-v3", "root": "/models/whisper-large-v3"}]}  # fmt: skip
+        with pytest.raises(InfrastructureError, match="serves no model 'whisper-base' \\(it serves: whisper-large-v3\\)"):
+            ServiceTranscriber(ServiceASR(url=vllm_like.url, model="whisper-base", request_retries=0)).identity  # noqa: B018
+
+
+def test_a_service_that_is_not_ours_is_one_line():
+    with FakeService() as other:
+        other.identity = None
+        with pytest.raises(InfrastructureError, match="GET /info has no `identity`: is this an empathy-data model service"):
+            ServiceTTS(ServiceSynth(url=other.url, request_retries=0))
 
 
 @pytest.mark.parametrize("fault", ["500", "drop", "cuda-library"])
