@@ -141,6 +141,10 @@ def emotion_backend(config: FilterConfig):
     if not config.thresholds.check_emotion:
         return None
     emotion = config.emotion
+    if emotion.backend == "service":
+        from empathy_data.serving.remote import ServiceEmotionCheck
+
+        return ServiceEmotionCheck(emotion)
     if emotion.backend == "prosody":
         from empathy_data.filter.prosody import ProsodyEmotionCheck
 

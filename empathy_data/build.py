@@ -24,6 +24,7 @@ from empathy_data.config import (
     FilterConfig,
     ScriptConfig,
     ServiceASR,
+    ServiceEmotion,
     ServiceSynth,
     SynthesizeConfig,
     load_config,
@@ -88,7 +89,9 @@ def filter_identity(config: FilterConfig) -> dict[str, Any]:
         asr["model"] = {"embedded_asr_sha256": WHISPER_SHA256}
     else:
         asr["model"] = model_identity(config.asr.model)
-    if "model" in emotion:
+    if config.emotion.backend == "service":
+        settings["emotion"] = {"backend": "service", "service": service_identity(config.emotion)}
+    elif "model" in emotion:
         emotion["model"] = model_identity(emotion["model"])
     libraries = [*ASR_LIBRARIES[config.asr.backend], *EMOTION_LIBRARIES[config.emotion.backend]]
     speaker = settings["speaker"]
@@ -110,12 +113,13 @@ def filter_identity(config: FilterConfig) -> dict[str, Any]:
     return {"settings": settings, "library": library_versions(*libraries)}
 
 
-def service_identity(config: ServiceSynth | ServiceASR) -> dict[str, Any]:
+def service_identity(config: ServiceSynth | ServiceASR | ServiceEmotion) -> dict[str, Any]:
     """What a model service reports about itself (backend, libraries, weights), never its address: the
     same model behind another URL keeps its keys, another model behind the same URL changes them."""
-    from empathy_data.serving.remote import ServiceTranscriber, ServiceTTS
+    from empathy_data.serving.remote import ServiceEmotionCheck, ServiceTranscriber, ServiceTTS
 
-    backend = ServiceTTS(config) if isinstance(config, ServiceSynth) else ServiceTranscriber(config)
+    kinds = {ServiceSynth: ServiceTTS, ServiceASR: ServiceTranscriber, ServiceEmotion: ServiceEmotionCheck}
+    backend = kinds[type(config)](config)
     try:
         return backend.identity
     finally:

@@ -452,7 +452,14 @@ class ClassifierEmotion(Strict):
         return value
 
 
-EmotionConfig = Annotated[ProsodyEmotion | ClassifierEmotion, Field(discriminator="backend")]
+class ServiceEmotion(ServiceEndpoint):
+    """Any emotion check the service hosts (`empathy_data.serving.apps:emotion_app`): emotion2vec, a
+    transformers classifier, or the prosody check; its thresholds are the service's settings."""
+
+    backend: Literal["service"] = "service"
+
+
+EmotionConfig = Annotated[ProsodyEmotion | ClassifierEmotion | ServiceEmotion, Field(discriminator="backend")]
 
 
 class LanguageThresholds(Strict):

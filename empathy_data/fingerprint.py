@@ -20,7 +20,7 @@ from empathy_data.hashing import digest, file_sha256
 TTS_LIBRARIES = {"service": (), "espeak": ("espeakng-loader",), "cosyvoice2": ("torch", "torchaudio"), "xtts": ("coqui-tts", "torch")}
 ASR_LIBRARIES = {"service": (), "faster-whisper": ("faster-whisper", "ctranslate2"), "transformers": ("transformers", "torch")}
 SPEAKER_LIBRARIES = {"resemblyzer": ["resemblyzer", "torch"], "xvector": ["transformers", "torch"]}
-EMOTION_LIBRARIES = {"prosody": ("librosa",), "transformers": ("transformers", "torch"), "emotion2vec": ("funasr",)}
+EMOTION_LIBRARIES = {"service": (), "prosody": ("librosa",), "transformers": ("transformers", "torch"), "emotion2vec": ("funasr",)}
 
 
 def library_versions(*packages: str) -> dict[str, str | None]:

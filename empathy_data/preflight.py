@@ -89,7 +89,9 @@ def check_libraries_and_models(config: BuildConfig) -> None:
 
     emotion = config.filter.emotion
     if config.filter.thresholds.check_emotion:
-        if emotion.backend == "prosody":
+        if emotion.backend == "service":
+            pass
+        elif emotion.backend == "prosody":
             _needs("filter.emotion", ["librosa"], "pip install librosa")
         elif emotion.backend == "transformers":
             _needs("filter.emotion", ["transformers", "torch"], "pip install 'empathy-data[transformers]'")

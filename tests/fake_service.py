@@ -18,7 +18,12 @@ RATE = 22050
 
 class FakeService:
     def __init__(self, identity: dict[str, Any] | None = None):
-        self.identity: dict[str, Any] | None = identity or {"service": "tts", "backend": "fake-tts", "model": {"weights": "a" * 32}, "sample_rate": RATE}
+        self.identity: dict[str, Any] | None = identity or {
+            "service": "tts",
+            "backend": "fake-tts",
+            "model": {"weights": "a" * 32},
+            "sample_rate": RATE,
+        }
         self.served = ["whisper-large-v3"]  # /v1/models, for a server without /info (identity None)
         self.fault: str | None = None  # "500", "drop", "cuda-library", "item"
         self.requests: list[str] = []
@@ -58,7 +63,9 @@ class FakeService:
                     self._answer(500, {"error": "RuntimeError: engine crashed"})
                     return
                 if fault == "cuda-library":
-                    self._answer(422, {"error": "RuntimeError: Library libcublas.so.12 is not found or cannot be loaded"})
+                    self._answer(
+                        422, {"error": "RuntimeError: Library libcublas.so.12 is not found or cannot be loaded"}
+                    )
                     return
                 if fault == "item":
                     self._answer(422, {"error": "ValueError: text has no speakable characters"})
@@ -67,6 +74,11 @@ class FakeService:
                     requests = json.loads(body)["requests"]
                     tone = np.sin(np.arange(RATE // 2) / 10.0).astype(np.float32) * 0.3
                     self._answer(200, {"items": [{"audio": encode_audio(tone)} for _ in requests]})
+                elif self.path == "/v1/emotion":
+                    emotion = json.loads(body)["emotion"]
+                    self._answer(
+                        200, {"passed": emotion != "angry", "score": 0.25, "arousal_shift": 0.125, "predicted": "sad"}
+                    )
                 elif self.path == "/v1/audio/transcriptions":
                     self._answer(200, {"text": "hello there"})
                 else:

@@ -84,7 +84,9 @@ def services(service_python, tmp_path_factory):
         wait_for(f"http://127.0.0.1:{llm_port}/v1/models", llm, llm_log)
         wait_for(f"http://127.0.0.1:{port}/tts/info", serve, serve_log)
         wait_for(f"http://127.0.0.1:{port}/asr/info", serve, serve_log)
+        wait_for(f"http://127.0.0.1:{port}/emotion/info", serve, serve_log)
         yield {"tts": f"http://127.0.0.1:{port}/tts", "asr": f"http://127.0.0.1:{port}/asr",
+               "emotion": f"http://127.0.0.1:{port}/emotion",
                "llm": f"http://127.0.0.1:{llm_port}/v1", "log": serve_log}  # fmt: skip
     finally:
         for process in (serve, llm):
@@ -97,7 +99,9 @@ def services(service_python, tmp_path_factory):
 
 
 def test_the_service_environment_holds_no_orchestrator(service_python):
-    probe = "import importlib.util as u; print([m for m in ('prefect', 'torch', 'ray', 'empathy_data') if u.find_spec(m)])"
+    probe = (
+        "import importlib.util as u; print([m for m in ('prefect', 'torch', 'ray', 'empathy_data') if u.find_spec(m)])"
+    )
     found = subprocess.run([service_python, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
     assert found == "['ray', 'empathy_data']"
 
@@ -111,6 +115,7 @@ def service_config(root: Path, services: dict) -> Path:
     config["script"]["judge"] = {"min_scores": {}}
     config["synthesize"]["tts"] = {"backend": "service", "url": services["tts"], "neutral_reference": True}
     config["filter"]["asr"] = {"backend": "service", "url": services["asr"]}
+    config["filter"]["emotion"] = {"backend": "service", "url": services["emotion"]}
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -131,7 +136,7 @@ def test_a_build_against_services_writes_the_in_process_shards(services, tiny_bu
     reference = json.loads((in_process_root / "out" / "manifest.json").read_text())
     assert manifest["counts"] == reference["counts"]
     # Two chunks, two rounds: each model loaded once, in its one replica, and served in batches.
-    for name in ("tts", "asr"):
+    for name in ("tts", "asr", "emotion"):
         replica = get_json(f"{services[name]}/info")["replica"]
         assert replica["loads"] == 1 and replica["batches"] >= 1 and replica["items"] >= replica["batches"]
     print(f"service build: {seconds:.1f} s")

@@ -7,16 +7,20 @@ import pytest
 
 from empathy_data import backends
 from empathy_data.build import run_filter_chunk, run_script_chunk, run_synthesize_chunk
-from empathy_data.config import ServiceASR, ServiceSynth, parse_config
+from empathy_data.config import ServiceASR, ServiceEmotion, ServiceSynth, parse_config
 from empathy_data.errors import ConfigError, InfrastructureError, is_infrastructure
+from empathy_data.filter.base import EmotionItem, EmotionResult
 from empathy_data.preflight import check_gpu_stages
-from empathy_data.serving.remote import ServiceTranscriber, ServiceTTS
+from empathy_data.serving.remote import ServiceEmotionCheck, ServiceTranscriber, ServiceTTS
 from tests.fake_service import FakeService
 from tests.helpers import FakeChat, make_context, sine
 
 
 def service_context(tmp_path, tts_url: str, asr_url: str | None = None, out: str = "out"):
-    overrides = {"output": str(tmp_path / out), "synthesize": {"tts": {"backend": "service", "url": tts_url, "request_retries": 0, "neutral_reference": True}}}
+    overrides = {
+        "output": str(tmp_path / out),
+        "synthesize": {"tts": {"backend": "service", "url": tts_url, "request_retries": 0, "neutral_reference": True}},
+    }
     if asr_url:
         overrides["filter"] = {"asr": {"backend": "service", "url": asr_url, "request_retries": 0}}
     return make_context(tmp_path, **overrides)
@@ -53,14 +57,18 @@ def test_a_server_without_info_is_identified_by_its_models():
         identity = ServiceTranscriber(ServiceASR(url=vllm_like.url, model="whisper-large-v3")).identity
         assert identity == {"backend": "openai-transcriptions", "version": "0.33.0",
                             "models": [{"id": "whisper-large-v3", "root": "/models/whisper-large-v3"}]}  # fmt: skip
-        with pytest.raises(InfrastructureError, match="serves no model 'whisper-base' \\(it serves: whisper-large-v3\\)"):
+        with pytest.raises(
+            InfrastructureError, match="serves no model 'whisper-base' \\(it serves: whisper-large-v3\\)"
+        ):
             ServiceTranscriber(ServiceASR(url=vllm_like.url, model="whisper-base", request_retries=0)).identity  # noqa: B018
 
 
 def test_a_service_that_is_not_ours_is_one_line():
     with FakeService() as other:
         other.identity = None
-        with pytest.raises(InfrastructureError, match="GET /info has no `identity`: is this an empathy-data model service"):
+        with pytest.raises(
+            InfrastructureError, match="GET /info has no `identity`: is this an empathy-data model service"
+        ):
             ServiceTTS(ServiceSynth(url=other.url, request_retries=0))
 
 
@@ -120,6 +128,19 @@ def test_clients_keep_requests_in_flight_and_answers_in_order():
     assert texts == ["hello there"] * 5
 
 
+def test_an_emotion_service_judges_each_clip_and_its_faults_are_infrastructure():
+    with FakeService({"service": "emotion", "backend": "emotion2vec"}) as service:
+        check = ServiceEmotionCheck(ServiceEmotion(url=service.url, request_retries=0))
+        items = [EmotionItem(sine(), sine() if e == "sad" else None, 16000, e) for e in ("sad", "angry")]
+        results = check.check_batch(items)
+        assert results == [EmotionResult(True, 0.25, 0.125, "sad"), EmotionResult(False, 0.25, 0.125, "sad")]
+        service.fault = "500"
+        with pytest.raises(InfrastructureError, match="filter.emotion.url"):
+            check.check_batch(items)
+        service.fault = "item"
+        assert all(isinstance(r, Exception) for r in check.check_batch(items))
+
+
 def test_a_missing_cuda_library_reads_as_infrastructure():
     assert is_infrastructure(RuntimeError("Library libcublas.so.12 is not found or cannot be loaded"))
     assert is_infrastructure(OSError("libcudnn_ops.so.9: cannot open shared object file: No such file"))
@@ -136,13 +157,18 @@ def gpu_config(runner: dict, resources: dict | None = None):
 
 def test_preflight_refuses_a_cuda_stage_that_sees_no_gpu(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    with pytest.raises(ConfigError, match=r"filter.asr.device: runs a model on CUDA, but no GPU is visible here \(CUDA_VISIBLE_DEVICES=''\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"filter.asr.device: runs a model on CUDA, but no GPU is visible here \(CUDA_VISIBLE_DEVICES=''\)",
+    ):
         check_gpu_stages(gpu_config({"kind": "thread"}), visible=0)
     check_gpu_stages(gpu_config({"kind": "thread"}), visible=1)
 
 
 def test_preflight_refuses_a_cuda_stage_that_ray_would_hide_the_gpu_from():
-    with pytest.raises(ConfigError, match=r"resources.filter.gpus: is 0, but filter.asr.device runs a model on CUDA: ray"):
+    with pytest.raises(
+        ConfigError, match=r"resources.filter.gpus: is 0, but filter.asr.device runs a model on CUDA: ray"
+    ):
         check_gpu_stages(gpu_config({"kind": "ray", "address": "auto"}), visible=1)
     check_gpu_stages(gpu_config({"kind": "ray", "address": "auto"}, {"filter": {"gpus": 0.5}}), visible=0)
     check_gpu_stages(parse_config({"runner": {"kind": "ray"}}), visible=0)  # CPU stages ask for nothing

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.config}: not a Serve config with `applications:` ({type(exc).__name__}: {exc})", file=sys.stderr)
         return 2
 
+    # Ray runs worker processes at niceness 15 (ray_config_def.h, worker_niceness): a service's replicas
+    # are the build's work, not background jobs, and would starve beside any busy process.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     import ray
     from ray import serve
 

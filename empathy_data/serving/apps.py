@@ -14,8 +14,6 @@ on CPU (tests/test_trust_units.py), while a GPU's batched kernels may round diff
 stays byte-identical because finished chunks are never scored again, not because scores would repeat.
 """
 
-from __future__ import annotations
-
 import asyncio
 import os
 import threading
@@ -27,12 +25,18 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 from ray import serve
 
-from empathy_data.config import ASRConfig, FilterConfig, Strict, SynthesizeConfig, TTSConfig
+from empathy_data.config import ASRConfig, EmotionConfig, FilterConfig, Strict, SynthesizeConfig, TTSConfig
 from empathy_data.embedded_models import WHISPER_SHA256
 from empathy_data.errors import raise_if_infrastructure
-from empathy_data.fingerprint import ASR_LIBRARIES, TTS_LIBRARIES, library_versions, model_identity
+from empathy_data.fingerprint import ASR_LIBRARIES, EMOTION_LIBRARIES, TTS_LIBRARIES, library_versions, model_identity
 from empathy_data.serving.remote import ASR_RATE, CALLER_HEADER
-from empathy_data.serving.wire import encode_audio, read_wav, tts_request_from_json
+from empathy_data.serving.wire import (
+    emotion_item_from_json,
+    emotion_result_to_json,
+    encode_audio,
+    read_wav,
+    tts_request_from_json,
+)
 
 MODEL_FIELDS = ("model", "model_dir", "repo_dir")
 SPEED_ONLY = {"device", "cpu_threads", "accept_license"}  # where and how fast, not what comes out
@@ -55,6 +59,10 @@ class TTSArgs(ServiceArgs):
 
 class ASRArgs(ServiceArgs):
     asr: ASRConfig
+
+
+class EmotionArgs(ServiceArgs):
+    emotion: EmotionConfig
 
 
 def weights_identity(settings: dict[str, Any]) -> dict[str, Any]:
@@ -116,6 +124,7 @@ async def run_batch(handler, stats: BatchStats, work: list, callers: list[str]):
 
 tts_api = FastAPI()
 asr_api = FastAPI()
+emotion_api = FastAPI()
 
 
 @serve.deployment
@@ -157,7 +166,9 @@ class TTSService:
             rendered = await self.render((requests, request.headers.get(CALLER_HEADER, "")))
         except Exception as exc:  # the batch's fault, not this request's
             return infrastructure_answer(exc)
-        items = [{"audio": encode_audio(a)} if not isinstance(a, Exception) else {"error": error_text(a)} for a in rendered]
+        items = [
+            {"audio": encode_audio(a)} if not isinstance(a, Exception) else {"error": error_text(a)} for a in rendered
+        ]
         return {"items": items}
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
@@ -229,9 +240,56 @@ class ASRService:
         return await run_batch(handler, self.stats, [(a, lang) for a, lang, _ in clips], [c for _, _, c in clips])
 
 
+@serve.deployment
+@serve.ingress(emotion_api)
+class EmotionService:
+    def __init__(self, args: dict[str, Any]):
+        from empathy_data import backends
+
+        self.args = EmotionArgs.model_validate(args)
+        self.check = backends.emotion_backend(FilterConfig(emotion=self.args.emotion))
+        self.stats = BatchStats()
+        self.stats.loads += 1
+        self.judge.set_max_batch_size(self.args.max_batch_size)
+        self.judge.set_batch_wait_timeout_s(self.args.batch_wait_timeout_s)
+
+    @emotion_api.get("/info")
+    def info(self) -> dict[str, Any]:
+        settings = self.args.emotion.model_dump(mode="json", exclude={"batch_size"})
+        identity = {
+            "service": "emotion",
+            "backend": self.args.emotion.backend,
+            "model": self.check.identity,
+            "settings": weights_identity(settings),
+            "library": library_versions(*EMOTION_LIBRARIES[self.args.emotion.backend]),
+        }
+        batching = self.args.model_dump(exclude={"emotion"})
+        return {"identity": identity, "batching": batching, "replica": self.stats.report()}
+
+    @emotion_api.post("/v1/emotion")
+    async def emotion(self, request: Request):
+        try:
+            item = emotion_item_from_json(await request.json())
+        except (KeyError, TypeError, ValueError) as exc:
+            return JSONResponse({"error": f"malformed request: {error_text(exc)}"}, status_code=422)
+        try:
+            result = await self.judge((item, request.headers.get(CALLER_HEADER, "")))
+        except Exception as exc:
+            return infrastructure_answer(exc)
+        if isinstance(result, Exception):
+            return JSONResponse({"error": error_text(result)}, status_code=422)
+        return emotion_result_to_json(result)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    async def judge(self, calls: list[tuple]) -> list:
+        return await run_batch(self.check.check_batch, self.stats, [i for i, _ in calls], [c for _, c in calls])
+
+
 def _deployment(cls, args: ServiceArgs):
     actor = {"num_cpus": args.num_cpus, "num_gpus": args.num_gpus}
-    return cls.options(num_replicas=args.num_replicas, max_ongoing_requests=args.max_ongoing_requests, ray_actor_options=actor)
+    return cls.options(
+        num_replicas=args.num_replicas, max_ongoing_requests=args.max_ongoing_requests, ray_actor_options=actor
+    )
 
 
 def tts_app(args: dict[str, Any]):
@@ -245,3 +303,8 @@ def asr_app(args: dict[str, Any]):
     parsed = ASRArgs.model_validate(args)
     return _deployment(ASRService, parsed).bind(parsed.model_dump(mode="json"))
 
+
+def emotion_app(args: dict[str, Any]):
+    """Serve config `import_path: empathy_data.serving.apps:emotion_app`."""
+    parsed = EmotionArgs.model_validate(args)
+    return _deployment(EmotionService, parsed).bind(parsed.model_dump(mode="json"))

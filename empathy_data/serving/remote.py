@@ -14,9 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from empathy_data.config import ServiceASR, ServiceSynth
+from empathy_data.config import ServiceASR, ServiceEmotion, ServiceSynth
+from empathy_data.filter.base import EmotionItem, EmotionResult
 from empathy_data.serving.client import ITEM_STATUSES, ServiceClient, bounded_map, item_error
-from empathy_data.serving.wire import decode_audio, tts_request_to_json, wav_bytes
+from empathy_data.serving.wire import (
+    decode_audio,
+    emotion_item_to_json,
+    emotion_result_from_json,
+    tts_request_to_json,
+    wav_bytes,
+)
 from empathy_data.synthesize.base import TTSRequest
 
 CALLER_HEADER = "X-Empathy-Caller"
@@ -109,6 +116,32 @@ class ServiceTranscriber:
         if response.status_code in ITEM_STATUSES:
             return item_error(response, self.client)
         return str(response.json().get("text", "")).strip()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class ServiceEmotionCheck:
+    """`POST {url}/v1/emotion`, one clip (and its neutral reference, if any) per request."""
+
+    def __init__(self, config: ServiceEmotion):
+        self.config = config
+        self.client = ServiceClient(config.url, config.timeout_s, config.request_retries, "filter.emotion.url")
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return self.client.identity()
+
+    def check_batch(self, items: list[EmotionItem]) -> list[EmotionResult | Exception]:
+        tag = caller()
+        return list(bounded_map(lambda item: self._one(item, tag), items, self.config.max_in_flight))
+
+    def _one(self, item: EmotionItem, tag: str) -> EmotionResult | Exception:
+        body = emotion_item_to_json(item)
+        response = self.client.request("POST", "/v1/emotion", json=body, headers={CALLER_HEADER: tag})
+        if response.status_code in ITEM_STATUSES:
+            return item_error(response, self.client)
+        return emotion_result_from_json(response.json())
 
     def close(self) -> None:
         self.client.close()

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from empathy_data.filter.base import EmotionItem, EmotionResult
 from empathy_data.schema import Speaker
 from empathy_data.synthesize.base import TTSRequest
 
@@ -61,3 +62,39 @@ def read_wav(data: bytes) -> tuple[np.ndarray, int]:
     if audio.ndim > 1:
         audio = audio.mean(axis=1).astype(np.float32)
     return audio, int(rate)
+
+
+def emotion_item_to_json(item: EmotionItem) -> dict[str, Any]:
+    reference = None if item.reference is None else encode_audio(item.reference)
+    return {
+        "audio": encode_audio(item.audio),
+        "reference": reference,
+        "sample_rate": item.sample_rate,
+        "emotion": item.emotion,
+    }
+
+
+def emotion_item_from_json(data: dict[str, Any]) -> EmotionItem:
+    reference = data.get("reference")
+    return EmotionItem(
+        audio=decode_audio(data["audio"]),
+        reference=None if reference is None else decode_audio(reference),
+        sample_rate=int(data["sample_rate"]),
+        emotion=str(data["emotion"]),
+    )
+
+
+def emotion_result_to_json(result: EmotionResult) -> dict[str, Any]:
+    return {
+        "passed": result.passed,
+        "score": result.score,
+        "arousal_shift": result.arousal_shift,
+        "predicted": result.predicted,
+    }
+
+
+def emotion_result_from_json(data: dict[str, Any]) -> EmotionResult:
+    return EmotionResult(
+        passed=bool(data["passed"]), score=float(data["score"]),
+        arousal_shift=data.get("arousal_shift"), predicted=data.get("predicted"),
+    )  # fmt: skip
