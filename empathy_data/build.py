@@ -66,6 +66,9 @@ def synthesize_identity(config: SynthesizeConfig) -> dict[str, Any]:
         settings["tts"]["neutral_reference"] = config.tts.neutral_reference
         return {"settings": settings, "library": {}}
     tts.pop("accept_license", None)  # a licence acceptance changes no audio
+    for flag in ("load_jit", "load_trt", "load_vllm"):  # off: the keys of builds made before these existed
+        if tts.get(flag) is False:
+            del tts[flag]
     if "model_dir" in tts:
         tts["model_dir"] = model_identity(tts["model_dir"])
     if tts.get("repo_dir"):

@@ -338,6 +338,11 @@ class CosyVoice2Synth(Strict):
     fp16: bool = False
     speed: float = Field(default=1.0, gt=0.25, le=4)
     neutral_reference: bool = False
+    # CosyVoice2's accelerated paths (its constructor's flags): TorchScript text encoder, TensorRT flow
+    # decoder, vLLM for the speech-token LM. They change numerics, so they are in the stage key when on.
+    load_jit: bool = False
+    load_trt: bool = False
+    load_vllm: bool = False
 
 
 class XTTSSynth(Strict):

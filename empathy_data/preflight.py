@@ -43,7 +43,7 @@ def _model_dir(field: str, value: str, must_have: str | None = None) -> None:
 def check_libraries_and_models(config: BuildConfig) -> None:
     script = config.script
     if script.backend == "vllm":
-        _needs("script", ["vllm"], "pip install 'empathy-data[vllm]' (GPU)")
+        _needs("script", ["vllm"], "run `vllm serve` in its own environment and use backend openai (services/README.md)")
         _local_model("script.model", script.model)
     elif script.base_url is None:
         _needs("script (embedded LLM)", ["llama_cpp", *EMBEDDED_LLM_PARTS], "pip install empathy-data")
@@ -57,7 +57,7 @@ def check_libraries_and_models(config: BuildConfig) -> None:
         _needs("synthesize.tts", ["espeakng_loader"], "pip install espeakng-loader")
     elif tts.backend == "xtts":
         _model_dir("synthesize.tts.model_dir", tts.model_dir, "config.json")
-        _needs("synthesize.tts", ["TTS", "torch"], "pip install 'empathy-data[coqui]'")
+        _needs("synthesize.tts", ["TTS", "torch", "torchaudio"], "run XTTS as a service (services/README.md)")
         if not tts.accept_license and os.environ.get("COQUI_TOS_AGREED") != "1":
             raise ConfigError(
                 "synthesize.tts.accept_license",
@@ -97,7 +97,7 @@ def check_libraries_and_models(config: BuildConfig) -> None:
             _needs("filter.emotion", ["transformers", "torch"], "pip install 'empathy-data[transformers]'")
             _local_model("filter.emotion.model", emotion.model)
         else:
-            _needs("filter.emotion", ["funasr"], "pip install 'empathy-data[emotion2vec]'")
+            _needs("filter.emotion", ["funasr", "torchaudio"], "run emotion2vec as a service (services/README.md)")
             _local_model("filter.emotion.model", emotion.model)
 
     runner = config.runner

@@ -116,7 +116,7 @@ def test_output_dir_with_foreign_files_is_refused(tmp_path):
     ("tts", "message"),
     [
         ({"backend": "xtts", "model_dir": "MODEL", "accept_license": True},
-         "synthesize.tts: needs TTS: pip install 'empathy-data[coqui]'"),
+         "synthesize.tts: needs TTS, torchaudio: run XTTS as a service (services/README.md)"),
         ({"backend": "cosyvoice2", "model_dir": "MODEL"}, "synthesize.tts: cosyvoice2 needs the CosyVoice repository"),
         ({"backend": "xtts", "model_dir": "MISSING"}, "synthesize.tts.model_dir: "),
     ],

@@ -75,7 +75,7 @@ def test_stage_gpus_are_asked_of_the_cluster_the_task_is_submitted_to():
     from prefect_ray.context import RemoteOptionsContext
 
     with flow.placement("ray", 0.5):
-        assert RemoteOptionsContext.get().current_remote_options == {"num_gpus": 0.5}
+        assert RemoteOptionsContext.get().current_remote_options == {"num_gpus": 0.5, "max_calls": 0}
     with flow.placement("dask", 1.0):
         assert dask.get_annotations() == {"resources": {"GPU": 1.0}}
     with flow.placement("dask", 0.0):

@@ -156,7 +156,7 @@ def test_missing_vllm_is_a_one_line_install_hint(monkeypatch):
     from empathy_data.script.vllm_offline import VLLMChat
 
     monkeypatch.setitem(sys.modules, "vllm", None)
-    with pytest.raises(BackendUnavailable, match=r"pip install 'empathy-data\[vllm\]'"):
+    with pytest.raises(BackendUnavailable, match=r"run `vllm serve` in its own and use script.backend openai"):
         VLLMChat(VLLMScript(model="m"))
 
 
@@ -201,6 +201,22 @@ def test_cosyvoice2_instruct_with_emotion_and_matching_clip(monkeypatch, tmp_pat
     )
     assert CALLS[1] == ("instruct2", "I miss her.", "用伤心的语气说<|endofprompt|>", "/pool/a/sad.wav", False, 1.1)
     assert CALLS[2][2] == "用开心的语气说<|endofprompt|>" and CALLS[2][3] == "/pool/a/neutral.wav"
+
+
+def test_cosyvoice2_accelerated_paths_reach_its_constructor_and_the_key(monkeypatch, tmp_path):
+    from empathy_data.build import synthesize_identity
+    from empathy_data.config import SynthesizeConfig
+
+    CALLS.clear()
+    install(monkeypatch, "cosyvoice.cli.cosyvoice", CosyVoice2=FakeCosyVoice2)
+    from empathy_data.synthesize.cosyvoice import CosyVoice2TTS
+
+    fast = CosyVoice2Synth(model_dir=str(tmp_path), load_trt=True, load_vllm=True)
+    CosyVoice2TTS(fast)
+    assert CALLS[0][2] == {"load_jit": False, "load_trt": True, "load_vllm": True, "fp16": False}
+    plain = synthesize_identity(SynthesizeConfig(tts=CosyVoice2Synth(model_dir=str(tmp_path))))
+    assert "load_trt" not in plain["settings"]["tts"]  # keys of earlier builds stay valid
+    assert synthesize_identity(SynthesizeConfig(tts=fast)) != plain
 
 
 def test_cosyvoice2_needs_a_local_model_dir(monkeypatch, tmp_path):

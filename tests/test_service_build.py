@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -124,22 +125,49 @@ def shard_digests(out: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((out / "data").glob("*.parquet"))}
 
 
-def test_a_build_against_services_writes_the_in_process_shards(services, tiny_build, tmp_path):
-    in_process_root = tiny_build[0]
+@pytest.fixture(scope="module")
+def service_build(services, tmp_path_factory):
+    root = tmp_path_factory.mktemp("service-build")
+    path = service_config(root, services)
     started = time.monotonic()
-    result = run_build(service_config(tmp_path, services), tmp_path)
-    seconds = time.monotonic() - started
+    result = run_build(path, root)
+    print(f"\nbuild against services: {time.monotonic() - started:.1f} s")
     assert result.returncode == 0, result.stderr[-3000:]
-    expected = shard_digests(in_process_root / "out")
-    assert expected and shard_digests(tmp_path / "services-out") == expected
-    manifest = json.loads((tmp_path / "services-out" / "manifest.json").read_text())
-    reference = json.loads((in_process_root / "out" / "manifest.json").read_text())
-    assert manifest["counts"] == reference["counts"]
+    return root / "services-out", path
+
+
+def test_a_build_against_services_writes_the_in_process_shards(service_build, services, tiny_build):
+    out, _ = service_build
+    reference = tiny_build[0] / "out"
+    expected = shard_digests(reference)
+    assert expected and shard_digests(out) == expected
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"] == json.loads((reference / "manifest.json").read_text())["counts"]
     # Two chunks, two rounds: each model loaded once, in its one replica, and served in batches.
     for name in ("tts", "asr", "emotion"):
         replica = get_json(f"{services[name]}/info")["replica"]
         assert replica["loads"] == 1 and replica["batches"] >= 1 and replica["items"] >= replica["batches"]
-    print(f"service build: {seconds:.1f} s")
+
+
+@pytest.mark.parametrize("kind", ["ray", "dask"])
+def test_cluster_runners_load_no_model_per_chunk(service_build, services, tmp_path, kind):
+    """Chunk tasks on a real local Ray or Dask cluster (2 worker processes) use the warm services: the
+    models' load count stays the number of replicas, and the corpus is the thread runner's."""
+    reference, path = service_build
+    config = yaml.safe_load(path.read_text())
+    config.update(output=str(tmp_path / "out"), runner={"kind": kind, "max_workers": 2})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    # Scripts come from the service build (its LLM is tested there); TTS and the judges run on the cluster.
+    shutil.copytree(reference / "work" / "script", tmp_path / "out" / "work" / "script")
+    shutil.copy(reference / "build.json", tmp_path / "out" / "build.json")
+    before = {name: get_json(f"{services[name]}/info")["replica"] for name in ("tts", "asr", "emotion")}
+    result = run_build(tmp_path / "c.yaml", tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert shard_digests(tmp_path / "out") == shard_digests(reference)
+    for name, earlier in before.items():
+        replica = get_json(f"{services[name]}/info")["replica"]
+        assert replica["loads"] == 1 and replica["pid"] == earlier["pid"]
+        assert replica["items"] > earlier["items"]  # the cluster's chunk tasks were served by it
 
 
 def test_an_asr_service_batches_requests_from_concurrent_chunks(services):

@@ -119,9 +119,10 @@ class Emotion2Vec(ClassifierCheck):
     def __init__(self, config: ClassifierEmotion):
         try:
             from funasr import AutoModel
-        except ImportError:
+        except ImportError as exc:  # funasr imports torchaudio without declaring it
             raise BackendUnavailable(
-                "emotion backend emotion2vec needs: pip install 'empathy-data[emotion2vec]'"
+                f"emotion backend emotion2vec needs funasr and torchaudio ({exc.name} is missing): run it as a "
+                "service in an environment of its own (services/README.md)"
             ) from None
         self.model = AutoModel(model=config.model, hub=config.hub, disable_update=True, device=config.device)
         super().__init__(config, config.label_map or EMOTION2VEC_LABELS)

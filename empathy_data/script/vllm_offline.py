@@ -15,7 +15,10 @@ class VLLMChat:
         try:
             from vllm import LLM
         except ImportError:
-            raise BackendUnavailable("script backend vllm needs: pip install 'empathy-data[vllm]' (GPU)") from None
+            raise BackendUnavailable(
+                "script backend vllm needs vllm in this environment, which its pins rule out beside this package: "
+                "run `vllm serve` in its own and use script.backend openai (services/README.md)"
+            ) from None
         self.config = config
         kwargs: dict[str, Any] = {
             "model": config.model,

@@ -48,12 +48,15 @@ class CosyVoice2TTS:
         if not Path(config.model_dir).is_dir():
             raise BackendUnavailable(f"synthesize.tts.model_dir: {config.model_dir} is not a directory")
         self.config = config
-        self.model = CosyVoice2(config.model_dir, load_jit=False, load_trt=False, load_vllm=False, fp16=config.fp16)
+        self.model = CosyVoice2(
+            config.model_dir, load_jit=config.load_jit, load_trt=config.load_trt, load_vllm=config.load_vllm, fp16=config.fp16
+        )
         self.sample_rate = int(self.model.sample_rate)
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {"backend": "cosyvoice2", "model": Path(self.config.model_dir).name, "speed": self.config.speed}
+        accelerated = {k: True for k in ("load_jit", "load_trt", "load_vllm") if getattr(self.config, k)}
+        return {"backend": "cosyvoice2", "model": Path(self.config.model_dir).name, "speed": self.config.speed, **accelerated}
 
     def render(self, request: TTSRequest) -> np.ndarray:
         clip = pick_clip(request)

@@ -32,7 +32,10 @@ class XTTS:
             from TTS.tts.configs.xtts_config import XttsConfig
             from TTS.tts.models.xtts import Xtts
         except ImportError:
-            raise BackendUnavailable("tts backend xtts needs: pip install 'empathy-data[coqui]'") from None
+            raise BackendUnavailable(
+                "tts backend xtts needs coqui-tts, torch and torchaudio: run it as a service in an environment "
+                "of its own (services/requirements/tts-xtts.txt, services/README.md)"
+            ) from None
         model_dir = Path(config.model_dir)
         if not (model_dir / "config.json").is_file():
             raise BackendUnavailable(f"synthesize.tts.model_dir: no config.json in {model_dir}")
