@@ -11,12 +11,12 @@ cost dominates. Times are scaled so a run takes minutes.
 The same corpus is built through the real CLI (Prefect flow, thread runner) in each mode, on the same
 services, side by side in one run:
   - today:   runner.max_workers 1 and one request in flight per stage (the flow before services);
-  - overlap: 3 chunk tasks at once, requests in flight per chunk task (16 dialogues, 32 clips, 16 chats).
+  - overlap: --workers chunk tasks at once (default 8), requests in flight per chunk task (16 dialogues, 32 clips, 16 chats).
 Figures: span = first request to last answer at any service (Prefect's start-up and export excluded),
 each service's busy time, span / busiest busy time (target <= 1.15) and the busiest service's
 utilisation = busy / span (target >= 0.85).
 
-Run on demand, not in CI:  python benchmarks/simulated_accelerator.py [--dialogues 96] [--chunk-size 8]
+Run on demand, not in CI:  python benchmarks/simulated_accelerator.py [--dialogues 288] [--chunk-size 8]
 """
 
 from __future__ import annotations
@@ -165,22 +165,22 @@ def start_services() -> tuple[dict[str, BatchingNullService], ThreadingHTTPServe
     return services, server
 
 
-def config(mode: str, url: str, out: str, dialogues: int, chunk_size: int) -> dict[str, Any]:
-    data = null_backends.null_config(dialogues, out, chunk_size=chunk_size, max_workers=1 if mode == "today" else 3)
+def config(mode: str, url: str, out: str, dialogues: int, chunk_size: int, workers: int) -> dict[str, Any]:
     overlap = mode == "overlap"
+    data = null_backends.null_config(dialogues, out, chunk_size=chunk_size, max_workers=workers if overlap else 1)
     data["script"].update(base_url=f"{url}/llm/v1", structured_output="json_schema", max_in_flight=16 if overlap else 1)
     data["synthesize"]["tts"] = {"backend": "service", "url": f"{url}/tts", "max_in_flight": 16 if overlap else 1}
     data["filter"]["asr"] = {"backend": "service", "url": f"{url}/asr", "max_in_flight": 32 if overlap else 1}
     if overlap:
-        data["runner"]["max_chunks_in_flight"] = 6
+        data["runner"]["max_chunks_in_flight"] = 2 * workers
     return data
 
 
-def run(mode: str, services, url: str, root: Path, dialogues: int, chunk_size: int) -> dict[str, Any]:
+def run(mode: str, services, url: str, root: Path, dialogues: int, chunk_size: int, workers: int) -> dict[str, Any]:
     for service in services.values():
         service.reset()
     path = root / f"{mode}.yaml"
-    path.write_text(yaml.safe_dump(config(mode, url, str(root / mode), dialogues, chunk_size)))
+    path.write_text(yaml.safe_dump(config(mode, url, str(root / mode), dialogues, chunk_size, workers)))
     t0 = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "empathy_data.cli", "build", str(path)], capture_output=True, text=True)
     wall = time.monotonic() - t0
@@ -201,19 +201,24 @@ def run(mode: str, services, url: str, root: Path, dialogues: int, chunk_size: i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dialogues", type=int, default=96)
+    parser.add_argument("--dialogues", type=int, default=288)
     parser.add_argument("--chunk-size", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=8, help="overlap mode: chunk tasks at once (they only wait on services)")
+    parser.add_argument("--modes", default="today,overlap")
     args = parser.parse_args()
     services, server = start_services()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     root = Path(tempfile.mkdtemp(prefix="simulated-accelerator-"))
     try:
-        results = [run(mode, services, url, root, args.dialogues, args.chunk_size) for mode in ("today", "overlap")]
+        modes = args.modes.split(",")
+        results = [run(mode, services, url, root, args.dialogues, args.chunk_size, args.workers) for mode in modes]
     finally:
         server.shutdown()
         shutil.rmtree(root, ignore_errors=True)
     for result in results:
         print(json.dumps(result))
+    if len(results) < 2:
+        return
     today, overlap = results
     print(f"span: today {today['span_s']} s, overlap {overlap['span_s']} s ({today['span_s'] / overlap['span_s']:.2f}x faster)")
     print(f"overlap: span / busiest ({overlap['busiest']}) busy = {overlap['span_over_busiest']} (target <= 1.15), "

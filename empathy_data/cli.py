@@ -217,6 +217,21 @@ def clean(
     console.print(f"{len(stale)} stale chunk output(s){' (dry run)' if dry_run else ' removed'}")
 
 
+@app.command("dask-gpu-workers")
+def dask_gpu_workers(
+    scheduler: Annotated[str, typer.Argument(help="Dask scheduler address, e.g. tcp://head:8786")],
+    nthreads: Annotated[int, typer.Option("--nthreads", min=1, help="Threads per worker")] = 1,
+) -> None:
+    """Start one Dask worker per GPU of this machine, each seeing only its own device (resource GPU=1)."""
+    from empathy_data.gpu_workers import run_gpu_workers
+
+    try:
+        code = run_gpu_workers(scheduler, nthreads)
+    except EmpathyDataError as exc:
+        _fail(exc)
+    raise typer.Exit(code)
+
+
 speakers_app = typer.Typer(no_args_is_help=True, help="Build and inspect speaker pools.")
 app.add_typer(speakers_app, name="speakers")
 
