@@ -42,3 +42,41 @@ def test_a_cluster_runner_builds_the_thread_runners_corpus(tiny_build, tmp_path,
         c = manifest["counts"][unit]
         assert c["accepted"] + c["rejected"] + c["failed"] == c["planned"] > 0
     verify_corpus(out)
+
+
+RAY_GPU_TASKS = """
+import json, os
+from prefect import flow, task
+from prefect_ray import RayTaskRunner
+from empathy_data.flows.build import placement
+
+@task
+def where(i):
+    return os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES")
+
+@flow(task_runner=RayTaskRunner(init_kwargs={"num_cpus": 2, "num_gpus": 1, "include_dashboard": False}))
+def chunks():
+    seen = []
+    for i in range(3):  # one after another, as a stage's chunk tasks on one GPU
+        with placement("ray", 1.0):
+            seen.append(where.submit(i).result())
+    return seen
+
+print("SEEN " + json.dumps(chunks()))
+"""
+
+
+def test_ray_gpu_tasks_keep_their_worker_and_its_models(tmp_path):
+    """Ray runs a GPU task in a fresh worker by default (max_calls=1): every chunk would load its models
+    again. Three GPU tasks on a local cluster with one (logical) GPU must share one worker process, and
+    that worker must see the GPU Ray gave it."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", RAY_GPU_TASKS], capture_output=True, text=True, cwd=tmp_path, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.split("SEEN ", 1)[1])
+    assert len({pid for pid, _ in seen}) == 1, seen
+    assert {devices for _, devices in seen} == {"0"}
