@@ -108,17 +108,10 @@ def check_libraries_and_models(config: BuildConfig) -> None:
 
 
 def visible_gpus() -> int:
-    """GPUs a local Ray cluster would find: what the NVIDIA driver lists (CUDA_VISIBLE_DEVICES aside)."""
-    import shutil
-    import subprocess
+    """GPUs a local Ray cluster would find: what the NVIDIA driver lists, limited by CUDA_VISIBLE_DEVICES."""
+    from empathy_data.gpu_workers import listed_gpus
 
-    if shutil.which("nvidia-smi") is None:
-        return 0
-    try:
-        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.SubprocessError):
-        return 0
-    count = sum(line.startswith("GPU ") for line in listed.splitlines())
+    count = listed_gpus()
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     return count if visible is None else min(count, len([d for d in visible.split(",") if d.strip()]))
 

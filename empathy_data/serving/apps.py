@@ -106,6 +106,15 @@ class BatchStats:
         }
 
 
+def loaded(args: ServiceArgs, batched) -> BatchStats:
+    """A replica whose model just loaded: its batching set from the args, its stats counting one load."""
+    batched.set_max_batch_size(args.max_batch_size)
+    batched.set_batch_wait_timeout_s(args.batch_wait_timeout_s)
+    stats = BatchStats()
+    stats.loads += 1
+    return stats
+
+
 def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
 
@@ -136,10 +145,7 @@ class TTSService:
         self.args = TTSArgs.model_validate(args)
         self.config = SynthesizeConfig(tts=self.args.tts)
         self.backend = backends.tts_backend(self.config)
-        self.stats = BatchStats()
-        self.stats.loads += 1
-        self.render.set_max_batch_size(self.args.max_batch_size)
-        self.render.set_batch_wait_timeout_s(self.args.batch_wait_timeout_s)
+        self.stats = loaded(self.args, self.render)
 
     @tts_api.get("/info")
     def info(self) -> dict[str, Any]:
@@ -187,10 +193,7 @@ class ASRService:
 
         self.args = ASRArgs.model_validate(args)
         self.backend = backends.asr_backend(FilterConfig(asr=self.args.asr))
-        self.stats = BatchStats()
-        self.stats.loads += 1
-        self.transcribe.set_max_batch_size(self.args.max_batch_size)
-        self.transcribe.set_batch_wait_timeout_s(self.args.batch_wait_timeout_s)
+        self.stats = loaded(self.args, self.transcribe)
 
     @asr_api.get("/info")
     def info(self) -> dict[str, Any]:
@@ -248,10 +251,7 @@ class EmotionService:
 
         self.args = EmotionArgs.model_validate(args)
         self.check = backends.emotion_backend(FilterConfig(emotion=self.args.emotion))
-        self.stats = BatchStats()
-        self.stats.loads += 1
-        self.judge.set_max_batch_size(self.args.max_batch_size)
-        self.judge.set_batch_wait_timeout_s(self.args.batch_wait_timeout_s)
+        self.stats = loaded(self.args, self.judge)
 
     @emotion_api.get("/info")
     def info(self) -> dict[str, Any]:
