@@ -156,6 +156,10 @@ def emotion_backend(config: FilterConfig):
 
 @once_per_process
 def speaker_encoder(config: SpeakerCheck):
+    if config.service is not None:
+        from empathy_data.serving.remote import ServiceSpeakerEncoder
+
+        return ServiceSpeakerEncoder(config.service)
     from empathy_data.filter.speaker import ResemblyzerEncoder, XVectorEncoder
 
     if config.backend == "xvector":
@@ -165,6 +169,10 @@ def speaker_encoder(config: SpeakerCheck):
 
 @once_per_process
 def mos_backend(config: MOSCheck):
+    if config.service is not None:
+        from empathy_data.serving.remote import ServiceMOS
+
+        return ServiceMOS(config.service)
     from empathy_data.filter.mos import DNSMOS
 
     return DNSMOS(config.model, config.device, config.batch_size, config.personalized)

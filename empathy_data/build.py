@@ -25,6 +25,7 @@ from empathy_data.config import (
     ScriptConfig,
     ServiceASR,
     ServiceEmotion,
+    ServiceEndpoint,
     ServiceSynth,
     SynthesizeConfig,
     load_config,
@@ -100,14 +101,23 @@ def filter_identity(config: FilterConfig) -> dict[str, Any]:
     speaker = settings["speaker"]
     if not config.speaker.enabled:
         settings["speaker"] = {"enabled": False}
+    elif config.speaker.service is not None:
+        for local in ("backend", "model", "device", "batch_size", "service"):
+            speaker.pop(local)
+        speaker["service"] = service_identity(config.speaker.service, "filter.speaker.service.url")
     else:
+        speaker.pop("service")
         speaker.pop("device")
         if config.speaker.backend == "resemblyzer":  # batched = one at a time (tests/test_speaker_judge.py)
             speaker.pop("batch_size")
         if config.speaker.model:
             speaker["model"] = model_identity(config.speaker.model)
         libraries += SPEAKER_LIBRARIES[config.speaker.backend]
-    if config.mos is not None:
+    if config.mos is not None and config.mos.service is not None:
+        settings["mos"] = {"min_mos": config.mos.min_mos}
+        settings["mos"]["service"] = service_identity(config.mos.service, "filter.mos.service.url")
+    elif config.mos is not None:
+        settings["mos"].pop("service")
         settings["mos"].pop("device")
         settings["mos"].pop("batch_size")  # windows score alone (tests/test_mos.py); ~1e-7 apart on real weights
         if config.mos.model != "embedded":
@@ -116,17 +126,24 @@ def filter_identity(config: FilterConfig) -> dict[str, Any]:
     return {"settings": settings, "library": library_versions(*libraries)}
 
 
-def service_identity(config: ServiceSynth | ServiceASR | ServiceEmotion) -> dict[str, Any]:
+def service_identity(config: ServiceEndpoint, field: str | None = None) -> dict[str, Any]:
     """What a model service reports about itself (backend, libraries, weights), never its address: the
     same model behind another URL keeps its keys, another model behind the same URL changes them."""
+    from empathy_data.serving.client import ServiceClient
     from empathy_data.serving.remote import ServiceEmotionCheck, ServiceTranscriber, ServiceTTS
 
     kinds = {ServiceSynth: ServiceTTS, ServiceASR: ServiceTranscriber, ServiceEmotion: ServiceEmotionCheck}
-    backend = kinds[type(config)](config)
+    if type(config) in kinds:
+        backend = kinds[type(config)](config)
+        try:
+            return backend.identity
+        finally:
+            backend.close()
+    client = ServiceClient(config.url, config.timeout_s, config.request_retries, field or "service.url")
     try:
-        return backend.identity
+        return client.identity()
     finally:
-        backend.close()
+        client.close()
 
 
 def worker_id() -> str:

@@ -515,6 +515,9 @@ class SpeakerCheck(Strict):
     min_consistency: float = Field(default=0.70, ge=-1, le=1)
     max_user_assistant_similarity: float | None = Field(default=0.95, ge=-1, le=1)
     min_reference_similarity: float | None = Field(default=0.75, ge=-1, le=1)
+    # The encoder at a model service (`empathy_data.serving.apps:speaker_app`) instead of in this process;
+    # backend, model, device and batch_size are then the service's own settings.
+    service: ServiceEndpoint | None = None
 
     @model_validator(mode="after")
     def _model_for_xvector(self) -> SpeakerCheck:
@@ -531,6 +534,9 @@ class MOSCheck(Strict):
     backend: Literal["dnsmos"] = "dnsmos"
     model: str = "embedded"
     device: str = "cpu"
+    # DNSMOS at a model service (`empathy_data.serving.apps:mos_app`); model, device, personalized and
+    # batch_size are then the service's own settings.
+    service: ServiceEndpoint | None = None
     personalized: bool = False
     batch_size: int = Field(default=1, ge=1)
     min_mos: float | None = Field(default=3.0, ge=1, le=5)  # overall (OVRL); null records the score only

@@ -79,6 +79,10 @@ class FakeService:
                     self._answer(
                         200, {"passed": emotion != "angry", "score": 0.25, "arousal_shift": 0.125, "predicted": "sad"}
                     )
+                elif self.path == "/v1/speaker/embed":
+                    self._answer(200, {"embedding": encode_audio(np.array([0.6, 0.8, 0.0], dtype=np.float32))})
+                elif self.path == "/v1/mos":
+                    self._answer(200, {"ovrl": 3.25, "sig": 3.5, "bak": 4.0})
                 elif self.path == "/v1/audio/transcriptions":
                     self._answer(200, {"text": "hello there"})
                 else:

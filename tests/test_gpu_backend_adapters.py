@@ -167,8 +167,13 @@ class FakeCosyVoice2:
     def __init__(self, model_dir, **kwargs):
         CALLS.append(("CosyVoice2", model_dir, kwargs))
 
-    def inference_instruct2(self, text, instruct_text, prompt_wav, stream=False, speed=1.0):
+    def add_zero_shot_spk(self, prompt_text, prompt_wav, zero_shot_spk_id):
+        CALLS.append(("add_spk", prompt_text, prompt_wav, zero_shot_spk_id))
+        return True
+
+    def inference_instruct2(self, text, instruct_text, prompt_wav, zero_shot_spk_id="", stream=False, speed=1.0):
         CALLS.append(("instruct2", text, instruct_text, prompt_wav, stream, speed))
+        assert zero_shot_spk_id, "the clip's features come from the speaker cache"
         yield {"tts_speech": torch.ones(1, 100)}
         yield {"tts_speech": torch.rand(1, 50)}  # sampled, like the real speech-token LM
 
@@ -199,8 +204,14 @@ def test_cosyvoice2_instruct_with_emotion_and_matching_clip(monkeypatch, tmp_pat
         str(tmp_path),
         {"load_jit": False, "load_trt": False, "load_vllm": False, "fp16": False},
     )
-    assert CALLS[1] == ("instruct2", "I miss her.", "用伤心的语气说<|endofprompt|>", "/pool/a/sad.wav", False, 1.1)
-    assert CALLS[2][2] == "用开心的语气说<|endofprompt|>" and CALLS[2][3] == "/pool/a/neutral.wav"
+    renders = [c for c in CALLS if c[0] == "instruct2"]
+    assert renders[0] == ("instruct2", "I miss her.", "用伤心的语气说<|endofprompt|>", "/pool/a/sad.wav", False, 1.1)
+    assert renders[1][2] == "用开心的语气说<|endofprompt|>" and renders[1][3] == "/pool/a/neutral.wav"
+    # each (clip, instruction) is added to CosyVoice's speaker cache once, however many turns use it
+    tts.synthesize([TTSRequest("Still sad.", "en", speaker, "sad", None)])
+    added = [c for c in CALLS if c[0] == "add_spk"]
+    assert [(c[1], c[2]) for c in added] == [("用伤心的语气说<|endofprompt|>", "/pool/a/sad.wav"),
+                                             ("用开心的语气说<|endofprompt|>", "/pool/a/neutral.wav")]  # fmt: skip
 
 
 def test_cosyvoice2_accelerated_paths_reach_its_constructor_and_the_key(monkeypatch, tmp_path):

@@ -86,8 +86,9 @@ def services(service_python, tmp_path_factory):
         wait_for(f"http://127.0.0.1:{port}/tts/info", serve, serve_log)
         wait_for(f"http://127.0.0.1:{port}/asr/info", serve, serve_log)
         wait_for(f"http://127.0.0.1:{port}/emotion/info", serve, serve_log)
+        wait_for(f"http://127.0.0.1:{port}/mos/info", serve, serve_log)
         yield {"tts": f"http://127.0.0.1:{port}/tts", "asr": f"http://127.0.0.1:{port}/asr",
-               "emotion": f"http://127.0.0.1:{port}/emotion",
+               "emotion": f"http://127.0.0.1:{port}/emotion", "mos": f"http://127.0.0.1:{port}/mos",
                "llm": f"http://127.0.0.1:{llm_port}/v1", "log": serve_log}  # fmt: skip
     finally:
         for process in (serve, llm):
@@ -191,3 +192,24 @@ def test_an_asr_service_batches_requests_from_concurrent_chunks(services):
     assert after["batches"] - before["batches"] < 16  # batched, not one call per clip
     assert after["shared_batches"] > before["shared_batches"]  # batches held both chunks' clips
     assert after["loads"] == 1
+
+
+def test_the_mos_service_scores_as_dnsmos_in_process(services):
+    from empathy_data.config import ServiceEndpoint
+    from empathy_data.filter.mos import DNSMOS
+    from empathy_data.schema import Speaker
+    from empathy_data.serving.remote import ServiceMOS
+    from empathy_data.synthesize.base import TTSRequest
+    from empathy_data.synthesize.espeak import EspeakTTS
+
+    speaker = Speaker(id="s", gender="female", age_group="adult", language="en")
+    tts = EspeakTTS()
+    texts = ["I finally got the job I wanted.", "Please do not leave me here alone tonight."]
+    clips = [
+        (audio, tts.sample_rate) for audio in tts.synthesize([TTSRequest(t, "en", speaker, None, None) for t in texts])
+    ]
+    local = DNSMOS("embedded", "cpu", 1, False).score_batch(clips)
+    served = ServiceMOS(ServiceEndpoint(url=services["mos"])).score_batch(clips)
+    for mine, theirs in zip(local, served, strict=True):
+        assert theirs.ovrl == pytest.approx(mine.ovrl, abs=1e-5) and theirs.sig == pytest.approx(mine.sig, abs=1e-5)
+    assert get_json(f"{services['mos']}/info")["identity"]["settings"]["model"] == "embedded"

@@ -7,11 +7,18 @@ import pytest
 
 from empathy_data import backends
 from empathy_data.build import run_filter_chunk, run_script_chunk, run_synthesize_chunk
-from empathy_data.config import ServiceASR, ServiceEmotion, ServiceSynth, parse_config
+from empathy_data.config import ServiceASR, ServiceEmotion, ServiceEndpoint, ServiceSynth, parse_config
 from empathy_data.errors import ConfigError, InfrastructureError, is_infrastructure
 from empathy_data.filter.base import EmotionItem, EmotionResult
+from empathy_data.filter.mos import MOSResult
 from empathy_data.preflight import check_gpu_stages
-from empathy_data.serving.remote import ServiceEmotionCheck, ServiceTranscriber, ServiceTTS
+from empathy_data.serving.remote import (
+    ServiceEmotionCheck,
+    ServiceMOS,
+    ServiceSpeakerEncoder,
+    ServiceTranscriber,
+    ServiceTTS,
+)
 from tests.fake_service import FakeService
 from tests.helpers import FakeChat, make_context, sine
 
@@ -139,6 +146,30 @@ def test_an_emotion_service_judges_each_clip_and_its_faults_are_infrastructure()
             check.check_batch(items)
         service.fault = "item"
         assert all(isinstance(r, Exception) for r in check.check_batch(items))
+
+
+def test_speaker_and_mos_judges_at_a_service(tmp_path):
+    with (
+        FakeService({"service": "speaker", "backend": "resemblyzer"}) as speaker,
+        FakeService({"service": "mos"}) as mos,
+    ):
+        encoder = ServiceSpeakerEncoder(ServiceEndpoint(url=speaker.url))
+        scorer = ServiceMOS(ServiceEndpoint(url=mos.url))
+        vectors = encoder.embed_batch([(sine(), 16000), (sine(300), 16000)])
+        assert [v.tolist() for v in vectors] == [[pytest.approx(0.6), pytest.approx(0.8), 0.0]] * 2
+        assert scorer.score_batch([(sine(), 16000)]) == [MOSResult(ovrl=3.25, sig=3.5, bak=4.0)]
+        mos.fault = "drop"
+        with pytest.raises(InfrastructureError, match="filter.mos.service.url"):
+            scorer.score_batch([(sine(), 16000)])
+        mos.fault = None
+        with FakeService() as tts:
+            judged = {"speaker": {"service": {"url": speaker.url}}, "mos": {"service": {"url": mos.url}}}
+            keys = make_context(tmp_path, synthesize={"tts": {"backend": "service", "url": tts.url, "neutral_reference": True}},
+                                filter=judged).keys  # fmt: skip
+            speaker.identity = {**speaker.identity, "backend": "xvector"}
+            other = make_context(tmp_path, output=str(tmp_path / "o2"), filter=judged,
+                                 synthesize={"tts": {"backend": "service", "url": tts.url, "neutral_reference": True}}).keys  # fmt: skip
+    assert other["synthesize"] == keys["synthesize"] and other["filter"] != keys["filter"]
 
 
 def test_a_missing_cuda_library_reads_as_infrastructure():

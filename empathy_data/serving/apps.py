@@ -25,12 +25,29 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 from ray import serve
 
-from empathy_data.config import ASRConfig, EmotionConfig, FilterConfig, Strict, SynthesizeConfig, TTSConfig
+from empathy_data.config import (
+    ASRConfig,
+    EmotionConfig,
+    FilterConfig,
+    MOSCheck,
+    SpeakerCheck,
+    Strict,
+    SynthesizeConfig,
+    TTSConfig,
+)
 from empathy_data.embedded_models import WHISPER_SHA256
 from empathy_data.errors import raise_if_infrastructure
-from empathy_data.fingerprint import ASR_LIBRARIES, EMOTION_LIBRARIES, TTS_LIBRARIES, library_versions, model_identity
+from empathy_data.fingerprint import (
+    ASR_LIBRARIES,
+    EMOTION_LIBRARIES,
+    SPEAKER_LIBRARIES,
+    TTS_LIBRARIES,
+    library_versions,
+    model_identity,
+)
 from empathy_data.serving.remote import ASR_RATE, CALLER_HEADER
 from empathy_data.serving.wire import (
+    decode_audio,
     emotion_item_from_json,
     emotion_result_to_json,
     encode_audio,
@@ -65,6 +82,14 @@ class EmotionArgs(ServiceArgs):
     emotion: EmotionConfig
 
 
+class SpeakerArgs(ServiceArgs):
+    speaker: SpeakerCheck
+
+
+class MOSArgs(ServiceArgs):
+    mos: MOSCheck
+
+
 def weights_identity(settings: dict[str, Any]) -> dict[str, Any]:
     """The backend's settings with each model path replaced by its weights' fingerprint."""
     identity = {k: v for k, v in settings.items() if k not in SPEED_ONLY}
@@ -72,6 +97,8 @@ def weights_identity(settings: dict[str, Any]) -> dict[str, Any]:
         value = identity.get(name)
         if value == "embedded" and settings.get("backend") == "faster-whisper":
             identity[name] = {"embedded_asr_sha256": WHISPER_SHA256}
+        elif value == "embedded":
+            pass  # weights inside a package: its version is in the report's `library`
         elif isinstance(value, str):
             identity[name] = model_identity(value)
     return identity
@@ -134,6 +161,8 @@ async def run_batch(handler, stats: BatchStats, work: list, callers: list[str]):
 tts_api = FastAPI()
 asr_api = FastAPI()
 emotion_api = FastAPI()
+speaker_api = FastAPI()
+mos_api = FastAPI()
 
 
 @serve.deployment
@@ -285,6 +314,82 @@ class EmotionService:
         return await run_batch(self.check.check_batch, self.stats, [i for i, _ in calls], [c for _, c in calls])
 
 
+async def read_clip(request: Request) -> tuple:
+    body = await request.json()
+    return decode_audio(body["audio"]), int(body["sample_rate"])
+
+
+async def answer_clip(service, request: Request, render) -> Any:
+    """One clip through the replica's batched method; `render(result)` is the JSON of a result."""
+    try:
+        clip = await read_clip(request)
+    except (KeyError, TypeError, ValueError) as exc:
+        return JSONResponse({"error": f"malformed request: {error_text(exc)}"}, status_code=422)
+    try:
+        result = await service.judge((clip, request.headers.get(CALLER_HEADER, "")))
+    except Exception as exc:
+        return infrastructure_answer(exc)
+    if isinstance(result, Exception):
+        return JSONResponse({"error": error_text(result)}, status_code=422)
+    return render(result)
+
+
+def judge_info(service, kind: str, settings: dict[str, Any], libraries: tuple | list) -> dict[str, Any]:
+    identity = {"service": kind, "backend": settings.get("backend"), "model": service.model.identity,
+                "settings": weights_identity(settings), "library": library_versions(*libraries)}  # fmt: skip
+    batching = service.args.model_dump(exclude={kind})
+    return {"identity": identity, "batching": batching, "replica": service.stats.report()}
+
+
+@serve.deployment
+@serve.ingress(speaker_api)
+class SpeakerService:
+    def __init__(self, args: dict[str, Any]):
+        from empathy_data import backends
+
+        self.args = SpeakerArgs.model_validate(args)
+        self.model = backends.speaker_encoder(self.args.speaker)
+        self.stats = loaded(self.args, self.judge)
+
+    @speaker_api.get("/info")
+    def info(self) -> dict[str, Any]:
+        # the similarity thresholds are the build's: only what decides the embeddings is the service's
+        settings = self.args.speaker.model_dump(mode="json", include={"backend", "model"})
+        return judge_info(self, "speaker", settings, SPEAKER_LIBRARIES[self.args.speaker.backend])
+
+    @speaker_api.post("/v1/speaker/embed")
+    async def embed(self, request: Request):
+        return await answer_clip(self, request, lambda vector: {"embedding": encode_audio(vector)})
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.02)
+    async def judge(self, calls: list[tuple]) -> list:
+        return await run_batch(self.model.embed_batch, self.stats, [c for c, _ in calls], [t for _, t in calls])
+
+
+@serve.deployment
+@serve.ingress(mos_api)
+class MOSService:
+    def __init__(self, args: dict[str, Any]):
+        from empathy_data import backends
+
+        self.args = MOSArgs.model_validate(args)
+        self.model = backends.mos_backend(self.args.mos)
+        self.stats = loaded(self.args, self.judge)
+
+    @mos_api.get("/info")
+    def info(self) -> dict[str, Any]:
+        settings = self.args.mos.model_dump(mode="json", include={"backend", "model", "personalized"})
+        return judge_info(self, "mos", settings, ["speechmos", "onnxruntime"])
+
+    @mos_api.post("/v1/mos")
+    async def mos(self, request: Request):
+        return await answer_clip(self, request, lambda r: {"ovrl": r.ovrl, "sig": r.sig, "bak": r.bak})
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.02)
+    async def judge(self, calls: list[tuple]) -> list:
+        return await run_batch(self.model.score_batch, self.stats, [c for c, _ in calls], [t for _, t in calls])
+
+
 def _deployment(cls, args: ServiceArgs):
     actor = {"num_cpus": args.num_cpus, "num_gpus": args.num_gpus}
     return cls.options(
@@ -308,3 +413,15 @@ def emotion_app(args: dict[str, Any]):
     """Serve config `import_path: empathy_data.serving.apps:emotion_app`."""
     parsed = EmotionArgs.model_validate(args)
     return _deployment(EmotionService, parsed).bind(parsed.model_dump(mode="json"))
+
+
+def speaker_app(args: dict[str, Any]):
+    """Serve config `import_path: empathy_data.serving.apps:speaker_app`."""
+    parsed = SpeakerArgs.model_validate(args)
+    return _deployment(SpeakerService, parsed).bind(parsed.model_dump(mode="json"))
+
+
+def mos_app(args: dict[str, Any]):
+    """Serve config `import_path: empathy_data.serving.apps:mos_app`."""
+    parsed = MOSArgs.model_validate(args)
+    return _deployment(MOSService, parsed).bind(parsed.model_dump(mode="json"))

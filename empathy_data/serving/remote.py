@@ -14,13 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from empathy_data.config import ServiceASR, ServiceEmotion, ServiceSynth
+from empathy_data.config import ServiceASR, ServiceEmotion, ServiceEndpoint, ServiceSynth
 from empathy_data.filter.base import EmotionItem, EmotionResult
+from empathy_data.filter.mos import MOSResult
 from empathy_data.serving.client import ITEM_STATUSES, ServiceClient, bounded_map, item_error
 from empathy_data.serving.wire import (
     decode_audio,
     emotion_item_to_json,
     emotion_result_from_json,
+    encode_audio,
     tts_request_to_json,
     wav_bytes,
 )
@@ -145,3 +147,61 @@ class ServiceEmotionCheck:
 
     def close(self) -> None:
         self.client.close()
+
+
+class _ClipJudge:
+    """One (audio, sample_rate) clip per request to `route`; `read(body)` turns an answer into a result."""
+
+    route = ""
+    field = ""
+
+    def __init__(self, config: ServiceEndpoint):
+        self.config = config
+        self.client = ServiceClient(config.url, config.timeout_s, config.request_retries, self.field)
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return self.client.identity()
+
+    def _each(self, clips: list[tuple[np.ndarray, int]]) -> list[Any]:
+        tag = caller()
+        return list(bounded_map(lambda clip: self._one(clip, tag), clips, self.config.max_in_flight))
+
+    def _one(self, clip: tuple[np.ndarray, int], tag: str) -> Any:
+        body = {"audio": encode_audio(clip[0]), "sample_rate": int(clip[1])}
+        response = self.client.request("POST", self.route, json=body, headers={CALLER_HEADER: tag})
+        if response.status_code in ITEM_STATUSES:
+            return item_error(response, self.client)
+        return self.read(response.json())
+
+    def read(self, body: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class ServiceSpeakerEncoder(_ClipJudge):
+    """The speaker judge's encoder at `POST {url}/v1/speaker/embed`."""
+
+    route = "/v1/speaker/embed"
+    field = "filter.speaker.service.url"
+
+    def embed_batch(self, clips: list[tuple[np.ndarray, int]]) -> list[np.ndarray | Exception]:
+        return self._each(clips)
+
+    def read(self, body: dict[str, Any]) -> np.ndarray:
+        return decode_audio(body["embedding"])  # float32 vector, same encoding as audio
+
+
+class ServiceMOS(_ClipJudge):
+    """DNSMOS at `POST {url}/v1/mos`."""
+
+    route = "/v1/mos"
+    field = "filter.mos.service.url"
+
+    def score_batch(self, clips: list[tuple[np.ndarray, int]]) -> list[MOSResult | Exception]:
+        return self._each(clips)
+
+    def read(self, body: dict[str, Any]) -> MOSResult:
+        return MOSResult(ovrl=float(body["ovrl"]), sig=float(body["sig"]), bak=float(body["bak"]))

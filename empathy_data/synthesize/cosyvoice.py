@@ -14,6 +14,7 @@ import numpy as np
 
 from empathy_data.config import CosyVoice2Synth
 from empathy_data.errors import BackendUnavailable
+from empathy_data.hashing import digest
 from empathy_data.synthesize.base import TTSRequest, render_each, seeded
 from empathy_data.synthesize.clips import pick_clip, target_emotion
 
@@ -49,20 +50,42 @@ class CosyVoice2TTS:
             raise BackendUnavailable(f"synthesize.tts.model_dir: {config.model_dir} is not a directory")
         self.config = config
         self.model = CosyVoice2(
-            config.model_dir, load_jit=config.load_jit, load_trt=config.load_trt, load_vllm=config.load_vllm, fp16=config.fp16
+            config.model_dir,
+            load_jit=config.load_jit,
+            load_trt=config.load_trt,
+            load_vllm=config.load_vllm,
+            fp16=config.fp16,
         )
         self.sample_rate = int(self.model.sample_rate)
+        self.prompt_speakers: set[str] = set()
 
     @property
     def identity(self) -> dict[str, Any]:
         accelerated = {k: True for k in ("load_jit", "load_trt", "load_vllm") if getattr(self.config, k)}
-        return {"backend": "cosyvoice2", "model": Path(self.config.model_dir).name, "speed": self.config.speed, **accelerated}
+        return {
+            "backend": "cosyvoice2",
+            "model": Path(self.config.model_dir).name,
+            "speed": self.config.speed,
+            **accelerated,
+        }
+
+    def prompt_speaker(self, clip_path: str, instruct: str) -> str:
+        """The id of (clip, instruction) in CosyVoice's speaker cache, added on first use: the clip's speech
+        tokens, features and speaker embedding are extracted once per clip, not once per turn. The cached
+        entry carries its prompt text, which instruct mode fills with the instruction, so both are the key."""
+        speaker_id = digest([clip_path, instruct], 16)
+        if speaker_id not in self.prompt_speakers:
+            self.model.add_zero_shot_spk(instruct, clip_path, speaker_id)
+            self.prompt_speakers.add(speaker_id)
+        return speaker_id
 
     def render(self, request: TTSRequest) -> np.ndarray:
         clip = pick_clip(request)
+        instruct = instruction(target_emotion(request))
         with seeded(request.seed):  # the speech-token LM samples; pieces are generated while iterated
+            speaker_id = self.prompt_speaker(clip.path, instruct)
             pieces = self.model.inference_instruct2(
-                request.text, instruction(target_emotion(request)), clip.path, stream=False, speed=self.config.speed
+                request.text, instruct, clip.path, zero_shot_spk_id=speaker_id, stream=False, speed=self.config.speed
             )
             audio = [np.asarray(piece["tts_speech"].cpu().numpy(), dtype=np.float32).reshape(-1) for piece in pieces]
         if not audio:
