@@ -397,31 +397,19 @@ def _deployment(cls, args: ServiceArgs):
     )
 
 
-def tts_app(args: dict[str, Any]):
-    """Serve config `import_path: empathy_data.serving.apps:tts_app`."""
-    parsed = TTSArgs.model_validate(args)
-    return _deployment(TTSService, parsed).bind(parsed.model_dump(mode="json"))
+def _builder(parse: type[ServiceArgs], service):
+    """A Serve application builder: the config file's `args` validated, then one deployment bound to them."""
+
+    def build(args: dict[str, Any]):
+        parsed = parse.model_validate(args)
+        return _deployment(service, parsed).bind(parsed.model_dump(mode="json"))
+
+    return build
 
 
-def asr_app(args: dict[str, Any]):
-    """Serve config `import_path: empathy_data.serving.apps:asr_app`."""
-    parsed = ASRArgs.model_validate(args)
-    return _deployment(ASRService, parsed).bind(parsed.model_dump(mode="json"))
-
-
-def emotion_app(args: dict[str, Any]):
-    """Serve config `import_path: empathy_data.serving.apps:emotion_app`."""
-    parsed = EmotionArgs.model_validate(args)
-    return _deployment(EmotionService, parsed).bind(parsed.model_dump(mode="json"))
-
-
-def speaker_app(args: dict[str, Any]):
-    """Serve config `import_path: empathy_data.serving.apps:speaker_app`."""
-    parsed = SpeakerArgs.model_validate(args)
-    return _deployment(SpeakerService, parsed).bind(parsed.model_dump(mode="json"))
-
-
-def mos_app(args: dict[str, Any]):
-    """Serve config `import_path: empathy_data.serving.apps:mos_app`."""
-    parsed = MOSArgs.model_validate(args)
-    return _deployment(MOSService, parsed).bind(parsed.model_dump(mode="json"))
+# Serve config files name these (`import_path: empathy_data.serving.apps:tts_app`).
+tts_app = _builder(TTSArgs, TTSService)
+asr_app = _builder(ASRArgs, ASRService)
+emotion_app = _builder(EmotionArgs, EmotionService)
+speaker_app = _builder(SpeakerArgs, SpeakerService)
+mos_app = _builder(MOSArgs, MOSService)
