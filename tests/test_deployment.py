@@ -75,8 +75,9 @@ def test_deployment_parameters_fit_the_flow(monkeypatch):
 
 
 def test_config_path_parameter_names_a_loadable_config():
-    config, _ = load_config(REPO / the_deployment()["parameters"]["config_path"])
-    assert config.runner.kind in ("thread", "ray", "dask")
+    path = REPO / the_deployment()["parameters"]["config_path"]
+    config, config_dir = load_config(path)
+    assert config_dir == path.parent and config.name == yaml.safe_load(path.read_text())["name"]
 
 
 class FakeBuildFlow:
@@ -120,7 +121,17 @@ def test_deployment_flow_runs_the_build_on_the_configured_runner(tmp_path, monke
     assert overrides == {"num_dialogues": 4, "output": str(tmp_path / "built")}
     task_runner = fake.options["task_runner"]
     assert type(task_runner).__name__ == kind
-    assert task_runner == build_flow.task_runner(RunnerConfig(**runner))  # as `empathy-data build` picks it
+    # as `empathy-data build` picks it: the same workers, cluster address and cluster settings
+    assert runner_settings(task_runner) == runner_settings(build_flow.task_runner(RunnerConfig(**runner)))
+    assert runner_settings(task_runner) != runner_settings(
+        build_flow.task_runner(RunnerConfig(kind=runner["kind"], max_workers=7))
+    )
+
+
+def runner_settings(task_runner) -> dict:
+    """What a Prefect task runner was built with (they do not compare by settings)."""
+    names = ("_max_workers", "address", "cluster_kwargs", "init_kwargs")
+    return {name: getattr(task_runner, name) for name in names if hasattr(task_runner, name)}
 
 
 def test_deployment_flow_refuses_what_preflight_refuses(tmp_path, monkeypatch):
