@@ -24,9 +24,7 @@ from empathy_data.config import (
     FilterConfig,
     ScriptConfig,
     ServiceASR,
-    ServiceEmotion,
     ServiceEndpoint,
-    ServiceSynth,
     SynthesizeConfig,
     load_config,
 )
@@ -63,7 +61,7 @@ def synthesize_identity(config: SynthesizeConfig) -> dict[str, Any]:
     settings = config.model_dump(mode="json")
     tts = settings["tts"]
     if config.tts.backend == "service":  # the service's own report: its backend, libraries and weights
-        settings["tts"] = {"backend": "service", "service": service_identity(config.tts)}
+        settings["tts"] = {"backend": "service", "service": service_identity(config.tts, "synthesize.tts.url")}
         settings["tts"]["neutral_reference"] = config.tts.neutral_reference
         return {"settings": settings, "library": {}}
     tts.pop("accept_license", None)  # a licence acceptance changes no audio
@@ -88,13 +86,13 @@ def filter_identity(config: FilterConfig) -> dict[str, Any]:
         if not always_batched and judge.get("batch_size") == 1:
             del judge["batch_size"]
     if config.asr.backend == "service":
-        settings["asr"] = {"backend": "service", "model": config.asr.model, "service": service_identity(config.asr)}
+        settings["asr"] = {"backend": "service", "model": config.asr.model, "service": service_identity(config.asr, "filter.asr.url")}
     elif config.asr.backend == "faster-whisper" and config.asr.model == "embedded":
         asr["model"] = {"embedded_asr_sha256": WHISPER_SHA256}
     else:
         asr["model"] = model_identity(config.asr.model)
     if config.emotion.backend == "service":
-        settings["emotion"] = {"backend": "service", "service": service_identity(config.emotion)}
+        settings["emotion"] = {"backend": "service", "service": service_identity(config.emotion, "filter.emotion.url")}
     elif "model" in emotion:
         emotion["model"] = model_identity(emotion["model"])
     libraries = [*ASR_LIBRARIES[config.asr.backend], *EMOTION_LIBRARIES[config.emotion.backend]]
@@ -126,20 +124,19 @@ def filter_identity(config: FilterConfig) -> dict[str, Any]:
     return {"settings": settings, "library": library_versions(*libraries)}
 
 
-def service_identity(config: ServiceEndpoint, field: str | None = None) -> dict[str, Any]:
+def service_identity(config: ServiceEndpoint, field: str) -> dict[str, Any]:
     """What a model service reports about itself (backend, libraries, weights), never its address: the
     same model behind another URL keeps its keys, another model behind the same URL changes them."""
     from empathy_data.serving.client import ServiceClient
-    from empathy_data.serving.remote import ServiceEmotionCheck, ServiceTranscriber, ServiceTTS
+    from empathy_data.serving.remote import ServiceTranscriber
 
-    kinds = {ServiceSynth: ServiceTTS, ServiceASR: ServiceTranscriber, ServiceEmotion: ServiceEmotionCheck}
-    if type(config) in kinds:
-        backend = kinds[type(config)](config)
+    if isinstance(config, ServiceASR):  # may be a vLLM server, identified by its models instead
+        asr = ServiceTranscriber(config)
         try:
-            return backend.identity
+            return asr.identity
         finally:
-            backend.close()
-    client = ServiceClient(config.url, config.timeout_s, config.request_retries, field or "service.url")
+            asr.close()
+    client = ServiceClient(config.url, config.timeout_s, config.request_retries, field)
     try:
         return client.identity()
     finally:

@@ -36,7 +36,6 @@ from empathy_data.config import (
     TTSConfig,
 )
 from empathy_data.embedded_models import WHISPER_SHA256
-from empathy_data.errors import raise_if_infrastructure
 from empathy_data.fingerprint import (
     ASR_LIBRARIES,
     EMOTION_LIBRARIES,
@@ -151,11 +150,11 @@ def infrastructure_answer(exc: Exception) -> JSONResponse:
     return JSONResponse({"error": error_text(exc)}, status_code=500)
 
 
-async def run_batch(handler, stats: BatchStats, work: list, callers: list[str]):
-    """The batch on a worker thread (the replica keeps answering /info); an item exception that is an
-    infrastructure fault raises for the whole batch."""
-    stats.record(callers)
-    return await asyncio.to_thread(handler, work)
+async def run_batch(handler, stats: BatchStats, calls: list[tuple[Any, str]]):
+    """`handler` over the (work, caller) calls' work on a worker thread (the replica keeps answering
+    /info); an item exception that is an infrastructure fault raises for the whole batch."""
+    stats.record([caller for _, caller in calls])
+    return await asyncio.to_thread(handler, [work for work, _ in calls])
 
 
 tts_api = FastAPI()
@@ -211,7 +210,7 @@ class TTSService:
         def handler(dialogues: list[list]) -> list[list]:
             return [self.backend.synthesize(requests) for requests in dialogues]
 
-        return await run_batch(handler, self.stats, [r for r, _ in calls], [c for _, c in calls])
+        return await run_batch(handler, self.stats, calls)
 
 
 @serve.deployment
@@ -253,7 +252,7 @@ class ASRService:
         if rate != ASR_RATE:
             return JSONResponse({"error": f"audio at {rate} Hz: send {ASR_RATE} Hz"}, status_code=400)
         try:
-            text = await self.transcribe((audio, str(language), request.headers.get(CALLER_HEADER, "")))
+            text = await self.transcribe(((audio, str(language)), request.headers.get(CALLER_HEADER, "")))
         except Exception as exc:
             return infrastructure_answer(exc)
         if isinstance(text, Exception):
@@ -262,14 +261,10 @@ class ASRService:
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def transcribe(self, clips: list[tuple]) -> list:
-        def handler(work: list[tuple]) -> list:
-            results = self.backend.transcribe([a for a, _ in work], [lang for _, lang in work])
-            for result in results:
-                if isinstance(result, Exception):
-                    raise_if_infrastructure(result, "asr")
-            return results
+        def handler(work: list[tuple]) -> list:  # an infrastructure fault raises from transcribe itself
+            return self.backend.transcribe([a for a, _ in work], [lang for _, lang in work])
 
-        return await run_batch(handler, self.stats, [(a, lang) for a, lang, _ in clips], [c for _, _, c in clips])
+        return await run_batch(handler, self.stats, clips)
 
 
 @serve.deployment
@@ -311,7 +306,7 @@ class EmotionService:
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def judge(self, calls: list[tuple]) -> list:
-        return await run_batch(self.check.check_batch, self.stats, [i for i, _ in calls], [c for _, c in calls])
+        return await run_batch(self.check.check_batch, self.stats, calls)
 
 
 async def read_clip(request: Request) -> tuple:
@@ -363,7 +358,7 @@ class SpeakerService:
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.02)
     async def judge(self, calls: list[tuple]) -> list:
-        return await run_batch(self.model.embed_batch, self.stats, [c for c, _ in calls], [t for _, t in calls])
+        return await run_batch(self.model.embed_batch, self.stats, calls)
 
 
 @serve.deployment
@@ -387,7 +382,7 @@ class MOSService:
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.02)
     async def judge(self, calls: list[tuple]) -> list:
-        return await run_batch(self.model.score_batch, self.stats, [c for c, _ in calls], [t for _, t in calls])
+        return await run_batch(self.model.score_batch, self.stats, calls)
 
 
 def _deployment(cls, args: ServiceArgs):

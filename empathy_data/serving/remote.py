@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from empathy_data.config import ServiceASR, ServiceEmotion, ServiceEndpoint, ServiceSynth
+from empathy_data.config import ServiceASR, ServiceEndpoint, ServiceSynth
 from empathy_data.filter.base import EmotionItem, EmotionResult
 from empathy_data.filter.mos import MOSResult
 from empathy_data.serving.client import ITEM_STATUSES, ServiceClient, bounded_map, item_error
@@ -123,34 +123,8 @@ class ServiceTranscriber:
         self.client.close()
 
 
-class ServiceEmotionCheck:
-    """`POST {url}/v1/emotion`, one clip (and its neutral reference, if any) per request."""
-
-    def __init__(self, config: ServiceEmotion):
-        self.config = config
-        self.client = ServiceClient(config.url, config.timeout_s, config.request_retries, "filter.emotion.url")
-
-    @property
-    def identity(self) -> dict[str, Any]:
-        return self.client.identity()
-
-    def check_batch(self, items: list[EmotionItem]) -> list[EmotionResult | Exception]:
-        tag = caller()
-        return list(bounded_map(lambda item: self._one(item, tag), items, self.config.max_in_flight))
-
-    def _one(self, item: EmotionItem, tag: str) -> EmotionResult | Exception:
-        body = emotion_item_to_json(item)
-        response = self.client.request("POST", "/v1/emotion", json=body, headers={CALLER_HEADER: tag})
-        if response.status_code in ITEM_STATUSES:
-            return item_error(response, self.client)
-        return emotion_result_from_json(response.json())
-
-    def close(self) -> None:
-        self.client.close()
-
-
-class _ClipJudge:
-    """One (audio, sample_rate) clip per request to `route`; `read(body)` turns an answer into a result."""
+class _ItemJudge:
+    """One item per request to `route`: `body(item)` is the request's JSON, `read(answer)` the result."""
 
     route = ""
     field = ""
@@ -163,25 +137,43 @@ class _ClipJudge:
     def identity(self) -> dict[str, Any]:
         return self.client.identity()
 
-    def _each(self, clips: list[tuple[np.ndarray, int]]) -> list[Any]:
+    def _each(self, items: list[Any]) -> list[Any]:
         tag = caller()
-        return list(bounded_map(lambda clip: self._one(clip, tag), clips, self.config.max_in_flight))
+        return list(bounded_map(lambda item: self._one(item, tag), items, self.config.max_in_flight))
 
-    def _one(self, clip: tuple[np.ndarray, int], tag: str) -> Any:
-        body = {"audio": encode_audio(clip[0]), "sample_rate": int(clip[1])}
-        response = self.client.request("POST", self.route, json=body, headers={CALLER_HEADER: tag})
+    def _one(self, item: Any, tag: str) -> Any:
+        response = self.client.request("POST", self.route, json=self.body(item), headers={CALLER_HEADER: tag})
         if response.status_code in ITEM_STATUSES:
             return item_error(response, self.client)
         return self.read(response.json())
 
-    def read(self, body: dict[str, Any]) -> Any:
+    def body(self, item: Any) -> dict[str, Any]:
+        return {"audio": encode_audio(item[0]), "sample_rate": int(item[1])}  # an (audio, sample_rate) clip
+
+    def read(self, answer: dict[str, Any]) -> Any:
         raise NotImplementedError
 
     def close(self) -> None:
         self.client.close()
 
 
-class ServiceSpeakerEncoder(_ClipJudge):
+class ServiceEmotionCheck(_ItemJudge):
+    """`POST {url}/v1/emotion`, one clip (and its neutral reference, if any) per request."""
+
+    route = "/v1/emotion"
+    field = "filter.emotion.url"
+
+    def check_batch(self, items: list[EmotionItem]) -> list[EmotionResult | Exception]:
+        return self._each(items)
+
+    def body(self, item: EmotionItem) -> dict[str, Any]:
+        return emotion_item_to_json(item)
+
+    def read(self, answer: dict[str, Any]) -> EmotionResult:
+        return emotion_result_from_json(answer)
+
+
+class ServiceSpeakerEncoder(_ItemJudge):
     """The speaker judge's encoder at `POST {url}/v1/speaker/embed`."""
 
     route = "/v1/speaker/embed"
@@ -190,11 +182,11 @@ class ServiceSpeakerEncoder(_ClipJudge):
     def embed_batch(self, clips: list[tuple[np.ndarray, int]]) -> list[np.ndarray | Exception]:
         return self._each(clips)
 
-    def read(self, body: dict[str, Any]) -> np.ndarray:
-        return decode_audio(body["embedding"])  # float32 vector, same encoding as audio
+    def read(self, answer: dict[str, Any]) -> np.ndarray:
+        return decode_audio(answer["embedding"])  # float32 vector, same encoding as audio
 
 
-class ServiceMOS(_ClipJudge):
+class ServiceMOS(_ItemJudge):
     """DNSMOS at `POST {url}/v1/mos`."""
 
     route = "/v1/mos"
@@ -203,5 +195,5 @@ class ServiceMOS(_ClipJudge):
     def score_batch(self, clips: list[tuple[np.ndarray, int]]) -> list[MOSResult | Exception]:
         return self._each(clips)
 
-    def read(self, body: dict[str, Any]) -> MOSResult:
-        return MOSResult(ovrl=float(body["ovrl"]), sig=float(body["sig"]), bak=float(body["bak"]))
+    def read(self, answer: dict[str, Any]) -> MOSResult:
+        return MOSResult(ovrl=float(answer["ovrl"]), sig=float(answer["sig"]), bak=float(answer["bak"]))
