@@ -61,6 +61,7 @@ _INFRASTRUCTURE_NAMES = {
     "ConnectionError",
     "TimeoutError",
     "APIConnectionError",  # openai: refused/reset/timeout after the client's retries (APITimeoutError too)
+    "TransportError",  # httpx: connect, read, write, timeout and protocol faults
     "RateLimitError",
     "InternalServerError",
     "AuthenticationError",

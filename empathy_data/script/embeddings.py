@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +51,16 @@ class SentenceEmbedder:
         transformers_logging.disable_progress_bar()  # "Loading weights" bars would fill the build's log
         self.config = config
         self.model = SentenceTransformer(str(path), device=config.device)
+        self._lock = threading.Lock()  # the script stage's pipelined dialogues share one model
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dim) float32, unit length."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        vectors = self.model.encode(
-            texts, batch_size=self.config.batch_size, normalize_embeddings=True, show_progress_bar=False
-        )
+        with self._lock:
+            vectors = self.model.encode(
+                texts, batch_size=self.config.batch_size, normalize_embeddings=True, show_progress_bar=False
+            )
         return np.asarray(vectors, dtype=np.float32)
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from empathy_data.config import ValidationRules
@@ -43,6 +44,10 @@ def attempt_seed(dialogue_id: str, attempt: int, exchange: int | None = None) ->
 
 class NotSent(Exception):
     """Stands in for a request skipped because an earlier one hit an infrastructure fault."""
+
+
+class StoppedByFault(InfrastructureError):
+    """A pipelined dialogue's request not sent because another dialogue's request hit an infrastructure fault."""
 
 
 def _send(backend: ChatBackend, requests: list[Request], max_in_flight: int, on_reply) -> list[str | None | Exception]:
@@ -122,10 +127,21 @@ class ScriptRun:
     first_attempt: int = 0  # attempt numbers (and so seeds) start here: regeneration rounds ask anew
     journal: ReplyJournal | None = None
     judges: ScriptJudges | None = None
+    stop: threading.Event | None = None  # pipelined: set by the first infrastructure fault of any dialogue
 
     @property
     def attempts(self) -> range:
         return range(self.first_attempt, self.first_attempt + self.max_attempts)
+
+    def complete(self, backend: ChatBackend, requests: list[Request], labels: list[dict[str, Any]]) -> list:
+        if self.stop is not None and self.stop.is_set():
+            raise StoppedByFault("llm: not sent: another request of this chunk hit an infrastructure fault")
+        try:
+            return complete_many(backend, requests, self.max_in_flight, self.journal, labels)
+        except InfrastructureError:
+            if self.stop is not None:
+                self.stop.set()
+            raise
 
     def review(self, scripts: list[Script], attempts: list[int]) -> list[Review]:
         """The judges' verdicts on scripts that passed validation (all pass when there are no judges)."""
@@ -134,7 +150,7 @@ class ScriptRun:
         judge_chat = self.judges.chat
 
         def complete(requests: list[Request], labels: list[dict[str, Any]]) -> list:
-            return complete_many(judge_chat, requests, self.max_in_flight, self.journal, labels)
+            return self.complete(judge_chat, requests, labels)
 
         return self.judges.review(scripts, attempts, complete)
 
@@ -157,15 +173,57 @@ def write_scripts(
     """`drafts`: for some dialogues, the exchanges an earlier round had passed (used by exchange only).
     `judges`: topic and LLM judges that review each script once it passes validation."""
     run = ScriptRun(backend, prompts, rules, max_attempts, max_in_flight, request_tag, first_attempt, journal, judges)
-    if write_by == "auto":
-        whole = [s for s in specs if s.num_exchanges < exchange_mode_from]
-        parts = [s for s in specs if s.num_exchanges >= exchange_mode_from]
-        scripts, outcomes = write_by_dialogue(whole, run) if whole else ([], [])
-        if parts:
-            more_scripts, more_outcomes = write_by_exchange(parts, run, drafts)
-            scripts, outcomes = scripts + more_scripts, outcomes + more_outcomes
-        return scripts, outcomes
-    return write_by_exchange(specs, run, drafts) if write_by == "exchange" else write_by_dialogue(specs, run)
+
+    def write(group: list[DialogueSpec], run: ScriptRun) -> tuple[list[Script], list[Outcome]]:
+        if write_by == "auto":
+            whole = [s for s in group if s.num_exchanges < exchange_mode_from]
+            parts = [s for s in group if s.num_exchanges >= exchange_mode_from]
+            scripts, outcomes = write_by_dialogue(whole, run) if whole else ([], [])
+            if parts:
+                more_scripts, more_outcomes = write_by_exchange(parts, run, drafts)
+                scripts, outcomes = scripts + more_scripts, outcomes + more_outcomes
+            return scripts, outcomes
+        return write_by_exchange(group, run, drafts) if write_by == "exchange" else write_by_dialogue(group, run)
+
+    if pipelines(run, specs):
+        return write_pipelined(specs, run, write)
+    return write(specs, run)
+
+
+def pipelines(run: ScriptRun, specs: list[DialogueSpec]) -> bool:
+    """Servers answer requests one by one, so each dialogue can go at its own pace; an in-process engine
+    (`complete_batch`) is fastest given a whole round at once."""
+    chats = [run.backend] + ([run.judges.chat] if run.judges is not None and run.judges.chat is not None else [])
+    batched = any(getattr(chat, "complete_batch", None) is not None for chat in chats)
+    return run.max_in_flight > 1 and len(specs) > 1 and not batched
+
+
+def write_pipelined(
+    specs: list[DialogueSpec],
+    run: ScriptRun,
+    write: Callable[[list[DialogueSpec], ScriptRun], tuple[list[Script], list[Outcome]]],
+) -> tuple[list[Script], list[Outcome]]:
+    """Each dialogue runs its own write -> validate -> judge loop, `max_in_flight` dialogues at once, so
+    one dialogue's judge request is in flight beside others' writer requests and no round waits for its
+    slowest reply. A dialogue's requests depend only on its own replies, so every request, reply and
+    verdict is the one the round-by-round order gives; only the order they reach the server changes.
+    The first infrastructure fault stops every dialogue from sending more, and is raised."""
+    stop = threading.Event()
+    one = replace(run, max_in_flight=1, stop=stop)
+    with ThreadPoolExecutor(max_workers=run.max_in_flight, thread_name_prefix="script") as pool:
+        futures = [pool.submit(write, [spec], one) for spec in specs]
+        wait(futures)
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    first = next((e for e in errors if not isinstance(e, StoppedByFault)), errors[0] if errors else None)
+    if first is not None:
+        raise first
+    scripts: list[Script] = []
+    outcomes: list[Outcome] = []
+    for future in futures:
+        more_scripts, more_outcomes = future.result()
+        scripts += more_scripts
+        outcomes += more_outcomes
+    return scripts, outcomes
 
 
 def write_by_dialogue(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[Script], list[Outcome]]:
@@ -185,7 +243,7 @@ def write_by_dialogue(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[S
             for s, seed in zip(pending, seeds, strict=True)
         ]
         labels = [{"dialogue_id": s.dialogue_id, "attempt": attempt} for s in pending]
-        replies = complete_many(backend, requests, run.max_in_flight, run.journal, labels)
+        replies = run.complete(backend, requests, labels)
         retry, valid = [], []
         for spec, seed, reply, (messages, _, _) in zip(pending, seeds, replies, requests, strict=True):
             if isinstance(reply, Exception):
@@ -292,7 +350,7 @@ def write_by_exchange(
             messages = build_messages(d.spec, prompts, d.attempt, tag=run.request_tag, written=d.exchanges)
             requests.append((messages, response_schema(d.spec, num_exchanges=1), seed))
         labels = [{"dialogue_id": d.spec.dialogue_id, "exchange": d.current, "attempt": d.attempt} for d in pending]
-        replies = complete_many(backend, requests, run.max_in_flight, run.journal, labels)
+        replies = run.complete(backend, requests, labels)
         still: list[Draft] = []
         reasons: dict[int, str] = {}  # position in pending -> why its exchange is asked for again
         valid: list[tuple[int, list[dict[str, str]], dict[str, Any], int, Script]] = []
