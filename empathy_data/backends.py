@@ -107,6 +107,10 @@ def tts_backend(config: SynthesizeConfig):
         from empathy_data.serving.remote import ServiceTTS
 
         return ServiceTTS(tts)
+    if tts.backend == "triton":
+        from empathy_data.serving.triton import TritonTTS
+
+        return TritonTTS(tts)
     if tts.backend == "cosyvoice2":
         from empathy_data.synthesize.cosyvoice import CosyVoice2TTS
 

@@ -64,6 +64,15 @@ def synthesize_identity(config: SynthesizeConfig) -> dict[str, Any]:
         settings["tts"] = {"backend": "service", "service": service_identity(config.tts, "synthesize.tts.url")}
         settings["tts"]["neutral_reference"] = config.tts.neutral_reference
         return {"settings": settings, "library": {}}
+    if config.tts.backend == "triton":  # Triton's own report of the server and model, never the URL
+        from empathy_data.serving.triton import TritonTTS
+
+        client = TritonTTS(config.tts)
+        try:
+            settings["tts"] = {"backend": "triton", "triton": client.identity, "neutral_reference": config.tts.neutral_reference}
+        finally:
+            client.close()
+        return {"settings": settings, "library": {}}
     tts.pop("accept_license", None)  # a licence acceptance changes no audio
     for flag in ("load_jit", "load_trt", "load_vllm"):  # off: the keys of builds made before these existed
         if tts.get(flag) is False:

@@ -381,7 +381,24 @@ class ServiceSynth(ServiceEndpoint):
     neutral_reference: bool = False
 
 
-TTSConfig = Annotated[EspeakSynth | CosyVoice2Synth | XTTSSynth | ServiceSynth, Field(discriminator="backend")]
+class TritonSynth(ServiceEndpoint):
+    """CosyVoice2/3 on its own Triton Inference Server runtime (TensorRT-LLM; upstream
+    runtime/triton_trtllm), over Triton's HTTP/REST protocol. That runtime clones the reference clip's
+    voice and has no instruction input: the emotion is the clip's, so give speakers a clip per emotion."""
+
+    backend: Literal["triton"] = "triton"
+    model: str = "cosyvoice2"  # the Triton model name: cosyvoice2 or cosyvoice3
+    sample_rate: int = Field(default=24000, ge=8000, le=48000)  # the model's output rate (CosyVoice2/3: 24 kHz)
+    reference_sample_rate: int = Field(default=16000, ge=8000, le=48000)  # what its reference_wav input expects
+    # Zero-pad reference clips to a multiple of this many seconds (reference_wav_len keeps the true length):
+    # Triton's dynamic batcher batches only inputs of equal shape. 0: no padding.
+    reference_pad_s: float = Field(default=10.0, ge=0)
+    neutral_reference: bool = False
+
+
+TTSConfig = Annotated[
+    EspeakSynth | CosyVoice2Synth | XTTSSynth | ServiceSynth | TritonSynth, Field(discriminator="backend")
+]
 
 
 class SynthesizeConfig(Strict):

@@ -17,7 +17,7 @@ from empathy_data.hashing import digest, file_sha256
 
 # The libraries whose versions decide each backend's output: in its stage key (build.py) and in a
 # service's report (serving/apps.py).
-TTS_LIBRARIES = {"service": (), "espeak": ("espeakng-loader",), "cosyvoice2": ("torch", "torchaudio"), "xtts": ("coqui-tts", "torch")}
+TTS_LIBRARIES = {"service": (), "triton": (), "espeak": ("espeakng-loader",), "cosyvoice2": ("torch", "torchaudio"), "xtts": ("coqui-tts", "torch")}
 ASR_LIBRARIES = {"service": (), "faster-whisper": ("faster-whisper", "ctranslate2"), "transformers": ("transformers", "torch")}
 SPEAKER_LIBRARIES = {"resemblyzer": ["resemblyzer", "torch"], "xvector": ["transformers", "torch"]}
 EMOTION_LIBRARIES = {"service": (), "prosody": ("librosa",), "transformers": ("transformers", "torch"), "emotion2vec": ("funasr",)}

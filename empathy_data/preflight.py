@@ -51,7 +51,7 @@ def check_libraries_and_models(config: BuildConfig) -> None:
         _needs("script", ["openai"], "pip install openai")
 
     tts = config.synthesize.tts
-    if tts.backend == "service":
+    if tts.backend in ("service", "triton"):
         pass  # nothing to import here: the service's own environment holds the model (serving/)
     elif tts.backend == "espeak":
         _needs("synthesize.tts", ["espeakng_loader"], "pip install espeakng-loader")
