@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 import time
@@ -6,7 +7,86 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.canned_llm import CannedLLM, canned_script
+
 REPO = Path(__file__).resolve().parent.parent
+
+# Three tiers (README, "Run the tests"): unit (no mark, the default run), integration (checks on the one
+# shared real tiny build), slow (kills, clusters, object storage, Ctrl-C, model services).
+TIERS = ("unit", "integration", "slow")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--tier", action="append", choices=[*TIERS, "all"],
+        help="run this tier (repeatable); default: unit. CI runs --tier all",
+    )  # fmt: skip
+
+
+def tier_of(item: pytest.Item) -> str:
+    marks = {m.name for m in item.iter_markers()}
+    return "slow" if "slow" in marks else "integration" if "integration" in marks else "unit"
+
+
+def pytest_collection_modifyitems(config, items):
+    chosen = set(config.getoption("--tier") or ["unit"])
+    if "all" in chosen:
+        chosen = set(TIERS)
+    keep = [item for item in items if tier_of(item) in chosen]
+    dropped = [item for item in items if tier_of(item) not in chosen]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+def starts_build(args) -> bool:
+    text = args if isinstance(args, str) else " ".join(str(a) for a in args)
+    return "empathy_data.cli" in text and " build" in text
+
+
+def starts_service(args) -> str | None:
+    text = args if isinstance(args, str) else " ".join(str(a) for a in args)
+    return next((s for s in ("empathy_data.serving", "triton_server.py", "llama_serve", "kill_in_export") if s in text), None)
+
+
+@pytest.fixture(autouse=True)
+def unit_tests_start_no_real_model(request, monkeypatch):
+    """A unit test fails if it starts the embedded LLM, a model service or a cluster, or runs a build
+    that does not stop at its config check: that belongs to the integration or slow tier
+    (`pytest.mark.integration` / `pytest.mark.slow`)."""
+    if tier_of(request.node) != "unit":
+        yield
+        return
+    where = request.node.nodeid
+
+    def refuse(what: str):
+        raise AssertionError(f"{where} starts {what}: mark it pytest.mark.slow or pytest.mark.integration")
+
+    builds: list[subprocess.Popen] = []
+    popen_init = subprocess.Popen.__init__
+
+    def checked_popen(self, args, *rest, **kwargs):
+        service = starts_service(args)
+        if service:
+            refuse(f"a model service or build ({service})")
+        popen_init(self, args, *rest, **kwargs)
+        if starts_build(args):
+            builds.append(self)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", checked_popen)
+    from empathy_data.script import llama_server
+
+    monkeypatch.setattr(llama_server.LlamaServer, "start", lambda self: refuse("the embedded LLM server"))
+    import llama_cpp
+
+    monkeypatch.setattr(llama_cpp.Llama, "__init__", lambda self, *a, **k: refuse("the embedded LLM (llama.cpp)"))
+    for module, name in (("ray", "init"), ("distributed", "LocalCluster")):
+        if module in sys.modules:  # imported by an earlier test or the package: a cluster is one call away
+            monkeypatch.setattr(sys.modules[module], name, lambda *a, _m=module, **k: refuse(f"a local {_m} cluster"))
+    yield
+    for build in builds:
+        if build.poll() in (0, None):
+            refuse("a whole build that ran past its config check")
 
 
 def tiny_config(root: Path, out: str = "out") -> Path:
@@ -14,6 +94,15 @@ def tiny_config(root: Path, out: str = "out") -> Path:
     config.update({"num_dialogues": 3, "chunk_size": 2, "output": str(root / out), "seed": 12})
     config.pop("rebalance", None)  # top-up is tested with fakes (test_topup.py); the tiny build stays three dialogues
     path = root / f"{out}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def canned_config(root: Path, base_url: str, out: str = "out") -> Path:
+    """The tiny config written by the canned LLM server (tests/canned_llm.py) instead of the embedded model."""
+    path = tiny_config(root, out)
+    config = yaml.safe_load(path.read_text())
+    config["script"] = canned_script(base_url, frequency_penalty=0.5, presence_penalty=0.5)
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -28,7 +117,7 @@ def run_build(path: Path, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="session")
 def tiny_build(tmp_path_factory):
-    """One uninterrupted build of a tiny corpus with the real embedded models, shared by the e2e tests.
+    """One uninterrupted build of a tiny corpus with the real embedded models, shared by the integration and slow tiers.
     While it runs, a second build of the same config is started on the same output: it must be refused
     at once (kept as `tiny_build_rival` for test_trust), and the first must finish intact."""
     root = tmp_path_factory.mktemp("e2e")
@@ -53,3 +142,33 @@ TINY_RIVAL: dict = {}
 @pytest.fixture(scope="session")
 def tiny_build_rival(tiny_build):
     return TINY_RIVAL
+
+
+SERVICE_PYTHON = Path(os.environ.get("EMPATHY_SERVICES_PYTHON") or REPO / ".venv-services" / "bin" / "python")
+
+
+@pytest.fixture(scope="session")
+def service_python() -> Path:
+    """The model services' own environment (services/README.md; .ci/run creates it)."""
+    if not SERVICE_PYTHON.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must create the service environment ({SERVICE_PYTHON}): see .ci/run")
+        pytest.skip(f"no service environment at {SERVICE_PYTHON}: see services/README.md")
+    return SERVICE_PYTHON
+
+
+@pytest.fixture(scope="session")
+def canned_llm():
+    with CannedLLM(delay_s=0.2) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def canned_build(tmp_path_factory, canned_llm):
+    """One uninterrupted build of the tiny config with the canned LLM: the reference of the slow tier's
+    kills and interrupts, which test the build's machinery, not the model."""
+    root = tmp_path_factory.mktemp("canned")
+    path = canned_config(root, canned_llm)
+    result = run_build(path, root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root, path, result

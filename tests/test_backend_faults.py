@@ -1,4 +1,6 @@
-"""Full builds through a fault-injecting proxy in front of the real embedded llama.cpp server."""
+"""Full builds through a fault-injecting proxy in front of an OpenAI-compatible server: the canned one
+(tests/canned_llm.py), so the faults, retries and counts are tested in seconds; what the real embedded
+server does across a kill is test_resume's."""
 
 import json
 import os
@@ -7,20 +9,19 @@ import re
 import pytest
 import yaml
 
-from empathy_data.embedded_models import embedded_llm
-from empathy_data.script.llama_server import LlamaServer, free_port
+from empathy_data.script.llama_server import free_port
 from empathy_data.verify import verify_corpus
+from tests.canned_llm import CannedLLM
 from tests.conftest import REPO, run_build
 from tests.fault_proxy import FaultProxy
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.slow
 SECRET = "sk-test-do-not-leak-3141592653"
 
 
 @pytest.fixture(scope="module")
-def real_server(tmp_path_factory):
-    log = tmp_path_factory.mktemp("llm") / "server.log"
-    with LlamaServer(embedded_llm(), n_threads=2, n_ctx=4096, log_path=log) as url:
+def llm_server():
+    with CannedLLM() as url:
         yield url
 
 
@@ -41,13 +42,13 @@ def write_config(root, base_url, **script):
     return path
 
 
-def test_transient_faults_are_retried_and_counts_add_up(real_server, tmp_path, monkeypatch):
+def test_transient_faults_are_retried_and_counts_add_up(llm_server, tmp_path, monkeypatch):
     monkeypatch.setenv("EMPATHY_FAULT_TEST_KEY", SECRET)
     # Requests arrive in spec order (one in flight): dialogue 0 gets a 500 then succeeds; dialogue 1 gets
     # a connection reset (retried by the client) then succeeds; dialogue 2 gets malformed JSON (a new
     # attempt with a new seed), then succeeds. Nothing of this is an item's failure.
     faults = ["500", "ok", "reset", "ok", "malformed", "ok"]
-    with FaultProxy(real_server, faults) as proxy:
+    with FaultProxy(llm_server, faults) as proxy:
         path = write_config(tmp_path, proxy.base_url, request_retries=2, max_attempts=2)
         # check_reachable lists models with GET; only chat requests draw faults
         result = run_build(path, tmp_path)
@@ -69,12 +70,12 @@ def test_transient_faults_are_retried_and_counts_add_up(real_server, tmp_path, m
         assert SECRET not in text
 
 
-def test_refused_connections_for_a_whole_chunk_fail_the_build_not_the_items(real_server, tmp_path, monkeypatch):
+def test_refused_connections_for_a_whole_chunk_fail_the_build_not_the_items(llm_server, tmp_path, monkeypatch):
     monkeypatch.setenv("EMPATHY_FAULT_TEST_KEY", SECRET)
     # Every request of the chunk is reset: 1 + 1 client retry, in each of the task's 3 tries
     # (Prefect retries a chunk task twice). After the first fault no other request of the chunk is sent.
     faults = ["reset"] * 6
-    with FaultProxy(real_server, faults) as proxy:
+    with FaultProxy(llm_server, faults) as proxy:
         path = write_config(tmp_path, proxy.base_url, request_retries=1)
         failed = run_build(path, tmp_path)
         assert proxy.seen == faults

@@ -12,6 +12,8 @@ from empathy_data.verify import verify_corpus
 from tests.conftest import run_build, tiny_config
 from tests.test_resume import shard_digests
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("kind", ["dask", "ray"])
 def test_a_cluster_runner_builds_the_thread_runners_corpus(tiny_build, tmp_path, kind):

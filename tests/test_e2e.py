@@ -14,7 +14,7 @@ import yaml
 from empathy_data.hashing import file_sha256
 from tests.helpers import REPO  # noqa: F401
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

@@ -142,6 +142,7 @@ def test_per_language_thresholds_override_only_their_language():
     assert relaxed_zh.for_language("zh").max_wer == 0.1
 
 
+@pytest.mark.slow  # 30 s of Whisper on CPU
 def test_batched_whisper_hears_what_one_at_a_time_hears():
     """batch_size > 1 encodes and decodes clips together; every transcript must be the one transcribe()
     gives that clip alone, for both languages, silence, a clip over Whisper's 30 s window and a bad clip."""

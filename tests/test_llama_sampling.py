@@ -9,6 +9,8 @@ from llama_cpp import Llama
 from empathy_data.embedded_models import embedded_llm
 from empathy_data.script import llama_serve
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def llm():

@@ -1,4 +1,9 @@
-"""The embedded server answers a request the same way whatever it served before, even after a restart."""
+"""The embedded server answers a request the same way whatever it served before, even after a restart,
+and the same again when it runs from the services' own environment (.venv-services: no Prefect, no
+torch), which is how a production build reaches its LLM."""
+
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -9,7 +14,7 @@ from empathy_data.script.openai_chat import OpenAIChat
 from empathy_data.script.prompting import build_messages, response_schema
 from tests.helpers import make_context
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.slow
 
 
 def ask(server_url: str, request) -> str:
@@ -17,21 +22,22 @@ def ask(server_url: str, request) -> str:
     return OpenAIChat(config, server_url).complete(*request)
 
 
-def test_request_b_alone_after_a_and_after_a_restart_gets_the_same_reply(tmp_path):
+def test_request_b_alone_after_a_and_after_a_restart_in_the_service_environment_gets_the_same_reply(tmp_path, service_python):
     ctx = make_context(tmp_path, distributions={"exchanges": {1: 1.0}})
     a, b = (ctx.planner.spec(i) for i in (0, 1))
     # no request tag: the two prompts share their system prompt, the case where prefix reuse used to differ
     request_a = (build_messages(a, ctx.prompts, 0, tag=False), response_schema(a), 11)
     request_b = (build_messages(b, ctx.prompts, 0, tag=False), response_schema(b), 22)
 
-    def server():
-        return LlamaServer(embedded_llm(), n_threads=2, n_ctx=2048, log_path=tmp_path / "server.log")
-
-    with server() as url:
+    with LlamaServer(embedded_llm(), n_threads=2, n_ctx=2048, log_path=tmp_path / "server.log") as url:
         alone = ask(url, request_b)
         ask(url, request_a)
         after_a = ask(url, request_b)
-    with server() as url:
+    probe = "from empathy_data.embedded_models import embedded_llm; print(embedded_llm())"
+    own_model = subprocess.run([service_python, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert own_model != str(embedded_llm())  # the service environment's own copy of the weights
+    service = LlamaServer(Path(own_model), n_threads=2, n_ctx=2048, log_path=tmp_path / "service.log", python=str(service_python))
+    with service as url:
         after_restart = ask(url, request_b)
     assert alone == after_a == after_restart
     assert alone  # a real reply

@@ -127,7 +127,7 @@ def object_etags(fs, prefix: str) -> dict[str, str]:
     return {p: info["ETag"] for p, info in fs.find(prefix, detail=True).items()}
 
 
-@pytest.mark.e2e
+@pytest.mark.slow
 def test_a_build_to_s3_killed_and_resumed_matches_the_local_build(s3, tiny_build, tmp_path):
     """The tiny build to s3://, SIGKILLed once its first chunk is filtered, then resumed: the finished
     chunk outputs are not written again, the shards are byte-identical to the local build's, `verify`

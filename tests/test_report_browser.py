@@ -13,7 +13,7 @@ import pytest
 from empathy_data.report import SECTION_IDS
 from tests.helpers import REPO
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"
 

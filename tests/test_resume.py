@@ -15,9 +15,9 @@ import pytest
 
 from empathy_data.hashing import file_sha256
 from empathy_data.verify import verify_corpus
-from tests.conftest import build_command, run_build, tiny_config
+from tests.conftest import build_command, canned_config, run_build, tiny_config
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.slow
 
 KILL_POINTS = {
     # inside the script stage: the first reply of chunk 2 is journaled, the chunk is not finished
@@ -96,11 +96,14 @@ def accounted_ids(out: Path) -> list[tuple[str, int]]:
 
 
 @pytest.mark.parametrize("stage", list(KILL_POINTS))
-def test_killed_build_resumes_to_the_build_it_would_have_been(tiny_build, tmp_path, stage):
-    reference_root, _, _ = tiny_build
-    reference = reference_root / "out"
-    path = tiny_config(tmp_path, out="killed")
-    seed_journal(tmp_path / "killed", reference)
+def test_killed_build_resumes_to_the_build_it_would_have_been(request, tmp_path, stage):
+    if stage == "script":  # the one kill on the real model: after it, the embedded server answers the rest
+        reference = request.getfixturevalue("tiny_build")[0] / "out"
+        path = tiny_config(tmp_path, out="killed")
+        seed_journal(tmp_path / "killed", reference)
+    else:  # the canned server (tests/canned_llm.py): the subject is the regeneration round's bookkeeping
+        reference = request.getfixturevalue("canned_build")[0] / "out"
+        path = canned_config(tmp_path, request.getfixturevalue("canned_llm"), out="killed")
     done_before = kill_when(path, tmp_path, KILL_POINTS[stage])
     assert done_before is not None, f"build finished before the {stage} kill point"
     assert set(finished_work(reference)) - set(done_before), "the kill left no work to resume"

@@ -26,6 +26,8 @@ from empathy_data.synthesize.base import TTSRequest
 from tests.helpers import REPO, sine
 from tests.triton_server import spelled
 
+pytestmark = pytest.mark.slow
+
 TRITON_PYTHON = Path(os.environ.get("EMPATHY_TRITON_PYTHON") or REPO / ".venv-triton" / "bin" / "python")
 FAILURES = ["--fail-text", "unreadable=no phonemes for this text", "--fail-text", "boom=CUDA out of memory"]
 

@@ -11,7 +11,7 @@ import pytest
 from empathy_data.hashing import file_sha256
 from empathy_data.verify import VerifyError, verify_corpus
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

@@ -27,8 +27,12 @@ class LlamaServer:
 
     host = "127.0.0.1"  # never bind beyond loopback
 
-    def __init__(self, model: Path, n_threads: int, n_ctx: int, log_path: Path, startup_timeout_s: float = 120):
+    def __init__(
+        self, model: Path, n_threads: int, n_ctx: int, log_path: Path, startup_timeout_s: float = 120,
+        python: str = sys.executable,
+    ):  # fmt: skip
         self.model = model
+        self.python = python  # the interpreter that runs the server: another environment's, for a service
         self.n_threads = n_threads
         self.n_ctx = n_ctx
         self.log_path = log_path
@@ -42,7 +46,7 @@ class LlamaServer:
 
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "empathy_data.script.llama_serve",
+            self.python, "-m", "empathy_data.script.llama_serve",
             "--model", str(self.model),
             "--model_alias", "embedded",
             "--host", self.host,

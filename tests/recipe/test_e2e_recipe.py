@@ -47,7 +47,7 @@ def check_real_corpus(root: Path, tmp: Path) -> dict[str, dict]:
     return reports
 
 
-@pytest.mark.e2e
+@pytest.mark.integration
 def test_exports_and_training_on_a_real_tiny_build(tiny_build, tmp_path):
     root, _, _ = tiny_build
     reports = check_real_corpus(root / "out", tmp_path)
