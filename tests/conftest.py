@@ -1,7 +1,9 @@
 import os
+import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -142,6 +144,48 @@ TINY_RIVAL: dict = {}
 @pytest.fixture(scope="session")
 def tiny_build_rival(tiny_build):
     return TINY_RIVAL
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_server(request, tmp_path_factory):
+    """The integration and slow tiers' builds all talk to one Prefect API server, as a team's builds talk
+    to theirs (PREFECT_API_URL), instead of each starting a temporary one (~11 s a build). The Ctrl-C
+    tests take it away again: what a build's own temporary server does on an interrupt is their subject."""
+    chosen = set(request.config.getoption("--tier") or ["unit"])
+    if not chosen & {"integration", "slow", "all"} or os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from empathy_data.script.llama_server import free_port
+
+    port = free_port()
+    home = tmp_path_factory.mktemp("prefect-home")
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    log = home / "server.log"
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"Prefect server did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.5)
+    os.environ["PREFECT_API_URL"] = url
+    try:
+        yield url
+    finally:
+        del os.environ["PREFECT_API_URL"]
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
 
 
 SERVICE_PYTHON = Path(os.environ.get("EMPATHY_SERVICES_PYTHON") or REPO / ".venv-services" / "bin" / "python")

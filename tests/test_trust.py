@@ -17,10 +17,13 @@ from tests.conftest import build_command, canned_config, run_build
 from tests.test_resume import shard_digests
 
 
-def start(path: Path, root: Path) -> subprocess.Popen:
+def start(path: Path, root: Path, own_prefect_server: bool = False) -> subprocess.Popen:
+    """`own_prefect_server`: without the session's shared server, so the build starts its temporary one."""
+    env = {k: v for k, v in os.environ.items() if not (own_prefect_server and k == "PREFECT_API_URL")}
     return subprocess.Popen(
-        build_command(path), cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
+        build_command(path), cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, env=env,
+    )  # fmt: skip
 
 
 def wait_for(pattern: str, out: Path, process: subprocess.Popen, timeout: float = 300) -> None:
@@ -107,7 +110,7 @@ def test_ctrl_c_stops_the_build_at_once_and_a_rerun_completes(canned_build, cann
     reference = canned_build[0] / "out"
     path = canned_config(tmp_path, canned_llm, out=f"int-{target}")
     out = tmp_path / f"int-{target}"
-    build = start(path, tmp_path)
+    build = start(path, tmp_path, own_prefect_server=True)
     wait_for("work/journal/*.jsonl", out, build)
     helpers = descendants(build.pid)
     assert helpers  # Prefect's temporary API server
