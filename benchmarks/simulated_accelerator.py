@@ -16,7 +16,7 @@ Figures: span = first request to last answer at any service (Prefect's start-up 
 each service's busy time, span / busiest busy time (target <= 1.15) and the busiest service's
 utilisation = busy / span (target >= 0.85).
 
-Run on demand, not in CI:  python benchmarks/simulated_accelerator.py [--dialogues 288] [--chunk-size 8]
+Run on demand, not in CI:  python benchmarks/simulated_accelerator.py [--dialogues 288] [--chunk-size 8] [--judge]
 """
 
 from __future__ import annotations
@@ -102,9 +102,15 @@ class BatchingNullService:
                 "mean_batch": round(self.items / max(self.batches, 1), 2)}  # fmt: skip
 
 
+JUDGEMENT = json.dumps({c: 5 for c in ("emotion", "style", "topic", "reasoning", "naturalness")} | {"why": "null judge"})
+
+
 def chat_answer(body: dict) -> dict:
     schema = body["response_format"]["json_schema"]["schema"]
-    content = null_backends.NullChat().complete(body["messages"], schema, int(body.get("seed", 0)))
+    if "exchanges" in schema.get("properties", {}):
+        content = null_backends.NullChat().complete(body["messages"], schema, int(body.get("seed", 0)))
+    else:  # the script judge's request (--judge)
+        content = JUDGEMENT
     return {
         "id": "null", "object": "chat.completion", "created": 0, "model": body.get("model", "null"),
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
@@ -165,10 +171,12 @@ def start_services() -> tuple[dict[str, BatchingNullService], ThreadingHTTPServe
     return services, server
 
 
-def config(mode: str, url: str, out: str, dialogues: int, chunk_size: int, workers: int) -> dict[str, Any]:
+def config(mode: str, url: str, out: str, dialogues: int, chunk_size: int, workers: int, judge: bool = False) -> dict[str, Any]:
     overlap = mode == "overlap"
     data = null_backends.null_config(dialogues, out, chunk_size=chunk_size, max_workers=workers if overlap else 1)
     data["script"].update(base_url=f"{url}/llm/v1", structured_output="json_schema", max_in_flight=16 if overlap else 1)
+    if judge:  # every script that passes validation is judged by the same LLM service
+        data["script"]["judge"] = {"enabled": True}
     data["synthesize"]["tts"] = {"backend": "service", "url": f"{url}/tts", "max_in_flight": 16 if overlap else 1}
     data["filter"]["asr"] = {"backend": "service", "url": f"{url}/asr", "max_in_flight": 32 if overlap else 1}
     if overlap:
@@ -176,11 +184,11 @@ def config(mode: str, url: str, out: str, dialogues: int, chunk_size: int, worke
     return data
 
 
-def run(mode: str, services, url: str, root: Path, dialogues: int, chunk_size: int, workers: int) -> dict[str, Any]:
+def run(mode: str, services, url: str, root: Path, dialogues: int, chunk_size: int, workers: int, judge: bool) -> dict[str, Any]:
     for service in services.values():
         service.reset()
     path = root / f"{mode}.yaml"
-    path.write_text(yaml.safe_dump(config(mode, url, str(root / mode), dialogues, chunk_size, workers)))
+    path.write_text(yaml.safe_dump(config(mode, url, str(root / mode), dialogues, chunk_size, workers, judge)))
     t0 = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "empathy_data.cli", "build", str(path)], capture_output=True, text=True)
     wall = time.monotonic() - t0
@@ -205,13 +213,14 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=8, help="overlap mode: chunk tasks at once (they only wait on services)")
     parser.add_argument("--modes", default="today,overlap")
+    parser.add_argument("--judge", action="store_true", help="the script judge on: one more LLM request per script")
     args = parser.parse_args()
     services, server = start_services()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     root = Path(tempfile.mkdtemp(prefix="simulated-accelerator-"))
     try:
         modes = args.modes.split(",")
-        results = [run(mode, services, url, root, args.dialogues, args.chunk_size, args.workers) for mode in modes]
+        results = [run(mode, services, url, root, args.dialogues, args.chunk_size, args.workers, args.judge) for mode in modes]
     finally:
         server.shutdown()
         shutil.rmtree(root, ignore_errors=True)
