@@ -1,11 +1,8 @@
 """The CPU proof of the service design: the embedded models run as services from a SEPARATE virtual
 environment (services/requirements/cpu.txt: Ray Serve, the model libraries, this package without its
 dependencies; no Prefect, no torch), and a tiny build against them writes the same shards, byte for byte,
-as the in-process build of the same config (conftest's tiny_build).
-
-The build takes its scripts and LLM replies from that in-process build (the same embedded model and
-requests): what is under test here is TTS, ASR, emotion and MOS behind services. The embedded LLM server
-run from the service environment is test_llm_determinism's: it answers exactly as the in-process one."""
+as the in-process build of the same config (conftest's tiny_build). Its LLM is the embedded llama.cpp
+server run from the service environment, at a URL, like a production build's vLLM server."""
 
 from __future__ import annotations
 
@@ -51,33 +48,45 @@ def get_json(url: str) -> dict:
 
 @pytest.fixture(scope="module")
 def services(service_python, tmp_path_factory):
-    """Ray Serve (the TTS, ASR, emotion and MOS apps), a process of the service environment."""
+    """Ray Serve (TTS + ASR apps) and the embedded LLM server, each a process of the service environment."""
     root = tmp_path_factory.mktemp("services")
     spec = yaml.safe_load((REPO / "services" / "cpu.yaml").read_text())
-    port = free_port()
+    port, llm_port = free_port(), free_port()
     spec["http_options"] = {"host": "127.0.0.1", "port": port}
     (root / "services.yaml").write_text(yaml.safe_dump(spec))
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    serve_log = root / "serve.log"
-    with open(serve_log, "wb") as out:
+    gguf = subprocess.run(
+        [service_python, "-c", "from empathy_data.embedded_models import embedded_llm; print(embedded_llm())"],
+        capture_output=True, text=True, check=True, env=env, cwd=root,
+    ).stdout.strip()  # fmt: skip
+    serve_log, llm_log = root / "serve.log", root / "llm.log"
+    with open(serve_log, "wb") as out, open(llm_log, "wb") as llm_out:
         serve = subprocess.Popen(
             [service_python, "-m", "empathy_data.serving", root / "services.yaml", "--num-cpus", "2"],
             stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root,
         )  # fmt: skip
+        llm = subprocess.Popen(
+            [service_python, "-m", "empathy_data.script.llama_serve", "--model", gguf, "--model_alias", "embedded",
+             "--host", "127.0.0.1", "--port", str(llm_port), "--n_threads", "2", "--n_ctx", "4096"],
+            stdout=llm_out, stderr=subprocess.STDOUT, env=env, cwd=root,
+        )  # fmt: skip
     try:
+        wait_for(f"http://127.0.0.1:{llm_port}/v1/models", llm, llm_log)
         wait_for(f"http://127.0.0.1:{port}/tts/info", serve, serve_log)
         wait_for(f"http://127.0.0.1:{port}/asr/info", serve, serve_log)
         wait_for(f"http://127.0.0.1:{port}/emotion/info", serve, serve_log)
         wait_for(f"http://127.0.0.1:{port}/mos/info", serve, serve_log)
         yield {"tts": f"http://127.0.0.1:{port}/tts", "asr": f"http://127.0.0.1:{port}/asr",
                "emotion": f"http://127.0.0.1:{port}/emotion", "mos": f"http://127.0.0.1:{port}/mos",
-               "log": serve_log}  # fmt: skip
+               "llm": f"http://127.0.0.1:{llm_port}/v1", "log": serve_log}  # fmt: skip
     finally:
-        serve.terminate()
-        try:
-            serve.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            serve.kill()
+        for process in (serve, llm):
+            process.terminate()
+        for process in (serve, llm):
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def test_the_service_environment_holds_no_orchestrator(service_python):
@@ -91,6 +100,10 @@ def test_the_service_environment_holds_no_orchestrator(service_python):
 def service_config(root: Path, services: dict) -> Path:
     path = tiny_config(root, out="services-out")
     config = yaml.safe_load(path.read_text())
+    # The same embedded model, now at a URL: the llama.cpp schema form, and the embedded judge's thresholds
+    # (records only) said explicitly, as the in-process build infers them.
+    config["script"].update(base_url=services["llm"], model="embedded", structured_output="json_object_schema")
+    config["script"]["judge"] = {"min_scores": {}}
     config["synthesize"]["tts"] = {"backend": "service", "url": services["tts"], "neutral_reference": True}
     config["filter"]["asr"] = {"backend": "service", "url": services["asr"]}
     config["filter"]["emotion"] = {"backend": "service", "url": services["emotion"]}
@@ -103,13 +116,9 @@ def shard_digests(out: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def service_build(services, tiny_build, tmp_path_factory):
+def service_build(services, tmp_path_factory):
     root = tmp_path_factory.mktemp("service-build")
     path = service_config(root, services)
-    reference = tiny_build[0] / "out"
-    for folder in ("script", "journal"):  # the in-process build's scripts and replies: no LLM time here
-        shutil.copytree(reference / "work" / folder, root / "services-out" / "work" / folder)
-    shutil.copy(reference / "build.json", root / "services-out" / "build.json")
     started = time.monotonic()
     result = run_build(path, root)
     print(f"\nbuild against services: {time.monotonic() - started:.1f} s")
@@ -124,7 +133,6 @@ def test_a_build_against_services_writes_the_in_process_shards(service_build, se
     assert expected and shard_digests(out) == expected
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"] == json.loads((reference / "manifest.json").read_text())["counts"]
-    assert manifest["llm_requests"]["sent"] == 0  # round 1 rewrote the same dialogues: every reply replayed
     # Two chunks, two rounds: each model loaded once, in its one replica, and served in batches.
     for name in ("tts", "asr", "emotion"):
         replica = get_json(f"{services[name]}/info")["replica"]
