@@ -41,13 +41,17 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
+def command_text(args) -> str:
+    return args if isinstance(args, str) else " ".join(str(a) for a in args)
+
+
 def starts_build(args) -> bool:
-    text = args if isinstance(args, str) else " ".join(str(a) for a in args)
+    text = command_text(args)
     return "empathy_data.cli" in text and " build" in text
 
 
 def starts_service(args) -> str | None:
-    text = args if isinstance(args, str) else " ".join(str(a) for a in args)
+    text = command_text(args)
     return next((s for s in ("empathy_data.serving", "triton_server.py", "llama_serve", "kill_in_export") if s in text), None)
 
 

@@ -113,17 +113,18 @@ class ServiceClient:
         self._http.close()
 
 
-def item_error(response: httpx.Response, client: ServiceClient) -> ItemRejected:
-    """An item's own failure; one that reads like a missing library or an accelerator fault is raised as
-    the infrastructure fault it is."""
+def item_error(
+    response: httpx.Response, client: ServiceClient, summary: Callable[[str], str] = first_line
+) -> ItemRejected:
+    """An item's own failure, told in one line (`summary` of the answer's error); one that reads like a
+    missing library or an accelerator fault is raised as the infrastructure fault it is."""
     try:
-        detail = response.json().get("error") or response.text
+        detail = str(response.json().get("error") or response.text)
     except ValueError:
         detail = response.text
-    error = ItemRejected(first_line(str(detail)))
-    if is_infrastructure(error):
-        raise client.fault(first_line(str(detail)))
-    return error
+    if is_infrastructure(ItemRejected(detail)):
+        raise client.fault(summary(detail))
+    return ItemRejected(summary(detail))
 
 
 def bounded_map(run: Callable[[T], R], items: Iterable[T], max_in_flight: int) -> Iterator[R]:

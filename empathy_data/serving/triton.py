@@ -25,8 +25,7 @@ import numpy as np
 
 from empathy_data.audio import read_audio, resample
 from empathy_data.config import TritonSynth
-from empathy_data.errors import is_infrastructure
-from empathy_data.serving.client import ITEM_STATUSES, ItemRejected, ServiceClient, bounded_map, first_line
+from empathy_data.serving.client import ITEM_STATUSES, ServiceClient, bounded_map, first_line, item_error
 from empathy_data.synthesize.base import TTSRequest
 from empathy_data.synthesize.clips import pick_clip
 
@@ -135,8 +134,8 @@ class TritonTTS:
         response = self.client.request("POST", f"{self.route}/infer", allow=(500,), content=body, headers=headers)
         if response.status_code == 500 and MODEL_RAISED not in response.text:
             raise self.client.fault(f"HTTP 500: {first_line(response.text)}")
-        if response.status_code in (*ITEM_STATUSES, 500):
-            return self.item_error(response)
+        if response.status_code in (*ITEM_STATUSES, 500):  # Triton sends the model's whole traceback
+            return item_error(response, self.client, raised_line)
         try:
             audio = waveform_of(response)
         except (ValueError, KeyError) as exc:
@@ -144,17 +143,6 @@ class TritonTTS:
         if audio.size == 0:
             return RuntimeError("Triton returned no audio")
         return audio
-
-    def item_error(self, response: httpx.Response) -> ItemRejected:
-        """The model's own error for this request: the last line of its traceback, which Triton sends
-        whole. One that reads like an accelerator fault or a missing library is raised instead."""
-        try:
-            detail = str(response.json().get("error") or response.text)
-        except ValueError:
-            detail = response.text
-        if is_infrastructure(ItemRejected(detail)):
-            raise self.client.fault(raised_line(detail))
-        return ItemRejected(raised_line(detail))
 
     def synthesize(self, requests: list[TTSRequest]) -> list[np.ndarray | Exception]:
         return [self.render(r) for r in requests]
