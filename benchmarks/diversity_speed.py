@@ -16,7 +16,7 @@ import resource
 import time
 import tracemalloc
 
-from empathy_data.export.diversity import DiversityStats, NearDuplicates
+from empathy_data.stages.export.diversity import DiversityStats, NearDuplicates
 
 
 def corpus(n: int, words: int, language: str, seed: int = 0) -> list[list[str]]:

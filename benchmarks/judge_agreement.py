@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def case_script(case: dict, index: int, ctx):
-    from empathy_data.schema import DialogueSpec, Script, ScriptTurn, TurnPlan
+    from empathy_data.records.schema import DialogueSpec, Script, ScriptTurn, TurnPlan
 
     rng = random.Random(index)
     pool = ctx.planner.pool
@@ -48,13 +48,12 @@ def main() -> None:
     parser.add_argument("--min-score", type=int, default=2, help="a criterion below this counts as a rejection")
     args = parser.parse_args()
 
+    from empathy_data.backends import registry as backends
     from empathy_data.flows.build import llm_endpoint
-
-    from empathy_data import backends
-    from empathy_data.build import BuildContext, script_judges
-    from empathy_data.script.prompting import build_messages
-    from empathy_data.script.stage import complete_many
-    from empathy_data.script.validate import validate_script
+    from empathy_data.runtime.build import BuildContext, script_judges
+    from empathy_data.stages.script.prompting import build_messages
+    from empathy_data.stages.script.stage import complete_many
+    from empathy_data.stages.script.validate import validate_script
 
     cases = yaml.safe_load(Path(args.cases).read_text())
     root = Path(tempfile.mkdtemp(prefix="judge-agreement-"))

@@ -27,12 +27,12 @@ def main() -> None:
     parser.add_argument("--config", default=str(REPO / "configs" / "smoke.yaml"))
     args = parser.parse_args()
 
-    from empathy_data.audio import read_audio
-    from empathy_data.build import BuildContext
-    from empathy_data.config import MOSCheck
-    from empathy_data.filter.mos import DNSMOS
-    from empathy_data.filter.speaker import ResemblyzerEncoder
-    from empathy_data.script.embeddings import SentenceEmbedder
+    from empathy_data.config.model import MOSCheck
+    from empathy_data.core.audio import read_audio
+    from empathy_data.runtime.build import BuildContext
+    from empathy_data.stages.filter.mos import DNSMOS
+    from empathy_data.stages.filter.speaker import ResemblyzerEncoder
+    from empathy_data.stages.script.embeddings import SentenceEmbedder
 
     out = Path(args.out)
     ctx = BuildContext.load(args.config, {"output": str(out)})

@@ -23,12 +23,12 @@ REPO = Path(__file__).resolve().parents[1]
 def run(mode: str, requests: int, threads: int) -> dict:
     from llama_cpp import Llama
 
-    from empathy_data.build import BuildContext
-    from empathy_data.embedded_models import embedded_llm
-    from empathy_data.script.prompting import build_messages, response_schema
+    from empathy_data.runtime.build import BuildContext
+    from empathy_data.stages.script.prompting import build_messages, response_schema
+    from empathy_data.weights.embedded_models import embedded_llm
 
     if mode == "grammar-after":
-        from empathy_data.script.llama_serve import check_grammar_after_sampling
+        from empathy_data.stages.script.llama_serve import check_grammar_after_sampling
 
         check_grammar_after_sampling()
     ctx = BuildContext.load(REPO / "configs" / "smoke.yaml")

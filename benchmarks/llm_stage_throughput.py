@@ -54,8 +54,8 @@ def distilabel_run(base_url: str, requests: list[tuple]) -> tuple[list[str | Non
     from distilabel.models.llms import OpenAILLM
     from distilabel.steps.tasks import TextGeneration
 
-    from empathy_data.script.openai_chat import response_format
-    from empathy_data.script.prompting import token_budget
+    from empathy_data.stages.script.openai_chat import response_format
+    from empathy_data.stages.script.prompting import token_budget
 
     llm = OpenAILLM(model=requests[0][0].config.model, base_url=base_url, api_key="not-needed", timeout=600,
                     max_retries=0)  # fmt: skip
@@ -87,12 +87,12 @@ def main() -> None:
     parser.add_argument("--topic", action="store_true", help="keep the script stage's topic check on")
     args = parser.parse_args()
 
-    from empathy_data.flows.build import llm_endpoint
     from llama_cpp import Llama
 
-    from empathy_data import backends
-    from empathy_data.build import BuildContext, run_script_chunk
-    from empathy_data.embedded_models import embedded_llm
+    from empathy_data.backends import registry as backends
+    from empathy_data.flows.build import llm_endpoint
+    from empathy_data.runtime.build import BuildContext, run_script_chunk
+    from empathy_data.weights.embedded_models import embedded_llm
 
     root = Path(tempfile.mkdtemp(prefix="llm-stage-"))
     overrides = {"output": str(root / "out"), "num_dialogues": args.dialogues}

@@ -1,6 +1,6 @@
 """Null backends for benchmarks only: canned text and audio returned at once, so that what a benchmark
 times is the pipeline's own cost (planning, chunk files, FLAC and Parquet, Prefect). Never a default:
-`install()` swaps them into `empathy_data.backends` for the current process (thread runner only).
+`install()` swaps them into `empathy_data.backends.registry` for the current process (thread runner only).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from empathy_data import backends
+from empathy_data.backends import registry as backends
 
 # Words absent from the prompt templates, so a null reply never "copies the prompt" (script validation).
 WORDS = (

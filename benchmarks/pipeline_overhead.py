@@ -44,20 +44,20 @@ def build(mode: str, config_path: str) -> dict:
     return {
         "mode": mode,
         "wall_s": round(wall, 2),
-        "export_s": manifest["timings_s"]["export"],
-        "pipeline_s": manifest["timings_s"]["pipeline_wall"],
+        "export_s": manifest.timings_s["export"],
+        "pipeline_s": manifest.timings_s["pipeline_wall"],
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "dialogues": manifest["counts"]["dialogues"],
+        "dialogues": manifest.counts.dialogues.model_dump(),
     }
 
 
 def plain_loop(config_path: str) -> dict:
-    """What flows/build.py's build_corpus does, minus Prefect: the same BuildContext calls and stage
+    """What empathy_data/flows/build.py's build_corpus does, minus Prefect: the same BuildContext calls and stage
     functions, one chunk after another."""
-    from empathy_data import backends
-    from empathy_data.build import BuildContext, run_filter_chunk, run_script_chunk, run_synthesize_chunk
-    from empathy_data.export.exporter import export_corpus
-    from empathy_data.output_lock import OutputLock
+    from empathy_data.backends import registry as backends
+    from empathy_data.runtime.build import BuildContext, run_filter_chunk, run_script_chunk, run_synthesize_chunk
+    from empathy_data.stages.export.exporter import export_corpus
+    from empathy_data.store.output_lock import OutputLock
 
     ctx = BuildContext.load(str(Path(config_path).resolve()), {})
     cfg = ctx.config
@@ -79,8 +79,8 @@ def plain_loop(config_path: str) -> dict:
         pipeline = time.perf_counter() - t0
         t1 = time.perf_counter()
         manifest = export_corpus(ctx, {"pipeline_wall": round(pipeline, 2)})
-        manifest["timings_s"]["export"] = round(time.perf_counter() - t1, 2)
-        ctx.store.write_json("manifest.json", manifest)
+        manifest.timings_s["export"] = round(time.perf_counter() - t1, 2)
+        ctx.store.write_json("manifest.json", manifest.to_json())
     return manifest
 
 

@@ -32,7 +32,7 @@ CONFIGS = {
 
 
 def measure(config: dict, n: int) -> dict:
-    from empathy_data.build import BuildContext
+    from empathy_data.runtime.build import BuildContext
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "c.yaml"

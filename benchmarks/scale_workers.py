@@ -42,8 +42,8 @@ def config(num_dialogues: int, chunk_size: int, out: Path) -> dict:
 
 
 def write_scripts(path: Path) -> None:
-    from empathy_data import backends
-    from empathy_data.build import BuildContext, run_script_chunk
+    from empathy_data.backends import registry as backends
+    from empathy_data.runtime.build import BuildContext, run_script_chunk
 
     install()
     ctx = BuildContext.load(str(path), {})

@@ -41,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import null_backends  # noqa: E402
 
-from empathy_data.serving.wire import encode_audio  # noqa: E402
+from empathy_data.backends.wire import encode_audio  # noqa: E402
 
 # seconds: (a per batch, b per item, max batch, max wait for company)
 LATENCY = {

@@ -9,16 +9,16 @@ from __future__ import annotations
 import argparse
 import time
 
-from empathy_data.audio import resample
-from empathy_data.config import FasterWhisperASR, ProsodyEmotion, SynthesizeConfig
-from empathy_data.filter.asr import FasterWhisper
-from empathy_data.filter.prosody import ProsodyEmotionCheck
-from empathy_data.resources import builtin_dir
-from empathy_data.speakers import load_pool
-from empathy_data.synthesize.base import TTSRequest
-from empathy_data.synthesize.espeak import EspeakTTS
-from empathy_data.synthesize.prosody import EMOTION_PROSODY
-from empathy_data.synthesize.stage import postprocess
+from empathy_data.config.model import FasterWhisperASR, ProsodyEmotion, SynthesizeConfig
+from empathy_data.core.audio import resample
+from empathy_data.core.resources import builtin_dir
+from empathy_data.planning.speakers import load_pool
+from empathy_data.stages.filter.asr import FasterWhisper
+from empathy_data.stages.filter.prosody import ProsodyEmotionCheck
+from empathy_data.stages.synthesize.base import TTSRequest
+from empathy_data.stages.synthesize.espeak import EspeakTTS
+from empathy_data.stages.synthesize.prosody import EMOTION_PROSODY
+from empathy_data.stages.synthesize.stage import postprocess
 
 TEXTS = [
     "I just found out that my flight was cancelled and I have no idea how I will get home tonight.",

@@ -16,15 +16,15 @@ import statistics
 import time
 from pathlib import Path
 
-from empathy_data.audio import resample
-from empathy_data.config import FasterWhisperASR, SynthesizeConfig
-from empathy_data.filter.asr import ASR_RATE, FasterWhisper
-from empathy_data.filter.metrics import error_rates
-from empathy_data.resources import builtin_dir
-from empathy_data.speakers import load_pool
-from empathy_data.synthesize.base import TTSRequest
-from empathy_data.synthesize.espeak import EspeakTTS
-from empathy_data.synthesize.stage import postprocess
+from empathy_data.config.model import FasterWhisperASR, SynthesizeConfig
+from empathy_data.core.audio import resample
+from empathy_data.core.resources import builtin_dir
+from empathy_data.planning.speakers import load_pool
+from empathy_data.stages.filter.asr import ASR_RATE, FasterWhisper
+from empathy_data.stages.filter.metrics import error_rates
+from empathy_data.stages.synthesize.base import TTSRequest
+from empathy_data.stages.synthesize.espeak import EspeakTTS
+from empathy_data.stages.synthesize.stage import postprocess
 
 SENTENCES = {
     "en": [

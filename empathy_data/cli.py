@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from empathy_data.errors import BackendUnavailable, ConfigError, EmpathyDataError
+from empathy_data.core.errors import BackendUnavailable, ConfigError, EmpathyDataError
+from empathy_data.records.manifest import Manifest
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Manufacture empathetic speech-dialogue corpora.")
 console = Console(stderr=True)
@@ -39,8 +40,8 @@ def validate(
     ] = True,
 ) -> None:
     """Check a config, its prompts, speaker pool, backend libraries and model paths without loading any model."""
-    from empathy_data.build import BuildContext
-    from empathy_data.preflight import preflight
+    from empathy_data.runtime.build import BuildContext
+    from empathy_data.runtime.preflight import preflight
 
     try:
         ctx = BuildContext.load(config)
@@ -62,7 +63,7 @@ def plan(
     start: Annotated[int, typer.Option(help="First spec index")] = 0,
 ) -> None:
     """Print planned dialogue specs (spec i depends only on the seed and i)."""
-    from empathy_data.build import BuildContext
+    from empathy_data.runtime.build import BuildContext
 
     try:
         ctx = BuildContext.load(config)
@@ -85,10 +86,10 @@ def build(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's own logs")] = False,
 ) -> None:
     """Build a corpus: plan, script, synthesize, filter, export. Re-running resumes."""
-    from empathy_data.build import BuildContext
-    from empathy_data.interrupts import stop_cleanly_on_signals
-    from empathy_data.output_lock import OutputLock
-    from empathy_data.preflight import check_before_build
+    from empathy_data.runtime.build import BuildContext
+    from empathy_data.runtime.interrupts import stop_cleanly_on_signals
+    from empathy_data.runtime.preflight import check_before_build
+    from empathy_data.store.output_lock import OutputLock
 
     stop_cleanly_on_signals()
     overrides = _overrides(out, num_dialogues)
@@ -136,7 +137,7 @@ def verify(
     ] = None,
 ) -> None:
     """Re-check checksums, row counts, audio, duplicates and splits; exit 1 naming the first problem."""
-    from empathy_data.verify import VerifyError, verify_corpus
+    from empathy_data.tools.verify import VerifyError, verify_corpus
 
     try:
         options = json.loads(storage_options) if storage_options else None
@@ -157,7 +158,7 @@ def verify(
 @app.command()
 def report(out: Annotated[Path, typer.Argument(help="Output directory of a build")]) -> None:
     """Write OUT/report/index.html (distributions, quality, rejects, speakers, playable samples); print its path."""
-    from empathy_data.report import write_report
+    from empathy_data.tools.report import write_report
 
     try:
         path = write_report(out)
@@ -176,7 +177,7 @@ def inspect_command(
     rejects: Annotated[bool, typer.Option("--rejects", help="Show rejects/ with verdict and reasons")] = False,
 ) -> None:
     """Print sample exchanges of a build: text, labels, scores (and reasons, for rejects)."""
-    from empathy_data.inspect_corpus import exchange_table, play_exchange, select_exchanges
+    from empathy_data.tools.inspect_corpus import exchange_table, play_exchange, select_exchanges
 
     try:
         found = select_exchanges(out, emotion, split, n, rejects)
@@ -199,8 +200,8 @@ def clean(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed")] = False,
 ) -> None:
     """Remove chunk outputs that the config no longer uses (left behind when stage settings changed)."""
-    from empathy_data.build import BuildContext
-    from empathy_data.output_lock import OutputLock
+    from empathy_data.runtime.build import BuildContext
+    from empathy_data.store.output_lock import OutputLock
 
     try:
         ctx = BuildContext.load(config, _overrides(out, None))
@@ -223,7 +224,7 @@ def dask_gpu_workers(
     nthreads: Annotated[int, typer.Option("--nthreads", min=1, help="Threads per worker")] = 1,
 ) -> None:
     """Start one Dask worker per GPU of this machine, each seeing only its own device (resource GPU=1)."""
-    from empathy_data.gpu_workers import run_gpu_workers
+    from empathy_data.runtime.gpu_workers import run_gpu_workers
 
     try:
         code = run_gpu_workers(scheduler, nthreads)
@@ -244,7 +245,7 @@ def speakers_import(
     licence: Annotated[str, typer.Option(help="Licence of the clips, recorded in the pool")] = "unknown",
 ) -> None:
     """Validate every clip and write a speaker pool YAML; exit 2 listing each problem with its path."""
-    from empathy_data.speaker_import import import_speakers, write_pool
+    from empathy_data.tools.speaker_import import import_speakers, write_pool
 
     if not directory.is_dir() or not meta.is_file():
         _fail(ConfigError(str(directory if not directory.is_dir() else meta), "not found"))
@@ -265,9 +266,9 @@ def speakers_import(
 @speakers_app.command("list")
 def speakers_list(pool: Annotated[Path, typer.Argument(help="Speaker pool YAML (or 'builtin')")]) -> None:
     """Counts per gender x age group x emotion (speakers with at least one clip in that emotion)."""
-    from empathy_data.resources import speaker_pool_path
-    from empathy_data.speaker_import import pool_counts
-    from empathy_data.speakers import load_pool
+    from empathy_data.core.resources import speaker_pool_path
+    from empathy_data.planning.speakers import load_pool
+    from empathy_data.tools.speaker_import import pool_counts
 
     try:
         loaded = load_pool(speaker_pool_path(str(pool), Path.cwd()))
@@ -282,25 +283,24 @@ def speakers_list(pool: Annotated[Path, typer.Argument(help="Speaker pool YAML (
     Console().print(view)
 
 
-def _summary(manifest: dict, seconds: float) -> None:
-    table = Table(title=f"{manifest['name']}: built in {seconds:.1f}s")
+def _summary(manifest: Manifest, seconds: float) -> None:
+    table = Table(title=f"{manifest.name}: built in {seconds:.1f}s")
     for col in ("unit", "planned", "accepted", "rejected", "failed"):
         table.add_column(col, justify="left" if col == "unit" else "right")
-    for unit in ("dialogues", "exchanges"):
-        c = manifest["counts"][unit]
-        table.add_row(unit, *(str(c[k]) for k in ("planned", "accepted", "rejected", "failed")))
+    for unit, c in (("dialogues", manifest.counts.dialogues), ("exchanges", manifest.counts.exchanges)):
+        table.add_row(unit, *(str(n) for n in (c.planned, c.accepted, c.rejected, c.failed)))
     Console().print(table)
-    regen = manifest["counts"]["regeneration"]
-    if regen["rounds"]:
-        by_round = ", ".join(f"round {k} {n}" for k, n in regen["accepted_by_round"].items())
+    regen = manifest.counts.regeneration
+    if regen.rounds:
+        by_round = ", ".join(f"round {k} {n}" for k, n in regen.accepted_by_round.items())
         Console().print(
-            f"regenerated {regen['dialogues_regenerated']} dialogue(s); accepted exchanges by {by_round or 'none'}; "
-            f"{regen['exchanges_replaced']} replaced exchange(s) in rejects/"
+            f"regenerated {regen.dialogues_regenerated} dialogue(s); accepted exchanges by {by_round or 'none'}; "
+            f"{regen.exchanges_replaced} replaced exchange(s) in rejects/"
         )
-    reasons = manifest["counts"]["by_reason"]
+    reasons = manifest.counts.by_reason
     if reasons:
         Console().print("rejection reasons: " + ", ".join(f"{k} {v}" for k, v in reasons.items()))
-    Console().print("timings (s): " + ", ".join(f"{k} {v}" for k, v in manifest["timings_s"].items()))
+    Console().print("timings (s): " + ", ".join(f"{k} {v}" for k, v in manifest.timings_s.items()))
 
 
 def main() -> None:

@@ -80,7 +80,7 @@ def unit_tests_start_no_real_model(request, monkeypatch):
             builds.append(self)
 
     monkeypatch.setattr(subprocess.Popen, "__init__", checked_popen)
-    from empathy_data.script import llama_server
+    from empathy_data.stages.script import llama_server
 
     monkeypatch.setattr(llama_server.LlamaServer, "start", lambda self: refuse("the embedded LLM server"))
     import llama_cpp
@@ -159,7 +159,7 @@ def prefect_server(request, tmp_path_factory):
     if not chosen & {"integration", "slow", "all"} or os.environ.get("PREFECT_API_URL"):
         yield
         return
-    from empathy_data.script.llama_server import free_port
+    from empathy_data.stages.script.llama_server import free_port
 
     port = free_port()
     home = tmp_path_factory.mktemp("prefect-home")

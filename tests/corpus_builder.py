@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import soundfile as sf
 
-from empathy_data.export.rows import QUALITY_FIELDS, features
+from empathy_data.records.manifest import FORMAT_VERSION, Manifest
+from empathy_data.stages.export.rows import QUALITY_FIELDS, features
 from tests.helpers import sine
 
 RATE = 16000
@@ -132,6 +133,7 @@ def make_corpus(
                 accepted[name][r[name]] += 1
     reasons = Counter(reason.split(":")[0] for r in kept_rejects for reason in r["reasons"][:1])
     manifest = {
+        "format_version": FORMAT_VERSION,
         "name": "report-test <build>",
         "plan_key": "abc123",
         "config": {
@@ -160,10 +162,13 @@ def make_corpus(
         "checks": {"user.wer": {"pass": len(data), "fail": 1}, "user.emotion": {"pass": len(data) + 1}},
         "script_checks": {"validation": {"pass": len(data), "fail": 2}, "judge": {"pass": len(data)}, "topic": {"pass": len(data)}},
         "shards": shards,
+        "versions": {"empathy-data": "0.1.0"},
+        "stage_keys": {},
     }
     if target:
         manifest["distributions"]["target"] = TARGET
     if diversity:
         manifest["diversity"] = DIVERSITY
+    Manifest.model_validate(manifest)  # the report reads only what a build writes
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return out

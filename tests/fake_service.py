@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from empathy_data.serving.wire import encode_audio
+from empathy_data.backends.wire import encode_audio
 
 RATE = 22050
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from empathy_data.build import BuildContext
-from empathy_data.config import parse_config
+from empathy_data.config.model import parse_config
+from empathy_data.runtime.build import BuildContext
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 
-import empathy_data.export.exporter as exporter
+import empathy_data.stages.export.exporter as exporter
 from empathy_data.cli import main
 
 

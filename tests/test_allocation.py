@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from empathy_data.allocation import BalancedSequence
-from empathy_data.errors import ConfigError
-from empathy_data.labels import AGE_GROUPS, EMOTIONS
+from empathy_data.core.errors import ConfigError
+from empathy_data.core.labels import AGE_GROUPS, EMOTIONS
+from empathy_data.planning.allocation import BalancedSequence
 from tests.helpers import make_context
 
 PROBE = make_context(Path(tempfile.mkdtemp()))  # only its prompts are read
@@ -260,7 +260,7 @@ def test_a_fitted_plan_is_the_same_in_every_process(tmp_path):
                           "scenarios": {"lost_job": 0.3, "broken_phone": 0.3, "new_pet": 0.2, "birthday_forgotten": 0.2}},
     }))  # fmt: skip
     code = (
-        "import json, sys; from empathy_data.build import BuildContext; ctx = BuildContext.load(sys.argv[1]); "
+        "import json, sys; from empathy_data.runtime.build import BuildContext; ctx = BuildContext.load(sys.argv[1]); "
         "print(json.dumps([[s.scenario, s.turns[0].emotion] for s in map(ctx.planner.spec, range(40))]))"
     )
     plans = [
@@ -276,7 +276,7 @@ def test_a_fitted_plan_is_the_same_in_every_process(tmp_path):
 def test_the_fallback_order_keeps_every_prefix_within_one_item(counts):
     """Earliest deadline first over each item's window: what a block falls back to when its random order
     runs into dead ends (weights 1,1,1,1,17,17,17 did, and the old largest-behind rule went 1.13 off)."""
-    from empathy_data.allocation import _earliest_deadline
+    from empathy_data.planning.allocation import _earliest_deadline
 
     order = _earliest_deadline(counts, sorted(counts))
     size = sum(counts.values())

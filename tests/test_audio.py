@@ -1,6 +1,6 @@
 import numpy as np
 
-from empathy_data.audio import decode_bytes, normalise_loudness, resample, silence_ratio, trim_silence, write_flac
+from empathy_data.core.audio import decode_bytes, normalise_loudness, resample, silence_ratio, trim_silence, write_flac
 from tests.helpers import sine
 
 

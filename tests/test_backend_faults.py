@@ -9,8 +9,8 @@ import re
 import pytest
 import yaml
 
-from empathy_data.script.llama_server import free_port
-from empathy_data.verify import verify_corpus
+from empathy_data.stages.script.llama_server import free_port
+from empathy_data.tools.verify import verify_corpus
 from tests.canned_llm import CannedLLM
 from tests.conftest import REPO, run_build
 from tests.fault_proxy import FaultProxy

@@ -7,9 +7,9 @@ import pytest
 import soundfile as sf
 import yaml
 
-from empathy_data.config import parse_config
-from empathy_data.errors import ConfigError
-from empathy_data.preflight import check_libraries_and_models
+from empathy_data.config.model import parse_config
+from empathy_data.core.errors import ConfigError
+from empathy_data.runtime.preflight import check_libraries_and_models
 from tests.cli_helpers import run_cli
 from tests.helpers import REPO, make_context, pool_with_clip
 
@@ -146,7 +146,7 @@ def test_xtts_licence_must_be_accepted_by_the_user(tmp_path, monkeypatch):
     model.mkdir()
     (model / "config.json").write_text("{}")
     config = parse_config({"synthesize": {"tts": {"backend": "xtts", "model_dir": str(model), "neutral_reference": True}}})
-    monkeypatch.setattr("empathy_data.preflight.find_spec", lambda name: object())  # as if coqui-tts were installed
+    monkeypatch.setattr("empathy_data.runtime.preflight.find_spec", lambda name: object())  # as if coqui-tts were installed
     with pytest.raises(ConfigError, match="synthesize.tts.accept_license: XTTS-v2 weights are under the Coqui"):
         check_libraries_and_models(config)
     monkeypatch.setenv("COQUI_TOS_AGREED", "1")  # the user's own environment accepts it
@@ -154,7 +154,7 @@ def test_xtts_licence_must_be_accepted_by_the_user(tmp_path, monkeypatch):
 
 
 def test_unreachable_llm_server_fails_validate(tmp_path):
-    from empathy_data.script.llama_server import free_port
+    from empathy_data.stages.script.llama_server import free_port
 
     config = tmp_path / "c.yaml"
     config.write_text(f"script: {{base_url: 'http://127.0.0.1:{free_port()}/v1'}}\n")

@@ -2,10 +2,10 @@
 
 import json
 
-from empathy_data import backends
-from empathy_data.build import run_script_chunk, run_synthesize_chunk
-from empathy_data.chunk_records import KINDS, ChunkRecords, Exchange, from_row, to_row
-from empathy_data.schema import Outcome, Scores
+from empathy_data.backends import registry as backends
+from empathy_data.records.chunk_records import KINDS, ChunkRecords, Exchange, from_row, to_row
+from empathy_data.records.schema import Outcome, Scores
+from empathy_data.runtime.build import run_script_chunk, run_synthesize_chunk
 from tests.helpers import FakeChat, make_context
 
 

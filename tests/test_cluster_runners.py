@@ -8,7 +8,7 @@ import shutil
 import pytest
 import yaml
 
-from empathy_data.verify import verify_corpus
+from empathy_data.tools.verify import verify_corpus
 from tests.conftest import run_build, tiny_config
 from tests.test_resume import shard_digests
 

@@ -2,8 +2,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from empathy_data.config import load_config, parse_config
-from empathy_data.errors import ConfigError
+from empathy_data.config.model import load_config, parse_config
+from empathy_data.core.errors import ConfigError
 from tests.helpers import REPO
 
 

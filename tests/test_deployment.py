@@ -6,8 +6,6 @@ from contextlib import nullcontext
 
 import pytest
 import yaml
-from empathy_data.flows import build as build_flow
-from empathy_data.flows import deploy
 from prefect import Flow
 from prefect._internal.engine import resolve_custom_task_run_name
 from prefect.exceptions import ParameterTypeError, SignatureMismatchError
@@ -15,8 +13,10 @@ from prefect.flows import load_flow_from_entrypoint
 from prefect.utilities.callables import get_call_parameters, parameter_schema
 from prefect.utilities.schema_tools import ValidationError, validate
 
-from empathy_data.config import RunnerConfig, load_config
-from empathy_data.errors import ConfigError
+from empathy_data.config.model import RunnerConfig, load_config
+from empathy_data.core.errors import ConfigError
+from empathy_data.flows import build as build_flow
+from empathy_data.flows import deploy
 from tests.conftest import REPO
 
 PREFECT_YAML = REPO / "prefect.yaml"

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from empathy_data.export.diversity import (
+from empathy_data.stages.export.diversity import (
     DiversityStats,
     HashedSet,
     NearDuplicates,
@@ -259,7 +259,7 @@ def test_same_inputs_same_answers_across_instances():
 
 def test_same_answers_across_processes_with_different_hash_seeds():
     code = (
-        "import json; from tests.test_diversity import run_all; from empathy_data.export.diversity import *;"
+        "import json; from tests.test_diversity import run_all; from empathy_data.stages.export.diversity import *;"
         "print(json.dumps(run_all(NearDuplicates(), DiversityStats())))"
     )
     outputs = [

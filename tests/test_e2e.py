@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from empathy_data.hashing import file_sha256
+from empathy_data.core.hashing import file_sha256
 from tests.helpers import REPO  # noqa: F401
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ import re
 import pyarrow.parquet as pq
 import pytest
 
-from empathy_data.export.splits import assign_splits
-from empathy_data.verify import verify_corpus
+from empathy_data.stages.export.splits import assign_splits
+from empathy_data.tools.verify import verify_corpus
 from tests.helpers import make_context
 from tests.test_regenerate import build
 
@@ -116,7 +116,7 @@ def test_whole_units_fill_splits_as_close_to_the_ratios_as_they_allow():
 def test_export_resumes_per_chunk_and_names_parts_as_shards_without_reading_audio(tmp_path, monkeypatch):
     """Each chunk's parts are written once (work/export/); a re-export writes again only a chunk whose
     parts are gone, gives the same shards, and the final step reads no audio (only text columns)."""
-    from empathy_data.export import exporter
+    from empathy_data.stages.export import exporter
     from tests.test_resume import shard_digests
 
     ctx = ctx_for(tmp_path)
@@ -138,7 +138,7 @@ def test_export_resumes_per_chunk_and_names_parts_as_shards_without_reading_audi
     assert [info["cached"] for info in infos] == [True, False]
     assert read_audio and all(a[1].startswith("work/synthesize/c00001") for a in read_audio)  # chunk 2 only
     read_audio.clear()
-    again = exporter.finish_export(ctx, plan)
+    again = exporter.finish_export(ctx, plan).to_json()
     assert not read_audio
     assert kept_part.stat().st_mtime_ns == kept_mtime
     assert shard_digests(ctx.out) == digests

@@ -1,8 +1,8 @@
 import pyarrow.parquet as pq
 
-from empathy_data.export.rows import features
-from empathy_data.export.shards import ShardWriter
-from empathy_data.export.splits import split_of
+from empathy_data.stages.export.rows import features
+from empathy_data.stages.export.shards import ShardWriter
+from empathy_data.stages.export.splits import split_of
 
 
 def test_split_is_deterministic_and_follows_weights():
@@ -27,7 +27,7 @@ def test_shard_writer_rolls_and_names_shards(tmp_path):
 
 
 def test_speaker_disjoint_split_keys():
-    from empathy_data.export.splits import split_key, split_of
+    from empathy_data.stages.export.splits import split_key, split_of
 
     weights = {"train": 0.5, "validation": 0.25, "test": 0.25}
     by_speaker = {split_of(split_key("speaker", f"dlg-{i}", "spk-a"), weights) for i in range(50)}

@@ -1,16 +1,16 @@
 import pytest
 
-from empathy_data.config import FasterWhisperASR, ProsodyEmotion, SynthesizeConfig
-from empathy_data.filter.asr import FasterWhisper
-from empathy_data.filter.metrics import error_rates, normalise_en
-from empathy_data.filter.prosody import ProsodyEmotionCheck, arousal_shift, features
-from empathy_data.filter.stage import exchange_verdict
-from empathy_data.resources import speaker_pool_path
-from empathy_data.schema import Scores
-from empathy_data.speakers import load_pool
-from empathy_data.synthesize.base import TTSRequest
-from empathy_data.synthesize.espeak import EspeakTTS
-from empathy_data.synthesize.stage import postprocess
+from empathy_data.config.model import FasterWhisperASR, ProsodyEmotion, SynthesizeConfig
+from empathy_data.core.resources import speaker_pool_path
+from empathy_data.planning.speakers import load_pool
+from empathy_data.records.schema import Scores
+from empathy_data.stages.filter.asr import FasterWhisper
+from empathy_data.stages.filter.metrics import error_rates, normalise_en
+from empathy_data.stages.filter.prosody import ProsodyEmotionCheck, arousal_shift, features
+from empathy_data.stages.filter.stage import exchange_verdict
+from empathy_data.stages.synthesize.base import TTSRequest
+from empathy_data.stages.synthesize.espeak import EspeakTTS
+from empathy_data.stages.synthesize.stage import postprocess
 from tests.helpers import REPO
 
 
@@ -38,7 +38,7 @@ def _render(emotion, text="I cannot believe what just happened at work today.", 
     speakers = pool.matching("en", "male")
     speaker = next(s for s in speakers if s.id == speaker_id) if speaker_id else pool.matching("en", "male", "adult")[0]
     audio = tts.synthesize([TTSRequest(text, "en", speaker, emotion, None)])[0]
-    from empathy_data.synthesize.prosody import EMOTION_PROSODY
+    from empathy_data.stages.synthesize.prosody import EMOTION_PROSODY
 
     return postprocess(audio, tts.sample_rate, SynthesizeConfig(), EMOTION_PROSODY[emotion].gain_db)
 
@@ -61,7 +61,7 @@ def test_pitch_range_ignores_frames_without_a_pitch():
 
 def test_embedded_whisper_transcribes_espeak_speech():
     asr = FasterWhisper(FasterWhisperASR())
-    from empathy_data.audio import resample
+    from empathy_data.core.audio import resample
 
     audio = resample(_render("neutral"), 16000, 16000)
     [text] = asr.transcribe([audio], ["en"])
@@ -119,9 +119,9 @@ def test_chinese_numbers_in_digits_match_numerals():
 
 
 def test_per_language_thresholds_override_only_their_language():
-    from empathy_data.config import Thresholds
-    from empathy_data.filter.stage import utterance_checks
-    from empathy_data.schema import Utterance
+    from empathy_data.config.model import Thresholds
+    from empathy_data.records.schema import Utterance
+    from empathy_data.stages.filter.stage import utterance_checks
 
     def checks(text, asr_text, language, thresholds):
         utt = Utterance(
@@ -176,8 +176,8 @@ def test_batched_whisper_hears_what_one_at_a_time_hears():
 
 
 def test_a_batch_of_one_keeps_the_filter_key_earlier_builds_have():
-    from empathy_data.build import filter_identity
-    from empathy_data.config import ClassifierEmotion, FilterConfig
+    from empathy_data.config.model import ClassifierEmotion, FilterConfig
+    from empathy_data.runtime.build import filter_identity
 
     one = filter_identity(FilterConfig())["settings"]
     assert "batch_size" not in one["asr"] and "batch_size" not in one["emotion"]

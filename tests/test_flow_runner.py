@@ -7,9 +7,9 @@ from contextlib import nullcontext
 
 import pytest
 import yaml
-from empathy_data.flows import build as flow
 
-from empathy_data.build import ChunkRef
+from empathy_data.flows import build as flow
+from empathy_data.runtime.build import ChunkRef
 
 
 class StageCounter:
@@ -83,10 +83,10 @@ def test_stage_gpus_are_asked_of_the_cluster_the_task_is_submitted_to():
 
 
 def test_gpus_a_local_cluster_cannot_give_are_refused(monkeypatch):
-    from empathy_data import preflight
-    from empathy_data.config import parse_config
-    from empathy_data.errors import ConfigError
-    from empathy_data.preflight import check_gpu_requests
+    from empathy_data.config.model import parse_config
+    from empathy_data.core.errors import ConfigError
+    from empathy_data.runtime import preflight
+    from empathy_data.runtime.preflight import check_gpu_requests
 
     def config(kind, address=None):
         return parse_config({"runner": {"kind": kind, "address": address},
@@ -104,9 +104,9 @@ def test_gpus_a_local_cluster_cannot_give_are_refused(monkeypatch):
 
 
 def test_an_llm_on_loopback_is_refused_for_a_cluster_elsewhere():
-    from empathy_data.config import parse_config
-    from empathy_data.errors import ConfigError
-    from empathy_data.preflight import check_llm_reachable_from_workers
+    from empathy_data.config.model import parse_config
+    from empathy_data.core.errors import ConfigError
+    from empathy_data.runtime.preflight import check_llm_reachable_from_workers
 
     def config(address, base_url=None, kind="ray"):
         script = {"backend": "openai", **({"base_url": base_url} if base_url else {})}
@@ -132,7 +132,7 @@ def test_an_llm_on_loopback_is_refused_for_a_cluster_elsewhere():
     ],
 )
 def test_a_failed_chunk_stops_new_chunks_and_its_cause_is_raised(tmp_path, monkeypatch, limits):
-    from empathy_data.errors import EmpathyDataError
+    from empathy_data.core.errors import EmpathyDataError
 
     started = []
 
@@ -194,8 +194,8 @@ def test_no_stage_is_released_while_a_chunk_still_needs_it(tmp_path, monkeypatch
 
 
 def test_released_models_are_built_again_when_asked_for():
-    from empathy_data import backends
-    from empathy_data.config import SynthesizeConfig
+    from empathy_data.backends import registry as backends
+    from empathy_data.config.model import SynthesizeConfig
 
     config = SynthesizeConfig()
     first = backends.tts_backend(config)

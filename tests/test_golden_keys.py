@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from empathy_data import build
-from empathy_data.script import embeddings
+from empathy_data.runtime import build
+from empathy_data.stages.script import embeddings
 from tests.conftest import REPO, tiny_config
 
 GOLDEN = {

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from empathy_data.config import ClassifierEmotion, CosyVoice2Synth, ValidationRules, VLLMScript, XTTSSynth
-from empathy_data.errors import BackendUnavailable, InfrastructureError
-from empathy_data.schema import ReferenceClip, Script, ScriptTurn
-from empathy_data.script.stage import attempt_seed, write_scripts
-from empathy_data.synthesize.base import TTSRequest
+from empathy_data.config.model import ClassifierEmotion, CosyVoice2Synth, ValidationRules, VLLMScript, XTTSSynth
+from empathy_data.core.errors import BackendUnavailable, InfrastructureError
+from empathy_data.records.schema import ReferenceClip, Script, ScriptTurn
+from empathy_data.stages.script.stage import attempt_seed, write_scripts
+from empathy_data.stages.synthesize.base import TTSRequest
 from tests.helpers import good_reply, make_context
 
 CALLS: list[tuple] = []
@@ -69,7 +69,7 @@ def fake_vllm(monkeypatch):
 
 
 def test_vllm_batches_every_pending_spec_in_one_chat_call(fake_vllm, tmp_path):
-    from empathy_data.script.vllm_offline import VLLMChat
+    from empathy_data.stages.script.vllm_offline import VLLMChat
 
     ctx = make_context(tmp_path, num_dialogues=4, chunk_size=4)
     config = VLLMScript(model="/models/qwen", tensor_parallel_size=2, max_model_len=4096, temperature=0.7,
@@ -90,7 +90,7 @@ def test_vllm_batches_every_pending_spec_in_one_chat_call(fake_vllm, tmp_path):
 
 
 def test_vllm_budget_follows_the_length_and_a_cut_off_reply_is_named(fake_vllm, tmp_path, monkeypatch):
-    from empathy_data.script.vllm_offline import VLLMChat
+    from empathy_data.stages.script.vllm_offline import VLLMChat
 
     ctx = make_context(tmp_path, num_dialogues=2, distributions={"exchanges": {6: 1.0}})
     chat = VLLMChat(VLLMScript(model="m", max_tokens=600, max_tokens_per_exchange=200))
@@ -103,7 +103,7 @@ def test_vllm_budget_follows_the_length_and_a_cut_off_reply_is_named(fake_vllm, 
 
 
 def test_vllm_engine_error_fails_the_chunk_not_its_items(fake_vllm, tmp_path, monkeypatch):
-    from empathy_data.script.vllm_offline import VLLMChat
+    from empathy_data.stages.script.vllm_offline import VLLMChat
 
     monkeypatch.setattr(FakeLLM, "chat", lambda self, *a, **k: (_ for _ in ()).throw(RuntimeError("CUDA OOM")))
     ctx = make_context(tmp_path)
@@ -112,8 +112,8 @@ def test_vllm_engine_error_fails_the_chunk_not_its_items(fake_vllm, tmp_path, mo
 
 
 def test_vllm_replies_are_journaled_part_by_part_before_an_engine_crash(fake_vllm, tmp_path, monkeypatch):
-    from empathy_data.script.journal import ReplyJournal
-    from empathy_data.script.vllm_offline import VLLMChat
+    from empathy_data.stages.script.journal import ReplyJournal
+    from empathy_data.stages.script.vllm_offline import VLLMChat
 
     chat = FakeLLM.chat
     calls = {"n": 0}
@@ -134,7 +134,7 @@ def test_vllm_replies_are_journaled_part_by_part_before_an_engine_crash(fake_vll
 
 
 def test_vllm_input_refused_fails_only_that_request(fake_vllm, tmp_path, monkeypatch):
-    from empathy_data.script.vllm_offline import VLLMChat
+    from empathy_data.stages.script.vllm_offline import VLLMChat
 
     ctx = make_context(tmp_path)
     specs = ctx.planner.chunk(0)
@@ -153,7 +153,7 @@ def test_vllm_input_refused_fails_only_that_request(fake_vllm, tmp_path, monkeyp
 
 
 def test_missing_vllm_is_a_one_line_install_hint(monkeypatch):
-    from empathy_data.script.vllm_offline import VLLMChat
+    from empathy_data.stages.script.vllm_offline import VLLMChat
 
     monkeypatch.setitem(sys.modules, "vllm", None)
     with pytest.raises(BackendUnavailable, match=r"run `vllm serve` in its own and use script.backend openai"):
@@ -191,7 +191,7 @@ def test_cosyvoice2_instruct_with_emotion_and_matching_clip(monkeypatch, tmp_pat
     install(monkeypatch, "cosyvoice")
     install(monkeypatch, "cosyvoice.cli")
     install(monkeypatch, "cosyvoice.cli.cosyvoice", CosyVoice2=FakeCosyVoice2)
-    from empathy_data.synthesize.cosyvoice import CosyVoice2TTS
+    from empathy_data.stages.synthesize.cosyvoice import CosyVoice2TTS
 
     tts = CosyVoice2TTS(CosyVoice2Synth(model_dir=str(tmp_path), speed=1.1))
     speaker = speaker_with_clips(tmp_path)
@@ -215,12 +215,12 @@ def test_cosyvoice2_instruct_with_emotion_and_matching_clip(monkeypatch, tmp_pat
 
 
 def test_cosyvoice2_accelerated_paths_reach_its_constructor_and_the_key(monkeypatch, tmp_path):
-    from empathy_data.build import synthesize_identity
-    from empathy_data.config import SynthesizeConfig
+    from empathy_data.config.model import SynthesizeConfig
+    from empathy_data.runtime.build import synthesize_identity
 
     CALLS.clear()
     install(monkeypatch, "cosyvoice.cli.cosyvoice", CosyVoice2=FakeCosyVoice2)
-    from empathy_data.synthesize.cosyvoice import CosyVoice2TTS
+    from empathy_data.stages.synthesize.cosyvoice import CosyVoice2TTS
 
     fast = CosyVoice2Synth(model_dir=str(tmp_path), load_trt=True, load_vllm=True)
     CosyVoice2TTS(fast)
@@ -234,7 +234,7 @@ def test_cosyvoice2_needs_a_local_model_dir(monkeypatch, tmp_path):
     install(monkeypatch, "cosyvoice")
     install(monkeypatch, "cosyvoice.cli")
     install(monkeypatch, "cosyvoice.cli.cosyvoice", CosyVoice2=FakeCosyVoice2)
-    from empathy_data.synthesize.cosyvoice import CosyVoice2TTS
+    from empathy_data.stages.synthesize.cosyvoice import CosyVoice2TTS
 
     with pytest.raises(BackendUnavailable, match="is not a directory"):
         CosyVoice2TTS(CosyVoice2Synth(model_dir=str(tmp_path / "missing")))
@@ -272,7 +272,7 @@ def test_xtts_clones_from_the_emotion_clip_and_caches_latents(monkeypatch, tmp_p
     install(monkeypatch, "TTS.tts.configs.xtts_config", XttsConfig=FakeXttsConfig)
     install(monkeypatch, "TTS.tts.models.xtts", Xtts=FakeXtts)
     (tmp_path / "config.json").write_text("{}")
-    from empathy_data.synthesize.xtts import XTTS
+    from empathy_data.stages.synthesize.xtts import XTTS
 
     monkeypatch.delenv("COQUI_TOS_AGREED", raising=False)
     with pytest.raises(BackendUnavailable, match="accept_license: XTTS-v2 weights are under the Coqui Public Model"):
@@ -302,8 +302,8 @@ def test_sampling_tts_renders_the_same_request_the_same_way(monkeypatch, tmp_pat
     install(monkeypatch, "TTS.tts.configs.xtts_config", XttsConfig=FakeXttsConfig)
     install(monkeypatch, "TTS.tts.models.xtts", Xtts=FakeXtts)
     (tmp_path / "config.json").write_text("{}")
-    from empathy_data.synthesize.cosyvoice import CosyVoice2TTS
-    from empathy_data.synthesize.xtts import XTTS
+    from empathy_data.stages.synthesize.cosyvoice import CosyVoice2TTS
+    from empathy_data.stages.synthesize.xtts import XTTS
 
     speaker = speaker_with_clips(tmp_path)
     one, other = (TTSRequest("I miss her.", "en", speaker, "sad", None, seed) for seed in (1, 2))
@@ -315,7 +315,7 @@ def test_sampling_tts_renders_the_same_request_the_same_way(monkeypatch, tmp_pat
 
 
 def test_turn_seeds_differ_by_turn_and_by_script_seed(tmp_path):
-    from empathy_data.synthesize.stage import turn_requests
+    from empathy_data.stages.synthesize.stage import turn_requests
 
     ctx = make_context(tmp_path, distributions={"exchanges": {2: 1.0}})
     spec = ctx.planner.spec(0)
@@ -342,7 +342,7 @@ class FakeAutoModel:
 
 def test_emotion2vec_maps_bilingual_labels(monkeypatch):
     install(monkeypatch, "funasr", AutoModel=FakeAutoModel)
-    from empathy_data.filter.emotion_classifier import classifier_check
+    from empathy_data.stages.filter.emotion_classifier import classifier_check
 
     check = classifier_check(ClassifierEmotion(backend="emotion2vec", model="/models/emotion2vec_plus_large", hub="ms"))
     result = check.check(np.zeros(22050, np.float32), None, 22050, "happy")
@@ -356,6 +356,6 @@ def test_emotion2vec_maps_bilingual_labels(monkeypatch):
 
 
 def test_backend_identities_are_json(monkeypatch, tmp_path, fake_vllm):
-    from empathy_data.script.vllm_offline import VLLMChat
+    from empathy_data.stages.script.vllm_offline import VLLMChat
 
     json.dumps(VLLMChat(VLLMScript(model="m")).identity)

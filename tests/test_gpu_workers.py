@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from empathy_data.errors import ConfigError
-from empathy_data.gpu_workers import GPUWorker, gpu_workers
+from empathy_data.core.errors import ConfigError
+from empathy_data.runtime.gpu_workers import GPUWorker, gpu_workers
 
 
 def test_every_listed_gpu_gets_a_worker_that_sees_only_it():

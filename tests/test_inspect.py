@@ -8,9 +8,9 @@ import sys
 import pytest
 import soundfile as sf
 
-from empathy_data import inspect_corpus
-from empathy_data.inspect_corpus import GAP_S, play_exchange, select_exchanges
-from empathy_data.report import ReportError
+from empathy_data.tools import inspect_corpus
+from empathy_data.tools.inspect_corpus import GAP_S, play_exchange, select_exchanges
+from empathy_data.tools.report import ReportError
 from tests.cli_helpers import run_cli
 from tests.corpus_builder import RATE, default_rows, make_corpus
 from tests.helpers import REPO

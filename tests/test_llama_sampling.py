@@ -6,8 +6,8 @@ import json
 import pytest
 from llama_cpp import Llama
 
-from empathy_data.embedded_models import embedded_llm
-from empathy_data.script import llama_serve
+from empathy_data.stages.script import llama_serve
+from empathy_data.weights.embedded_models import embedded_llm
 
 pytestmark = pytest.mark.slow
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from empathy_data.config import OpenAIScript
-from empathy_data.embedded_models import embedded_llm
-from empathy_data.script.llama_server import LlamaServer
-from empathy_data.script.openai_chat import OpenAIChat
-from empathy_data.script.prompting import build_messages, response_schema
+from empathy_data.config.model import OpenAIScript
+from empathy_data.stages.script.llama_server import LlamaServer
+from empathy_data.stages.script.openai_chat import OpenAIChat
+from empathy_data.stages.script.prompting import build_messages, response_schema
+from empathy_data.weights.embedded_models import embedded_llm
 from tests.helpers import make_context
 
 pytestmark = pytest.mark.slow
@@ -33,7 +33,7 @@ def test_request_b_alone_after_a_and_after_a_restart_in_the_service_environment_
         alone = ask(url, request_b)
         ask(url, request_a)
         after_a = ask(url, request_b)
-    probe = "from empathy_data.embedded_models import embedded_llm; print(embedded_llm())"
+    probe = "from empathy_data.weights.embedded_models import embedded_llm; print(embedded_llm())"
     own_model = subprocess.run([service_python, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
     service = LlamaServer(Path(own_model), n_threads=2, n_ctx=2048, log_path=tmp_path / "service.log", python=str(service_python))
     with service as url:

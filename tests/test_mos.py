@@ -11,8 +11,8 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper  # noqa: E402
 
-from empathy_data.errors import ConfigError, InfrastructureError  # noqa: E402
-from empathy_data.filter.mos import DNSMOS, MOSResult  # noqa: E402
+from empathy_data.core.errors import ConfigError, InfrastructureError  # noqa: E402
+from empathy_data.stages.filter.mos import DNSMOS, MOSResult  # noqa: E402
 
 WINDOW = 144160
 WEIGHTS = (4.0, 2.0, 6.0)  # SIG, BAK, OVRL
@@ -187,11 +187,11 @@ def test_a_model_that_is_not_dnsmos_or_fails_to_run(tmp_path, model_path):
 
 def test_the_filter_stage_rejects_turns_below_min_mos_and_keeps_the_score(model_path, tmp_path):
     """The tiny model scores loudness: a quiet turn falls under `min_mos` and its exchange is rejected."""
-    from empathy_data.audio import write_flac
-    from empathy_data.config import FilterConfig
-    from empathy_data.filter.audio_judges import AudioJudges
-    from empathy_data.filter.stage import exchange_verdict, score_utterances
-    from empathy_data.schema import Utterance
+    from empathy_data.config.model import FilterConfig
+    from empathy_data.core.audio import write_flac
+    from empathy_data.records.schema import Utterance
+    from empathy_data.stages.filter.audio_judges import AudioJudges
+    from empathy_data.stages.filter.stage import exchange_verdict, score_utterances
 
     rate = 16000
     utterances = []
@@ -224,7 +224,7 @@ def test_the_filter_stage_rejects_turns_below_min_mos_and_keeps_the_score(model_
 def test_the_embedded_model_is_the_one_inside_speechmos():
     """'embedded' loads the DNSMOS P.835 weights shipped in the speechmos wheel (offline, no download)."""
     pytest.importorskip("onnxruntime")
-    from empathy_data.filter.mos import embedded_model
+    from empathy_data.stages.filter.mos import embedded_model
 
     path = embedded_model()
     assert path.name == "sig_bak_ovr.onnx" and "speechmos" in str(path) and path.stat().st_size > 1_000_000

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from empathy_data.chunk_store import MARKER, ObjectStore, open_store
-from empathy_data.hashing import file_sha256, stream_sha256
-from empathy_data.verify import verify_corpus
+from empathy_data.core.hashing import file_sha256, stream_sha256
+from empathy_data.store.chunk_store import MARKER, ObjectStore, open_store
+from empathy_data.tools.verify import verify_corpus
 from tests.conftest import build_command, run_build, tiny_config
 from tests.test_resume import shard_digests
 
@@ -107,7 +107,7 @@ def test_the_journal_working_copy_takes_the_longer_version(s3, tmp_path):
 
 
 def test_a_url_without_its_filesystem_package_is_one_line(tmp_path):
-    from empathy_data.errors import ConfigError
+    from empathy_data.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"output: nosuchfs://x/y: "):
         open_store("nosuchfs://x/y")

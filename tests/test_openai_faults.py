@@ -6,12 +6,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from empathy_data.config import OpenAIScript, ValidationRules
-from empathy_data.errors import BackendUnavailable, InfrastructureError
-from empathy_data.schema import Script
-from empathy_data.script.llama_server import free_port
-from empathy_data.script.openai_chat import OpenAIChat
-from empathy_data.script.stage import write_one
+from empathy_data.config.model import OpenAIScript, ValidationRules
+from empathy_data.core.errors import BackendUnavailable, InfrastructureError
+from empathy_data.records.schema import Script
+from empathy_data.stages.script.llama_server import free_port
+from empathy_data.stages.script.openai_chat import OpenAIChat
+from empathy_data.stages.script.stage import write_one
 from tests.helpers import good_reply, make_context
 
 
@@ -83,7 +83,7 @@ def test_request_the_server_refuses_fails_that_item_only(server, tmp_path):
 
 
 def test_connection_refused_after_retries_fails_the_chunk_and_sends_nothing_more(tmp_path):
-    from empathy_data.script.stage import write_scripts
+    from empathy_data.stages.script.stage import write_scripts
 
     ctx = make_context(tmp_path, num_dialogues=4, chunk_size=4)
     url = f"http://127.0.0.1:{free_port()}/v1"

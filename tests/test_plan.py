@@ -2,10 +2,10 @@ from collections import Counter
 
 import pytest
 
-from empathy_data.errors import ConfigError
-from empathy_data.labels import AGE_GROUPS, GENDERS
-from empathy_data.resources import speaker_pool_path
-from empathy_data.speakers import load_pool
+from empathy_data.core.errors import ConfigError
+from empathy_data.core.labels import AGE_GROUPS, GENDERS
+from empathy_data.core.resources import speaker_pool_path
+from empathy_data.planning.speakers import load_pool
 from tests.helpers import REPO, make_context, pool_with_clip
 
 
@@ -127,7 +127,7 @@ def test_backend_identity_in_stage_keys_follows_weights_and_library(tmp_path, mo
     assert make_context(tmp_path, filter={"asr": {**asr, "model": str(copy)}}).keys["filter"][0][0] == key
     (copy / "model.bin").write_bytes(b"weights v2")
     assert make_context(tmp_path, filter={"asr": {**asr, "model": str(copy)}}).keys["filter"][0][0] != key
-    import empathy_data.build as build
+    import empathy_data.runtime.build as build
 
     monkeypatch.setattr(build, "library_versions", lambda *names: {n: "99.0" for n in names})
     assert make_context(tmp_path, filter={"asr": asr}).keys["filter"][0][0] != key

@@ -6,13 +6,13 @@ import re
 import pyarrow.parquet as pq
 import pytest
 
-from empathy_data import backends
-from empathy_data.atomic import read_jsonl
-from empathy_data.build import run_filter_chunk, run_script_chunk, run_synthesize_chunk
-from empathy_data.export.exporter import export_corpus
-from empathy_data.regenerate import Version, best, needs_another_round
-from empathy_data.script.stage import write_scripts
-from empathy_data.verify import verify_corpus
+from empathy_data.backends import registry as backends
+from empathy_data.core.atomic import read_jsonl
+from empathy_data.planning.regenerate import Version, best, needs_another_round
+from empathy_data.runtime.build import run_filter_chunk, run_script_chunk, run_synthesize_chunk
+from empathy_data.stages.export.exporter import export_corpus
+from empathy_data.stages.script.stage import write_scripts
+from empathy_data.tools.verify import verify_corpus
 from tests.helpers import make_context
 
 NOISE = "static noise only"
@@ -84,7 +84,7 @@ def build(ctx, chat) -> dict:
             rows = read_jsonl(ctx.chunk_path("synthesize", c, r) / "records.jsonl")
             asr.texts = [row["text"] for row in rows if row["kind"] == "utterance"]
             run_filter_chunk(ctx, c, lambda: (asr, None), r)
-    return export_corpus(ctx)
+    return export_corpus(ctx).to_json()
 
 
 @pytest.fixture

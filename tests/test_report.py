@@ -7,9 +7,9 @@ import pyarrow.parquet as pq
 import pytest
 from plotly.offline import get_plotlyjs
 
-from empathy_data.report import SECTION_IDS, ReportError, load_report_data, write_report
-from empathy_data.report import load as report_load
-from empathy_data.report.page import SECTIONS
+from empathy_data.tools.report import SECTION_IDS, ReportError, load_report_data, write_report
+from empathy_data.tools.report import load as report_load
+from empathy_data.tools.report.page import SECTIONS
 from tests.cli_helpers import run_cli
 from tests.corpus_builder import default_rows, flac, make_corpus, row
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from empathy_data.report import SECTION_IDS
+from empathy_data.tools.report import SECTION_IDS
 from tests.helpers import REPO
 
 pytestmark = pytest.mark.integration

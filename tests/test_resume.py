@@ -13,8 +13,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from empathy_data.hashing import file_sha256
-from empathy_data.verify import verify_corpus
+from empathy_data.core.hashing import file_sha256
+from empathy_data.tools.verify import verify_corpus
 from tests.conftest import build_command, canned_config, run_build, tiny_config
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-from empathy_data.schema import DialogueSpec, Outcome, Scores, Script, ScriptTurn, Speaker, Utterance
+from empathy_data.records.schema import DialogueSpec, Outcome, Scores, Script, ScriptTurn, Speaker, Utterance
 from tests.helpers import make_context
 
 

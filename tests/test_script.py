@@ -4,15 +4,15 @@ import shutil
 
 import pytest
 
-from empathy_data.config import OpenAIScript, ValidationRules
-from empathy_data.errors import ConfigError, InfrastructureError
-from empathy_data.prompt_library import load_prompts
-from empathy_data.schema import Script, ScriptTurn
-from empathy_data.script.journal import ReplyJournal
-from empathy_data.script.openai_chat import api_key, response_format
-from empathy_data.script.prompting import MalformedOutput, build_messages, parse_reply, response_schema
-from empathy_data.script.stage import write_one, write_scripts
-from empathy_data.script.validate import validate_script
+from empathy_data.config.model import OpenAIScript, ValidationRules
+from empathy_data.core.errors import ConfigError, InfrastructureError
+from empathy_data.planning.prompt_library import load_prompts
+from empathy_data.records.schema import Script, ScriptTurn
+from empathy_data.stages.script.journal import ReplyJournal
+from empathy_data.stages.script.openai_chat import api_key, response_format
+from empathy_data.stages.script.prompting import MalformedOutput, build_messages, parse_reply, response_schema
+from empathy_data.stages.script.stage import write_one, write_scripts
+from empathy_data.stages.script.validate import validate_script
 from tests.helpers import REPO, FakeChat, good_reply, make_context
 
 RULES = ValidationRules()
@@ -398,8 +398,8 @@ def test_reasoning_notes_are_checked_like_turns(ctx, note, reason):
 
 
 def test_journal_keeps_a_cut_off_reply_cut_off(tmp_path):
-    from empathy_data.script.journal import ReplyJournal
-    from empathy_data.script.prompting import CutOffReply
+    from empathy_data.stages.script.journal import ReplyJournal
+    from empathy_data.stages.script.prompting import CutOffReply
 
     journal = ReplyJournal(tmp_path / "j.jsonl")
     journal.append("a", CutOffReply('{"exchanges": [{"user": "I', 700), 1, {})

@@ -7,17 +7,17 @@ import json
 import numpy as np
 import pytest
 
-from empathy_data.build import BuildContext, script_judges
-from empathy_data.config import ValidationRules, parse_config
-from empathy_data.errors import ConfigError
-from empathy_data.export.diversity import SemanticDuplicates
-from empathy_data.schema import Script, ScriptTurn
-from empathy_data.script.embeddings import pack, unpack
-from empathy_data.script.journal import ReplyJournal
-from empathy_data.script.judge import judge_schema, parse_judgement
-from empathy_data.script.prompting import MalformedOutput
-from empathy_data.script.stage import write_scripts
-from empathy_data.script.validate import validate_script
+from empathy_data.config.model import ValidationRules, parse_config
+from empathy_data.core.errors import ConfigError
+from empathy_data.records.schema import Script, ScriptTurn
+from empathy_data.runtime.build import BuildContext, script_judges
+from empathy_data.stages.export.diversity import SemanticDuplicates
+from empathy_data.stages.script.embeddings import pack, unpack
+from empathy_data.stages.script.journal import ReplyJournal
+from empathy_data.stages.script.judge import judge_schema, parse_judgement
+from empathy_data.stages.script.prompting import MalformedOutput
+from empathy_data.stages.script.stage import write_scripts
+from empathy_data.stages.script.validate import validate_script
 from tests.helpers import REPO, good_reply, make_context
 
 RULES = ValidationRules()
@@ -280,7 +280,7 @@ def test_rule_checks_catch_wrong_pronouns_markdown_narration_and_parroting(spec,
 
 
 def test_the_worked_example_uses_the_users_pronoun(tmp_path):
-    from empathy_data.script.prompting import build_messages
+    from empathy_data.stages.script.prompting import build_messages
 
     for gender, pronoun in (("male", "He says he failed his"), ("female", "She says she failed her")):
         ctx = make_context(tmp_path / gender, distributions={"gender": {gender: 1.0}})

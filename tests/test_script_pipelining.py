@@ -10,10 +10,10 @@ import threading
 import httpx
 import pytest
 
-from empathy_data.build import script_judges
-from empathy_data.errors import InfrastructureError
-from empathy_data.script.journal import ReplyJournal
-from empathy_data.script.stage import attempt_seed, write_scripts
+from empathy_data.core.errors import InfrastructureError
+from empathy_data.runtime.build import script_judges
+from empathy_data.stages.script.journal import ReplyJournal
+from empathy_data.stages.script.stage import attempt_seed, write_scripts
 from tests.helpers import good_reply, make_context
 from tests.test_script_judges import GATE, judgement
 

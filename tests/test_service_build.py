@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from empathy_data.config import ServiceASR
-from empathy_data.script.llama_server import free_port
-from empathy_data.serving.remote import ServiceTranscriber
+from empathy_data.backends.service import ServiceTranscriber
+from empathy_data.config.model import ServiceASR
+from empathy_data.stages.script.llama_server import free_port
 from tests.conftest import REPO, run_build, tiny_config
 from tests.helpers import sine
 
@@ -56,7 +56,7 @@ def services(service_python, tmp_path_factory):
     (root / "services.yaml").write_text(yaml.safe_dump(spec))
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     gguf = subprocess.run(
-        [service_python, "-c", "from empathy_data.embedded_models import embedded_llm; print(embedded_llm())"],
+        [service_python, "-c", "from empathy_data.weights.embedded_models import embedded_llm; print(embedded_llm())"],
         capture_output=True, text=True, check=True, env=env, cwd=root,
     ).stdout.strip()  # fmt: skip
     serve_log, llm_log = root / "serve.log", root / "llm.log"
@@ -66,7 +66,7 @@ def services(service_python, tmp_path_factory):
             stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root,
         )  # fmt: skip
         llm = subprocess.Popen(
-            [service_python, "-m", "empathy_data.script.llama_serve", "--model", gguf, "--model_alias", "embedded",
+            [service_python, "-m", "empathy_data.stages.script.llama_serve", "--model", gguf, "--model_alias", "embedded",
              "--host", "127.0.0.1", "--port", str(llm_port), "--n_threads", "2", "--n_ctx", "4096"],
             stdout=llm_out, stderr=subprocess.STDOUT, env=env, cwd=root,
         )  # fmt: skip
@@ -184,12 +184,12 @@ def test_an_asr_service_batches_requests_from_concurrent_chunks(services):
 
 
 def test_the_mos_service_scores_as_dnsmos_in_process(services):
-    from empathy_data.config import ServiceEndpoint
-    from empathy_data.filter.mos import DNSMOS
-    from empathy_data.schema import Speaker
-    from empathy_data.serving.remote import ServiceMOS
-    from empathy_data.synthesize.base import TTSRequest
-    from empathy_data.synthesize.espeak import EspeakTTS
+    from empathy_data.backends.service import ServiceMOS
+    from empathy_data.config.model import ServiceEndpoint
+    from empathy_data.records.schema import Speaker
+    from empathy_data.stages.filter.mos import DNSMOS
+    from empathy_data.stages.synthesize.base import TTSRequest
+    from empathy_data.stages.synthesize.espeak import EspeakTTS
 
     speaker = Speaker(id="s", gender="female", age_group="adult", language="en")
     tts = EspeakTTS()

@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import pytest
 
-from empathy_data import backends
-from empathy_data.build import run_filter_chunk, run_script_chunk, run_synthesize_chunk
-from empathy_data.config import ServiceASR, ServiceEmotion, ServiceEndpoint, ServiceSynth, parse_config
-from empathy_data.errors import ConfigError, InfrastructureError, is_infrastructure
-from empathy_data.filter.base import EmotionItem, EmotionResult
-from empathy_data.filter.mos import MOSResult
-from empathy_data.preflight import check_gpu_stages
-from empathy_data.serving.remote import (
+from empathy_data.backends import registry as backends
+from empathy_data.backends.service import (
     ServiceEmotionCheck,
     ServiceMOS,
     ServiceSpeakerEncoder,
     ServiceTranscriber,
     ServiceTTS,
 )
+from empathy_data.config.model import ServiceASR, ServiceEmotion, ServiceEndpoint, ServiceSynth, parse_config
+from empathy_data.core.errors import ConfigError, InfrastructureError, is_infrastructure
+from empathy_data.runtime.build import run_filter_chunk, run_script_chunk, run_synthesize_chunk
+from empathy_data.runtime.preflight import check_gpu_stages
+from empathy_data.stages.filter.base import EmotionItem, EmotionResult
+from empathy_data.stages.filter.mos import MOSResult
 from tests.fake_service import FakeService
 from tests.helpers import FakeChat, make_context, sine
 
@@ -124,8 +124,8 @@ def test_clients_keep_requests_in_flight_and_answers_in_order():
     with FakeService() as service:
         tts = ServiceTTS(ServiceSynth(url=service.url, max_in_flight=4))
         asr = ServiceTranscriber(ServiceASR(url=service.url, max_in_flight=4))
-        from empathy_data.schema import Speaker
-        from empathy_data.synthesize.base import TTSRequest
+        from empathy_data.records.schema import Speaker
+        from empathy_data.stages.synthesize.base import TTSRequest
 
         speaker = Speaker(id="s", gender="female", age_group="adult", language="en")
         dialogues = [[TTSRequest(f"turn {d} {t}", "en", speaker, None, None) for t in range(d + 1)] for d in range(6)]

@@ -1,7 +1,7 @@
 import numpy as np
 import soundfile as sf
 
-from empathy_data.speakers import load_pool
+from empathy_data.planning.speakers import load_pool
 from tests.cli_helpers import run_cli
 from tests.helpers import make_context, sine
 
@@ -71,6 +71,6 @@ def test_bad_meta_rows_are_reported(tmp_path):
 def test_silent_detection_uses_peak(tmp_path):
     path = tmp_path / "z.wav"
     sf.write(path, np.zeros(16000 * 4, np.float32), 16000)
-    from empathy_data.speakers import clip_problem as check_clip
+    from empathy_data.planning.speakers import clip_problem as check_clip
 
     assert "silent" in check_clip(path)

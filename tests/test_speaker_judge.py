@@ -1,16 +1,16 @@
 import numpy as np
 import pytest
 
-from empathy_data.audio import resample
-from empathy_data.config import SynthesizeConfig
-from empathy_data.errors import ConfigError, InfrastructureError
-from empathy_data.filter import speaker
-from empathy_data.resources import speaker_pool_path
-from empathy_data.speakers import load_pool
-from empathy_data.synthesize.base import TTSRequest
-from empathy_data.synthesize.espeak import EspeakTTS
-from empathy_data.synthesize.prosody import prosody_for
-from empathy_data.synthesize.stage import postprocess
+from empathy_data.config.model import SynthesizeConfig
+from empathy_data.core.audio import resample
+from empathy_data.core.errors import ConfigError, InfrastructureError
+from empathy_data.core.resources import speaker_pool_path
+from empathy_data.planning.speakers import load_pool
+from empathy_data.stages.filter import speaker
+from empathy_data.stages.synthesize.base import TTSRequest
+from empathy_data.stages.synthesize.espeak import EspeakTTS
+from empathy_data.stages.synthesize.prosody import prosody_for
+from empathy_data.stages.synthesize.stage import postprocess
 from tests.helpers import REPO
 
 pytest.importorskip("resemblyzer")
@@ -174,11 +174,11 @@ def test_xvector_missing_model_is_a_config_error(tmp_path):
 def test_the_filter_stage_rejects_the_exchange_whose_user_voice_was_swapped(clips, tmp_path):
     """Through score_utterances with the configured judges: the swapped turn's exchange is rejected with
     `user.speaker`, the others pass, and the scores are kept on every utterance."""
-    from empathy_data.audio import write_flac
-    from empathy_data.config import FilterConfig
-    from empathy_data.filter.audio_judges import AudioJudges
-    from empathy_data.filter.stage import exchange_verdict, score_utterances
-    from empathy_data.schema import Utterance
+    from empathy_data.config.model import FilterConfig
+    from empathy_data.core.audio import write_flac
+    from empathy_data.records.schema import Utterance
+    from empathy_data.stages.filter.audio_judges import AudioJudges
+    from empathy_data.stages.filter.stage import exchange_verdict, score_utterances
 
     class ScriptedASR:  # hears exactly the script: only the speaker judge can reject here
         identity: dict = {}
@@ -211,10 +211,10 @@ def test_the_filter_stage_rejects_the_exchange_whose_user_voice_was_swapped(clip
 def test_cloned_turns_are_compared_with_their_reference_clip(clips, tmp_path):
     """`reference`: a turn against the pool clip a cloning TTS rendered it from; a silent reference clip
     fails that check (a rejection), it does not crash the chunk or fail the item."""
-    from empathy_data.audio import write_flac
-    from empathy_data.config import FilterConfig
-    from empathy_data.filter.audio_judges import AudioJudges
-    from empathy_data.schema import Utterance
+    from empathy_data.config.model import FilterConfig
+    from empathy_data.core.audio import write_flac
+    from empathy_data.records.schema import Utterance
+    from empathy_data.stages.filter.audio_judges import AudioJudges
 
     write_flac(tmp_path / "ref-a.flac", clips[2][0], clips[2][1])  # voice A, another sentence
     write_flac(tmp_path / "silent.flac", np.zeros(16000, dtype=np.float32), 16000)

@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
-from empathy_data.config import SynthesizeConfig
-from empathy_data.resources import speaker_pool_path
-from empathy_data.schema import Script, ScriptTurn
-from empathy_data.speakers import load_pool
-from empathy_data.synthesize.base import TTSRequest
-from empathy_data.synthesize.espeak import EspeakTTS, voice_settings
-from empathy_data.synthesize.stage import synthesize_scripts
+from empathy_data.config.model import SynthesizeConfig
+from empathy_data.core.resources import speaker_pool_path
+from empathy_data.planning.speakers import load_pool
+from empathy_data.records.schema import Script, ScriptTurn
+from empathy_data.stages.synthesize.base import TTSRequest
+from empathy_data.stages.synthesize.espeak import EspeakTTS, voice_settings
+from empathy_data.stages.synthesize.stage import synthesize_scripts
 from tests.helpers import REPO, make_context
 
 

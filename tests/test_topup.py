@@ -10,12 +10,12 @@ from contextlib import nullcontext
 import numpy as np
 import pytest
 import yaml
-from empathy_data.flows import build as flow
 
-from empathy_data.plan import Cell
-from empathy_data.targets import target_shares
-from empathy_data.topup import gaps, plan_extras, worst_gap
-from empathy_data.verify import verify_corpus
+from empathy_data.flows import build as flow
+from empathy_data.planning.plan import Cell
+from empathy_data.planning.targets import target_shares
+from empathy_data.planning.topup import gaps, plan_extras, worst_gap
+from empathy_data.tools.verify import verify_corpus
 from tests.helpers import make_context
 
 TARGET = {
@@ -173,11 +173,11 @@ def fake_backends(monkeypatch, ctx):
 
 
 def test_topup_builds_extras_for_the_thinned_label_and_a_rerun_redoes_nothing(topup_config, monkeypatch):
-    from empathy_data.build import BuildContext
+    from empathy_data.runtime.build import BuildContext
 
     ctx = BuildContext.load(topup_config)
     chat = fake_backends(monkeypatch, ctx)
-    manifest = flow.run_build(str(topup_config), {})
+    manifest = flow.run_build(str(topup_config), {}).to_json()
     out = ctx.out
 
     # 3 of 6 planned dialogues opened sad and were lost; the budget (0.5 x 6) buys 3 sad extras in pass 1
@@ -198,20 +198,20 @@ def test_topup_builds_extras_for_the_thinned_label_and_a_rerun_redoes_nothing(to
     # resume: the same command plans the same pass and finds every chunk done
     flow.forget_contexts()
     chat = fake_backends(monkeypatch, BuildContext.load(topup_config))
-    again = flow.run_build(str(topup_config), {})
+    again = flow.run_build(str(topup_config), {}).to_json()
     assert chat.calls == []
     assert again["shards"] == manifest["shards"]
 
 
 def test_without_rebalance_nothing_is_topped_up_and_the_gap_is_still_reported(topup_config, monkeypatch):
-    from empathy_data.build import BuildContext
+    from empathy_data.runtime.build import BuildContext
 
     data = yaml.safe_load(topup_config.read_text())
     data.pop("rebalance")
     topup_config.write_text(yaml.safe_dump(data))
     flow.forget_contexts()
     fake_backends(monkeypatch, BuildContext.load(topup_config))
-    manifest = flow.run_build(str(topup_config), {})
+    manifest = flow.run_build(str(topup_config), {}).to_json()
     assert manifest["counts"]["topup"] == {"passes": 0, "dialogues": 0, "budget": 0}
     assert manifest["distributions"]["gap"]["user_emotion"] == {"happy": 0.5, "sad": -0.5}
     assert target_shares(BuildContext.load(topup_config).config)["user_emotion"] == {"happy": 0.5, "sad": 0.5}

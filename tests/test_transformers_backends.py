@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from empathy_data import backends
-from empathy_data.config import ClassifierEmotion, FilterConfig, TransformersASR
+from empathy_data.backends import registry as backends
+from empathy_data.config.model import ClassifierEmotion, FilterConfig, TransformersASR
 from tests.helpers import sine
 
 transformers = pytest.importorskip("transformers")
@@ -91,7 +91,7 @@ def test_unmapped_classifier_output_fails_the_item(classifier_dir):
 
 
 def test_transformers_asr_one_bad_clip_fails_only_itself_and_an_oom_fails_the_chunk(asr_dir):
-    from empathy_data.errors import InfrastructureError
+    from empathy_data.core.errors import InfrastructureError
 
     config = FilterConfig(asr=TransformersASR(model=str(asr_dir), batch_size=4))
     asr = backends.asr_backend(config)
@@ -112,7 +112,7 @@ def test_transformers_asr_one_bad_clip_fails_only_itself_and_an_oom_fails_the_ch
 
 
 def test_classifier_batches_score_as_one_at_a_time_and_a_bad_clip_fails_alone(classifier_dir):
-    from empathy_data.filter.base import EmotionItem
+    from empathy_data.stages.filter.base import EmotionItem
 
     label_map = {"ang": "angry", "hap": "happy", "neu": "neutral", "sad": "sad"}
 

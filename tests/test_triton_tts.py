@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from empathy_data.audio import resample
-from empathy_data.build import synthesize_identity
-from empathy_data.config import SynthesizeConfig, TritonSynth
-from empathy_data.errors import InfrastructureError
-from empathy_data.schema import Speaker
-from empathy_data.serving.triton import TritonTTS
-from empathy_data.synthesize.base import TTSRequest
+from empathy_data.backends.triton import TritonTTS
+from empathy_data.config.model import SynthesizeConfig, TritonSynth
+from empathy_data.core.audio import resample
+from empathy_data.core.errors import InfrastructureError
+from empathy_data.records.schema import Speaker
+from empathy_data.runtime.build import synthesize_identity
+from empathy_data.stages.synthesize.base import TTSRequest
 from tests.helpers import REPO, sine
 from tests.triton_server import spelled
 

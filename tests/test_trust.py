@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from empathy_data.interrupts import descendants
-from empathy_data.output_lock import OutputLock
-from empathy_data.verify import verify_corpus
+from empathy_data.runtime.interrupts import descendants
+from empathy_data.store.output_lock import OutputLock
+from empathy_data.tools.verify import verify_corpus
 from tests.canned_llm import CannedLLM
 from tests.conftest import build_command, canned_config, run_build
 from tests.test_resume import shard_digests

@@ -5,10 +5,10 @@ import stat
 import threading
 import time
 
-from empathy_data.atomic import atomic_dir, replace_dir, write_json
-from empathy_data.backends import once_per_process
-from empathy_data.build import run_script_chunk
-from empathy_data.export.exporter import reason_keys
+from empathy_data.backends.registry import once_per_process
+from empathy_data.core.atomic import atomic_dir, replace_dir, write_json
+from empathy_data.runtime.build import run_script_chunk
+from empathy_data.stages.export.exporter import reason_keys
 from tests.helpers import FakeChat, make_context
 
 
@@ -105,7 +105,7 @@ def test_infrastructure_classification():
     import openai
     import soundfile
 
-    from empathy_data.errors import is_infrastructure
+    from empathy_data.core.errors import is_infrastructure
 
     request = __import__("httpx").Request("POST", "http://127.0.0.1/v1/chat/completions")
     response = __import__("httpx").Response(400, request=request)
@@ -126,7 +126,7 @@ def test_infrastructure_classification():
 
 
 def test_fallback_swap_killed_between_renames_keeps_the_old_version(tmp_path, monkeypatch):
-    import empathy_data.atomic as atomic
+    import empathy_data.core.atomic as atomic
 
     ctx = make_context(tmp_path)
     data = ctx.out / "data"
@@ -165,10 +165,10 @@ def test_fallback_swap_killed_between_renames_keeps_the_old_version(tmp_path, mo
 def test_missing_audio_of_a_chunk_is_an_infrastructure_fault(tmp_path):
     import pytest
 
-    from empathy_data.config import Thresholds
-    from empathy_data.errors import InfrastructureError
-    from empathy_data.filter.stage import score_utterances
-    from empathy_data.schema import Utterance
+    from empathy_data.config.model import Thresholds
+    from empathy_data.core.errors import InfrastructureError
+    from empathy_data.records.schema import Utterance
+    from empathy_data.stages.filter.stage import score_utterances
 
     utt = Utterance(dialogue_id="d", turn_index=0, role="user", text="hi there", speaker_id="s", emotion="sad", response_style=None,
                     audio_path="d-0.flac", sample_rate=16000, duration=1.0, tts={})  # fmt: skip
@@ -179,7 +179,7 @@ def test_missing_audio_of_a_chunk_is_an_infrastructure_fault(tmp_path):
 def test_domain_errors_survive_pickling_between_workers():
     import pickle
 
-    from empathy_data.errors import ConfigError, InfrastructureError
+    from empathy_data.core.errors import ConfigError, InfrastructureError
 
     for exc in (ConfigError("cfg.yaml: seed", "not a number"), InfrastructureError("llm: gone")):
         assert str(pickle.loads(pickle.dumps(exc))) == str(exc)
@@ -187,7 +187,7 @@ def test_domain_errors_survive_pickling_between_workers():
 
 STOP_PROBE = r"""
 import os, signal, sys, time
-from empathy_data.interrupts import stop_cleanly_on_signals
+from empathy_data.runtime.interrupts import stop_cleanly_on_signals
 stop_cleanly_on_signals()
 pid = os.fork()
 if pid == 0:  # a forked helper (no exec) with a handler of its own, ended by SIGTERM

@@ -8,8 +8,8 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
-from empathy_data.hashing import file_sha256
-from empathy_data.verify import VerifyError, verify_corpus
+from empathy_data.core.hashing import file_sha256
+from empathy_data.tools.verify import VerifyError, verify_corpus
 
 pytestmark = pytest.mark.integration
 

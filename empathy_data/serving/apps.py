@@ -25,7 +25,16 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 from ray import serve
 
-from empathy_data.config import (
+from empathy_data.backends.service import ASR_RATE, CALLER_HEADER
+from empathy_data.backends.wire import (
+    decode_audio,
+    emotion_item_from_json,
+    emotion_result_to_json,
+    encode_audio,
+    read_wav,
+    tts_request_from_json,
+)
+from empathy_data.config.model import (
     ASRConfig,
     EmotionConfig,
     FilterConfig,
@@ -35,23 +44,14 @@ from empathy_data.config import (
     SynthesizeConfig,
     TTSConfig,
 )
-from empathy_data.embedded_models import WHISPER_SHA256
-from empathy_data.fingerprint import (
+from empathy_data.weights.embedded_models import WHISPER_SHA256
+from empathy_data.weights.fingerprint import (
     ASR_LIBRARIES,
     EMOTION_LIBRARIES,
     SPEAKER_LIBRARIES,
     TTS_LIBRARIES,
     library_versions,
     model_identity,
-)
-from empathy_data.serving.remote import ASR_RATE, CALLER_HEADER
-from empathy_data.serving.wire import (
-    decode_audio,
-    emotion_item_from_json,
-    emotion_result_to_json,
-    encode_audio,
-    read_wav,
-    tts_request_from_json,
 )
 
 MODEL_FIELDS = ("model", "model_dir", "repo_dir")
@@ -168,7 +168,7 @@ mos_api = FastAPI()
 @serve.ingress(tts_api)
 class TTSService:
     def __init__(self, args: dict[str, Any]):
-        from empathy_data import backends
+        from empathy_data.backends import registry as backends
 
         self.args = TTSArgs.model_validate(args)
         self.config = SynthesizeConfig(tts=self.args.tts)
@@ -217,7 +217,7 @@ class TTSService:
 @serve.ingress(asr_api)
 class ASRService:
     def __init__(self, args: dict[str, Any]):
-        from empathy_data import backends
+        from empathy_data.backends import registry as backends
 
         self.args = ASRArgs.model_validate(args)
         self.backend = backends.asr_backend(FilterConfig(asr=self.args.asr))
@@ -271,7 +271,7 @@ class ASRService:
 @serve.ingress(emotion_api)
 class EmotionService:
     def __init__(self, args: dict[str, Any]):
-        from empathy_data import backends
+        from empathy_data.backends import registry as backends
 
         self.args = EmotionArgs.model_validate(args)
         self.check = backends.emotion_backend(FilterConfig(emotion=self.args.emotion))
@@ -340,7 +340,7 @@ def judge_info(service, kind: str, settings: dict[str, Any], libraries: tuple | 
 @serve.ingress(speaker_api)
 class SpeakerService:
     def __init__(self, args: dict[str, Any]):
-        from empathy_data import backends
+        from empathy_data.backends import registry as backends
 
         self.args = SpeakerArgs.model_validate(args)
         self.model = backends.speaker_encoder(self.args.speaker)
@@ -365,7 +365,7 @@ class SpeakerService:
 @serve.ingress(mos_api)
 class MOSService:
     def __init__(self, args: dict[str, Any]):
-        from empathy_data import backends
+        from empathy_data.backends import registry as backends
 
         self.args = MOSArgs.model_validate(args)
         self.model = backends.mos_backend(self.args.mos)

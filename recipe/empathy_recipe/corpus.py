@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pyarrow.parquet as pq
 
 from empathy_recipe.errors import RecipeError
+from empathy_recipe.manifest import CorpusManifest
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ class RowGroup:
 
 
 class Corpus:
-    def __init__(self, root: Path, manifest: dict[str, Any], shards: list[Shard]):
+    def __init__(self, root: Path, manifest: CorpusManifest, shards: list[Shard]):
         self.root = root
         self.manifest = manifest
         self.shards = shards
@@ -38,13 +37,8 @@ class Corpus:
     def open(cls, ref: str | os.PathLike, splits: Sequence[str] | None = None) -> Corpus:
         root = resolve(str(ref))
         manifest_path = root / "manifest.json"
-        if not manifest_path.is_file():
-            raise RecipeError(f"missing manifest: {manifest_path} (not a finished empathy-data export)")
-        try:
-            manifest = json.loads(manifest_path.read_text())
-            by_split: dict[str, list[dict]] = manifest["shards"]["data"]
-        except (ValueError, KeyError, TypeError) as e:
-            raise RecipeError(f"unreadable manifest: {manifest_path}: {type(e).__name__}: {e}") from None
+        manifest = CorpusManifest.read(manifest_path)
+        by_split = manifest.data
         wanted = list(splits) if splits else list(by_split)
         unknown = [s for s in wanted if s not in by_split]
         if unknown:
@@ -52,10 +46,10 @@ class Corpus:
         shards = []
         for split in wanted:
             for entry in by_split[split]:
-                path = root / "data" / entry["file"]
+                path = root / "data" / entry.file
                 if not path.is_file():
                     raise RecipeError(f"missing shard: {path} (listed in {manifest_path})")
-                shards.append(Shard(split, path, int(entry["rows"])))
+                shards.append(Shard(split, path, entry.rows))
         return cls(root, manifest, shards)
 
     @property

@@ -1,6 +1,6 @@
 """Small synthetic corpora in the exported layout: data/<split>-NNNNN-of-MMMMM.parquet + manifest.json.
 
-Columns as empathy_data/export/rows.py `features()` writes them, audio as FLAC bytes (sine waves) in HF
+Columns as empathy_data/stages/export/rows.py `features()` writes them, audio as FLAC bytes (sine waves) in HF
 `Audio` structs.
 """
 

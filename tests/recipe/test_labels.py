@@ -1,6 +1,6 @@
 from empathy_recipe import labels
 
-import empathy_data.labels as corpus_labels
+import empathy_data.core.labels as corpus_labels
 
 
 def test_every_corpus_label_is_mapped_value_by_value():

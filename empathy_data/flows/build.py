@@ -1,0 +1,420 @@
+"""Prefect flow: a corpus build as chunk tasks, script -> synthesize -> filter pipelined per chunk, then export.
+
+Tasks receive the config path and small values and return ChunkRefs; backends are rebuilt (once per
+process) on whichever worker runs the task, so the same flow runs on threads, Ray or Dask.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from functools import cached_property, partial
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NONE
+from prefect.futures import PrefectFuture, as_completed
+
+from empathy_data.backends import registry as backends
+from empathy_data.config.model import BuildConfig, RunnerConfig, load_config
+from empathy_data.core.errors import BackendUnavailable, EmpathyDataError
+from empathy_data.core.hashing import digest
+from empathy_data.records.manifest import Manifest
+from empathy_data.runtime.build import (
+    STAGES,
+    BuildContext,
+    ChunkRef,
+    run_filter_chunk,
+    run_script_chunk,
+    run_synthesize_chunk,
+    worker_id,
+)
+from empathy_data.runtime.interrupts import keep_stopping_cleanly
+from empathy_data.stages.export.exporter import ExportPlan, export_chunk, finish_export, plan_export
+from empathy_data.store.chunk_store import is_url
+from empathy_data.store.output_lock import OutputLock
+
+log = logging.getLogger("empathy_data")
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """What every task gets: the validated config (its output absolute, or a URL) and the directory its
+    relative paths resolve from. Pickled to Ray and Dask workers as it is; never re-read from a file."""
+
+    config: BuildConfig
+    config_dir: str
+
+    @cached_property
+    def key(self) -> str:
+        return digest({"config": self.config.model_dump(mode="json"), "config_dir": self.config_dir})
+
+
+_contexts: dict[str, BuildContext] = {}  # per process: the builds its tasks belong to (at most two)
+_contexts_lock = threading.Lock()
+_reload = threading.Lock()
+
+
+def forget_contexts() -> None:
+    with _contexts_lock:
+        _contexts.clear()
+
+
+def _context(inputs: BuildInputs, chunk_index: int = 0) -> BuildContext:
+    with _contexts_lock:  # the first task in a process plans the build; the others wait for it
+        ctx = _contexts.get(inputs.key)
+        if ctx is None:
+            ctx = BuildContext.from_config(inputs.config, Path(inputs.config_dir))
+            while len(_contexts) >= 2:
+                _contexts.pop(next(iter(_contexts)))
+            _contexts[inputs.key] = ctx
+    if chunk_index >= ctx.planner.num_chunks:  # a top-up chunk planned since this process loaded the build
+        with _reload:
+            if chunk_index >= ctx.planner.num_chunks:
+                ctx.load_topup()
+    return ctx
+
+
+DRIVER = worker_id()
+
+
+def _release(stages) -> None:
+    if released := backends.release(stages):
+        log.info("%s: models released on %s (no more work for them in this build)", ", ".join(released), worker_id())
+
+
+def _report(ref: ChunkRef, total: int) -> ChunkRef:
+    """Logged by the driver as each chunk task finishes, whichever worker ran it."""
+    state = "cached" if ref.cached else f"{ref.seconds:.1f}s"
+    if ref.worker != DRIVER:
+        state += f" on {ref.worker}"
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(ref.counts.items())) or "nothing to do"
+    again = f" round {ref.round}" if ref.round else ""
+    llm = (
+        f"; llm: {ref.replayed} replayed from journal, {ref.sent} sent"
+        if ref.stage == "script" and not ref.cached
+        else ""
+    )
+    log.info("%-10s chunk %d/%d%s done (%s): %s%s", ref.stage, ref.chunk_index + 1, total, again, state, counts, llm)
+    return ref
+
+
+# An infrastructure fault raises out of the run_*_chunk function before anything is written, so a retry
+# (or a re-run of the build) starts that chunk again from what is on disk and in the reply journal.
+# Each run is named by stage, chunk index (from 0) and round as the chunk store and the journal name them
+# ("script c00003-r1": work/script/c00003-r1-<key>.jsonl, work/journal/c00003-r1.jsonl), so the Prefect UI
+# shows which chunk a task run is.
+chunk_task = partial(task, retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
+
+
+@chunk_task(name="script-chunk", task_run_name="script c{chunk_index:05d}-r{round_}")
+def script_task(
+    inputs: BuildInputs, chunk_index: int, base_url: str, round_: int = 0, release: tuple[str, ...] = ()
+) -> ChunkRef:
+    ctx = _context(inputs, chunk_index)
+    _release(release)
+    make_chat = partial(backends.chat_backend, ctx.config.script, base_url)
+    return run_script_chunk(ctx, chunk_index, make_chat, round_)
+
+
+@chunk_task(name="synthesize-chunk", task_run_name="synthesize c{chunk_index:05d}-r{round_}")
+def synthesize_task(inputs: BuildInputs, chunk_index: int, round_: int = 0, release: tuple[str, ...] = ()) -> ChunkRef:
+    ctx = _context(inputs, chunk_index)
+    _release(release)
+    make_tts = partial(backends.tts_backend, ctx.config.synthesize)
+    return run_synthesize_chunk(ctx, chunk_index, make_tts, round_)
+
+
+@chunk_task(name="filter-chunk", task_run_name="filter c{chunk_index:05d}-r{round_}")
+def filter_task(inputs: BuildInputs, chunk_index: int, round_: int = 0, release: tuple[str, ...] = ()) -> ChunkRef:
+    ctx = _context(inputs, chunk_index)
+    _release(release)
+    judged = ctx.config.filter
+
+    def make_judges():
+        return backends.asr_backend(judged), backends.emotion_backend(judged)
+
+    return run_filter_chunk(ctx, chunk_index, make_judges, round_)
+
+
+@chunk_task(name="export-chunk", task_run_name="export c{chunk_index:05d}")
+def export_task(inputs: BuildInputs, chunk_index: int, chunk_plan: dict[str, Any]) -> ChunkRef:
+    """One chunk's Parquet parts, written where the task runs: its audio never reaches the driver.
+    Every stage is done by now: the worker lets its models go first."""
+    ctx = _context(inputs, chunk_index)
+    _release(STAGES)
+    info = export_chunk(ctx, chunk_index, chunk_plan)
+    counts = {f"exchange:{k}": v for k, v in sorted(info["stats"]["exchanges"].items())}
+    return ChunkRef("export", chunk_index, info["key"].rsplit("-", 1)[-1], ctx.store.where(info["key"]), counts,
+                    info.get("seconds", 0.0), info["cached"])  # fmt: skip
+
+
+def export_corpus(ctx: BuildContext, inputs: BuildInputs, timings: dict[str, float]) -> dict[str, Any]:
+    """Plan in the driver (text only), one export task per chunk, then name the shards in the driver."""
+    plan: ExportPlan = plan_export(ctx)
+    futures = [
+        export_task.submit(inputs, c, plan.for_chunk(ctx, c)) for c in ctx.chunk_ranges()
+    ]
+    failure = None
+    for future in as_completed(futures):
+        try:
+            _report(future.result(), ctx.planner.num_chunks)
+        except Exception as exc:
+            failure = failure or f"export: {_describe(exc)}"
+    if failure is not None:
+        raise EmpathyDataError(f"{failure}; re-run the same command to resume")
+    return finish_export(ctx, plan, timings)
+
+
+def task_runner(runner: RunnerConfig):
+    """The Prefect task runner `runner:` names. Without an address, Ray and Dask start a local cluster of
+    `max_workers` single-threaded worker processes on loopback, without a dashboard."""
+    if runner.kind == "thread":
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner(max_workers=runner.max_workers)
+    if runner.kind == "ray":
+        try:
+            from prefect_ray import RayTaskRunner
+        except ImportError:
+            raise BackendUnavailable("runner.kind ray needs: pip install 'empathy-data[ray]'") from None
+        if runner.address:
+            return RayTaskRunner(address=runner.address)
+        local = {"num_cpus": runner.max_workers, "include_dashboard": False, "_node_ip_address": "127.0.0.1"}
+        return RayTaskRunner(init_kwargs=local)
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError:
+        raise BackendUnavailable("runner.kind dask needs: pip install 'empathy-data[dask]'") from None
+    if runner.address:
+        return DaskTaskRunner(address=runner.address)
+    local = {"n_workers": runner.max_workers, "threads_per_worker": 1, "processes": True,
+             "host": "127.0.0.1", "dashboard_address": None}  # fmt: skip
+    return DaskTaskRunner(cluster_kwargs=local)
+
+
+def placement(kind: str, gpus: float):
+    """What a stage's task asks of the cluster it is submitted to (thread runner: nothing to ask)."""
+    if gpus <= 0 or kind == "thread":
+        return nullcontext()
+    if kind == "ray":
+        from prefect_ray.context import remote_options
+
+        # Ray runs a GPU task in a fresh worker process by default (max_calls=1), which would load every
+        # model again for every chunk; 0 keeps the worker, and with it the loaded models.
+        return remote_options(num_gpus=gpus, max_calls=0)
+    import dask
+
+    return dask.annotate(resources={"GPU": gpus})
+
+
+def llm_endpoint(ctx: BuildContext):
+    """The configured server, or the embedded llama.cpp server started for this build."""
+    script = ctx.config.script
+    if script.backend == "vllm":
+        return nullcontext("")  # in-process engine, no server
+    if script.base_url is not None:
+        return nullcontext(script.base_url)
+    from empathy_data.stages.script.llama_server import LlamaServer
+    from empathy_data.weights.embedded_models import embedded_llm
+
+    return LlamaServer(
+        embedded_llm(),
+        n_threads=script.embedded.n_threads,
+        n_ctx=script.embedded.n_ctx,
+        log_path=ctx.store.scratch / "logs" / "llm-server.log",
+        startup_timeout_s=script.embedded.startup_timeout_s,
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, EmpathyDataError) else f"{type(exc).__name__}: {exc}"
+
+
+def run_chunks(ctx: BuildContext, inputs: BuildInputs, base_url: str, chunks: list[int]) -> list[ChunkRef]:
+    """Run each chunk's rounds of script -> synthesize -> filter, with at most
+    `runner.max_chunks_in_flight` chunks at once. A stage is submitted only when the one before it has
+    finished: Prefect's thread runner would otherwise park the waiting task in a worker thread, and
+    `max_workers` would count waiting tasks instead of working ones. After a chunk fails (its retries
+    spent), no new chunk starts; the chunks in flight finish and stay cached; the first cause is raised."""
+    steps = [(r, stage) for r in ctx.rounds for stage in STAGES]
+    resources = ctx.config.resources
+    limit = {stage: getattr(resources, stage).max_concurrent for stage in STAGES}
+
+    rebalance = ctx.config.rebalance
+    more_passes = rebalance is not None and ctx.planner.extra_passes < rebalance.passes
+    advancing: list[tuple[int, int]] = []  # a chunk whose next stage is about to be started
+
+    def finished_stages(c: int, step: int) -> tuple[str, ...]:
+        """Stages no chunk of this run needs any more once (c, step) is submitted: the worker that runs
+        it lets their models go (each worker learns it from the next task it gets). None while chunks
+        are pending or a top-up pass may still need every stage."""
+        if pending or more_passes:
+            return ()
+        in_flight = [*running.values(), *held, *advancing, (c, step)]
+        upcoming = {steps[i][1] for _, s in in_flight for i in range(s, len(steps))}
+        return tuple(s for s in STAGES if s not in upcoming)
+
+    def submit(c: int, step: int) -> PrefectFuture:
+        r, stage = steps[step]
+        release = finished_stages(c, step)
+        with placement(ctx.config.runner.kind, getattr(resources, stage).gpus):
+            if stage == "script":
+                return script_task.submit(inputs, c, base_url, r, release)
+            if stage == "synthesize":
+                return synthesize_task.submit(inputs, c, r, release)
+            return filter_task.submit(inputs, c, r, release)
+
+    pending = deque(chunks)
+    running: dict[PrefectFuture, tuple[int, int]] = {}
+    held: deque[tuple[int, int]] = deque()  # ready, but their stage is at its max_concurrent
+    active: Counter[str] = Counter()
+    refs: list[ChunkRef] = []
+    failure: str | None = None
+    window = ctx.config.runner.chunks_in_flight
+
+    def start(c: int, step: int) -> None:
+        stage = steps[step][1]
+        if limit[stage] is not None and active[stage] >= limit[stage]:
+            held.append((c, step))
+            return
+        active[stage] += 1
+        running[submit(c, step)] = (c, step)
+
+    while running or (pending and failure is None):  # after a failure, pending chunks never start
+        while pending and failure is None and len(running) + len(held) < window:
+            start(pending.popleft(), 0)
+        done = next(as_completed(list(running)))
+        c, step = running.pop(done)
+        active[steps[step][1]] -= 1
+        try:
+            refs.append(_report(done.result(), ctx.planner.num_chunks))
+            finished = True
+        except Exception as exc:
+            failure = failure or f"chunk {c + 1}: {_describe(exc)}"
+            finished = False
+        if finished and step + 1 < len(steps):
+            advancing.append((c, step + 1))
+        for _ in range(len(held)):  # in order of arrival; after a failure, a chunk not yet begun never starts
+            held_chunk, held_step = held.popleft()
+            if held_step > 0 or failure is None:
+                start(held_chunk, held_step)
+        if advancing:
+            start(*advancing.pop())
+    if failure is not None:
+        raise EmpathyDataError(f"{failure}; re-run the same command to resume")
+    return refs
+
+
+def write_build_report(out: Path) -> None:
+    """OUT/report/index.html from the finished export. The corpus is complete by now, so a report that
+    cannot be written is a warning, not a failed build; `empathy-data report OUT` writes it again."""
+    from empathy_data.tools.report import write_report
+
+    t0 = time.perf_counter()
+    try:
+        path = write_report(out)
+    except Exception as exc:
+        log.warning("report: not written (%s); run `empathy-data report %s`", _describe(exc), out)
+        return
+    log.info("report: %s (%.1fs)", path, time.perf_counter() - t0)
+
+
+@flow(name="empathy-data-build", log_prints=False)
+def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> Manifest:
+    keep_stopping_cleanly()
+    config, config_dir = load_config(config_path, overrides)
+    inputs = BuildInputs(config, str(config_dir))
+    ctx = _context(inputs)
+    with OutputLock(ctx.store):
+        ctx.check_output_dir()
+        ctx.load_topup()  # passes another build may have planned since this process loaded the config
+        if reopened := ctx.reopen_failed_chunks():
+            log.info("retrying failed items of %d chunk(s)", reopened)
+        t0 = time.perf_counter()
+        needs_llm = ctx.pending_script_work() or ctx.topup_pending()
+        with llm_endpoint(ctx) if needs_llm else nullcontext("") as base_url:
+            if needs_llm and ctx.config.script.backend == "openai":
+                backends.chat_backend(ctx.config.script, base_url).check_reachable()
+            # Claim the output directory (build.json) only once the LLM answers.
+            ctx.claim_output_dir()
+            if removed := ctx.remove_partial_writes():
+                log.info("removed %d partial write(s) left by an interrupted run", removed)
+            refs = run_chunks(ctx, inputs, base_url, ctx.chunk_ranges())
+            while new_chunks := ctx.add_topup_pass():
+                extras = sum(len(ctx.planner.chunk_indices(c)) for c in new_chunks)
+                log.info(
+                    "top-up pass %d: %d extra dialogue(s) into the labels the filter thinned",
+                    ctx.planner.extra_passes,
+                    extras,
+                )
+                refs += run_chunks(ctx, inputs, base_url, new_chunks)
+        stage_seconds = {stage: round(sum(r.seconds for r in refs if r.stage == stage), 2) for stage in STAGES}
+        stage_seconds["pipeline_wall"] = round(time.perf_counter() - t0, 2)
+        llm_requests = {
+            "replayed": sum(r.replayed for r in refs),
+            "sent": sum(r.sent for r in refs),
+        }
+        t1 = time.perf_counter()
+        manifest = export_corpus(ctx, inputs, stage_seconds)
+        manifest.timings_s["export"] = round(time.perf_counter() - t1, 2)
+        manifest.llm_requests = llm_requests
+        ctx.store.write_json("manifest.json", manifest.to_json())
+        if ctx.config.export.report and ctx.store.local:
+            write_build_report(ctx.out)
+        elif ctx.config.export.report:
+            log.info("report: written only for a local output; run `empathy-data report` on a copy of %s",
+                     ctx.store.url)  # fmt: skip
+        return manifest
+
+
+def run_build(config_path: str, overrides: dict[str, Any] | None = None) -> Manifest:
+    """Run the build flow on the task runner its config names (`runner:`). Workers get the config file
+    and the output as an absolute path or a URL: a worker process need not share the driver's directory."""
+    # A temporary Prefect server started for this run inherits this: no telemetry leaves the machine.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    config_path = str(Path(config_path).resolve())
+    config, config_dir = load_config(config_path, overrides)
+    output = config.output if is_url(config.output) else str(Path.cwd() / config.output)
+    overrides = {**(overrides or {}), "output": output}
+    config = config.model_copy(update={"output": output})  # what build_corpus loads with these overrides
+    ctx = _context(BuildInputs(config, str(config_dir)))  # the one build_corpus gets from the cache
+    if ctx.config.runner.kind == "thread" and any(r.gpus > 0 for _, r in ctx.config.resources):
+        log.warning("resources: gpus are asked of a Ray or Dask cluster; on the thread runner every stage "
+                    "shares this process's GPUs (max_concurrent still applies)")  # fmt: skip
+    with share_temporary_api(ctx.config.runner):
+        return build_corpus.with_options(task_runner=task_runner(ctx.config.runner))(config_path, overrides)
+
+
+@contextmanager
+def share_temporary_api(runner: RunnerConfig) -> Iterator[None]:
+    """Without a Prefect API configured, Prefect starts a temporary server in the driver, and every Ray or
+    Dask worker process would start one of its own (~10 s each, measured; its task runs recorded where
+    nobody looks). For a cluster started here, start the driver's server first (the same instance Prefect
+    would start) and hand its URL to the workers, which inherit this environment. A cluster elsewhere
+    cannot reach the driver's loopback: give it a Prefect server (PREFECT_API_URL) of your own."""
+    from prefect.settings import PREFECT_API_URL
+
+    if runner.kind == "thread" or runner.address or PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    before = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        yield
+    finally:  # the next build in this process must not find a server that has stopped
+        if before is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = before

@@ -1,0 +1,6 @@
+"""Everything decided before a model runs: spec i of the plan as a pure function of (config, i)
+(`plan`, `allocation`), speaker pools, the prompts folder, the label mix the card compares against
+(`targets`), and what regeneration and top-up write again (`regenerate`, `topup`).
+
+May import: core/, records/, config/.
+"""

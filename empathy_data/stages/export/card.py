@@ -1,0 +1,227 @@
+"""The dataset card: a YAML header `datasets` reads (configs, splits), then what the corpus holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from empathy_data.records.manifest import Manifest, Regeneration, Topup
+
+
+def _table(title: str, planned: dict[str, int], accepted: dict[str, int]) -> list[str]:
+    lines = [f"### {title}", "", "| value | planned | accepted | kept |", "| --- | ---: | ---: | ---: |"]
+    for key in sorted(set(planned) | set(accepted)):
+        p, a = planned.get(key, 0), accepted.get(key, 0)
+        kept = f"{a / p:.0%}" if p else "-"
+        lines.append(f"| {key} | {p} | {a} | {kept} |")
+    return lines + [""]
+
+
+TARGET_TITLES = {
+    "language": "Language",
+    "user_emotion": "User emotion (first exchange)",
+    "user_gender": "User gender",
+    "user_age_group": "User age group",
+    "exchanges": "Exchanges per dialogue",
+}
+
+
+def _targets(distributions: dict[str, Any], planned_total: int, topup: Topup) -> list[str]:
+    """Target, planned and achieved side by side, per dialogue-level label. The plan allocates each label
+    exactly: every prefix of it is within one dialogue of target share x dialogues."""
+    target = distributions.get("target")
+    if not target:
+        return []
+    planned = distributions.get("planned_dialogues", {})
+    accepted = distributions.get("accepted", {})
+    achieved = distributions.get("achieved", {})
+    gap = distributions.get("gap", {})
+    lines = [
+        "## Target, planned and accepted",
+        "",
+        f"Target: the configured share, and that share of the {planned_total} planned dialogues. Planned: "
+        "dialogues the plan holds (the configured ones within one dialogue of their target; top-up extras, "
+        "if any, go to the labels the filter thinned). Accepted: exchanges in the corpus "
+        "(for the user emotion, exchanges of dialogues that opened with it are counted by their own emotion). "
+        "Achieved: the share of accepted dialogue equivalents (each dialogue counts accepted / planned "
+        "exchanges), and its gap to the target in percentage points.",
+        "",
+    ]
+    if topup.dialogues:
+        lines += [
+            f"Top-up (`rebalance`): {topup.dialogues} extra dialogue(s) in {topup.passes} pass(es), "
+            f"budget {topup.budget}, planned into the labels the filter thinned; they are among the planned.",
+            "",
+        ]
+    for label, title in TARGET_TITLES.items():
+        if label not in target:
+            continue
+        lines += [f"### {title}", "",
+                  "| value | target | target dialogues | planned dialogues | accepted exchanges | achieved | gap |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        for value in sorted(set(target[label]) | set(planned.get(label, {}))):
+            share = target[label].get(value, 0.0)
+            got = planned.get(label, {}).get(value, 0)
+            acc = accepted.get(label, {}).get(value, "-") if label != "exchanges" else "-"
+            ach = achieved.get(label, {}).get(value, 0.0)
+            off = gap.get(label, {}).get(value, ach - share) * 100
+            lines.append(f"| {value} | {share:.1%} | {share * planned_total:.1f} | {got} | {acc} | {ach:.1%} | {off:+.1f} |")
+        lines.append("")
+    return lines
+
+
+def _pass_rows(checks: dict[str, dict[str, int]]) -> list[str]:
+    rows = []
+    for name, c in checks.items():
+        passed, failed = c.get("pass", 0), c.get("fail", 0)
+        rate = f"{passed / (passed + failed):.0%}" if passed + failed else "-"
+        rows.append(f"| {name} | {passed} | {failed} | {rate} |")
+    return rows
+
+
+def _diversity(d: dict[str, Any] | None) -> list[str]:
+    if not d:
+        return []
+    lines = [
+        "",
+        "## Text diversity (accepted turns)",
+        "",
+        f"distinct-1 {d['distinct_1']:.3f}, distinct-2 {d['distinct_2']:.3f} (unique / total word n-grams; "
+        f"characters for Mandarin). Near-duplicate scripts (MinHash, Jaccard >= 0.8, the first one kept): "
+        f"{d.get('near_duplicates', 0)} of {d.get('dialogues', 0)} dialogues "
+        f"({d.get('near_duplicate_rate', 0.0):.1%}), rejected with reason `near_duplicate`.",
+    ]
+    if d.get("semantic_checked"):
+        by_language = d.get("semantic_diversity") or {}
+        diversity = ", ".join(f"{language} {value:.3f}" for language, value in by_language.items()) or "-"
+        lines += [
+            "",
+            f"Semantic (sentence embeddings, within each language): diversity {diversity} (1 - mean cosine "
+            f"similarity between two scripts); paraphrased duplicates {d.get('semantic_duplicates', 0)} of "
+            f"{d['semantic_checked']}, rejected with reason `semantic_duplicate`.",
+        ]
+    if d.get("top_openings"):
+        lines += ["", "Most repeated openings of the user's first turn:", ""]
+        lines += [f"- \"{text}\" x{count}" for text, count in d["top_openings"]]
+    return lines
+
+
+def _split_rule(split_by: str) -> str:
+    if split_by == "speaker":
+        return ("Splits are assigned by user speaker (a hash of the speaker id): no user voice appears in two "
+                "splits, and a dialogue never straddles splits. On a small corpus the ratios are coarse.")  # fmt: skip
+    return "Splits are assigned by dialogue (a hash of the dialogue id): a dialogue never straddles splits."
+
+
+def _empty_splits(by_split: dict[str, int]) -> list[str]:
+    empty = [s for s, rows in by_split.items() if rows == 0]
+    if not empty:
+        return []
+    return ["", f"Configured but empty (no accepted row was assigned to them; `datasets` cannot load an empty "
+                f"split, so they are left out of the header): {', '.join(empty)}."]  # fmt: skip
+
+
+def dataset_card(manifest: Manifest) -> str:
+    config = manifest.config
+    counts = manifest.counts
+    splits = [s for s, rows in counts.by_split.items() if rows > 0]
+    header = {
+        "pretty_name": manifest.name,
+        "language": sorted(config["languages"]),
+        "license": "other",
+        "task_categories": ["automatic-speech-recognition", "text-to-speech", "audio-classification"],
+        "tags": ["synthetic", "empathetic-dialogue", "speech", "emotion", "empathy-data"],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits],
+            }
+        ],
+    }
+    ex, dl = counts.exchanges, counts.dialogues
+    lines = [
+        "---",
+        yaml.safe_dump(header, sort_keys=False, allow_unicode=True).strip(),
+        "---",
+        "",
+        f"# {manifest.name}",
+        "",
+        "Synthetic empathetic spoken dialogues made by empathy-data: an LLM wrote each dialogue for a planned "
+        "scenario, speaker and per-turn emotion; TTS rendered it; ASR and an emotion check filtered it. "
+        "One row per exchange (a user turn and the assistant reply), with its dialogue history.",
+        "",
+        "## Counts",
+        "",
+        "| unit | planned | accepted | rejected | failed |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| dialogues | {dl.planned} | {dl.accepted} | {dl.rejected} | {dl.failed} |",
+        f"| exchanges | {ex.planned} | {ex.accepted} | {ex.rejected} | {ex.failed} |",
+        "",
+        "Rows per split: " + ", ".join(f"{s} {n}" for s, n in counts.by_split.items()),
+        "",
+        _split_rule(config["export"].get("split_by", "dialogue")),
+        *_empty_splits(counts.by_split),
+        "",
+        *_regeneration(counts.regeneration),
+        *_targets(manifest.distributions, dl.planned, counts.topup),
+        "## Distributions (exchanges)",
+        "",
+    ]
+    planned, accepted = manifest.distributions["planned"], manifest.distributions["accepted"]
+    for key, title in (
+        ("user_emotion", "User emotion"),
+        ("assistant_style", "Assistant reply style"),
+        ("user_gender", "User gender"),
+        ("user_age_group", "User age group"),
+        ("language", "Language"),
+    ):
+        lines += _table(title, planned.get(key, {}), accepted.get(key, {}))
+    lines += [
+        "## Filter pass rates (utterances)",
+        "",
+        "| check | pass | fail | pass rate |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    lines += _pass_rows(manifest.checks)
+    if manifest.script_checks:
+        lines += [
+            "",
+            "## Script judge pass rates (every attempt, before any audio)",
+            "",
+            "`validation`: the rule checks; `topic`: scenario-dialogue embedding similarity; `judge`: the LLM "
+            "judge against `script.judge.min_scores` (all criteria; with none set, as for the embedded judge, "
+            "it records scores and passes everything), `judge.<criterion>` each one; `judge_reply`: replies "
+            "that were a judgement.",
+            "",
+            "| check | pass | fail | pass rate |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        lines += _pass_rows(manifest.script_checks)
+    lines += _diversity(manifest.diversity)
+    lines += ["", "## Rejection reasons (exchanges)", "", "| reason | count |", "| --- | ---: |"]
+    lines += [f"| {r} | {n} |" for r, n in counts.by_reason.items()] or ["| - | 0 |"]
+    lines += [
+        "",
+        "## Provenance",
+        "",
+        f"Seed {config['seed']}; LLM backend `{config['script']['backend']}` (model `{config['script']['model']}`); "
+        f"TTS `{config['synthesize']['tts']['backend']}`; ASR `{config['filter']['asr']['backend']}`; "
+        f"emotion check `{config['filter']['emotion']['backend']}`. Package versions and shard checksums are in "
+        "`manifest.json`; rejected and failed exchanges, with reasons, are in `rejects/`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _regeneration(r: Regeneration) -> list[str]:
+    if not r.rounds:
+        return []
+    by_round = ", ".join(f"round {k}: {n}" for k, n in r.accepted_by_round.items()) or "none"
+    return [
+        f"Regeneration: up to {r.rounds} more round(s) for dialogues with a rejected exchange; "
+        f"{r.dialogues_regenerated} dialogue(s) were written again. Accepted exchanges by round: {by_round}. "
+        f"The {r.exchanges_replaced} exchange(s) of versions a dialogue did not keep are in `rejects/` "
+        "with verdict `replaced`.",
+        "",
+    ]

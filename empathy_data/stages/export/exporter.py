@@ -1,0 +1,530 @@
+"""export: stream filter chunks into sharded Parquet (data/ and rejects/), a dataset card and a manifest."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from empathy_data.core.hashing import digest
+from empathy_data.core.versions import package_versions
+from empathy_data.planning.plan import Cell
+from empathy_data.planning.regenerate import best, merge, versions_in_round
+from empathy_data.planning.targets import target_shares
+from empathy_data.planning.topup import add_dialogue, gaps, shares
+from empathy_data.records.chunk_records import ChunkRecords, Exchange
+from empathy_data.records.manifest import FORMAT_VERSION, Manifest
+from empathy_data.records.schema import Outcome
+from empathy_data.stages.build_view import BuildView
+from empathy_data.stages.export.card import dataset_card
+from empathy_data.stages.export.diversity import DiversityStats, NearDuplicates, SemanticDuplicates
+from empathy_data.stages.export.rows import exchange_row, features
+from empathy_data.stages.export.shards import ShardWriter
+from empathy_data.stages.export.splits import assign_splits, split_key
+from empathy_data.stages.script.embeddings import unpack
+from empathy_data.store.chunk_store import PARTS
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.exchanges: Counter[str] = Counter()
+        self.dialogues: Counter[str] = Counter()
+        self.reasons: Counter[str] = Counter()
+        self.planned: dict[str, Counter[str]] = defaultdict(Counter)
+        self.planned_dialogues: dict[str, Counter[str]] = defaultdict(Counter)
+        self.accepted: dict[str, Counter[str]] = defaultdict(Counter)
+        self.checks: dict[str, Counter[str]] = defaultdict(Counter)
+        self.script_checks: dict[str, Counter[str]] = defaultdict(Counter)  # over every attempt of every round
+        self.accepted_by_round: Counter[str] = Counter()
+        self.regenerated = 0  # dialogues written more than once
+        self.achieved: dict[str, Counter[str]] = defaultdict(Counter)  # accepted dialogue equivalents (topup.py)
+        self.diversity = DiversityStats()
+
+    def plan(self, script_or_spec, n_exchanges: int) -> None:
+        spec = script_or_spec
+        for label, value in (
+            ("language", spec.language),
+            ("user_emotion", spec.turns[0].emotion),
+            ("user_gender", spec.user.gender),
+            ("user_age_group", spec.user.age_group),
+            ("exchanges", str(spec.num_exchanges)),
+            ("scenario", spec.scenario),
+        ):
+            self.planned_dialogues[label][value] += 1
+        self.planned["language"][spec.language] += n_exchanges
+        self.planned["user_gender"][spec.user.gender] += n_exchanges
+        self.planned["user_age_group"][spec.user.age_group] += n_exchanges
+        for k in range(n_exchanges):
+            self.planned["user_emotion"][spec.turns[2 * k].emotion] += 1
+            self.planned["assistant_style"][spec.turns[2 * k + 1].response_style] += 1
+
+    COUNTERS = ("exchanges", "dialogues", "reasons", "accepted_by_round")
+    BY_LABEL = ("planned", "planned_dialogues", "accepted", "checks", "script_checks", "achieved")
+
+    def count_script_checks(self, checks: dict[str, list[int]]) -> None:
+        for name, (passed, failed) in checks.items():
+            self.script_checks[name]["pass"] += passed
+            self.script_checks[name]["fail"] += failed
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything but diversity (finish_export measures that over the shards), as JSON."""
+        return {
+            **{name: dict(getattr(self, name)) for name in self.COUNTERS},
+            **{name: {k: dict(c) for k, c in getattr(self, name).items()} for name in self.BY_LABEL},
+            "regenerated": self.regenerated,
+        }
+
+    def merge(self, data: dict[str, Any]) -> None:
+        """Add another chunk's to_json()."""
+        for name in self.COUNTERS:
+            getattr(self, name).update(data[name])
+        for name in self.BY_LABEL:
+            for label, counts in data[name].items():
+                getattr(self, name)[label].update(counts)
+        self.regenerated += data["regenerated"]
+
+    def accept(self, row: dict) -> None:
+        for key in (
+            "language",
+            "user_gender",
+            "user_age_group",
+            "user_emotion",
+            "assistant_style",
+            "split",
+            "scenario",
+        ):
+            self.accepted[key][row[key]] += 1
+
+
+def reason_key(reason: str) -> str:
+    """'script: length: turn 2 too long (80 words)' -> 'script: length'; details stay in rejects/.
+    (Exchange-by-exchange writing prefixes the check with 'exchange N:', which is a detail too.)
+    Corpus-level reasons ('near_duplicate: ...', 'history: ...') are one kind each."""
+    parts = [p.strip() for p in reason.split(":")]
+    if parts[0] in ("near_duplicate", "semantic_duplicate", "history"):
+        return parts[0]
+    if len(parts) > 2 and parts[1].startswith("exchange "):
+        parts = [parts[0], *parts[2:]]
+    return ": ".join(parts[:2])
+
+
+def reason_keys(reasons: list[str], verdict: str) -> set[str]:
+    """The kinds of reason one exchange was rejected or failed for, each once. `by_reason` counts
+    exchanges: by_reason[k] is how many non-accepted exchanges had at least one reason of kind k (an
+    exchange rejected for two reasons counts under both, so the values may sum past rejected + failed)."""
+    return {reason_key(r) for r in reasons} or {verdict}
+
+
+def clean_prefixes(exchanges: list[Exchange]) -> dict[str, int]:
+    """Per dialogue, how many exchanges from the start were all accepted: exchange k's history is clean
+    (holds no exchange the filter turned down) when k <= that number."""
+    verdicts: dict[str, dict[int, str]] = defaultdict(dict)
+    for exchange in exchanges:
+        verdicts[exchange.dialogue_id][exchange.exchange_index] = exchange.verdict
+    prefixes = {}
+    for dialogue_id, by_index in verdicts.items():
+        n = 0
+        while by_index.get(n) == "accepted":
+            n += 1
+        prefixes[dialogue_id] = n
+    return prefixes
+
+
+@dataclass
+class CorpusPass:
+    rows_by_unit: dict[str, int]  # split unit -> rows it brings to data/
+    rows_by_dialogue: dict[str, int]  # dialogue id -> rows its kept version brings to data/
+    duplicates: dict[str, str]  # dialogue id -> why it goes to rejects/: the earlier dialogue it repeats
+    near_duplicates: NearDuplicates | None
+    semantic_duplicates: SemanticDuplicates | None = None
+
+
+def corpus_pass(ctx: BuildView) -> CorpusPass:
+    """First pass, text and metadata only, in plan order: near-duplicate scripts among the dialogues that
+    would bring rows to data/ (the first one kept), and the rows each split unit brings."""
+    split_by = ctx.config.export.split_by
+    keep_unclean = ctx.config.export.unclean_history == "keep"
+    rows: Counter[str] = Counter()
+    by_dialogue_rows: dict[str, int] = {}
+    duplicates: dict[str, str] = {}
+    threshold = ctx.config.export.near_duplicate_threshold
+    near = NearDuplicates(threshold=threshold) if threshold is not None else None
+    semantic_threshold = ctx.config.export.semantic_duplicate_threshold
+    semantic = SemanticDuplicates(semantic_threshold) if semantic_threshold is not None else None
+    for chunk in ctx.chunk_ranges():
+        filtered = [ctx.read_chunk("filter", chunk, r) for r in ctx.rounds]
+        merged = merge([versions_in_round(records, r) for r, records in enumerate(filtered)])
+        kept = {d: best(versions).round for d, versions in merged.items()}
+        texts: dict[tuple[str, int], str] = {}
+        vectors: dict[tuple[str, int], str] = {}
+        for round_ in set(kept.values()):
+            for script in ctx.read_chunk("synthesize", chunk, round_).scripts:
+                texts[(script.spec.dialogue_id, round_)] = "\n".join(t.text for t in script.turns)
+                if "embedding" in script.quality:
+                    vectors[(script.spec.dialogue_id, round_)] = script.quality["embedding"]
+        by_dialogue: dict[tuple[str, int], list[Exchange]] = defaultdict(list)
+        for round_, records in enumerate(filtered):
+            for exchange in records.exchanges:
+                by_dialogue[(exchange.dialogue_id, round_)].append(exchange)
+        for spec in ctx.planner.chunk(chunk):
+            unit = split_key(split_by, spec.dialogue_id, spec.user.id)
+            rows[unit] += 0
+            if spec.dialogue_id not in kept:
+                continue
+            exchanges = by_dialogue[(spec.dialogue_id, kept[spec.dialogue_id])]
+            if keep_unclean:
+                n = sum(e.verdict == "accepted" for e in exchanges)
+            else:
+                n = clean_prefixes(exchanges).get(spec.dialogue_id, 0)
+            version = (spec.dialogue_id, kept[spec.dialogue_id])
+            if n and near and (earlier := near.check(spec.dialogue_id, texts[version])):
+                duplicates[spec.dialogue_id] = f"near_duplicate: the script nearly repeats {earlier}"
+                n = 0
+            if n and semantic and version in vectors and (found := semantic.check(spec.dialogue_id, unpack(vectors[version]), spec.language)):
+                duplicates[spec.dialogue_id] = f"semantic_duplicate: the script says what {found[0]} says (cosine {found[1]})"
+                n = 0
+            rows[unit] += n
+            by_dialogue_rows[spec.dialogue_id] = n
+    if near:
+        near.close()  # every check is done: only its counts are read after this
+    return CorpusPass(dict(rows), by_dialogue_rows, duplicates, near, semantic)
+
+
+def _audio(ctx: BuildView, chunk_key: str, name: str) -> dict:
+    return {"bytes": ctx.store.read_bytes(f"{chunk_key}/{name}"), "path": name}
+
+
+@dataclass
+class Writers:
+    data: dict[str, ShardWriter]  # one per split
+    rejects: ShardWriter
+    reject_features: Any
+    rate: int
+    build: dict[str, Any]
+    rejects_audio: bool
+    split_of_unit: dict[str, str]  # user speaker id or dialogue id -> split (see export/splits.py)
+    split_by: str
+    keep_unclean_history: bool
+    duplicates: dict[str, str]
+
+
+def export_round(
+    ctx: BuildView, chunk: int, round_: int, filtered: ChunkRecords, kept: dict[str, int], w: Writers, stats: Stats
+) -> None:
+    """One round of one chunk: the versions each dialogue keeps go on as before, the versions a later
+    (or earlier) round replaced go to rejects/ with verdict `replaced` and what they failed on."""
+    synth_key = ctx.chunk_key("synthesize", chunk, round_)
+    synthesized = ctx.read_chunk("synthesize", chunk, round_)
+    scripts = {s.spec.dialogue_id: s for s in synthesized.scripts}
+    utts = {(u.dialogue_id, u.turn_index): u for u in synthesized.utterances}
+    build = w.build | {"round": round_}
+    dialogue_verdicts: dict[str, set[str]] = defaultdict(set)
+    accepted_of: Counter[str] = Counter()
+    clean = clean_prefixes(filtered.exchanges)
+    for script in synthesized.scripts:  # the script stage's judges, over every attempt this round made
+        stats.count_script_checks(script.checks)
+    for outcome in filtered.outcomes:
+        stats.count_script_checks(outcome.script.checks if outcome.script else outcome.checks)
+    for r in filtered.items:
+        dialogue_id = r.dialogue_id
+        user_id = r.spec.user.id if isinstance(r, Outcome) else scripts[dialogue_id].spec.user.id
+        split = w.split_of_unit[split_key(w.split_by, dialogue_id, user_id)]
+        keep_round = kept[dialogue_id]
+        replaced = [f"replaced: by round {keep_round}"] if keep_round != round_ else []
+        if isinstance(r, Outcome):
+            outcome = r
+            n = outcome.spec.num_exchanges
+            if replaced:
+                stats.exchanges["replaced"] += n
+            else:
+                stats.plan(outcome.spec, n)
+                stats.exchanges[outcome.verdict] += n
+                stats.dialogues[outcome.verdict] += 1
+                for key in reason_keys(outcome.reasons, outcome.verdict):
+                    stats.reasons[key] += n
+            for k in range(n):
+                row = _outcome_row(outcome, k, split, build, w.reject_features, w.rate)
+                if replaced:
+                    row |= {"verdict": "replaced", "reasons": outcome.reasons + replaced}
+                w.rejects.write(row)
+            continue
+        if not isinstance(r, Exchange):
+            raise TypeError(f"{synth_key}: a filter chunk holds exchanges and outcomes, not {type(r).__name__}")
+        script = scripts[dialogue_id]
+        k = r.exchange_index
+        if k == 0 and not replaced:
+            stats.plan(script.spec, script.spec.num_exchanges)
+        pair = (utts[(dialogue_id, 2 * k)], utts[(dialogue_id, 2 * k + 1)])
+        row = exchange_row(script, k, split, (r.user_scores, r.assistant_scores), pair, build)
+        row["history_clean"] = k <= clean.get(dialogue_id, 0)
+        verdict, reasons = r.verdict, list(r.reasons)
+        if verdict == "accepted" and dialogue_id in w.duplicates and not replaced:
+            verdict, reasons = "rejected", [w.duplicates[dialogue_id]]
+        elif verdict == "accepted" and not row["history_clean"] and not w.keep_unclean_history:
+            verdict, reasons = "rejected", [f"history: exchange {clean[dialogue_id] + 1} was not accepted"]
+        audio = {
+            "user_audio": _audio(ctx, synth_key, pair[0].audio_path),
+            "assistant_audio": _audio(ctx, synth_key, pair[1].audio_path),
+        }
+        if replaced:
+            stats.exchanges["replaced"] += 1
+            row |= {"verdict": "replaced", "stage": "filter", "reasons": [*r.reasons, *replaced]}
+            w.rejects.write(row | (audio if w.rejects_audio else {}))
+            continue
+        for side, scores in (("user", r.user_scores), ("assistant", r.assistant_scores)):
+            for name, value in scores.checks.items():
+                stats.checks[f"{side}.{name}"][value] += 1
+        stats.exchanges[verdict] += 1
+        dialogue_verdicts[dialogue_id].add(verdict)
+        if verdict == "accepted":
+            accepted_of[dialogue_id] += 1
+            w.data[split].write(row | audio)
+            stats.accept(row)
+            stats.accepted_by_round[str(round_)] += 1
+        else:
+            stats.reasons.update(reason_keys(reasons, verdict))
+            row |= {"verdict": verdict, "stage": "filter", "reasons": reasons}
+            w.rejects.write(row | (audio if w.rejects_audio else {}))
+    for verdicts in dialogue_verdicts.values():
+        final = "failed" if "failed" in verdicts else "rejected" if "rejected" in verdicts else "accepted"
+        stats.dialogues[final] += 1
+    for dialogue_id, n in accepted_of.items():
+        spec = scripts[dialogue_id].spec
+        add_dialogue(stats.achieved, Cell.of(spec), n, spec.num_exchanges)
+
+
+# Export runs as one task per chunk (export_chunk, on whichever worker the runner picks: audio is read
+# there) between two short driver steps: plan_export (text and metadata only: near-duplicates and the
+# split of each unit, which need the whole corpus) and finish_export (names the parts as shards, writes
+# the card and the manifest). A chunk's parts are kept under work/export/ by a key of everything that
+# decides their rows, so a re-run exports again only the chunks whose inputs changed.
+DIVERSITY_COLUMNS = ("user_text", "assistant_text", "language", "exchange_index")
+EXPORT_FORMAT = 2  # bump when the rows a chunk's parts hold change for the same inputs
+
+
+@dataclass
+class ExportPlan:
+    first: CorpusPass
+    split_of_unit: dict[str, str]  # user speaker id or dialogue id -> split
+    _chunks: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    def for_chunk(self, ctx: BuildView, chunk: int) -> dict[str, Any]:
+        """The part of the plan one chunk's export needs (small: it travels to a worker). Kept: the
+        chunk's specs are planned again to find it, and the task and finish_export both ask."""
+        if chunk not in self._chunks:
+            self._chunks[chunk] = self._slice(ctx, chunk)
+        return self._chunks[chunk]
+
+    def _slice(self, ctx: BuildView, chunk: int) -> dict[str, Any]:
+        split_by = ctx.config.export.split_by
+        specs = ctx.planner.chunk(chunk)
+        units = {split_key(split_by, s.dialogue_id, s.user.id) for s in specs}
+        ids = {s.dialogue_id for s in specs}
+        return {
+            "splits": {u: self.split_of_unit[u] for u in sorted(units)},
+            "duplicates": {d: e for d, e in sorted(self.first.duplicates.items()) if d in ids},
+        }
+
+
+def plan_export(ctx: BuildView) -> ExportPlan:
+    cfg = ctx.config
+    first = corpus_pass(ctx)
+    return ExportPlan(first, assign_splits(first.rows_by_unit, cfg.export.splits, salt=f"{cfg.seed}:"))
+
+
+def _build_info(ctx: BuildView) -> dict[str, Any]:
+    cfg = ctx.config
+    asr = ctx.identities["filter"]["settings"]["asr"]
+    backend = asr["service"]["backend"] if asr["backend"] == "service" else asr["backend"]  # the model behind it
+    return {"name": cfg.name, "seed": cfg.seed, "asr_backend": backend}
+
+
+def export_key(ctx: BuildView, chunk: int, chunk_plan: dict[str, Any]) -> str:
+    export = ctx.config.export
+    settings = {
+        "format": EXPORT_FORMAT,
+        "filter": ctx.keys["filter"][chunk],  # every round; each key chains everything upstream
+        "plan": chunk_plan,
+        "export": {"rejects_audio": export.rejects_audio, "unclean_history": export.unclean_history,
+                   "rows_per_shard": export.rows_per_shard, "split_by": export.split_by,
+                   "splits": sorted(export.splits)},  # fmt: skip
+        "build": _build_info(ctx),
+    }
+    return f"work/export/c{chunk:05d}-{digest(settings)}"
+
+
+def export_chunk(ctx: BuildView, chunk: int, chunk_plan: dict[str, Any]) -> dict[str, Any]:
+    """Write one chunk's rows as Parquet parts (one or more per split, and rejects) and return what
+    PARTS says of them. Done once per key: a finished chunk is read back, not written again."""
+    key = export_key(ctx, chunk, chunk_plan)
+    if ctx.store.exists(f"{key}/{PARTS}"):
+        return ctx.store.read_json(f"{key}/{PARTS}") | {"cached": True}
+    t0 = time.perf_counter()
+    cfg = ctx.config
+    rate = cfg.synthesize.sample_rate
+    rows_per_shard = cfg.export.rows_per_shard
+    splits = list(cfg.export.splits)
+    with ctx.store.publish_dir(key, marker=PARTS) as tmp:
+        (tmp / "data").mkdir()
+        (tmp / "rejects").mkdir()
+        data_writers = {s: ShardWriter(tmp / "data", s, features(rate), rows_per_shard) for s in splits}
+        reject_features = features(rate, with_audio=cfg.export.rejects_audio, with_verdict=True)
+        rejects = ShardWriter(tmp / "rejects", "rejects", reject_features, rows_per_shard)
+        writers = Writers(
+            data_writers, rejects, reject_features, rate, _build_info(ctx), cfg.export.rejects_audio,
+            chunk_plan["splits"], cfg.export.split_by, cfg.export.unclean_history == "keep", chunk_plan["duplicates"],
+        )  # fmt: skip
+        stats = Stats()
+        filtered = [ctx.read_chunk("filter", chunk, r) for r in ctx.rounds]
+        merged = merge([versions_in_round(records, r) for r, records in enumerate(filtered)])
+        kept = {d: best(versions).round for d, versions in merged.items()}
+        stats.regenerated += sum(len(versions) > 1 for versions in merged.values())
+        for r, records in enumerate(filtered):
+            export_round(ctx, chunk, r, records, kept, writers, stats)
+        info = {
+            "chunk": chunk,
+            "key": key,
+            "data": {s: _in_folder("data", w.finish()) for s, w in data_writers.items()},
+            "rejects": _in_folder("rejects", rejects.finish()),
+            "stats": stats.to_json(),
+        }
+        (tmp / PARTS).write_text(json.dumps(info, sort_keys=True) + "\n", encoding="utf-8")
+    return info | {"cached": False, "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _in_folder(folder: str, parts: list[dict]) -> list[dict]:
+    return [part | {"file": f"{folder}/{part['file']}"} for part in parts]
+
+
+def shard_names(parts: list[tuple[str, dict]], prefix: str) -> tuple[list[tuple[str, str]], list[dict]]:
+    """Parts in chunk order -> (part key, shard name) pairs and the manifest's shard entries."""
+    total = len(parts)
+    names = [f"{prefix}-{i:05d}-of-{total:05d}.parquet" for i in range(total)]
+    pairs = [(source, name) for (source, _), name in zip(parts, names, strict=True)]
+    entries = [{"file": name, "rows": part["rows"], "sha256": part["sha256"]} for (_, part), name in zip(parts, names, strict=True)]
+    return pairs, entries
+
+
+def finish_export(ctx: BuildView, plan: ExportPlan, timings: dict[str, float] | None = None) -> Manifest:
+    """Name every chunk's parts as the corpus's shards (data/ and rejects/), then write the card and the
+    manifest. Reads each chunk's PARTS and the text columns of the data shards, never audio."""
+    cfg = ctx.config
+    splits = list(cfg.export.splits)
+    stats = Stats()
+    data_parts: dict[str, list[tuple[str, dict]]] = {s: [] for s in splits}
+    reject_parts: list[tuple[str, dict]] = []
+    keys = [export_key(ctx, chunk, plan.for_chunk(ctx, chunk)) for chunk in ctx.chunk_ranges()]
+    for key in keys:
+        info = ctx.store.read_json(f"{key}/{PARTS}")
+        stats.merge(info["stats"])
+        for split in splits:
+            data_parts[split] += [(f"{key}/{part['file']}", part) for part in info["data"][split]]
+        reject_parts += [(f"{key}/{part['file']}", part) for part in info["rejects"]]
+    # The manifest marks a finished export: remove the old one first, so a killed export never looks finished.
+    ctx.store.remove("manifest.json")
+    shards: dict[str, list[dict]] = {}
+    data_pairs: list[tuple[str, str]] = []
+    for split in splits:
+        pairs, shards[split] = shard_names(data_parts[split], split)
+        data_pairs += pairs
+    reject_pairs, reject_shards = shard_names(reject_parts, "rejects")
+    ctx.store.publish_copies(data_pairs, "data")
+    ctx.store.publish_copies(reject_pairs, "rejects")
+    for split in splits:
+        for shard in shards[split]:
+            with ctx.store.open_read(f"data/{shard['file']}") as f:
+                for batch in pq.ParquetFile(f).iter_batches(columns=list(DIVERSITY_COLUMNS)):
+                    for row in batch.to_pylist():
+                        stats.diversity.add(row["user_text"], row["language"], opening=row["exchange_index"] == 0)
+                        stats.diversity.add(row["assistant_text"], row["language"])
+    first = plan.first
+    planned_exchanges = sum(stats.planned["user_emotion"].values())
+    manifest = Manifest.model_validate({
+        "format_version": FORMAT_VERSION,
+        "name": cfg.name,
+        "plan_key": ctx.planner.key,
+        "config": cfg.model_dump(mode="json"),
+        "versions": package_versions(),
+        "counts": {
+            "dialogues": {
+                "planned": ctx.planner.num_dialogues,
+                **{v: stats.dialogues[v] for v in ("accepted", "rejected", "failed")},
+            },
+            "exchanges": {
+                "planned": planned_exchanges,
+                **{v: stats.exchanges[v] for v in ("accepted", "rejected", "failed")},
+            },
+            "by_reason": dict(sorted(stats.reasons.items())),
+            # Versions of regenerated dialogues that a better version replaced: in rejects/, not in `planned`.
+            "regeneration": {
+                "rounds": cfg.regenerate.rounds,
+                "dialogues_regenerated": stats.regenerated,
+                "exchanges_replaced": stats.exchanges["replaced"],
+                "accepted_by_round": dict(sorted(stats.accepted_by_round.items())),
+            },
+            "by_split": {s: sum(x["rows"] for x in shards[s]) for s in splits},
+            "topup": {
+                "passes": ctx.planner.extra_passes,
+                "dialogues": ctx.planner.num_dialogues - cfg.num_dialogues,
+                "budget": cfg.rebalance.budget(cfg.num_dialogues) if cfg.rebalance else 0,
+            },
+        },
+        "distributions": {
+            # per dialogue: the configured shares, and what the plan holds
+            "target": target_shares(cfg),
+            "planned_dialogues": {k: dict(sorted(v.items())) for k, v in stats.planned_dialogues.items()},
+            # per exchange
+            "planned": {k: dict(sorted(v.items())) for k, v in stats.planned.items()},
+            "accepted": {k: dict(sorted(v.items())) for k, v in stats.accepted.items()},
+            # per dialogue: accepted dialogue equivalents (accepted / planned exchanges of each kept
+            # dialogue), their shares, and how far those shares are from the target
+            "achieved_dialogues": {k: {v: round(n, 4) for v, n in sorted(c.items())} for k, c in stats.achieved.items()},
+            "achieved": shares(stats.achieved),
+            "gap": gaps(target_shares(cfg), stats.achieved),
+        },
+        "checks": {k: dict(v) for k, v in sorted(stats.checks.items())},
+        "script_checks": {k: dict(v) for k, v in sorted(stats.script_checks.items())},
+        "diversity": stats.diversity.summary(first.near_duplicates)
+        | (first.semantic_duplicates.summary() if first.semantic_duplicates else {}),
+        "shards": {"data": {s: shards[s] for s in splits}, "rejects": reject_shards},
+        # per stage, per chunk: the key of each round
+        "stage_keys": {stage: list(keys.values()) for stage, keys in ctx.keys.items()},
+        "timings_s": timings or {},
+    })  # fmt: skip
+    ctx.store.write_text("README.md", dataset_card(manifest))
+    ctx.store.write_json("manifest.json", manifest.to_json())
+    # Parts of earlier exports (another split plan, other settings) are never read again.
+    current = {key.rsplit("/", 1)[-1] for key in keys}
+    for name in ctx.store.list("work/export"):
+        if name not in current:
+            ctx.store.remove_output(f"work/export/{name}", PARTS)
+    return manifest
+
+
+def export_corpus(ctx: BuildView, timings: dict[str, float] | None = None) -> Manifest:
+    """The whole export in this process (the build flow runs export_chunk as tasks instead)."""
+    plan = plan_export(ctx)
+    for chunk in ctx.chunk_ranges():
+        export_chunk(ctx, chunk, plan.for_chunk(ctx, chunk))
+    return finish_export(ctx, plan, timings)
+
+
+def _outcome_row(outcome: Outcome, k: int, split: str, build: dict, feats, rate: int) -> dict:
+    written = outcome.script or outcome.draft  # a stalled draft holds its first exchanges only
+    if written is not None and k < len(written.reasoning):
+        row = exchange_row(written, k, split, None, None, build)
+    else:
+        spec = outcome.spec
+        row = {name: None for name in feats}
+        row |= {
+            "dialogue_id": spec.dialogue_id, "exchange_index": k, "split": split, "language": spec.language,
+            "scenario": spec.scenario, "history": [], "user_emotion": spec.turns[2 * k].emotion,
+            "user_speaker_id": spec.user.id, "user_gender": spec.user.gender, "user_age_group": spec.user.age_group,
+            "assistant_style": spec.turns[2 * k + 1].response_style, "assistant_speaker_id": spec.assistant_voice.id,
+        }  # fmt: skip
+    row = {name: row.get(name) for name in feats}
+    return row | {"verdict": outcome.verdict, "stage": outcome.stage, "reasons": outcome.reasons}

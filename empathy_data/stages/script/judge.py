@@ -1,0 +1,165 @@
+"""The script stage's judges, run on every script that passed validation, before any audio is made:
+topic drift by sentence embeddings (cheap, first), then an LLM judge that scores the script against its
+spec on five criteria. A script that fails either is written again like any rejected one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from empathy_data.config.model import JUDGE_CRITERIA, ScriptJudge, TopicCheck
+from empathy_data.core.hashing import digest
+from empathy_data.planning.prompt_library import PromptLibrary
+from empathy_data.records.schema import Script
+from empathy_data.stages.script.embeddings import SentenceEmbedder, pack
+from empathy_data.stages.script.prompting import MalformedOutput, load_reply, prompt_context, request_tag
+
+MAX_WHY_CHARS = 150
+JUDGE_TAG = {"en": "Review. ", "zh": "审核。"}
+
+
+def judge_schema() -> dict[str, Any]:
+    """A 1-5 score per criterion and one line of rationale: on the embedded CPU server every output token
+    costs ~40 ms, so a rationale per criterion would triple the judge's time."""
+    score = {"type": "integer", "minimum": 1, "maximum": 5}
+    return {
+        "type": "object",
+        "properties": {**{c: score for c in JUDGE_CRITERIA}, "why": {"type": "string", "minLength": 2, "maxLength": MAX_WHY_CHARS}},
+        "required": [*JUDGE_CRITERIA, "why"],
+        "additionalProperties": False,
+    }
+
+
+def written_exchanges(script: Script) -> list[dict[str, str]]:
+    texts = [t.text for t in script.turns]
+    return [
+        {"user": texts[2 * k], "assistant": texts[2 * k + 1], "reasoning": note}
+        for k, note in enumerate(script.reasoning)
+    ]
+
+
+def judge_messages(script: Script, prompts: PromptLibrary, attempt: int, tag: bool = True) -> list[dict[str, str]]:
+    spec = script.spec
+    context = prompt_context(spec, prompts, written_exchanges(script))
+    context["exchanges"] = context["exchanges"][: len(script.reasoning)]  # written by exchange: the plan so far
+    prefix = JUDGE_TAG.get(spec.language, JUDGE_TAG["en"]) + request_tag(spec, attempt, len(script.reasoning) - 1) + "\n"
+    body = prompts.template("judge", spec.language).render(**context).strip()
+    return [{"role": "user", "content": (prefix if tag else "") + body}]
+
+
+def parse_judgement(content: str | None) -> dict[str, Any]:
+    """{criterion: 1..5, ..., "why": one line} or MalformedOutput (CutOff included)."""
+    data = load_reply(content)
+    if not isinstance(data, dict):
+        raise MalformedOutput("judge reply is not a JSON object")
+    found: dict[str, Any] = {}
+    for criterion in JUDGE_CRITERIA:
+        score = data.get(criterion)
+        if isinstance(score, bool) or not isinstance(score, int | float) or score != int(score) or not 1 <= score <= 5:
+            raise MalformedOutput(f"judge reply has no 1-5 score for {criterion}")
+        found[criterion] = int(score)
+    found["why"] = " ".join(str(data.get("why", "")).split())[:MAX_WHY_CHARS]
+    return found
+
+
+@dataclass
+class Review:
+    """What the judges made of one script: `reason` None when it passed all of them."""
+
+    reason: str | None
+    quality: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # the judge's request raised: the dialogue fails (not a verdict on it)
+    checks: dict[str, list[int]] = field(default_factory=dict)
+
+    def count(self, check: str, passed: bool) -> None:
+        tally = self.checks.setdefault(check, [0, 0])
+        tally[0 if passed else 1] += 1
+
+
+def add_checks(total: dict[str, list[int]], more: dict[str, list[int]]) -> dict[str, list[int]]:
+    merged = {k: list(v) for k, v in total.items()}
+    for check, (passed, failed) in more.items():
+        tally = merged.setdefault(check, [0, 0])
+        tally[0] += passed
+        tally[1] += failed
+    return merged
+
+
+# (requests, labels) -> replies, as script.stage.complete_many (journaled, infrastructure faults raise)
+Complete = Callable[[list, list[dict[str, Any]]], list]
+
+
+@dataclass
+class ScriptJudges:
+    prompts: PromptLibrary
+    judge: ScriptJudge
+    topic: TopicCheck
+    chat: Any | None = None  # the judge's ChatBackend (None: judge off)
+    min_scores: dict[str, int] = field(default_factory=dict)  # ScriptJudge.thresholds(): criterion -> minimum
+    embedder: SentenceEmbedder | None = None  # None: topic check off and no embeddings kept
+    request_tag: bool = True
+
+    def review(self, scripts: list[Script], attempts: list[int], complete: Complete) -> list[Review]:
+        """One Review per script, in order; every model call is one batch over all scripts."""
+        reviews = [Review(None) for _ in scripts]
+        if self.embedder is not None:
+            self._embeddings(scripts, reviews)
+        to_judge = [i for i, r in enumerate(reviews) if r.reason is None]
+        if self.chat is not None and self.judge.enabled and to_judge:
+            self._judge([scripts[i] for i in to_judge], [attempts[i] for i in to_judge], [reviews[i] for i in to_judge], complete)
+        return reviews
+
+    def _embeddings(self, scripts: list[Script], reviews: list[Review]) -> None:
+        scenarios = sorted({s.spec.scenario_text for s in scripts})
+        user_texts = [" ".join(t.text for t in s.turns if t.role == "user") for s in scripts]
+        whole_texts = [" ".join(t.text for t in s.turns) for s in scripts]
+        vectors = self.embedder.encode(scenarios + user_texts + whole_texts)
+        scenario_of = dict(zip(scenarios, vectors[: len(scenarios)], strict=True))
+        n = len(scripts)
+        for k, (script, review) in enumerate(zip(scripts, reviews, strict=True)):
+            user, whole = vectors[len(scenarios) + k], vectors[len(scenarios) + n + k]
+            similarity = round(float(np.dot(scenario_of[script.spec.scenario_text], user)), 4)
+            review.quality["topic_similarity"] = similarity
+            review.quality["embedding"] = pack(whole)
+            minimum = self.topic.minimum(script.spec.language)
+            if not self.topic.enabled or minimum is None:
+                continue
+            passed = similarity >= minimum
+            review.count("topic", passed)
+            if not passed:
+                review.reason = f"topic: the user's turns drift from the scenario (similarity {similarity:.2f} < {minimum})"
+
+    def _judge(self, scripts: list[Script], attempts: list[int], reviews: list[Review], complete: Complete) -> None:
+        schema = judge_schema()
+        requests = [
+            (judge_messages(s, self.prompts, a, self.request_tag), schema, judge_seed(s, a)) for s, a in zip(scripts, attempts, strict=True)
+        ]
+        labels = [{"dialogue_id": s.spec.dialogue_id, "attempt": a, "judge": len(s.reasoning)} for s, a in zip(scripts, attempts, strict=True)]
+        replies = complete(requests, labels)
+        for reply, review in zip(replies, reviews, strict=True):
+            if isinstance(reply, Exception):
+                review.error = f"llm: judge: {type(reply).__name__}: {str(reply)[:200]}"
+                continue
+            try:
+                found = parse_judgement(reply)
+            except MalformedOutput as exc:
+                review.count("judge_reply", False)
+                if self.min_scores:  # a gate never takes a garbled judgement as a pass
+                    review.reason = f"judge: malformed: {exc}"
+                continue
+            review.count("judge_reply", True)
+            review.quality["judge"] = found
+            low = [c for c in JUDGE_CRITERIA if found[c] < self.min_scores.get(c, 1)]
+            for criterion in JUDGE_CRITERIA:
+                if criterion in self.min_scores:
+                    review.count(f"judge.{criterion}", criterion not in low)
+            review.count("judge", not low)
+            if low:
+                review.reason = "judge: " + ", ".join(f"{c} {found[c]}/5" for c in low) + f" ({found['why']})"
+
+
+def judge_seed(script: Script, attempt: int) -> int:
+    return int(digest(["judge", script.spec.dialogue_id, len(script.reasoning), attempt], 8), 16) % (2**31)

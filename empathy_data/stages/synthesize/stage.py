@@ -1,0 +1,108 @@
+"""The synthesize stage: scripts in, utterance records and FLAC files out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from empathy_data.config.model import SynthesizeConfig
+from empathy_data.core.audio import normalise_loudness, resample, trim_silence, write_flac
+from empathy_data.core.hashing import digest
+from empathy_data.records.schema import Script, Speaker, Utterance
+from empathy_data.stages.synthesize.base import TTSBackend, TTSRequest
+from empathy_data.stages.synthesize.prosody import prosody_for
+
+
+@dataclass(frozen=True)
+class SynthFailure:
+    script: Script
+    error: str
+
+
+def _as_is(speaker: Speaker) -> Speaker:
+    return speaker
+
+
+def turn_requests(script: Script, resolve: Callable[[Speaker], Speaker] = _as_is) -> list[TTSRequest]:
+    """`resolve` turns a spec's pool-relative clip paths into paths a backend can open."""
+    spec = script.spec
+    requests = []
+    for i, (plan, turn) in enumerate(zip(spec.turns, script.turns, strict=True)):
+        speaker = resolve(spec.user if plan.role == "user" else spec.assistant_voice)
+        seed = int(digest([spec.dialogue_id, i, script.llm.get("seed")], 8), 16) % 2**31
+        requests.append(TTSRequest(turn.text, spec.language, speaker, plan.emotion, plan.response_style, seed))
+    return requests
+
+
+def with_neutral_references(requests: list[TTSRequest]) -> list[TTSRequest]:
+    """The turns, then each emotional turn again in the voice's neutral prosody (for the emotion check)."""
+    neutral = [TTSRequest(r.text, r.language, r.speaker, "neutral", None, r.seed) for r in requests if r.emotion is not None]
+    return requests + neutral
+
+
+def render_dialogues(backend: TTSBackend, dialogues: list[list[TTSRequest]]) -> Iterator[list[np.ndarray | Exception]]:
+    """Each dialogue's audio in order; a service backend keeps several dialogues in flight at once (so its
+    batches fill from this chunk and others), an in-process one renders them one by one."""
+    many = getattr(backend, "synthesize_many", None)
+    if many is not None:
+        return many(dialogues)
+    return (backend.synthesize(requests) for requests in dialogues)
+
+
+def postprocess(audio: np.ndarray, source_rate: int, config: SynthesizeConfig, gain_db: float) -> np.ndarray:
+    audio = trim_silence(audio, source_rate, top_db=config.trim_db)
+    audio = resample(audio, source_rate, config.sample_rate)
+    return normalise_loudness(audio, config.target_dbfs + gain_db)
+
+
+def synthesize_scripts(
+    scripts: list[Script],
+    backend: TTSBackend,
+    config: SynthesizeConfig,
+    audio_dir: Path,
+    neutral_reference: bool,
+    resolve: Callable[[Speaker], Speaker] = _as_is,
+) -> tuple[list[Utterance], list[SynthFailure]]:
+    """Render every turn; a dialogue with any failed turn fails as a whole (its audio would be incomplete)."""
+    utterances: list[Utterance] = []
+    failures: list[SynthFailure] = []
+    turns = [turn_requests(script, resolve) for script in scripts]
+    wanted = [with_neutral_references(requests) if neutral_reference else requests for requests in turns]
+    for script, requests, rendered in zip(scripts, turns, render_dialogues(backend, wanted), strict=True):
+        errors = [r for r in rendered if isinstance(r, Exception)]
+        if errors:
+            failures.append(SynthFailure(script, f"tts: {type(errors[0]).__name__}: {errors[0]}"))
+            continue
+        neutral = iter(rendered[len(requests) :])
+        records = []
+        for turn_index, (request, audio) in enumerate(zip(requests, rendered, strict=False)):
+            gain = prosody_for(request.emotion, request.response_style).gain_db
+            audio = postprocess(audio, backend.sample_rate, config, gain)
+            name = f"{script.spec.dialogue_id}-{turn_index}"
+            write_flac(audio_dir / f"{name}.flac", audio, config.sample_rate)
+            reference = None
+            if neutral_reference and request.emotion is not None:
+                ref_audio = postprocess(next(neutral), backend.sample_rate, config, 0.0)
+                reference = f"{name}.neutral.flac"
+                write_flac(audio_dir / reference, ref_audio, config.sample_rate)
+            records.append(
+                Utterance(
+                    dialogue_id=script.spec.dialogue_id,
+                    turn_index=turn_index,
+                    role=script.turns[turn_index].role,
+                    text=request.text,
+                    speaker_id=request.speaker.id,
+                    emotion=request.emotion,
+                    response_style=request.response_style,
+                    audio_path=f"{name}.flac",
+                    reference_audio_path=reference,
+                    sample_rate=config.sample_rate,
+                    duration=round(len(audio) / config.sample_rate, 4),
+                    tts=backend.identity,
+                )
+            )
+        utterances.extend(records)
+    return utterances, failures

