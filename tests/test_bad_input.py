@@ -1,5 +1,6 @@
 """Bad input is refused before any model loads: one line naming file and field, nothing written."""
 
+import json
 import shutil
 
 import numpy as np
@@ -11,6 +12,7 @@ from empathy_data.config.model import parse_config
 from empathy_data.core.errors import ConfigError
 from empathy_data.runtime.preflight import check_libraries_and_models
 from tests.cli_helpers import run_cli
+from tests.corpus_builder import make_corpus
 from tests.helpers import REPO, make_context, pool_with_clip
 
 
@@ -146,7 +148,7 @@ def test_xtts_licence_must_be_accepted_by_the_user(tmp_path, monkeypatch):
     model.mkdir()
     (model / "config.json").write_text("{}")
     config = parse_config({"synthesize": {"tts": {"backend": "xtts", "model_dir": str(model), "neutral_reference": True}}})
-    monkeypatch.setattr("empathy_data.runtime.preflight.find_spec", lambda name: object())  # as if coqui-tts were installed
+    monkeypatch.setattr("empathy_data.backends.spec.find_spec", lambda name: object())  # as if coqui-tts were installed
     with pytest.raises(ConfigError, match="synthesize.tts.accept_license: XTTS-v2 weights are under the Coqui"):
         check_libraries_and_models(config)
     monkeypatch.setenv("COQUI_TOS_AGREED", "1")  # the user's own environment accepts it
@@ -175,11 +177,15 @@ def test_smaller_num_dialogues_refuses_to_shrink_an_exported_corpus(tmp_path):
     out = tmp_path / "out"
     ctx = make_context(tmp_path, num_dialogues=8)
     ctx.claim_output_dir()
-    (out / "manifest.json").write_text('{"counts": {"dialogues": {"planned": 8}}}')
+    manifest = json.loads((make_corpus(tmp_path / "other") / "manifest.json").read_text())
+    manifest["counts"]["dialogues"] = {"planned": 8, "accepted": 8, "rejected": 0, "failed": 0}
+    (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ConfigError, match="already holds a corpus of 8 dialogues.*--allow-shrink"):
         make_context(tmp_path, num_dialogues=1).check_no_shrink()
     make_context(tmp_path, num_dialogues=12).check_no_shrink()  # growing is fine
-    (out / "manifest.json").write_text('{"counts": {"dialogues": {"planned": 10}, "topup": {"dialogues": 2}}}')
+    manifest["counts"]["dialogues"]["planned"] = 10
+    manifest["counts"]["topup"] = {"passes": 1, "dialogues": 2, "budget": 2}
+    (out / "manifest.json").write_text(json.dumps(manifest))
     make_context(tmp_path, num_dialogues=8).check_no_shrink()  # the same size again: its top-up is no shrink
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"name": "t", "seed": 3, "output": str(out)}))

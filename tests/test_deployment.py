@@ -80,6 +80,13 @@ def test_config_path_parameter_names_a_loadable_config():
     assert config_dir == path.parent and config.name == yaml.safe_load(path.read_text())["name"]
 
 
+class Built:
+    """What the build flow hands back (a Manifest), as far as the deployment reads it."""
+
+    def to_json(self) -> dict:
+        return {"ok": True}
+
+
 class FakeBuildFlow:
     """Stands in for the build flow: records the task runner and arguments run_build hands it."""
 
@@ -89,7 +96,7 @@ class FakeBuildFlow:
 
     def with_options(self, **options):
         self.options = options
-        return lambda config_path, overrides: self.calls.append((config_path, overrides)) or {"ok": True}
+        return lambda config_path, overrides: self.calls.append((config_path, overrides)) or Built()
 
 
 def config_file(tmp_path, **changes) -> str:

@@ -89,7 +89,11 @@ def test_rerun_resumes_without_redoing_work(built):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     # three stages, two chunks, two rounds, and each chunk's export parts: none recomputed
-    assert result.stderr.count("cached") == 3 * 2 * 2 + 2
+    tasks = json.loads((out / "manifest.json").read_text())["tasks"]
+    assert len(tasks) == 3 * 2 * 2 + 2 and all(t["cached"] for t in tasks)
+    assert sorted((t["stage"], t["chunk"], t["round"]) for t in tasks if t["stage"] != "export") == sorted(
+        (stage, chunk, r) for stage in ("script", "synthesize", "filter") for chunk in (0, 1) for r in (0, 1)
+    )
     assert {p: file_sha256(p) for p in (out / "data").glob("*.parquet")} == before
     assert sorted(p.name for p in (out / "work").rglob("*") if p.is_file()) == work
 

@@ -148,3 +148,16 @@ def test_export_resumes_per_chunk_and_names_parts_as_shards_without_reading_audi
 
 def exporter_audio(ctx, chunk_key, name):
     return {"bytes": ctx.store.read_bytes(f"{chunk_key}/{name}"), "path": name}
+
+
+def test_no_shard_holds_more_than_rows_per_shard_and_none_spans_two_chunks(tmp_path):
+    ctx = ctx_for(tmp_path, rows_per_shard=3, splits={"train": 1.0})
+    manifest = build(ctx, TopicChat(ctx))
+    shards = manifest["shards"]["data"]["train"]
+    assert [s["rows"] for s in shards] == [3, 1, 3, 1]  # two chunks of 2 dialogues x 2 exchanges
+    assert sum(s["rows"] for s in shards) == manifest["counts"]["exchanges"]["accepted"] == 8
+    chunk_of = {ctx.planner.spec(i).dialogue_id: i // 2 for i in range(4)}
+    for shard in shards:
+        table = pq.read_table(ctx.out / "data" / shard["file"], columns=["dialogue_id"])
+        assert len({chunk_of[d] for d in table.column("dialogue_id").to_pylist()}) == 1
+    assert verify_corpus(ctx.out)["rows"] == 8

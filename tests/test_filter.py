@@ -175,12 +175,13 @@ def test_batched_whisper_hears_what_one_at_a_time_hears():
     assert batched_asr.identity["batch_size"] == 3 and "batch_size" not in single_asr.identity
 
 
-def test_a_batch_of_one_keeps_the_filter_key_earlier_builds_have():
+def test_a_batch_of_one_keeps_the_filter_key_earlier_builds_have(tmp_path):
     from empathy_data.config.model import ClassifierEmotion, FilterConfig
     from empathy_data.runtime.build import filter_identity
 
     one = filter_identity(FilterConfig())["settings"]
     assert "batch_size" not in one["asr"] and "batch_size" not in one["emotion"]
-    classifier = ClassifierEmotion(backend="transformers", model="/models/ser", batch_size=4)
+    (tmp_path / "ser").mkdir()
+    classifier = ClassifierEmotion(backend="transformers", model=str(tmp_path / "ser"), batch_size=4)
     batched = filter_identity(FilterConfig(asr=FasterWhisperASR(batch_size=8), emotion=classifier))["settings"]
     assert batched["asr"]["batch_size"] == 8 and batched["emotion"]["batch_size"] == 4

@@ -12,6 +12,13 @@ from empathy_data.flows import build as flow
 from empathy_data.runtime.build import ChunkRef
 
 
+class ExportedStub(types.SimpleNamespace):
+    """What export hands back (a Manifest), reduced to what the flow fills in after it."""
+
+    def to_json(self) -> dict:
+        return dict(vars(self), tasks=[task.model_dump() for task in self.tasks])
+
+
 class StageCounter:
     """Stands in for the three run_*_chunk functions: each sleeps, and the peak number of chunk tasks
     running at once is kept per stage and in all."""
@@ -24,7 +31,7 @@ class StageCounter:
         self.started: list[str] = []  # stage of each task, in the order they started
         for name in ("script", "synthesize", "filter"):
             monkeypatch.setattr(flow, f"run_{name}_chunk", self.stage(name, seconds[name]))
-        monkeypatch.setattr(flow, "export_corpus", lambda ctx, *args: {"timings_s": dict(args[-1])})
+        monkeypatch.setattr(flow, "export_corpus", lambda ctx, *args: (ExportedStub(timings_s=dict(args[-1])), []))
         monkeypatch.setattr(flow, "llm_endpoint", lambda ctx: nullcontext("http://127.0.0.1:9/v1"))
         monkeypatch.setattr(flow.backends, "chat_backend", lambda *a: types.SimpleNamespace(check_reachable=lambda: None))
 
@@ -57,7 +64,8 @@ def test_max_workers_bounds_concurrent_chunk_tasks(tmp_path, monkeypatch, max_wo
     manifest = build_with(tmp_path, num_dialogues=4, runner={"max_workers": max_workers})
     assert counter.runs == 4 * 3
     assert counter.peak["all"] == max_workers
-    assert manifest["llm_requests"] == {"replayed": 0, "sent": 0}
+    assert manifest.llm_requests == {"replayed": 0, "sent": 0}
+    assert len(manifest.tasks) == counter.runs and {t.worker for t in manifest.tasks} == {manifest.driver}
 
 
 def test_a_stage_max_concurrent_caps_its_tasks_while_others_run(tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from empathy_data.backends import registry
 from empathy_data.runtime import build
 from empathy_data.stages.script import embeddings
 from tests.conftest import REPO, tiny_config
@@ -65,4 +66,5 @@ def stage_keys(tmp_path, name: str) -> dict[str, list[list[str]]]:
 def test_stage_keys_are_unchanged(tmp_path, monkeypatch, name):
     monkeypatch.setattr(build, "library_versions", pinned_versions)
     monkeypatch.setattr(embeddings, "library_versions", pinned_versions)
+    monkeypatch.setattr(registry, "library_versions", pinned_versions)
     assert stage_keys(tmp_path, name) == GOLDEN[name]

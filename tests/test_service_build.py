@@ -1,8 +1,9 @@
 """The CPU proof of the service design: the embedded models run as services from a SEPARATE virtual
 environment (services/requirements/cpu.txt: Ray Serve, the model libraries, this package without its
 dependencies; no Prefect, no torch), and a tiny build against them writes the same shards, byte for byte,
-as the in-process build of the same config (conftest's tiny_build). Its LLM is the embedded llama.cpp
-server run from the service environment, at a URL, like a production build's vLLM server."""
+as the in-process build of the same config (conftest's canned_build). Its LLM is the canned
+OpenAI-compatible server at a URL, as in that build: the LLM's own service is tested with the embedded
+llama.cpp server run from the service environment (tests/test_llm_determinism.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import yaml
 from empathy_data.backends.service import ServiceTranscriber
 from empathy_data.config.model import ServiceASR
 from empathy_data.stages.script.llama_server import free_port
-from tests.conftest import REPO, run_build, tiny_config
+from tests.conftest import REPO, canned_config, run_build
 from tests.helpers import sine
 
 pytestmark = pytest.mark.slow
@@ -48,45 +49,33 @@ def get_json(url: str) -> dict:
 
 @pytest.fixture(scope="module")
 def services(service_python, tmp_path_factory):
-    """Ray Serve (TTS + ASR apps) and the embedded LLM server, each a process of the service environment."""
+    """Ray Serve (TTS, ASR, emotion and MOS apps), a process of the service environment."""
     root = tmp_path_factory.mktemp("services")
     spec = yaml.safe_load((REPO / "services" / "cpu.yaml").read_text())
-    port, llm_port = free_port(), free_port()
+    port = free_port()
     spec["http_options"] = {"host": "127.0.0.1", "port": port}
     (root / "services.yaml").write_text(yaml.safe_dump(spec))
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    gguf = subprocess.run(
-        [service_python, "-c", "from empathy_data.weights.embedded_models import embedded_llm; print(embedded_llm())"],
-        capture_output=True, text=True, check=True, env=env, cwd=root,
-    ).stdout.strip()  # fmt: skip
-    serve_log, llm_log = root / "serve.log", root / "llm.log"
-    with open(serve_log, "wb") as out, open(llm_log, "wb") as llm_out:
+    serve_log = root / "serve.log"
+    with open(serve_log, "wb") as out:
         serve = subprocess.Popen(
             [service_python, "-m", "empathy_data.serving", root / "services.yaml", "--num-cpus", "2"],
             stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root,
         )  # fmt: skip
-        llm = subprocess.Popen(
-            [service_python, "-m", "empathy_data.stages.script.llama_serve", "--model", gguf, "--model_alias", "embedded",
-             "--host", "127.0.0.1", "--port", str(llm_port), "--n_threads", "2", "--n_ctx", "4096"],
-            stdout=llm_out, stderr=subprocess.STDOUT, env=env, cwd=root,
-        )  # fmt: skip
     try:
-        wait_for(f"http://127.0.0.1:{llm_port}/v1/models", llm, llm_log)
         wait_for(f"http://127.0.0.1:{port}/tts/info", serve, serve_log)
         wait_for(f"http://127.0.0.1:{port}/asr/info", serve, serve_log)
         wait_for(f"http://127.0.0.1:{port}/emotion/info", serve, serve_log)
         wait_for(f"http://127.0.0.1:{port}/mos/info", serve, serve_log)
         yield {"tts": f"http://127.0.0.1:{port}/tts", "asr": f"http://127.0.0.1:{port}/asr",
                "emotion": f"http://127.0.0.1:{port}/emotion", "mos": f"http://127.0.0.1:{port}/mos",
-               "llm": f"http://127.0.0.1:{llm_port}/v1", "log": serve_log}  # fmt: skip
+               "log": serve_log}  # fmt: skip
     finally:
-        for process in (serve, llm):
-            process.terminate()
-        for process in (serve, llm):
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        serve.terminate()
+        try:
+            serve.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            serve.kill()
 
 
 def test_the_service_environment_holds_no_orchestrator(service_python):
@@ -97,13 +86,9 @@ def test_the_service_environment_holds_no_orchestrator(service_python):
     assert found == "['ray', 'empathy_data']"
 
 
-def service_config(root: Path, services: dict) -> Path:
-    path = tiny_config(root, out="services-out")
+def service_config(root: Path, services: dict, llm: str) -> Path:
+    path = canned_config(root, llm, out="services-out")
     config = yaml.safe_load(path.read_text())
-    # The same embedded model, now at a URL: the llama.cpp schema form, and the embedded judge's thresholds
-    # (records only) said explicitly, as the in-process build infers them.
-    config["script"].update(base_url=services["llm"], model="embedded", structured_output="json_object_schema")
-    config["script"]["judge"] = {"min_scores": {}}
     config["synthesize"]["tts"] = {"backend": "service", "url": services["tts"], "neutral_reference": True}
     config["filter"]["asr"] = {"backend": "service", "url": services["asr"]}
     config["filter"]["emotion"] = {"backend": "service", "url": services["emotion"]}
@@ -116,9 +101,9 @@ def shard_digests(out: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def service_build(services, tmp_path_factory):
+def service_build(services, canned_llm, tmp_path_factory):
     root = tmp_path_factory.mktemp("service-build")
-    path = service_config(root, services)
+    path = service_config(root, services, canned_llm)
     started = time.monotonic()
     result = run_build(path, root)
     print(f"\nbuild against services: {time.monotonic() - started:.1f} s")
@@ -126,9 +111,9 @@ def service_build(services, tmp_path_factory):
     return root / "services-out", path
 
 
-def test_a_build_against_services_writes_the_in_process_shards(service_build, services, tiny_build):
+def test_a_build_against_services_writes_the_in_process_shards(service_build, services, canned_build):
     out, _ = service_build
-    reference = tiny_build[0] / "out"
+    reference = canned_build[0] / "out"
     expected = shard_digests(reference)
     assert expected and shard_digests(out) == expected
     manifest = json.loads((out / "manifest.json").read_text())

@@ -1,8 +1,9 @@
-"""Build backends from config, once per worker process, and release them when their stage is done.
+"""The backend registry: every backend a build uses is looked up here by its role and its config, and
+built, keyed, preflighted and released through its one declaration (backends/builtin.py, or `register`).
 
 Tasks on a cluster receive the validated config and rebuild backends on the worker; the cache keeps
 one instance per distinct setting, so a model loads once per process, not once per chunk. Each
-backend module imports its heavy library lazily and names the extra to install when it is missing.
+backend module imports its heavy library lazily; preflight names what to install when it is missing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,20 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from empathy_data.config.model import FilterConfig, MOSCheck, ScriptConfig, SpeakerCheck, SynthesizeConfig, TopicCheck
+from empathy_data.backends.builtin import BUILTIN
+from empathy_data.backends.spec import ROLES, Backend, MissingWeights, needs
+from empathy_data.config.model import (
+    BuildConfig,
+    FilterConfig,
+    MOSCheck,
+    OpenAIScript,
+    ScriptConfig,
+    SpeakerCheck,
+    SynthesizeConfig,
+    TopicCheck,
+)
+from empathy_data.core.errors import BackendUnavailable, ConfigError
+from empathy_data.weights.fingerprint import library_versions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,125 +75,197 @@ def once_per_process(factory: F) -> F:
     return cached  # type: ignore[return-value]
 
 
+REGISTRY: dict[tuple[str, str], Backend] = {}
+
+
+def register(backend: Backend) -> Backend:
+    """Declare a backend (docs/add-a-backend.md). A role and kind are declared once."""
+    if backend.role not in ROLES:
+        raise ValueError(f"unknown role {backend.role!r} (known: {', '.join(ROLES)})")
+    if (backend.role, backend.kind) in REGISTRY:
+        raise ValueError(f"{backend.role} backend {backend.kind!r} is declared twice")
+    REGISTRY[(backend.role, backend.kind)] = backend
+    return backend
+
+
+for _backend in BUILTIN:
+    register(_backend)
+
+
+def kind_of(role: str, config: Any) -> str:
+    """Which declared backend a config names: its `backend:`, or the variant its settings pick."""
+    if role == "llm":
+        return "vllm" if config.backend == "vllm" else "embedded" if config.base_url is None else "openai"
+    if role == "topic":
+        return "sentence-transformers"
+    if role in ("speaker", "mos") and config.service is not None:
+        return "service"
+    return config.backend
+
+
+def declared(role: str, config: Any) -> Backend:
+    kind = kind_of(role, config)
+    try:
+        return REGISTRY[(role, kind)]
+    except KeyError:
+        known = ", ".join(sorted(k for r, k in REGISTRY if r == role))
+        raise ConfigError(ROLES[role], f"no {role} backend {kind!r} is declared (known: {known})") from None
+
+
+def judge_server(config: ScriptConfig) -> OpenAIScript | None:
+    """The script judge's own server, when `script.judge.base_url` names one."""
+    judge = config.judge
+    if not judge.enabled or judge.base_url is None:
+        return None
+    model = judge.model or (config.model if config.backend == "openai" else "default")
+    return OpenAIScript(base_url=judge.base_url, model=model, api_key_env=judge.api_key_env, **judge_sampling(config))
+
+
+def in_use(config: BuildConfig) -> list[tuple[str, str, Any]]:
+    """(role, config field, settings) of every backend a build uses, judges included, in stage order."""
+    script, filter_ = config.script, config.filter
+    used: list[tuple[str, str, Any]] = [("llm", "script", script)]
+    if (judge := judge_server(script)) is not None:
+        used.append(("llm", "script.judge", judge))
+    if script.topic.enabled:
+        used.append(("topic", "script.topic", script.topic))
+    used += [("tts", "synthesize.tts", config.synthesize.tts), ("asr", "filter.asr", filter_.asr)]
+    if filter_.thresholds.check_emotion:
+        used.append(("emotion", "filter.emotion", filter_.emotion))
+    if filter_.speaker.enabled:
+        used.append(("speaker", "filter.speaker", filter_.speaker))
+    if filter_.mos is not None:
+        used.append(("mos", "filter.mos", filter_.mos))
+    return used
+
+
+def preflight(config: BuildConfig) -> None:
+    """Every backend the build uses: its declared checks (model paths, licences) and its modules import.
+    One line naming the config field; nothing loads."""
+    for role, where, settings in in_use(config):
+        backend = declared(role, settings)
+        backend.check(settings, where)
+        needs(where, backend.requires, backend.install)
+
+
+def check_servers(config: BuildConfig) -> None:
+    """The servers the build's backends talk to answer (the LLM's and the judge's)."""
+    for role, where, settings in in_use(config):
+        declared(role, settings).reachable(settings, where)
+
+
+def gpu_fields(config: BuildConfig) -> dict[str, str]:
+    """stage -> the config field that puts one of its models on a GPU in this build's own processes (a
+    model service places its models itself)."""
+    found: dict[str, str] = {}
+    for role, _, settings in in_use(config):
+        field = declared(role, settings).gpu(settings)
+        if field is not None:
+            found.setdefault(STAGE_OF_ROLE[role], field)
+    return found
+
+
+STAGE_OF_ROLE = {"llm": "script", "topic": "script", "tts": "synthesize", "asr": "filter", "emotion": "filter",
+                 "speaker": "filter", "mos": "filter"}  # fmt: skip
+
+
+# Stage keys: what each stage's backends contribute (declared with them), inside the stage's settings.
+
+
+def key_of(role: str, config: Any) -> tuple[Any, tuple[str, ...]]:
+    """A backend's part of its stage key and the libraries whose versions join it. Weights that are not
+    there are one line naming their field, never the fingerprint of nothing."""
+    backend = declared(role, config)
+    try:
+        return backend.key(config), backend.libraries
+    except MissingWeights as exc:
+        raise BackendUnavailable(f"{STAGE_FIELD[role]}.{exc}") from None
+
+
+STAGE_FIELD = {"tts": "synthesize.tts", "asr": "filter.asr", "emotion": "filter.emotion", "speaker": "filter.speaker",
+               "mos": "filter.mos"}  # fmt: skip
+
+
+def synthesize_identity(config: SynthesizeConfig) -> dict[str, Any]:
+    settings = config.model_dump(mode="json")
+    settings["tts"], libraries = key_of("tts", config.tts)
+    return {"settings": settings, "library": library_versions(*libraries)}
+
+
+def filter_identity(config: FilterConfig) -> dict[str, Any]:
+    settings = config.model_dump(mode="json")
+    settings["asr"], asr_libraries = key_of("asr", config.asr)
+    try:
+        settings["emotion"], emotion_libraries = key_of("emotion", config.emotion)
+    except BackendUnavailable:
+        if config.thresholds.check_emotion:
+            raise
+        emotion_libraries = declared("emotion", config.emotion).libraries  # unused: weights never read
+    libraries = [*asr_libraries, *emotion_libraries]
+    if not config.speaker.enabled:
+        settings["speaker"] = {"enabled": False}
+    else:
+        settings["speaker"], speaker_libraries = key_of("speaker", config.speaker)
+        libraries += speaker_libraries
+    if config.mos is not None:
+        settings["mos"], mos_libraries = key_of("mos", config.mos)
+        libraries += mos_libraries
+    return {"settings": settings, "library": library_versions(*libraries)}
+
+
+# Builders: one instance per distinct setting per process (a model loads once per worker).
+
+
 @once_per_process
 def chat_backend(config: ScriptConfig, base_url: str):
-    if config.backend == "vllm":
-        from empathy_data.stages.script.vllm_offline import VLLMChat
+    return declared("llm", config).build(config, base_url)
 
-        return VLLMChat(config)
-    from empathy_data.stages.script.openai_chat import OpenAIChat
 
-    return OpenAIChat(config, base_url)
+def judge_sampling(config: ScriptConfig) -> dict[str, Any]:
+    judge = config.judge
+    return {"temperature": judge.temperature, "top_p": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0,
+            "max_tokens": judge.max_tokens, "max_tokens_per_exchange": 0}  # fmt: skip
 
 
 def judge_chat(config: ScriptConfig, chat):
     """The script judge's client: the script stage's own server and model (`chat`) with the judge's
     sampling, or the server at `script.judge.base_url`."""
-    judge = config.judge
-    sampling = {
-        "temperature": judge.temperature,
-        "top_p": 1.0,
-        "frequency_penalty": 0.0,
-        "presence_penalty": 0.0,
-        "max_tokens": judge.max_tokens,
-        "max_tokens_per_exchange": 0,
-    }
-    if judge.base_url is None:
-        return chat.with_sampling(**sampling)
-    from empathy_data.config.model import OpenAIScript
-
-    model = judge.model or (config.model if config.backend == "openai" else "default")
-    served = OpenAIScript(base_url=judge.base_url, model=model, api_key_env=judge.api_key_env, **sampling)
-    return chat_backend(served, judge.base_url)
+    served = judge_server(config)
+    if served is None:
+        return chat.with_sampling(**judge_sampling(config))
+    return chat_backend(served, served.base_url)
 
 
 @once_per_process
 def text_embedder(config: TopicCheck):
-    from empathy_data.stages.script.embeddings import SentenceEmbedder
-
-    return SentenceEmbedder(config)
+    return declared("topic", config).build(config)
 
 
 @once_per_process
 def tts_backend(config: SynthesizeConfig):
-    tts = config.tts
-    if tts.backend == "service":
-        from empathy_data.backends.service import ServiceTTS
-
-        return ServiceTTS(tts)
-    if tts.backend == "triton":
-        from empathy_data.backends.triton import TritonTTS
-
-        return TritonTTS(tts)
-    if tts.backend == "cosyvoice2":
-        from empathy_data.stages.synthesize.cosyvoice import CosyVoice2TTS
-
-        return CosyVoice2TTS(tts)
-    if tts.backend == "xtts":
-        from empathy_data.stages.synthesize.xtts import XTTS
-
-        return XTTS(tts)
-    from empathy_data.stages.synthesize.espeak import EspeakTTS
-
-    return EspeakTTS()
+    return declared("tts", config.tts).build(config.tts)
 
 
 @once_per_process
 def asr_backend(config: FilterConfig):
-    asr = config.asr
-    if asr.backend == "service":
-        from empathy_data.backends.service import ServiceTranscriber
-
-        return ServiceTranscriber(asr)
-    if asr.backend == "transformers":
-        from empathy_data.stages.filter.asr_transformers import TransformersASRBackend
-
-        return TransformersASRBackend(asr)
-    from empathy_data.stages.filter.asr import FasterWhisper
-
-    return FasterWhisper(asr)
+    return declared("asr", config.asr).build(config.asr)
 
 
 @once_per_process
 def emotion_backend(config: FilterConfig):
     if not config.thresholds.check_emotion:
         return None
-    emotion = config.emotion
-    if emotion.backend == "service":
-        from empathy_data.backends.service import ServiceEmotionCheck
-
-        return ServiceEmotionCheck(emotion)
-    if emotion.backend == "prosody":
-        from empathy_data.stages.filter.prosody import ProsodyEmotionCheck
-
-        return ProsodyEmotionCheck(emotion)
-    from empathy_data.stages.filter.emotion_classifier import classifier_check
-
-    return classifier_check(emotion)
+    return declared("emotion", config.emotion).build(config.emotion)
 
 
 @once_per_process
 def speaker_encoder(config: SpeakerCheck):
-    if config.service is not None:
-        from empathy_data.backends.service import ServiceSpeakerEncoder
-
-        return ServiceSpeakerEncoder(config.service)
-    from empathy_data.stages.filter.speaker import ResemblyzerEncoder, XVectorEncoder
-
-    if config.backend == "xvector":
-        return XVectorEncoder(config.model, config.device, config.batch_size)
-    return ResemblyzerEncoder(config.device, config.batch_size)
+    return declared("speaker", config).build(config)
 
 
 @once_per_process
 def mos_backend(config: MOSCheck):
-    if config.service is not None:
-        from empathy_data.backends.service import ServiceMOS
-
-        return ServiceMOS(config.service)
-    from empathy_data.stages.filter.mos import DNSMOS
-
-    return DNSMOS(config.model, config.device, config.batch_size, config.personalized)
+    return declared("mos", config).build(config)
 
 
 STAGE_BACKENDS = {"script": (chat_backend, text_embedder), "synthesize": (tts_backend,), "filter": (asr_backend, emotion_backend, speaker_encoder, mos_backend)}

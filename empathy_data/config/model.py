@@ -573,6 +573,8 @@ class FilterConfig(Strict):
 
 class ExportConfig(Strict):
     splits: Weights = Field(default_factory=lambda: {"train": 0.9, "validation": 0.05, "test": 0.05})
+    # At most this many rows in a Parquet shard. Export writes each chunk's rows on its own worker, so a
+    # shard never spans two chunks: a chunk of fewer accepted rows makes one smaller shard per split.
     rows_per_shard: int = Field(default=1000, ge=1)
     rejects_audio: bool = False
     # "speaker": splits are assigned by user speaker, so no voice a model is tested on was heard in

@@ -26,7 +26,7 @@ from empathy_data.backends import registry as backends
 from empathy_data.config.model import BuildConfig, RunnerConfig, load_config
 from empathy_data.core.errors import BackendUnavailable, EmpathyDataError
 from empathy_data.core.hashing import digest
-from empathy_data.records.manifest import Manifest
+from empathy_data.records.manifest import Manifest, TaskRun
 from empathy_data.runtime.build import (
     STAGES,
     BuildContext,
@@ -88,6 +88,11 @@ DRIVER = worker_id()
 def _release(stages) -> None:
     if released := backends.release(stages):
         log.info("%s: models released on %s (no more work for them in this build)", ", ".join(released), worker_id())
+
+
+def task_run(ref: ChunkRef) -> TaskRun:
+    return TaskRun(stage=ref.stage, chunk=ref.chunk_index, round=ref.round, seconds=ref.seconds, cached=ref.cached,
+                   worker=ref.worker, replayed=ref.replayed, sent=ref.sent)  # fmt: skip
 
 
 def _report(ref: ChunkRef, total: int) -> ChunkRef:
@@ -156,21 +161,22 @@ def export_task(inputs: BuildInputs, chunk_index: int, chunk_plan: dict[str, Any
                     info.get("seconds", 0.0), info["cached"])  # fmt: skip
 
 
-def export_corpus(ctx: BuildContext, inputs: BuildInputs, timings: dict[str, float]) -> dict[str, Any]:
+def export_corpus(ctx: BuildContext, inputs: BuildInputs, timings: dict[str, float]) -> tuple[Manifest, list[ChunkRef]]:
     """Plan in the driver (text only), one export task per chunk, then name the shards in the driver."""
     plan: ExportPlan = plan_export(ctx)
     futures = [
         export_task.submit(inputs, c, plan.for_chunk(ctx, c)) for c in ctx.chunk_ranges()
     ]
     failure = None
+    refs = []
     for future in as_completed(futures):
         try:
-            _report(future.result(), ctx.planner.num_chunks)
+            refs.append(_report(future.result(), ctx.planner.num_chunks))
         except Exception as exc:
             failure = failure or f"export: {_describe(exc)}"
     if failure is not None:
         raise EmpathyDataError(f"{failure}; re-run the same command to resume")
-    return finish_export(ctx, plan, timings)
+    return finish_export(ctx, plan, timings), refs
 
 
 def task_runner(runner: RunnerConfig):
@@ -363,9 +369,11 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> M
             "sent": sum(r.sent for r in refs),
         }
         t1 = time.perf_counter()
-        manifest = export_corpus(ctx, inputs, stage_seconds)
+        manifest, export_refs = export_corpus(ctx, inputs, stage_seconds)
         manifest.timings_s["export"] = round(time.perf_counter() - t1, 2)
         manifest.llm_requests = llm_requests
+        manifest.driver = DRIVER
+        manifest.tasks = [task_run(ref) for ref in [*refs, *export_refs]]
         ctx.store.write_json("manifest.json", manifest.to_json())
         if ctx.config.export.report and ctx.store.local:
             write_build_report(ctx.out)

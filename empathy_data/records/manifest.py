@@ -74,6 +74,20 @@ class Counts(Record):
     topup: Topup = Field(default_factory=lambda: Topup(passes=0, dialogues=0, budget=0))  # format 0: absent
 
 
+class TaskRun(Record):
+    """One chunk task of the build, as the driver saw it finish: what tests and operators read instead of
+    the log."""
+
+    stage: str  # script, synthesize, filter or export
+    chunk: int
+    round: int = 0
+    seconds: float
+    cached: bool  # found finished in the store, not done again
+    worker: str  # host:pid of the process that ran it
+    replayed: int = 0  # script: LLM replies read back from the journal
+    sent: int = 0  # script: requests sent to the LLM
+
+
 class Manifest(Record):
     format_version: int
     name: str
@@ -89,6 +103,8 @@ class Manifest(Record):
     stage_keys: dict[str, list[list[str]]]  # stage -> chunk -> the key of each round
     timings_s: dict[str, float] = Field(default_factory=dict)
     llm_requests: dict[str, Any] = Field(default_factory=dict)
+    driver: str = ""  # host:pid of the process that ran the flow
+    tasks: list[TaskRun] = Field(default_factory=list)  # this run's chunk tasks, in the order they finished
 
     @model_validator(mode="before")
     @classmethod

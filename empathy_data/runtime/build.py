@@ -16,13 +16,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from empathy_data.backends import registry as backends
+from empathy_data.backends.registry import filter_identity, synthesize_identity
 from empathy_data.config.model import (
     BuildConfig,
-    FilterConfig,
     ScriptConfig,
-    ServiceASR,
-    ServiceEndpoint,
-    SynthesizeConfig,
     load_config,
 )
 from empathy_data.core.atomic import write_jsonl
@@ -41,12 +39,8 @@ from empathy_data.records.schema import DialogueSpec, Outcome, Script, Utterance
 from empathy_data.stages.script.embeddings import embedder_identity
 from empathy_data.stages.script.llama_serve import EMBEDDED_SAMPLER
 from empathy_data.store.chunk_store import MARKER, PARTS, ChunkStore, LocalStore, open_store
-from empathy_data.weights.embedded_models import LLM_SHA256, WHISPER_SHA256
+from empathy_data.weights.embedded_models import LLM_SHA256
 from empathy_data.weights.fingerprint import (
-    ASR_LIBRARIES,
-    EMOTION_LIBRARIES,
-    SPEAKER_LIBRARIES,
-    TTS_LIBRARIES,
     library_versions,
     model_identity,
 )
@@ -56,101 +50,6 @@ STAGES = ("script", "synthesize", "filter")
 OWN_ENTRIES = {"work", ".build.lock", ".build.owner"}
 # Reasons an item failed because an exception was raised on it (not a verdict on its content).
 EXCEPTION_REASONS = ("llm:", "tts:", "asr:", "audio:", "emotion:", "speaker:", "mos:")
-
-
-def synthesize_identity(config: SynthesizeConfig) -> dict[str, Any]:
-    settings = config.model_dump(mode="json")
-    tts = settings["tts"]
-    if config.tts.backend == "service":  # the service's own report: its backend, libraries and weights
-        settings["tts"] = {"backend": "service", "service": service_identity(config.tts, "synthesize.tts.url")}
-        settings["tts"]["neutral_reference"] = config.tts.neutral_reference
-        return {"settings": settings, "library": {}}
-    if config.tts.backend == "triton":  # Triton's own report of the server and model, never the URL
-        from empathy_data.backends.triton import TritonTTS
-
-        client = TritonTTS(config.tts)
-        try:
-            settings["tts"] = {"backend": "triton", "triton": client.identity, "neutral_reference": config.tts.neutral_reference}
-        finally:
-            client.close()
-        return {"settings": settings, "library": {}}
-    tts.pop("accept_license", None)  # a licence acceptance changes no audio
-    for flag in ("load_jit", "load_trt", "load_vllm"):  # off: the keys of builds made before these existed
-        if tts.get(flag) is False:
-            del tts[flag]
-    if "model_dir" in tts:
-        tts["model_dir"] = model_identity(tts["model_dir"])
-    if tts.get("repo_dir"):
-        tts["repo_dir"] = model_identity(tts["repo_dir"])
-    return {"settings": settings, "library": library_versions(*TTS_LIBRARIES[config.tts.backend])}
-
-
-def filter_identity(config: FilterConfig) -> dict[str, Any]:
-    settings = config.model_dump(mode="json")
-    asr, emotion = settings["asr"], settings["emotion"]
-    if config.asr.backend == "faster-whisper":
-        asr["blas_threads"] = 1  # filter/asr.py: transcripts made under other BLAS threading are not reused
-    # One at a time is how every earlier build judged: its chunks stay valid. A larger batch is kept apart
-    # (a GPU's batched kernels may round differently; padding moves a classifier without attention mask).
-    for judge, always_batched in ((asr, config.asr.backend == "transformers"), (emotion, False)):
-        if not always_batched and judge.get("batch_size") == 1:
-            del judge["batch_size"]
-    if config.asr.backend == "service":
-        settings["asr"] = {"backend": "service", "model": config.asr.model, "service": service_identity(config.asr, "filter.asr.url")}
-    elif config.asr.backend == "faster-whisper" and config.asr.model == "embedded":
-        asr["model"] = {"embedded_asr_sha256": WHISPER_SHA256}
-    else:
-        asr["model"] = model_identity(config.asr.model)
-    if config.emotion.backend == "service":
-        settings["emotion"] = {"backend": "service", "service": service_identity(config.emotion, "filter.emotion.url")}
-    elif "model" in emotion:
-        emotion["model"] = model_identity(emotion["model"])
-    libraries = [*ASR_LIBRARIES[config.asr.backend], *EMOTION_LIBRARIES[config.emotion.backend]]
-    speaker = settings["speaker"]
-    if not config.speaker.enabled:
-        settings["speaker"] = {"enabled": False}
-    elif config.speaker.service is not None:
-        for local in ("backend", "model", "device", "batch_size", "service"):
-            speaker.pop(local)
-        speaker["service"] = service_identity(config.speaker.service, "filter.speaker.service.url")
-    else:
-        speaker.pop("service")
-        speaker.pop("device")
-        if config.speaker.backend == "resemblyzer":  # batched = one at a time (tests/test_speaker_judge.py)
-            speaker.pop("batch_size")
-        if config.speaker.model:
-            speaker["model"] = model_identity(config.speaker.model)
-        libraries += SPEAKER_LIBRARIES[config.speaker.backend]
-    if config.mos is not None and config.mos.service is not None:
-        settings["mos"] = {"min_mos": config.mos.min_mos}
-        settings["mos"]["service"] = service_identity(config.mos.service, "filter.mos.service.url")
-    elif config.mos is not None:
-        settings["mos"].pop("service")
-        settings["mos"].pop("device")
-        settings["mos"].pop("batch_size")  # windows score alone (tests/test_mos.py); ~1e-7 apart on real weights
-        if config.mos.model != "embedded":
-            settings["mos"]["model"] = model_identity(config.mos.model)
-        libraries += ["speechmos", "onnxruntime"]
-    return {"settings": settings, "library": library_versions(*libraries)}
-
-
-def service_identity(config: ServiceEndpoint, field: str) -> dict[str, Any]:
-    """What a model service reports about itself (backend, libraries, weights), never its address: the
-    same model behind another URL keeps its keys, another model behind the same URL changes them."""
-    from empathy_data.backends.service import ServiceTranscriber
-    from empathy_data.backends.service_client import ServiceClient
-
-    if isinstance(config, ServiceASR):  # may be a vLLM server, identified by its models instead
-        asr = ServiceTranscriber(config)
-        try:
-            return asr.identity
-        finally:
-            asr.close()
-    client = ServiceClient(config.url, config.timeout_s, config.request_retries, field)
-    try:
-        return client.identity()
-    finally:
-        client.close()
 
 
 def worker_id() -> str:
@@ -608,7 +507,6 @@ def _write_scripts(ctx: BuildContext, chunk_index: int, round_: int, specs, make
 
 def script_judges(ctx: BuildContext, chat):
     """The topic check and LLM judge the config asks for, built on this worker (models once per process)."""
-    from empathy_data.backends import registry as backends
     from empathy_data.stages.script.judge import ScriptJudges
 
     cfg = ctx.config.script
@@ -695,7 +593,6 @@ def run_filter_chunk(ctx: BuildContext, chunk_index: int, make_judges: Callable,
 
 def audio_judges(ctx: BuildContext):
     """The speaker and MOS judges the config asks for, built on this worker (once per process)."""
-    from empathy_data.backends import registry as backends
     from empathy_data.stages.filter.audio_judges import AudioJudges
 
     cfg = ctx.config.filter

@@ -46,15 +46,18 @@ from empathy_data.config.model import (
 )
 from empathy_data.weights.embedded_models import WHISPER_SHA256
 from empathy_data.weights.fingerprint import (
-    ASR_LIBRARIES,
-    EMOTION_LIBRARIES,
-    SPEAKER_LIBRARIES,
-    TTS_LIBRARIES,
     library_versions,
     model_identity,
 )
 
 MODEL_FIELDS = ("model", "model_dir", "repo_dir")
+
+
+def libraries_of(role: str, config) -> tuple[str, ...]:
+    """The libraries whose versions decide a hosted backend's output, as its declaration names them."""
+    from empathy_data.backends.registry import declared
+
+    return declared(role, config).libraries
 SPEED_ONLY = {"device", "cpu_threads", "accept_license"}  # where and how fast, not what comes out
 
 
@@ -183,7 +186,7 @@ class TTSService:
             "backend": self.backend.identity.get("backend"),  # the rows' provenance names the model, not "service"
             "model": self.backend.identity,
             "settings": weights_identity(settings),
-            "library": library_versions(*TTS_LIBRARIES[self.args.tts.backend]),
+            "library": library_versions(*libraries_of("tts", self.args.tts)),
             "sample_rate": self.backend.sample_rate,
         }
         batching = self.args.model_dump(exclude={"tts"})
@@ -230,7 +233,7 @@ class ASRService:
             "backend": self.backend.identity.get("backend"),
             "model": self.backend.identity,
             "settings": weights_identity(self.args.asr.model_dump(mode="json")),
-            "library": library_versions(*ASR_LIBRARIES[self.args.asr.backend]),
+            "library": library_versions(*libraries_of("asr", self.args.asr)),
         }
         batching = self.args.model_dump(exclude={"asr"})
         return {"identity": identity, "batching": batching, "replica": self.stats.report()}
@@ -285,7 +288,7 @@ class EmotionService:
             "backend": self.args.emotion.backend,
             "model": self.check.identity,
             "settings": weights_identity(settings),
-            "library": library_versions(*EMOTION_LIBRARIES[self.args.emotion.backend]),
+            "library": library_versions(*libraries_of("emotion", self.args.emotion)),
         }
         batching = self.args.model_dump(exclude={"emotion"})
         return {"identity": identity, "batching": batching, "replica": self.stats.report()}
@@ -350,7 +353,7 @@ class SpeakerService:
     def info(self) -> dict[str, Any]:
         # the similarity thresholds are the build's: only what decides the embeddings is the service's
         settings = self.args.speaker.model_dump(mode="json", include={"backend", "model"})
-        return judge_info(self, "speaker", settings, SPEAKER_LIBRARIES[self.args.speaker.backend])
+        return judge_info(self, "speaker", settings, libraries_of("speaker", self.args.speaker))
 
     @speaker_api.post("/v1/speaker/embed")
     async def embed(self, request: Request):

@@ -12,15 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from empathy_data.core.atomic import write_text
+from empathy_data.core.errors import BackendUnavailable
 from empathy_data.core.hashing import digest, file_sha256
 from empathy_data.weights.embedded_models import cache_dir
-
-# The libraries whose versions decide each backend's output: in its stage key (build.py) and in a
-# service's report (serving/apps.py).
-TTS_LIBRARIES = {"service": (), "triton": (), "espeak": ("espeakng-loader",), "cosyvoice2": ("torch", "torchaudio"), "xtts": ("coqui-tts", "torch")}
-ASR_LIBRARIES = {"service": (), "faster-whisper": ("faster-whisper", "ctranslate2"), "transformers": ("transformers", "torch")}
-SPEAKER_LIBRARIES = {"resemblyzer": ["resemblyzer", "torch"], "xvector": ["transformers", "torch"]}
-EMOTION_LIBRARIES = {"service": (), "prosody": ("librosa",), "transformers": ("transformers", "torch"), "emotion2vec": ("funasr",)}
 
 
 def library_versions(*packages: str) -> dict[str, str | None]:
@@ -55,6 +49,8 @@ def _generated(relative: Path) -> bool:
 def weights_fingerprint(path: Path) -> str:
     """sha256 over every file under `path` (relative name + content hash); a file alone works too."""
     path = path.expanduser()
+    if not path.exists():  # an empty fingerprint would key a build to weights it never read
+        raise BackendUnavailable(f"model path {path} does not exist")
     if path.is_file():
         return digest([path.name, cached_file_sha256(path)], 32)
     files = sorted(p for p in path.rglob("*") if p.is_file() and not _generated(p.relative_to(path)))

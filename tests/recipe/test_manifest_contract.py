@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from empathy_data.records.manifest import FORMAT_VERSION, Manifest, Shard
 from empathy_recipe.corpus import Corpus
 from empathy_recipe.errors import RecipeError
 from empathy_recipe.manifest import READS_FORMAT, CorpusManifest
+
+from empathy_data.records.manifest import FORMAT_VERSION, Manifest, Shard
 from tests.corpus_builder import make_corpus
 
 
