@@ -209,9 +209,10 @@ def test_a_pool_without_the_asked_for_voices_is_refused(tmp_path):
 @settings(max_examples=30, deadline=None)
 @given(st.data())
 def test_configured_scenarios_and_emotions_both_hold_on_every_prefix(tmp_path_factory, data):
-    """Scenarios fit only some emotions, so a scenario mix is met through a fitted emotion x scenario
-    table; both configured mixes then hold within one dialogue on every prefix (one language)."""
-    fits = PROBE.prompts.scenario_emotions["en"]
+    """Scenarios fit only some emotions and some users, so a scenario mix is met through a fitted table;
+    every configured mix then holds within one dialogue on every prefix (one language, one age group)."""
+    age = data.draw(st.sampled_from(AGE_GROUPS))
+    fits = {s: e for s, e in PROBE.prompts.scenario_emotions["en"].items() if PROBE.prompts.fits("en", s, "female", age)}
     scenarios = data.draw(st.lists(st.sampled_from(sorted(fits)), min_size=2, max_size=6, unique=True))
     # margins of some whole table over allowed pairs: mixes a config could ask for together
     table = {(e, s): data.draw(st.integers(0, 3)) for s in scenarios for e in fits[s]}
@@ -226,19 +227,21 @@ def test_configured_scenarios_and_emotions_both_hold_on_every_prefix(tmp_path_fa
     n = data.draw(st.integers(1, 120))
     ctx = make_context(
         tmp_path_factory.mktemp("fit"), num_dialogues=n, seed=data.draw(st.integers(0, 99)),
-        distributions={"scenarios": dict(scenario_mix), "user_emotion": emotion_mix},
+        distributions={"scenarios": dict(scenario_mix), "user_emotion": emotion_mix, "age_group": {age: 1.0}},
     )  # fmt: skip
     specs = [ctx.planner.spec(i) for i in range(n)]
     assert all(s.turns[0].emotion in fits[s.scenario] for s in specs)
+    assert all(PROBE.prompts.fits("en", s.scenario, s.user.gender, s.user.age_group) for s in specs)
     assert worst_prefix_error([s.scenario for s in specs], scenario_mix) <= 1 + 1e-6
     assert worst_prefix_error([s.turns[0].emotion for s in specs], emotion_mix) <= 1 + 1e-6
+    assert worst_prefix_error([s.user.gender for s in specs], {"female": 0.5, "male": 0.5}) <= 1 + 1e-6
 
 
 def test_scenario_and_emotion_mixes_that_cannot_hold_together_are_refused(tmp_path):
     # surprise_gift fits happy and surprised only: half the dialogues cannot go there if 10% are happy
     with pytest.raises(ConfigError) as caught:
         make_context(tmp_path, distributions={"scenarios": {"surprise_gift": 0.5, "sick_parent": 0.5},
-                                              "user_emotion": {"happy": 0.1, "sad": 0.9}})  # fmt: skip
+                                              "user_emotion": {"happy": 0.1, "sad": 0.9}, "age_group": {"adult": 1.0}})  # fmt: skip
     message = str(caught.value)
     assert message.startswith("distributions.scenarios: cannot hold with user_emotion"), message
     assert "'surprise_gift' can get about 10.0%, not 50.0%" in message, message

@@ -115,13 +115,16 @@ class BalancedSequence:
     """Values for items 0, 1, 2, ... of one stream; `groups` are projections of a joint cell (e.g. the
     gender of a gender x age cell) that should stay within one item of their share too."""
 
-    def __init__(self, weights: dict[Hashable, float], salt: str, groups: Sequence[Callable] = ()) -> None:
+    def __init__(self, weights: dict[Hashable, float], salt: str, groups: Sequence[Callable] = (),
+                 essential: int | None = None) -> None:  # fmt: skip
         if not weights or all(w <= 0 for w in weights.values()):
             raise ValueError("a balanced sequence needs at least one positive weight")
         self.counts = block_counts(weights)
         self.size = sum(self.counts.values())
         self.salt = salt
         self.groups = tuple(groups)
+        # when no order keeps every group within one item, the first `essential` groups still are
+        self.essential = len(self.groups) if essential is None else essential
         self._orders: dict[int, tuple[tuple[Hashable, int], ...]] = {}
         self._picks = lru_cache(maxsize=4)(self._make_picks)
 
@@ -135,8 +138,9 @@ class BalancedSequence:
             return ranked
         rng = random.Random(f"{self.salt}:order:{pick}")
         # a dead end is a matter of luck: small blocks (joint tables) can afford many tries
-        for _ in range(max(ORDER_ATTEMPTS, min(400, 20_000 // self.size))):
-            order = _random_order(rng, self.counts, self.groups)
+        attempts = max(ORDER_ATTEMPTS, min(400, 20_000 // self.size))
+        tiers = [self.groups] if self.essential == len(self.groups) else [self.groups, self.groups[: self.essential]]
+        for order in (_random_order(rng, self.counts, groups) for groups in tiers for _ in range(attempts)):
             if order:
                 break
         else:  # a dead end every time (seen only for joint tables with awkward margins)

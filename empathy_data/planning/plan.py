@@ -14,14 +14,14 @@ from empathy_data.config.arcs import arc_matrix
 from empathy_data.config.model import BuildConfig, Distributions
 from empathy_data.core.errors import ConfigError
 from empathy_data.core.hashing import digest
-from empathy_data.core.labels import DEFAULT_STYLE_BY_EMOTION
+from empathy_data.core.labels import AGE_GROUPS, DEFAULT_STYLE_BY_EMOTION, GENDERS
 from empathy_data.planning.allocation import BalancedSequence, Draw, whole_joint
 from empathy_data.planning.prompt_library import PromptLibrary
 from empathy_data.planning.speakers import SpeakerPool
 from empathy_data.records.schema import DialogueSpec, TurnPlan
 
 # Bumped when the way labels are allocated changes, so an old plan is never mixed with a new one.
-ALLOCATION_VERSION = 4
+ALLOCATION_VERSION = 5  # 5: a scenario is drawn among those that fit the user's age group and gender too
 
 
 @cache
@@ -36,6 +36,11 @@ def weighted_choice(rng: random.Random, weights: dict) -> object:
 
 def joint_cells(table: dict[str, dict[str, float]]) -> dict[tuple[str, str], float]:
     return {(a, b): w for a, row in table.items() for b, w in row.items() if w > 0}
+
+
+# Margins of an (emotion, scenario, gender, age_group) cell, kept within one item on every prefix (the first
+# two always, as for the emotion x scenario table alone; the users' too wherever a block order allows it).
+PROJECTIONS = tuple((lambda cell, i=i: (i, cell[i])) for i in range(4))  # type: ignore[index]
 
 
 def _first(cell: Hashable) -> Hashable:
@@ -117,6 +122,11 @@ class Planner:
                     raise ConfigError(
                         f"{where}.emotion_scenario.{emotion}.{scenario}", f"{file} does not list {emotion!r} for it"
                     )  # noqa: E501
+            try:
+                self.fitted_with_users(language, dist)
+            except ValueError as exc:
+                raise ConfigError(f"{where}.emotion_scenario", f"cannot hold with the users' gender and age mixes "
+                                  f"({file} lists whom each scenario fits): {exc}") from None  # fmt: skip
             return
         if dist.scenarios is not None:
             unknown = sorted(set(dist.scenarios) - set(known))
@@ -125,25 +135,71 @@ class Planner:
         for emotion, weight in dist.user_emotion.items():
             if weight > 0 and not self.scenario_weights(language, dist, emotion):
                 raise ConfigError(f"{where}.user_emotion.{emotion}", f"no scenario with weight in {file} fits it")
+            for gender, age_group in self._gender_age_cells(dist) if weight > 0 else ():
+                if not self.scenario_weights(language, dist, emotion, gender, age_group):
+                    raise ConfigError(f"{where}.user_emotion.{emotion}", f"no scenario with weight in {file} fits both "
+                                      f"it and {age_group} {gender} users (their `ages:` and `genders:`)")  # fmt: skip
         if dist.scenarios is not None:
             try:
-                self.fitted_emotion_scenario(language, dist)
+                self.fitted_with_users(language, dist)
             except ValueError as exc:
-                raise ConfigError(
-                    f"{where}.scenarios", f"cannot hold with user_emotion ({file} lists which emotions fit): {exc}"
-                ) from None
+                raise ConfigError(f"{where}.scenarios", f"cannot hold with user_emotion and the users' gender and age "
+                                  f"mixes ({file} lists which emotions and users each scenario fits): {exc}") from None  # fmt: skip
 
-    def fitted_emotion_scenario(self, language: str, dist: Distributions) -> dict[tuple[str, str], float]:
-        """The emotion x scenario table whose margins are the configured `user_emotion` and `scenarios`
-        mixes, over the pairs the language's scenario file allows."""
-        if language not in self._fitted:  # a language's distributions are fixed for the planner's life
-            fits = self.prompts.scenario_emotions[language]
-            allowed = {(e, s) for s, emotions in fits.items() for e in emotions}
-            self._fitted[language] = whole_joint(dist.user_emotion, dist.scenarios, allowed)
+    def user_dims(self, language: str, dist: Distributions) -> tuple[str, ...]:
+        """The user labels a configured scenario mix must be drawn with: those some of its scenarios restrict
+        (a joint gender x age table goes whole). The others keep their own streams, as without a mix."""
+        if dist.emotion_scenario is not None:
+            mixed = {s for _, s in joint_cells(dist.emotion_scenario)}
+        else:
+            mixed = {s for s, w in (dist.scenarios or {}).items() if w > 0}
+        dims = tuple(dim for dim, lists, every in (("gender", self.prompts.scenario_genders, GENDERS),
+                                                   ("age_group", self.prompts.scenario_ages, AGE_GROUPS))
+                     if any(set(lists[language].get(s, every)) != set(every) for s in mixed))  # fmt: skip
+        return ("gender", "age_group") if dims and dist.gender_age is not None else dims
+
+    def fitted_with_users(self, language: str, dist: Distributions) -> dict[tuple[str, ...], float]:
+        """(emotion, scenario, *the user_dims values) -> weight, for a configured scenario mix: every configured
+        mix as a margin in whole counts (allocation.whole_joint), over the cells whose scenario fits both the
+        emotion and the user. Emotion and user are crossed as the config crosses them (independently)."""
+        if language in self._fitted:  # a language's distributions are fixed for the planner's life
+            return self._fitted[language]
+        dims = self.user_dims(language, dist)
+        users = self._user_weights(dist, dims)
+
+        def fits_user(scenario: str, user: tuple[str, ...]) -> bool:
+            labels = dict(zip(dims, user, strict=True))
+            return self.prompts.fits(language, scenario, labels.get("gender"), labels.get("age_group"))
+
+        emotions_of = self.prompts.scenario_emotions[language]
+        if dist.emotion_scenario is not None:
+            rows = dict(joint_cells(dist.emotion_scenario))
+            allowed = {((e, s), u) for e, s in rows for u in users if fits_user(s, u)}
+            table = whole_joint(rows, users, allowed)
+            self._fitted[language] = {(e, s, *u): w for ((e, s), u), w in table.items()}
+        else:
+            rows = {(e, *u): ew * uw for e, ew in dist.user_emotion.items() if ew > 0 for u, uw in users.items()}
+            allowed = {(r, s) for r in rows for s, emotions in emotions_of.items()
+                       if r[0] in emotions and fits_user(s, r[1:])}  # fmt: skip
+            table = whole_joint(rows, dist.scenarios or {}, allowed)
+            self._fitted[language] = {(r[0], s, *r[1:]): w for (r, s), w in table.items()}
         return self._fitted[language]
 
-    def scenario_weights(self, language: str, dist: Distributions, emotion: str) -> dict[str, float]:
+    def _user_weights(self, dist: Distributions, dims: tuple[str, ...]) -> dict[tuple[str, ...], float]:
+        if dims == ("gender", "age_group"):
+            if dist.gender_age is not None:
+                return dict(joint_cells(dist.gender_age))
+            return {(g, a): gw * aw for g, gw in dist.gender.items() for a, aw in dist.age_group.items() if gw > 0 and aw > 0}
+        if dims:
+            return {(v,): w for v, w in getattr(dist, dims[0]).items() if w > 0}
+        return {(): 1.0}
+
+    def scenario_weights(self, language: str, dist: Distributions, emotion: str, gender: str | None = None,
+                         age_group: str | None = None) -> dict[str, float]:  # fmt: skip
+        """The scenarios that fit the user emotion (and, given, the user's gender and age group), weighted."""
         fits = {s for s, emotions in self.prompts.scenario_emotions[language].items() if emotion in emotions}
+        if gender is not None and age_group is not None:
+            fits = {s for s in fits if self.prompts.fits(language, s, gender, age_group)}
         weights = dist.scenarios if dist.scenarios is not None else dict.fromkeys(self.prompts.scenarios[language], 1.0)
         return {s: w for s, w in weights.items() if s in fits and w > 0}
 
@@ -164,6 +220,8 @@ class Planner:
                 "speakers": [s.to_dict() for s in self.pool.speakers],
                 "scenarios": self.prompts.scenarios,
                 "scenario_emotions": self.prompts.scenario_emotions,
+                "scenario_ages": self.prompts.scenario_ages,
+                "scenario_genders": self.prompts.scenario_genders,
                 "allocation": ALLOCATION_VERSION,
             }
         )
@@ -172,10 +230,11 @@ class Planner:
         # digest([seed, index], 12) without the JSON encoder: the same text, a quarter of a spec's time less
         return "dlg-" + hashlib.sha256(f"[{int(self.config.seed)},{int(index)}]".encode()).hexdigest()[:12]
 
-    def _sequence(self, name: str, scope: str, weights: dict, groups: tuple = ()) -> BalancedSequence:
+    def _sequence(self, name: str, scope: str, weights: dict, groups: tuple = (), essential: int | None = None
+                  ) -> BalancedSequence:  # fmt: skip
         key = (name, scope, tuple(sorted((str(k), v) for k, v in weights.items())))
         if key not in self._sequences:
-            self._sequences[key] = BalancedSequence(weights, f"{self.config.seed}:{name}:{scope}", groups)
+            self._sequences[key] = BalancedSequence(weights, f"{self.config.seed}:{name}:{scope}", groups, essential)
         return self._sequences[key]
 
     def _resolve(self, key: tuple, make: Callable[[], Any]) -> Any:
@@ -193,11 +252,12 @@ class Planner:
             found = self._resolved[(name, language)] = (sequence, within)
         return found
 
-    def _scenarios(self, language: str, emotion: str) -> BalancedSequence:
-        """Scenarios that fit the emotion, balanced over the dialogues of that emotion."""
+    def _scenarios(self, language: str, emotion: str, gender: str, age_group: str) -> BalancedSequence:
+        """Scenarios that fit the emotion and the user, balanced over the dialogues of that emotion."""
         dist = self.config.distributions.for_language(language)
-        return self._resolve(("scenario", language, emotion), lambda: self._sequence(
-            "scenario", f"{language}:{emotion}", self.scenario_weights(language, dist, emotion)))  # fmt: skip
+        return self._resolve(("scenario", language, emotion, gender, age_group), lambda: self._sequence(
+            "scenario", f"{language}:{emotion}:{gender}:{age_group}",
+            self.scenario_weights(language, dist, emotion, gender, age_group)))  # fmt: skip
 
     def spec(self, index: int) -> DialogueSpec:
         cfg = self.config
@@ -209,25 +269,27 @@ class Planner:
             sequence, within = self._stream(name, language, weights, labels, groups)
             return sequence.draw(in_language if within else index)
 
+        if dist.emotion_scenario is not None or dist.scenarios is not None:
+            # one joint draw: the scenario mix, the emotion and the users' mixes, and which scenario fits whom
+            dims = self._resolve(("user_dims", language), lambda: self.user_dims(language, dist))
+            sequence = self._resolve(("fitted_with_users", language), lambda: self._sequence(
+                "fitted_with_users", language, self.fitted_with_users(language, dist), PROJECTIONS[: 2 + len(dims)], 2))  # fmt: skip
+            emotion, scenario, *user = sequence.draw(in_language).value  # type: ignore[misc]
+            labels = dict(zip(dims, user, strict=True))
+            gender = labels.get("gender") or draw("gender", lambda: dist.gender, "gender", "gender_age").value
+            age_group = labels.get("age_group") or draw("age_group", lambda: dist.age_group, "age_group", "gender_age").value
+            num_exchanges = int(draw("exchanges", lambda: dist.exchanges, "exchanges").value)
+            return self._build(index, Cell(language, str(gender), str(age_group), emotion, num_exchanges), scenario)
         if dist.gender_age is not None:
             gender, age_group = draw("gender_age", lambda: joint_cells(dist.gender_age), "gender_age", "gender",
                                      "age_group", groups=(_first, _second)).value  # fmt: skip
         else:
             gender = draw("gender", lambda: dist.gender, "gender", "gender_age").value
             age_group = draw("age_group", lambda: dist.age_group, "age_group", "gender_age").value
-        if dist.emotion_scenario is not None:
-            emotion, scenario = draw("emotion_scenario", lambda: joint_cells(dist.emotion_scenario),
-                                     "emotion_scenario", "user_emotion", "scenarios",
-                                     groups=(_first, _second)).value  # fmt: skip
-        elif dist.scenarios is not None:  # scenario names are the language's own: balanced within it
-            sequence = self._resolve(("fitted_emotion_scenario", language), lambda: self._sequence(
-                "fitted_emotion_scenario", language, self.fitted_emotion_scenario(language, dist), (_first, _second)))  # fmt: skip
-            emotion, scenario = sequence.draw(in_language).value  # type: ignore[misc]
-        else:
-            emotion_draw = draw("user_emotion", lambda: dist.user_emotion, "user_emotion", "emotion_scenario")
-            emotion = emotion_draw.value
-            # balanced over the dialogues of this emotion (exactly so within one language)
-            scenario = self._scenarios(language, str(emotion)).draw(emotion_draw.rank).value
+        emotion_draw = draw("user_emotion", lambda: dist.user_emotion, "user_emotion", "emotion_scenario")
+        emotion = emotion_draw.value
+        # among the scenarios that fit the emotion and the user, balanced over the dialogues of this emotion
+        scenario = self._scenarios(language, str(emotion), str(gender), str(age_group)).draw(emotion_draw.rank).value
         num_exchanges = int(draw("exchanges", lambda: dist.exchanges, "exchanges").value)
         return self._build(index, Cell(language, str(gender), str(age_group), str(emotion), num_exchanges), str(scenario))
 
@@ -286,13 +348,13 @@ class Planner:
     def extra_spec(self, index: int, cell: Cell) -> DialogueSpec:
         """Spec of top-up dialogue `index` (>= num_dialogues): a pure function of (seed, index, cell)."""
         dist = self.config.distributions.for_language(cell.language)
-        if dist.emotion_scenario is not None:
-            fitting = {sc: w for sc, w in dist.emotion_scenario[cell.emotion].items() if w > 0}
-        elif dist.scenarios is not None:
-            table = self.fitted_emotion_scenario(cell.language, dist)
-            fitting = {sc: w for (e, sc), w in table.items() if e == cell.emotion}
+        if dist.emotion_scenario is not None or dist.scenarios is not None:
+            labels = {"gender": cell.gender, "age_group": cell.age_group}
+            user = tuple(labels[dim] for dim in self.user_dims(cell.language, dist))
+            table = self.fitted_with_users(cell.language, dist)
+            fitting = {c[1]: w for c, w in table.items() if c[0] == cell.emotion and tuple(c[2:]) == user}
         else:
-            fitting = self.scenario_weights(cell.language, dist, cell.emotion)
+            fitting = self.scenario_weights(cell.language, dist, cell.emotion, cell.gender, cell.age_group)
         scenario = weighted_choice(random.Random(f"{self.config.seed}:scenario:{index}"), dict(sorted(fitting.items())))
         return self._build(index, cell, str(scenario))
 

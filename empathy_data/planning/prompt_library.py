@@ -14,7 +14,7 @@ import yaml
 
 from empathy_data.core.errors import ConfigError
 from empathy_data.core.hashing import tree_digest
-from empathy_data.core.labels import EMOTIONS, RESPONSE_STYLES
+from empathy_data.core.labels import AGE_GROUPS, EMOTIONS, GENDERS, RESPONSE_STYLES
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,16 @@ class PromptLibrary:
     localized: dict[str, Vocabulary] = field(default_factory=dict)  # language -> its own descriptions
     # language -> id -> the user emotions the scenario fits (an entry without `emotions:` fits every emotion)
     scenario_emotions: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    # language -> id -> the users it fits: age groups (`ages:`) and genders (`genders:`); absent: all of them
+    scenario_ages: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    scenario_genders: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+
+    def fits(self, language: str, scenario: str, gender: str | None, age_group: str | None) -> bool:
+        """Whether the scenario can be the story of a user of this gender and age group (None: any)."""
+        ages, genders = self.scenario_ages[language], self.scenario_genders[language]
+        return (age_group is None or age_group in ages.get(scenario, AGE_GROUPS)) and (
+            gender is None or gender in genders.get(scenario, GENDERS)
+        )
 
     def template(self, kind: str, language: str) -> jinja2.Template:
         return self.templates[f"{kind}.{language}"]
@@ -73,26 +83,42 @@ def _load_vocabulary(path: Path) -> Vocabulary:
     )
 
 
-def _load_scenarios(path: Path) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
-    """`id: description`, or `id: {text: description, emotions: [sad, fearful]}`."""
-    texts: dict[str, str] = {}
-    emotions: dict[str, tuple[str, ...]] = {}
+@dataclass(frozen=True)
+class ScenarioList:
+    texts: dict[str, str]
+    emotions: dict[str, tuple[str, ...]]
+    ages: dict[str, tuple[str, ...]]
+    genders: dict[str, tuple[str, ...]]
+
+
+def _labels(where: str, entry: dict, key: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    values = entry.get(key) or list(allowed)
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f"{where}.{key}", f"expected a list of {what}")
+    unknown = sorted(str(v) for v in values if v not in allowed)
+    if unknown:
+        raise ConfigError(f"{where}.{key}", f"unknown {what} {unknown}; allowed: {list(allowed)}")
+    return tuple(str(v) for v in values)
+
+
+def _load_scenarios(path: Path) -> ScenarioList:
+    """`id: description`, or `id: {text: description, emotions: [sad, fearful], ages: [adult, elderly],
+    genders: [female]}` (a list left out fits every label)."""
+    found = ScenarioList({}, {}, {}, {})
     for key, entry in _read_yaml_mapping(path).items():
-        where = f"{path}: {key}"
+        where, key = f"{path}: {key}", str(key)
         if isinstance(entry, dict):
-            unknown_keys = sorted(set(entry) - {"text", "emotions"})
+            unknown_keys = sorted(set(entry) - {"text", "emotions", "ages", "genders"})
             if unknown_keys or not str(entry.get("text", "")).strip():
-                raise ConfigError(where, "expected {text: description, emotions: [labels]}")
-            fits = entry.get("emotions") or list(EMOTIONS)
-            if not isinstance(fits, list) or not fits:
-                raise ConfigError(f"{where}.emotions", "expected a list of user emotions")
-            unknown = sorted(str(e) for e in fits if e not in EMOTIONS)
-            if unknown:
-                raise ConfigError(f"{where}.emotions", f"unknown emotion(s) {unknown}; allowed: {list(EMOTIONS)}")
-            texts[str(key)], emotions[str(key)] = str(entry["text"]), tuple(str(e) for e in fits)
+                raise ConfigError(where, "expected {text: description, emotions: [labels], ages: [...], genders: [...]}")
+            found.texts[key] = str(entry["text"])
+            found.emotions[key] = _labels(where, entry, "emotions", EMOTIONS, "emotion(s)")
+            found.ages[key] = _labels(where, entry, "ages", AGE_GROUPS, "age group(s)")
+            found.genders[key] = _labels(where, entry, "genders", GENDERS, "gender(s)")
         else:
-            texts[str(key)], emotions[str(key)] = str(entry), EMOTIONS
-    return texts, emotions
+            found.texts[key], found.emotions[key] = str(entry), EMOTIONS
+            found.ages[key], found.genders[key] = AGE_GROUPS, GENDERS
+    return found
 
 
 def _template(env: jinja2.Environment, path: Path) -> jinja2.Template:
@@ -117,12 +143,16 @@ def load_prompts(root: Path, languages: list[str]) -> PromptLibrary:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
     scenarios: dict[str, dict[str, str]] = {}
     scenario_emotions: dict[str, dict[str, tuple[str, ...]]] = {}
+    scenario_ages: dict[str, dict[str, tuple[str, ...]]] = {}
+    scenario_genders: dict[str, dict[str, tuple[str, ...]]] = {}
     templates: dict[str, jinja2.Template] = {}
     for language in languages:
         scen_path = root / "scenarios" / f"{language}.yaml"
         if not scen_path.is_file():
             raise ConfigError(str(scen_path), f"no scenario list for language {language!r}")
-        scenarios[language], scenario_emotions[language] = _load_scenarios(scen_path)
+        listed = _load_scenarios(scen_path)
+        scenarios[language], scenario_emotions[language] = listed.texts, listed.emotions
+        scenario_ages[language], scenario_genders[language] = listed.ages, listed.genders
         files.append(scen_path)
         for kind in ("system", "user", "judge"):
             path = root / "templates" / f"{kind}.{language}.j2"
@@ -138,4 +168,6 @@ def load_prompts(root: Path, languages: list[str]) -> PromptLibrary:
         content_hash=tree_digest(files),
         localized=localized,
         scenario_emotions=scenario_emotions,
+        scenario_ages=scenario_ages,
+        scenario_genders=scenario_genders,
     )
