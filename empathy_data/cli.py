@@ -86,7 +86,7 @@ def build(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's own logs")] = False,
 ) -> None:
     """Build a corpus: plan, script, synthesize, filter, export. Re-running resumes."""
-    from empathy_data.runtime.build import BuildContext
+    from empathy_data.runtime.build import build_inputs, context
     from empathy_data.runtime.interrupts import stop_cleanly_on_signals
     from empathy_data.runtime.preflight import check_before_build
     from empathy_data.store.output_lock import OutputLock
@@ -97,7 +97,8 @@ def build(
     try:
         # Validate everything before Prefect or any model starts and before the output directory is
         # created: config, prompts, pool, backend libraries, model paths, a configured LLM server.
-        ctx = BuildContext.load(config, overrides)
+        inputs = build_inputs(config, overrides)  # the config is read here, once; the flow gets it as it is
+        ctx = context(inputs)
         check_before_build(ctx, allow_shrink)
         lock = OutputLock(ctx.store)
         lock.acquire()
@@ -117,7 +118,7 @@ def build(
 
     t0 = time.perf_counter()
     try:
-        manifest = run_build(str(config), overrides)
+        manifest = run_build(str(config), overrides, inputs)
     except EmpathyDataError as exc:
         _fail(exc)
     except Exception as exc:  # outside the chunk tasks (export, Prefect itself): still one line

@@ -8,7 +8,9 @@ from contextlib import nullcontext
 import pytest
 import yaml
 
+from empathy_data.config.model import load_config
 from empathy_data.flows import build as flow
+from empathy_data.planning.speakers import load_pool
 from empathy_data.runtime.build import ChunkRef
 
 
@@ -211,3 +213,21 @@ def test_released_models_are_built_again_when_asked_for():
     assert backends.release(["synthesize", "filter"]) == ["synthesize"]
     assert backends.release(["synthesize"]) == []
     assert backends.tts_backend(config) is not first
+
+
+def test_the_config_is_read_once_and_the_pool_loaded_once_per_build(tmp_path, monkeypatch):
+    """As `empathy-data build` runs it: the CLI validates the config (build_inputs) and hands it on."""
+    from empathy_data.runtime import build as runtime
+
+    StageCounter(monkeypatch, dict.fromkeys(["script", "synthesize", "filter"], 0.0))
+    reads, pools = [], []
+    monkeypatch.setattr(runtime, "load_config", lambda *a: reads.append(a) or load_config(*a))
+    monkeypatch.setattr(flow, "load_config", lambda *a: reads.append(a) or load_config(*a))
+    monkeypatch.setattr(runtime, "load_pool", lambda *a: pools.append(a) or load_pool(*a))
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"chunk_size": 1, "num_dialogues": 2, "output": str(tmp_path / "out")}))
+    inputs = runtime.build_inputs(path, {})
+    runtime.context(inputs)  # what preflight checks
+    manifest = flow.run_build(str(path), {}, inputs)
+    assert len(reads) == 1 and len(pools) == 1
+    assert len(manifest.tasks) == 2 * 3

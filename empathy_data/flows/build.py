@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +21,18 @@ from prefect.cache_policies import NONE
 from prefect.futures import PrefectFuture, as_completed
 
 from empathy_data.backends import registry as backends
-from empathy_data.config.model import BuildConfig, RunnerConfig, load_config
+from empathy_data.config.model import RunnerConfig, load_config
 from empathy_data.core.errors import BackendUnavailable, EmpathyDataError
 from empathy_data.core.hashing import digest
 from empathy_data.records.manifest import Manifest, TaskRun
-from empathy_data.runtime.build import (
+from empathy_data.runtime.build import (  # noqa: F401  (forget_contexts: the tests' and benchmarks' handle)
     STAGES,
     BuildContext,
+    BuildInputs,
     ChunkRef,
+    build_inputs,
+    context,
+    forget_contexts,
     run_filter_chunk,
     run_script_chunk,
     run_synthesize_chunk,
@@ -38,48 +40,9 @@ from empathy_data.runtime.build import (
 )
 from empathy_data.runtime.interrupts import keep_stopping_cleanly
 from empathy_data.stages.export.exporter import ExportPlan, export_chunk, finish_export, plan_export
-from empathy_data.store.chunk_store import is_url
 from empathy_data.store.output_lock import OutputLock
 
 log = logging.getLogger("empathy_data")
-
-
-@dataclass(frozen=True)
-class BuildInputs:
-    """What every task gets: the validated config (its output absolute, or a URL) and the directory its
-    relative paths resolve from. Pickled to Ray and Dask workers as it is; never re-read from a file."""
-
-    config: BuildConfig
-    config_dir: str
-
-    @cached_property
-    def key(self) -> str:
-        return digest({"config": self.config.model_dump(mode="json"), "config_dir": self.config_dir})
-
-
-_contexts: dict[str, BuildContext] = {}  # per process: the builds its tasks belong to (at most two)
-_contexts_lock = threading.Lock()
-_reload = threading.Lock()
-
-
-def forget_contexts() -> None:
-    with _contexts_lock:
-        _contexts.clear()
-
-
-def _context(inputs: BuildInputs, chunk_index: int = 0) -> BuildContext:
-    with _contexts_lock:  # the first task in a process plans the build; the others wait for it
-        ctx = _contexts.get(inputs.key)
-        if ctx is None:
-            ctx = BuildContext.from_config(inputs.config, Path(inputs.config_dir))
-            while len(_contexts) >= 2:
-                _contexts.pop(next(iter(_contexts)))
-            _contexts[inputs.key] = ctx
-    if chunk_index >= ctx.planner.num_chunks:  # a top-up chunk planned since this process loaded the build
-        with _reload:
-            if chunk_index >= ctx.planner.num_chunks:
-                ctx.load_topup()
-    return ctx
 
 
 DRIVER = worker_id()
@@ -123,7 +86,7 @@ chunk_task = partial(task, retries=2, retry_delay_seconds=[2, 10], cache_policy=
 def script_task(
     inputs: BuildInputs, chunk_index: int, base_url: str, round_: int = 0, release: tuple[str, ...] = ()
 ) -> ChunkRef:
-    ctx = _context(inputs, chunk_index)
+    ctx = context(inputs, chunk_index)
     _release(release)
     make_chat = partial(backends.chat_backend, ctx.config.script, base_url)
     return run_script_chunk(ctx, chunk_index, make_chat, round_)
@@ -131,7 +94,7 @@ def script_task(
 
 @chunk_task(name="synthesize-chunk", task_run_name="synthesize c{chunk_index:05d}-r{round_}")
 def synthesize_task(inputs: BuildInputs, chunk_index: int, round_: int = 0, release: tuple[str, ...] = ()) -> ChunkRef:
-    ctx = _context(inputs, chunk_index)
+    ctx = context(inputs, chunk_index)
     _release(release)
     make_tts = partial(backends.tts_backend, ctx.config.synthesize)
     return run_synthesize_chunk(ctx, chunk_index, make_tts, round_)
@@ -139,7 +102,7 @@ def synthesize_task(inputs: BuildInputs, chunk_index: int, round_: int = 0, rele
 
 @chunk_task(name="filter-chunk", task_run_name="filter c{chunk_index:05d}-r{round_}")
 def filter_task(inputs: BuildInputs, chunk_index: int, round_: int = 0, release: tuple[str, ...] = ()) -> ChunkRef:
-    ctx = _context(inputs, chunk_index)
+    ctx = context(inputs, chunk_index)
     _release(release)
     judged = ctx.config.filter
 
@@ -153,7 +116,7 @@ def filter_task(inputs: BuildInputs, chunk_index: int, round_: int = 0, release:
 def export_task(inputs: BuildInputs, chunk_index: int, chunk_plan: dict[str, Any]) -> ChunkRef:
     """One chunk's Parquet parts, written where the task runs: its audio never reaches the driver.
     Every stage is done by now: the worker lets its models go first."""
-    ctx = _context(inputs, chunk_index)
+    ctx = context(inputs, chunk_index)
     _release(STAGES)
     info = export_chunk(ctx, chunk_index, chunk_plan)
     counts = {f"exchange:{k}": v for k, v in sorted(info["stats"]["exchanges"].items())}
@@ -333,12 +296,23 @@ def write_build_report(out: Path) -> None:
     log.info("report: %s (%.1fs)", path, time.perf_counter() - t0)
 
 
+# The validated config run_build hands its flow in this process (flow parameters stay the path and the
+# overrides, which a deployment's run gets from the API): the config file is read once per build.
+_validated: dict[str, BuildInputs] = {}
+
+
+def _handoff_key(config_path: str, overrides: dict[str, Any] | None) -> str:
+    return digest([config_path, overrides or {}])
+
+
 @flow(name="empathy-data-build", log_prints=False)
 def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> Manifest:
     keep_stopping_cleanly()
-    config, config_dir = load_config(config_path, overrides)
-    inputs = BuildInputs(config, str(config_dir))
-    ctx = _context(inputs)
+    inputs = _validated.pop(_handoff_key(config_path, overrides), None)  # run_build's, in this process
+    if inputs is None:  # a deployment's run: the config is read here
+        config, config_dir = load_config(config_path, overrides)
+        inputs = BuildInputs(config, str(config_dir))
+    ctx = context(inputs)
     with OutputLock(ctx.store):
         ctx.check_output_dir()
         ctx.load_topup()  # passes another build may have planned since this process loaded the config
@@ -383,22 +357,25 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> M
         return manifest
 
 
-def run_build(config_path: str, overrides: dict[str, Any] | None = None) -> Manifest:
+def run_build(config_path: str, overrides: dict[str, Any] | None = None, inputs: BuildInputs | None = None) -> Manifest:
     """Run the build flow on the task runner its config names (`runner:`). Workers get the config file
-    and the output as an absolute path or a URL: a worker process need not share the driver's directory."""
+    and the output as an absolute path or a URL: a worker process need not share the driver's directory.
+    `inputs`: the config as the caller already validated it (build_inputs), so it is not read again."""
     # A temporary Prefect server started for this run inherits this: no telemetry leaves the machine.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     config_path = str(Path(config_path).resolve())
-    config, config_dir = load_config(config_path, overrides)
-    output = config.output if is_url(config.output) else str(Path.cwd() / config.output)
-    overrides = {**(overrides or {}), "output": output}
-    config = config.model_copy(update={"output": output})  # what build_corpus loads with these overrides
-    ctx = _context(BuildInputs(config, str(config_dir)))  # the one build_corpus gets from the cache
+    inputs = inputs or build_inputs(config_path, overrides)
+    overrides = {**(overrides or {}), "output": inputs.config.output}
+    ctx = context(inputs)  # the one build_corpus gets from the cache
     if ctx.config.runner.kind == "thread" and any(r.gpus > 0 for _, r in ctx.config.resources):
         log.warning("resources: gpus are asked of a Ray or Dask cluster; on the thread runner every stage "
                     "shares this process's GPUs (max_concurrent still applies)")  # fmt: skip
     with share_temporary_api(ctx.config.runner):
-        return build_corpus.with_options(task_runner=task_runner(ctx.config.runner))(config_path, overrides)
+        _validated[_handoff_key(config_path, overrides)] = inputs
+        try:
+            return build_corpus.with_options(task_runner=task_runner(ctx.config.runner))(config_path, overrides)
+        finally:
+            _validated.pop(_handoff_key(config_path, overrides), None)
 
 
 @contextmanager

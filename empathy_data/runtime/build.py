@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,7 @@ from empathy_data.records.manifest import Manifest, ManifestError
 from empathy_data.records.schema import DialogueSpec, Outcome, Script, Utterance
 from empathy_data.stages.script.embeddings import embedder_identity
 from empathy_data.stages.script.llama_serve import EMBEDDED_SAMPLER
-from empathy_data.store.chunk_store import MARKER, PARTS, ChunkStore, LocalStore, open_store
+from empathy_data.store.chunk_store import MARKER, PARTS, ChunkStore, LocalStore, is_url, open_store
 from empathy_data.weights.embedded_models import LLM_SHA256
 from empathy_data.weights.fingerprint import (
     library_versions,
@@ -632,3 +634,52 @@ def _ref(
     key = ctx.keys[stage][chunk_index][round_]
     where = ctx.store.where(ctx.chunk_key(stage, chunk_index, round_))
     return ChunkRef(stage, chunk_index, key, where, counts, round(seconds, 3), cached, round_)
+
+
+# The config a build runs with, read once: the CLI validates it, and every task and worker gets it as it is.
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """What every task gets: the validated config (its output absolute, or a URL) and the directory its
+    relative paths resolve from. Pickled to Ray and Dask workers as it is; never re-read from a file."""
+
+    config: BuildConfig
+    config_dir: str
+
+    @cached_property
+    def key(self) -> str:
+        return digest({"config": self.config.model_dump(mode="json"), "config_dir": self.config_dir})
+
+
+_contexts: dict[str, BuildContext] = {}  # per process: the builds its tasks belong to (at most two)
+_contexts_lock = threading.Lock()
+_reload = threading.Lock()
+
+
+def build_inputs(config_path: str | Path, overrides: dict[str, Any] | None = None) -> BuildInputs:
+    """The config file read and validated once, its output made absolute (or a URL) against the working
+    directory, as workers elsewhere need it."""
+    config, config_dir = load_config(config_path, overrides)
+    output = config.output if is_url(config.output) else str(Path.cwd() / config.output)
+    return BuildInputs(config.model_copy(update={"output": output}), str(config_dir))
+
+
+def forget_contexts() -> None:
+    with _contexts_lock:
+        _contexts.clear()
+
+
+def context(inputs: BuildInputs, chunk_index: int = 0) -> BuildContext:
+    with _contexts_lock:  # the first task in a process plans the build; the others wait for it
+        ctx = _contexts.get(inputs.key)
+        if ctx is None:
+            ctx = BuildContext.from_config(inputs.config, Path(inputs.config_dir))
+            while len(_contexts) >= 2:
+                _contexts.pop(next(iter(_contexts)))
+            _contexts[inputs.key] = ctx
+    if chunk_index >= ctx.planner.num_chunks:  # a top-up chunk planned since this process loaded the build
+        with _reload:
+            if chunk_index >= ctx.planner.num_chunks:
+                ctx.load_topup()
+    return ctx
