@@ -253,15 +253,9 @@ class TopicCheck(Strict):
 WriteBy = Literal["dialogue", "exchange", "auto"]
 
 
-class OpenAIScript(Strict):
-    """Any OpenAI-compatible chat server. base_url None starts the embedded llama.cpp server."""
+class ScriptWriting(Strict):
+    """What both script backends share: sampling, the reply's token budget, attempts, checks and judges."""
 
-    backend: Literal["openai"] = "openai"
-    base_url: str | None = None
-    model: str = "embedded"
-    api_key_env: str | None = None
-    # How the server takes a JSON schema: OpenAI/vLLM `json_schema`, or llama.cpp's `json_object` + schema.
-    structured_output: Literal["json_schema", "json_object_schema"] | None = None
     temperature: float = Field(default=0.8, ge=0, le=2)
     top_p: float = Field(default=0.95, gt=0, le=1)
     # OpenAI semantics: positive values discourage tokens already in the reply (small models
@@ -272,16 +266,27 @@ class OpenAIScript(Strict):
     # further exchange the request asks for (a six-exchange dialogue needs far more than one).
     max_tokens: int = Field(default=700, ge=16)
     max_tokens_per_exchange: int = Field(default=300, ge=0)
-    max_in_flight: int = Field(default=2, ge=1)
     max_attempts: int = Field(default=3, ge=1)
-    request_retries: int = Field(default=4, ge=0)
-    timeout_s: float = Field(default=180, gt=0)
-    embedded: EmbeddedServer = EmbeddedServer()
     validation: ValidationRules = ValidationRules()
     judge: ScriptJudge = ScriptJudge()
     topic: TopicCheck = TopicCheck()
     write_by: WriteBy = "auto"
     exchange_mode_from: int = Field(default=3, ge=1)
+
+
+class OpenAIScript(ScriptWriting):
+    """Any OpenAI-compatible chat server. base_url None starts the embedded llama.cpp server."""
+
+    backend: Literal["openai"] = "openai"
+    base_url: str | None = None
+    model: str = "embedded"
+    api_key_env: str | None = None
+    # How the server takes a JSON schema: OpenAI/vLLM `json_schema`, or llama.cpp's `json_object` + schema.
+    structured_output: Literal["json_schema", "json_object_schema"] | None = None
+    max_in_flight: int = Field(default=2, ge=1)
+    request_retries: int = Field(default=4, ge=0)
+    timeout_s: float = Field(default=180, gt=0)
+    embedded: EmbeddedServer = EmbeddedServer()
     # Start each prompt with a line unique to the request, so a server's prefix-cache reuse (llama.cpp)
     # is the same whatever ran before: replays give the same text. Costs prompt evaluation time
     # (about a quarter more LLM time on the embedded CPU server).
@@ -293,7 +298,7 @@ class OpenAIScript(Strict):
         return "json_object_schema" if self.base_url is None else "json_schema"
 
 
-class VLLMScript(Strict):
+class VLLMScript(ScriptWriting):
     """vLLM's in-process offline engine: batched chat with JSON-schema structured outputs (GPU)."""
 
     backend: Literal["vllm"] = "vllm"
@@ -302,22 +307,8 @@ class VLLMScript(Strict):
     gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
     max_model_len: int | None = Field(default=None, ge=256)
     dtype: str = "auto"
-    temperature: float = Field(default=0.8, ge=0, le=2)
-    top_p: float = Field(default=0.95, gt=0, le=1)
-    frequency_penalty: float = Field(default=0.0, ge=-2, le=2)
-    presence_penalty: float = Field(default=0.0, ge=-2, le=2)
-    # The reply's token budget: max_tokens for a one-exchange reply, plus max_tokens_per_exchange for each
-    # further exchange the request asks for (a six-exchange dialogue needs far more than one).
-    max_tokens: int = Field(default=700, ge=16)
-    max_tokens_per_exchange: int = Field(default=300, ge=0)
-    max_attempts: int = Field(default=3, ge=1)
     max_in_flight: int = Field(default=256, ge=1)  # requests handed to the engine at once
-    validation: ValidationRules = ValidationRules()
-    judge: ScriptJudge = ScriptJudge()
-    topic: TopicCheck = TopicCheck()
     request_tag: bool = False
-    write_by: WriteBy = "auto"
-    exchange_mode_from: int = Field(default=3, ge=1)
 
 
 ScriptConfig = Annotated[OpenAIScript | VLLMScript, Field(discriminator="backend")]
