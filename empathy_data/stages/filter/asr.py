@@ -48,7 +48,7 @@ class FasterWhisper:
             "beam_size": self.config.beam_size,
         }
         # Same transcripts as one at a time on CPU (tested); a GPU's batched kernels may round differently,
-        # so build.filter_identity (the stage key) keeps a larger batch apart too.
+        # so the filter key (backends/builtin.py) keeps a larger batch apart too.
         if self.config.batch_size > 1:
             identity["batch_size"] = self.config.batch_size
         return identity

@@ -30,7 +30,7 @@ class EmotionItem:
 class EmotionCheck(Protocol):
     @property
     def identity(self) -> dict[str, Any]:
-        """What decides the verdicts (the stage key itself is build.filter_identity, from the config)."""
+        """What decides the verdicts (the stage key itself comes from the config: backends/registry.py filter_identity)."""
         ...
 
     def check_batch(self, items: list[EmotionItem]) -> list[EmotionResult | Exception]:

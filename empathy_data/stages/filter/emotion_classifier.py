@@ -49,7 +49,7 @@ class ClassifierCheck:
     def identity(self) -> dict[str, Any]:
         identity = {"backend": self.config.backend, "model": self.config.model, "min_prob": self.config.min_prob}
         # Padding a batch can move a model's scores (those without an attention mask see the padding), so
-        # build.filter_identity (the stage key) keeps a larger batch apart too.
+        # the filter key (backends/builtin.py) keeps a larger batch apart too.
         if self.config.batch_size > 1:
             identity["batch_size"] = self.config.batch_size
         return identity
