@@ -38,15 +38,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+SHM = "/dev/shm"
+
+
 def start_triton(port: int, log: Path, *args: str) -> subprocess.Popen:
     if not TRITON_PYTHON.exists():
         if os.environ.get("CI"):
             pytest.fail(f"CI must create the Triton environment ({TRITON_PYTHON}): see .ci/run")
         pytest.skip(f"no Triton environment at {TRITON_PYTHON}: pip install -r tests/requirements-triton.txt")
+    shm_before = set(os.listdir(SHM)) if os.path.isdir(SHM) else set()
     process = subprocess.Popen(
         [str(TRITON_PYTHON), str(REPO / "tests" / "triton_server.py"), str(port), *args],
         stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
+    process.shm_before = shm_before  # type: ignore[attr-defined]
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -64,11 +69,15 @@ def start_triton(port: int, log: Path, *args: str) -> subprocess.Popen:
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         os.killpg(process.pid, 2)
-        try:
-            process.wait(timeout=60)
+        try:  # PyTriton's graceful stop waits ~30 s for in-flight requests; a test server has none left
+            process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, 9)
             process.wait()
+    # what a killed PyTriton leaves in shared memory: its proxy's segments, made while it ran
+    for name in set(os.listdir(SHM) if os.path.isdir(SHM) else ()) - getattr(process, "shm_before", set()):
+        if name.startswith(("psm_", "pytrtion")):
+            Path(SHM, name).unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
