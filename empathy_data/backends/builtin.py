@@ -11,7 +11,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from empathy_data.backends.spec import Backend, dump, local_model, model_dir, needs, weights  # noqa: F401
+from empathy_data.backends.spec import Backend, dump, local_model, model_dir, needs, weights
 from empathy_data.core.errors import BackendUnavailable, ConfigError
 from empathy_data.weights.embedded_models import WHISPER_SHA256
 

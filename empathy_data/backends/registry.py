@@ -161,12 +161,8 @@ def gpu_fields(config: BuildConfig) -> dict[str, str]:
     for role, _, settings in in_use(config):
         field = declared(role, settings).gpu(settings)
         if field is not None:
-            found.setdefault(STAGE_OF_ROLE[role], field)
+            found.setdefault(ROLES[role].split(".")[0], field)  # the stage: script, synthesize, filter
     return found
-
-
-STAGE_OF_ROLE = {"llm": "script", "topic": "script", "tts": "synthesize", "asr": "filter", "emotion": "filter",
-                 "speaker": "filter", "mos": "filter"}  # fmt: skip
 
 
 # Stage keys: what each stage's backends contribute (declared with them), inside the stage's settings.
@@ -179,11 +175,7 @@ def key_of(role: str, config: Any) -> tuple[Any, tuple[str, ...]]:
     try:
         return backend.key(config), backend.libraries
     except MissingWeights as exc:
-        raise BackendUnavailable(f"{STAGE_FIELD[role]}.{exc}") from None
-
-
-STAGE_FIELD = {"tts": "synthesize.tts", "asr": "filter.asr", "emotion": "filter.emotion", "speaker": "filter.speaker",
-               "mos": "filter.mos"}  # fmt: skip
+        raise BackendUnavailable(f"{ROLES[role]}.{exc}") from None
 
 
 def synthesize_identity(config: SynthesizeConfig) -> dict[str, Any]:

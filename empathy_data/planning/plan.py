@@ -185,7 +185,8 @@ class Planner:
             self._fitted[language] = {(r[0], s, *r[1:]): w for (r, s), w in table.items()}
         return self._fitted[language]
 
-    def _user_weights(self, dist: Distributions, dims: tuple[str, ...]) -> dict[tuple[str, ...], float]:
+    @staticmethod
+    def _user_weights(dist: Distributions, dims: tuple[str, ...]) -> dict[tuple[str, ...], float]:
         if dims == ("gender", "age_group"):
             if dist.gender_age is not None:
                 return dict(joint_cells(dist.gender_age))
@@ -205,9 +206,7 @@ class Planner:
 
     @staticmethod
     def _gender_age_cells(dist: Distributions) -> list[tuple[str, str]]:
-        if dist.gender_age is not None:
-            return list(joint_cells(dist.gender_age))
-        return [(g, a) for g, gw in dist.gender.items() for a, aw in dist.age_group.items() if gw > 0 and aw > 0]
+        return list(Planner._user_weights(dist, ("gender", "age_group")))
 
     @property
     def key(self) -> str:
