@@ -80,9 +80,10 @@ class Planner:
     """Spec i from (seed, i) alone. Dialogue-level labels come from balanced sequences (allocation.py), so
     any prefix of the plan holds every configured mix within one dialogue; a language's overridden label
     is balanced over that language's own dialogues. The scenario is drawn among those that fit the user
-    emotion (balanced over the dialogues of that emotion), later exchanges' emotions follow the arc. With
-    configured `scenarios`, emotion and scenario are drawn jointly from the table that has both
-    configured mixes as margins (fit_joint), balanced over the language's dialogues."""
+    emotion and the user (balanced over the dialogues of that emotion), later exchanges' emotions follow
+    the arc. With a configured scenario mix, emotion, scenario and the user labels its scenarios restrict
+    are drawn jointly from one table with every configured mix as a margin (fitted_with_users), balanced
+    over the language's dialogues."""
 
     config: BuildConfig
     prompts: PromptLibrary
