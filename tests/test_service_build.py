@@ -124,7 +124,7 @@ def test_a_build_against_services_writes_the_in_process_shards(service_build, se
         assert replica["loads"] == 1 and replica["batches"] >= 1 and replica["items"] >= replica["batches"]
 
 
-@pytest.mark.parametrize("kind", ["ray", "dask"])
+@pytest.mark.parametrize("kind", ["ray"])  # Dask builds with in-process models in tests/test_cluster_runners.py
 def test_cluster_runners_load_no_model_per_chunk(service_build, services, tmp_path, kind):
     """Chunk tasks on a real local Ray or Dask cluster (2 worker processes) use the warm services: the
     models' load count stays the number of replicas, and the corpus is the thread runner's."""
