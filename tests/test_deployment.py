@@ -125,7 +125,8 @@ def test_deployment_flow_runs_the_build_on_the_configured_runner(tmp_path, monke
     assert manifest == {"ok": True}
     ((config_path, overrides),) = fake.calls
     assert config_path == str(tmp_path / "configs" / "c.yaml")  # workers get absolute paths
-    assert overrides == {"num_dialogues": 4, "output": str(tmp_path / "built")}
+    # `output: built` in the file: relative to the config file (config/paths.py), not the worker's directory
+    assert overrides == {"num_dialogues": 4, "output": str(tmp_path / "configs" / "built")}
     task_runner = fake.options["task_runner"]
     assert type(task_runner).__name__ == kind
     # as `empathy-data build` picks it: the same workers, cluster address and cluster settings

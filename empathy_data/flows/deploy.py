@@ -26,8 +26,9 @@ def build_deployment(
 ) -> dict[str, Any]:
     """Build (or resume) the corpus a config describes; returns its manifest (as JSON: the flow run's result).
 
-    config_path: the build config YAML, absolute or relative to the deployment's working directory (a
-    relative `output:` in it resolves there too). overrides: top-level config keys to replace, e.g.
+    config_path: the build config YAML, absolute or relative to the deployment's working directory (the
+    relative paths in it, `output:` too, resolve against its own directory; a relative `output` in
+    overrides against the working directory). overrides: top-level config keys to replace, e.g.
     {"output": "/shared/corpora/run1", "num_dialogues": 1000}. allow_shrink: let a smaller num_dialogues
     replace a larger corpus already exported in the output directory.
     """

@@ -40,7 +40,7 @@ from empathy_data.records.manifest import Manifest, ManifestError
 from empathy_data.records.schema import DialogueSpec, Outcome, Script, Utterance
 from empathy_data.stages.script.embeddings import embedder_identity
 from empathy_data.stages.script.llama_serve import EMBEDDED_SAMPLER
-from empathy_data.store.chunk_store import MARKER, PARTS, ChunkStore, LocalStore, is_url, open_store
+from empathy_data.store.chunk_store import MARKER, PARTS, ChunkStore, LocalStore, open_store
 from empathy_data.weights.embedded_models import LLM_SHA256
 from empathy_data.weights.fingerprint import (
     library_versions,
@@ -658,11 +658,10 @@ _reload = threading.Lock()
 
 
 def build_inputs(config_path: str | Path, overrides: dict[str, Any] | None = None) -> BuildInputs:
-    """The config file read and validated once, its output made absolute (or a URL) against the working
-    directory, as workers elsewhere need it."""
+    """The config file read and validated once, its paths absolute (config/paths.py), as workers elsewhere
+    need them."""
     config, config_dir = load_config(config_path, overrides)
-    output = config.output if is_url(config.output) else str(Path.cwd() / config.output)
-    return BuildInputs(config.model_copy(update={"output": output}), str(config_dir))
+    return BuildInputs(config, str(config_dir))
 
 
 def forget_contexts() -> None:
