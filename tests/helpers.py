@@ -78,3 +78,8 @@ class FakeChat:
         if isinstance(reply, Exception):
             raise reply
         return reply(n) if callable(reply) else reply
+
+
+def check_text(reason) -> str | None:
+    """A script check's finding as 'check: detail' (validate_script returns a Reason, or None)."""
+    return None if reason is None else f"{reason.check}: {reason.detail}"

@@ -3,6 +3,7 @@ import pytest
 from empathy_data.config.model import FasterWhisperASR, ProsodyEmotion, SynthesizeConfig
 from empathy_data.core.resources import speaker_pool_path
 from empathy_data.planning.speakers import load_pool
+from empathy_data.records.reasons import Reason
 from empathy_data.records.schema import Scores
 from empathy_data.stages.filter.asr import FasterWhisper
 from empathy_data.stages.filter.metrics import error_rates, normalise_en
@@ -84,7 +85,7 @@ def test_exchange_verdict_precedence():
     bad = Scores(dialogue_id="d", turn_index=1, verdict="rejected", reasons=["assistant.wer"])
     err = Scores(dialogue_id="d", turn_index=0, verdict="failed", reasons=["asr: boom"])
     assert exchange_verdict(ok, ok) == ("accepted", [])
-    assert exchange_verdict(ok, bad) == ("rejected", ["assistant.wer"])
+    assert exchange_verdict(ok, bad) == ("rejected", [Reason(stage="filter", check="assistant.wer")])
     assert exchange_verdict(err, bad)[0] == "failed"
 
 

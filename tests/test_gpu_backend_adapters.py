@@ -12,6 +12,7 @@ import torch
 
 from empathy_data.config.model import ClassifierEmotion, CosyVoice2Synth, ValidationRules, VLLMScript, XTTSSynth
 from empathy_data.core.errors import BackendUnavailable, InfrastructureError
+from empathy_data.records.reasons import texts
 from empathy_data.records.schema import ReferenceClip, Script, ScriptTurn
 from empathy_data.stages.script.stage import attempt_seed, write_scripts
 from empathy_data.stages.synthesize.base import TTSRequest
@@ -99,7 +100,7 @@ def test_vllm_budget_follows_the_length_and_a_cut_off_reply_is_named(fake_vllm, 
     monkeypatch.setattr(FakeLLM, "cut_at", 50)
     _, outcomes = write_scripts(ctx.planner.chunk(0), chat, ctx.prompts, ValidationRules(), 1, 8)
     assert [o.verdict for o in outcomes] == ["rejected", "rejected"]
-    assert outcomes[0].reasons == ["script: cut_off: reply reached max_tokens 1600 before its JSON closed"]
+    assert texts(outcomes[0].reasons) == ["script: cut_off: reply reached max_tokens 1600 before its JSON closed"]
 
 
 def test_vllm_engine_error_fails_the_chunk_not_its_items(fake_vllm, tmp_path, monkeypatch):
@@ -149,7 +150,7 @@ def test_vllm_input_refused_fails_only_that_request(fake_vllm, tmp_path, monkeyp
     monkeypatch.setattr(FakeLLM, "chat", refuse_one)
     scripts, outcomes = write_scripts(specs, VLLMChat(VLLMScript(model="m")), ctx.prompts, ValidationRules(), 1, 8)
     assert [s.spec.dialogue_id for s in scripts] == [specs[0].dialogue_id]
-    assert [o.dialogue_id for o in outcomes] == [too_long] and "ValueError" in outcomes[0].reasons[0]
+    assert [o.dialogue_id for o in outcomes] == [too_long] and "ValueError" in str(outcomes[0].reasons[0])
 
 
 def test_missing_vllm_is_a_one_line_install_hint(monkeypatch):

@@ -12,6 +12,7 @@ pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper  # noqa: E402
 
 from empathy_data.core.errors import ConfigError, InfrastructureError  # noqa: E402
+from empathy_data.records.reasons import Reason  # noqa: E402
 from empathy_data.stages.filter.mos import DNSMOS, MOSResult  # noqa: E402
 
 WINDOW = 144160
@@ -217,7 +218,7 @@ def test_the_filter_stage_rejects_turns_below_min_mos_and_keeps_the_score(model_
     scores = score_utterances(utterances, {"d": "en"}, tmp_path, ScriptedASR(), None, config.thresholds, judges)
     assert [s.checks["mos"] for s in scores] == ["pass", "pass", "fail", "pass"]
     assert exchange_verdict(scores[0], scores[1]) == ("accepted", [])
-    assert exchange_verdict(scores[2], scores[3]) == ("rejected", ["user.mos"])
+    assert exchange_verdict(scores[2], scores[3]) == ("rejected", [Reason(stage="filter", check="user.mos")])
     assert scores[2].mos < scores[0].mos
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from empathy_data.config.model import OpenAIScript, ValidationRules
 from empathy_data.core.errors import BackendUnavailable, InfrastructureError
+from empathy_data.records.reasons import texts
 from empathy_data.records.schema import Script
 from empathy_data.stages.script.llama_server import free_port
 from empathy_data.stages.script.openai_chat import OpenAIChat
@@ -78,7 +79,7 @@ def test_request_the_server_refuses_fails_that_item_only(server, tmp_path):
     Scripted.statuses = [400]  # e.g. a prompt longer than the server's context
     config = OpenAIScript(base_url=server, structured_output="json_object_schema", request_retries=3)
     result = write_one(ctx.planner.spec(0), OpenAIChat(config, server), ctx.prompts, ValidationRules(), 3)
-    assert result.verdict == "failed" and "BadRequestError" in result.reasons[0]
+    assert result.verdict == "failed" and "BadRequestError" in str(result.reasons[0])
     assert len(Scripted.bodies) == 1  # a 400 is not retried
 
 
@@ -117,4 +118,4 @@ def test_a_reply_cut_off_by_the_token_limit_is_named_as_such(server, tmp_path):
     config = OpenAIScript(base_url=server, structured_output="json_object_schema", max_tokens=100, max_tokens_per_exchange=50)
     result = write_one(ctx.planner.spec(0), OpenAIChat(config, server), ctx.prompts, ValidationRules(), 2)
     assert result.verdict == "rejected"  # the budget's doing, not a model that cannot write JSON
-    assert result.reasons == ["script: cut_off: reply reached max_tokens 150 before its JSON closed"] * 2
+    assert texts(result.reasons) == ["script: cut_off: reply reached max_tokens 150 before its JSON closed"] * 2

@@ -7,13 +7,14 @@ import pytest
 from empathy_data.config.model import OpenAIScript, ValidationRules
 from empathy_data.core.errors import ConfigError, InfrastructureError
 from empathy_data.planning.prompt_library import load_prompts
+from empathy_data.records.reasons import texts
 from empathy_data.records.schema import Script, ScriptTurn
 from empathy_data.stages.script.journal import ReplyJournal
 from empathy_data.stages.script.openai_chat import api_key, response_format
 from empathy_data.stages.script.prompting import MalformedOutput, build_messages, parse_reply, response_schema
 from empathy_data.stages.script.stage import write_one, write_scripts
 from empathy_data.stages.script.validate import validate_script
-from tests.helpers import REPO, FakeChat, good_reply, make_context
+from tests.helpers import REPO, FakeChat, check_text, good_reply, make_context
 
 RULES = ValidationRules()
 
@@ -88,7 +89,7 @@ def test_parse_reply(ctx):
 )
 def test_validation_rejects_with_reason(ctx, texts, check):
     spec = ctx.planner.spec(0)
-    reason = validate_script(script_with(spec, texts), RULES)
+    reason = check_text(validate_script(script_with(spec, texts), RULES))
     assert reason is not None and reason.startswith(check)
 
 
@@ -115,13 +116,13 @@ def test_validation_failures_end_rejected_with_reasons(ctx):
     )
     result = write_one(spec, FakeChat(default=bad), ctx.prompts, RULES, max_attempts=2)
     assert result.verdict == "rejected" and len(result.reasons) == 2
-    assert all(r.startswith("script: ") for r in result.reasons)
+    assert all(r.stage == "script" for r in result.reasons)
 
 
 def test_malformed_every_time_fails_the_item(ctx):
     spec = ctx.planner.spec(0)
     result = write_one(spec, FakeChat(default="nope"), ctx.prompts, RULES, max_attempts=2)
-    assert result.verdict == "failed" and "malformed" in result.reasons[0]
+    assert result.verdict == "failed" and "malformed" in str(result.reasons[0])
 
 
 def test_item_error_fails_only_that_item(ctx):
@@ -129,7 +130,7 @@ def test_item_error_fails_only_that_item(ctx):
     chat = FakeChat(replies=[ValueError("prompt longer than the context")])
     scripts, outcomes = write_scripts(specs, chat, ctx.prompts, RULES, max_attempts=2, max_in_flight=1)
     assert len(scripts) == len(specs) - 1
-    assert outcomes[0].verdict == "failed" and "ValueError" in outcomes[0].reasons[0]
+    assert outcomes[0].verdict == "failed" and "ValueError" in str(outcomes[0].reasons[0])
 
 
 @pytest.mark.parametrize("fault", [ConnectionError("reset by peer"), TimeoutError("read timed out"), MemoryError()])
@@ -212,7 +213,7 @@ def test_a_script_that_copies_the_prompt_example_is_rejected(tmp_path, language)
     chat = FakeChat(default=copied)
     scripts, outcomes = write_scripts([spec], chat, ctx.prompts, RULES, max_attempts=2, max_in_flight=1)
     assert scripts == [] and outcomes[0].verdict == "rejected"
-    assert outcomes[0].reasons == ["script: copy: turn 0 copies the prompt"] * 2
+    assert texts(outcomes[0].reasons) == ["script: copy: turn 0 copies the prompt"] * 2
 
 
 def test_a_script_that_copies_one_sentence_of_the_example_is_rejected(ctx):
@@ -220,7 +221,7 @@ def test_a_script_that_copies_one_sentence_of_the_example_is_rejected(ctx):
     prompt = build_messages(spec, ctx.prompts)[0]["content"]
     texts = ["I failed my test today and I feel awful.", "Oh, I am so sorry, that must really hurt.",
              "I studied every night for weeks.", "It's okay to feel down about it for a while."]  # fmt: skip
-    assert validate_script(script_with(spec, texts), RULES, prompt=prompt) == "copy: turn 3 copies the prompt"
+    assert check_text(validate_script(script_with(spec, texts), RULES, prompt=prompt)) == "copy: turn 3 copies the prompt"
     texts[3] = "All that effort still counts, and you can try again."
     assert validate_script(script_with(spec, texts), RULES, prompt=prompt) is None
 
@@ -274,7 +275,7 @@ def test_a_json_tail_typed_into_a_turn_is_cut_and_other_fragments_rejected(tmp_p
     middle = json.dumps(
         {"exchanges": [{"user": user, "reasoning": reasoning, "assistant": "好的”}]} {然后继续说话。"}]}
     )
-    assert validate_script(parse_reply(spec, middle, {}), RULES) == "style: turn 1 has JSON fragments"
+    assert check_text(validate_script(parse_reply(spec, middle, {}), RULES)) == "style: turn 1 has JSON fragments"
 
 
 def test_a_turn_too_long_to_speak_is_rejected_before_synthesis(tmp_path):
@@ -282,7 +283,7 @@ def test_a_turn_too_long_to_speak_is_rejected_before_synthesis(tmp_path):
     spec = ctx.planner.spec(0)
     reasoning = "他说邻居太吵让他睡不好，听起来很生气，所以先认同他的感受再一起想办法。"
     lecture = "换作是我也会生气，我们一起想想办法吧。" * 6  # 102 characters: ~36 s of espeak Mandarin
-    reason = validate_script(script_with(spec, ["邻居家每天晚上都很吵，我快受不了了。", lecture], reasoning), RULES)
+    reason = check_text(validate_script(script_with(spec, ["邻居家每天晚上都很吵，我快受不了了。", lecture], reasoning), RULES))
     assert reason == "length: turn 1 too long (51 words)"
 
 
@@ -326,10 +327,10 @@ def test_writing_by_exchange_rejects_with_every_reason_when_attempts_run_out(ctx
     chat = FakeChat(replies=[FIRST], default=FIRST)
     scripts, outcomes = write_scripts([spec], chat, ctx.prompts, RULES, 2, 1, write_by="exchange")
     assert scripts == [] and outcomes[0].verdict == "rejected"
-    assert outcomes[0].reasons == ["script: exchange 1: repetition: a turn repeats another turn"] * 2
+    assert texts(outcomes[0].reasons) == ["script: exchange 1: repetition: a turn repeats another turn"] * 2
     chat = FakeChat(default="{broken")
     _, outcomes = write_scripts([spec], chat, ctx.prompts, RULES, 2, 1, write_by="exchange")
-    assert outcomes[0].verdict == "failed" and outcomes[0].reasons[0].startswith("script: exchange 0: malformed")
+    assert outcomes[0].verdict == "failed" and str(outcomes[0].reasons[0]).startswith("script: exchange 0: malformed")
 
 
 def test_a_stalled_dialogue_keeps_its_passed_exchanges_and_the_next_round_goes_on_from_them(ctx):
@@ -391,7 +392,7 @@ def test_reasoning_notes_are_checked_like_turns(ctx, note, reason):
     texts = ["I failed my driving test again today.", "I am so sorry, that sounds really frustrating.",
              "I practised for months and still failed.", "That must hurt, but you are closer than you think."]  # fmt: skip
     script = script_with(spec, texts, reasoning=note)
-    found = validate_script(script.model_copy(update={"spec": spec.model_copy(update={"language": "en"})}), RULES)
+    found = check_text(validate_script(script.model_copy(update={"spec": spec.model_copy(update={"language": "en"})}), RULES))
     assert found is not None and found.startswith(reason), found
     quoted = script_with(spec, texts, reasoning='The person says "I failed again" and sounds sad, so comforting fits.')
     assert validate_script(quoted, RULES) is None  # quoting the user is fine

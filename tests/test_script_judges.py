@@ -18,7 +18,7 @@ from empathy_data.stages.script.judge import judge_schema, parse_judgement
 from empathy_data.stages.script.prompting import MalformedOutput
 from empathy_data.stages.script.stage import write_scripts
 from empathy_data.stages.script.validate import validate_script
-from tests.helpers import REPO, good_reply, make_context
+from tests.helpers import REPO, check_text, good_reply, make_context
 
 RULES = ValidationRules()
 GATE = {c: 2 for c in ("emotion", "style", "topic", "reasoning", "naturalness")}
@@ -90,7 +90,7 @@ def test_a_script_the_judge_always_fails_ends_rejected_with_the_judges_reasons(t
     scripts, outcomes = write(ctx, JudgedChat([judgement(reasoning=1)]))
     assert scripts == [] and outcomes[0].verdict == "rejected"
     assert len(outcomes[0].reasons) == 3
-    assert all(r == "script: judge: reasoning 1/5 (reasoning looks wrong)" for r in outcomes[0].reasons)
+    assert all(str(r) == "script: judge: reasoning 1/5 (reasoning looks wrong)" for r in outcomes[0].reasons)
     assert outcomes[0].checks["judge"] == [0, 3]
 
 
@@ -105,7 +105,7 @@ def test_thresholds_come_from_config(tmp_path):
     strict = {"judge": {"enabled": True, "min_scores": {"naturalness": 5}}, "topic": {"enabled": False}}
     ctx = make_context(tmp_path, script=strict)
     scripts, outcomes = write(ctx, JudgedChat([judgement(naturalness=4)]))
-    assert scripts == [] and "naturalness 4/5" in outcomes[0].reasons[0]
+    assert scripts == [] and "naturalness 4/5" in str(outcomes[0].reasons[0])
     lenient = make_context(tmp_path / "b", script={"judge": {"enabled": True, "min_scores": {}}, "topic": {"enabled": False}})
     scripts, _ = write(lenient, JudgedChat([judgement(emotion=1, style=1)]))
     assert len(scripts) == 1 and "judge.emotion" not in scripts[0].checks
@@ -210,7 +210,7 @@ def test_topic_drift_is_rejected_and_an_on_topic_dialogue_passes(topic_ctx):
     off = scripted(spec, ["The quarterly tax forms for my small bakery are due on Friday."])
     reviews = judges.review([on, off], [0, 0], lambda reqs, labels: [])
     assert reviews[0].reason is None and reviews[0].checks["topic"] == [1, 0]
-    assert reviews[1].reason.startswith("topic: the user's turns drift from the scenario")
+    assert str(reviews[1].reason).startswith("script: topic: the user's turns drift from the scenario")
     assert reviews[0].quality["topic_similarity"] > reviews[1].quality["topic_similarity"] + 0.2
     vector = unpack(reviews[0].quality["embedding"])
     assert vector.shape == (384,) and abs(float(np.linalg.norm(vector)) - 1) < 1e-3
@@ -274,7 +274,7 @@ def two_exchanges(spec, notes, turns=None):
     ],
 )  # fmt: skip
 def test_rule_checks_catch_wrong_pronouns_markdown_narration_and_parroting(spec, notes, turns, reason):
-    assert validate_script(two_exchanges(spec, notes, turns), RULES) == reason
+    assert check_text(validate_script(two_exchanges(spec, notes, turns), RULES)) == reason
     good = ["He says he retires next week and sounds angry, so calming fits.", "He feels ignored, so listening fits."]
     assert validate_script(two_exchanges(spec, good), RULES) is None
 
@@ -308,7 +308,7 @@ def test_a_judge_request_that_raises_fails_the_dialogue_not_the_chunk(tmp_path):
     ctx = make_context(tmp_path, script=JUDGES_ON)
     scripts, outcomes = write(ctx, BrokenJudge([judgement()]))
     assert scripts == [] and outcomes[0].verdict == "failed"
-    assert outcomes[0].reasons[0].startswith("llm: judge: ValueError: prompt longer than the context")
+    assert str(outcomes[0].reasons[0]).startswith("llm: judge: ValueError: prompt longer than the context")
 
 
 @pytest.mark.parametrize(
@@ -332,4 +332,4 @@ def test_other_in_mandarin_is_not_a_pronoun(tmp_path):
     note = "她说钱包丢了，没有其他办法，听起来很着急，所以用安慰的语气。"
     assert validate_script(Script(spec=spec, turns=turns, reasoning=[note], llm={}), RULES) is None
     wrong = "他说钱包丢了，听起来很着急，所以用安慰的语气。"
-    assert validate_script(Script(spec=spec, turns=turns, reasoning=[wrong], llm={}), RULES).startswith("notes: reasoning 0 calls")
+    assert validate_script(Script(spec=spec, turns=turns, reasoning=[wrong], llm={}), RULES).detail.startswith("reasoning 0 calls")

@@ -60,7 +60,7 @@ class SeededChat:
             if seed == self.fail_seed:
                 raise httpx.ConnectError("connection refused")
             if self.hold_writer(seed):
-                self.judge_seen.wait(timeout=3)
+                self.judge_seen.wait(timeout=30)  # set at once when pipelined; the bound only ends a broken run
             if seed % 5 == 0:
                 return "{not json"
             word = WORDS[seed % len(WORDS)]

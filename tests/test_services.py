@@ -102,7 +102,7 @@ def test_an_item_error_fails_that_dialogue_only(tmp_path):
         service.fault = "item"
         run_synthesize_chunk(ctx, 0, lambda: backends.tts_backend(ctx.config.synthesize))
     outcomes = ctx.read_chunk("synthesize", 0).outcomes
-    assert outcomes and all(o.verdict == "failed" and "no speakable" in o.reasons[0] for o in outcomes)
+    assert outcomes and all(o.verdict == "failed" and "no speakable" in str(o.reasons[0]) for o in outcomes)
 
 
 def test_asr_service_faults_fail_the_filter_chunk(tmp_path):

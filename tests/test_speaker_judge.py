@@ -6,6 +6,7 @@ from empathy_data.core.audio import resample
 from empathy_data.core.errors import ConfigError, InfrastructureError
 from empathy_data.core.resources import speaker_pool_path
 from empathy_data.planning.speakers import load_pool
+from empathy_data.records.reasons import Reason
 from empathy_data.stages.filter import speaker
 from empathy_data.stages.synthesize.base import TTSRequest
 from empathy_data.stages.synthesize.espeak import EspeakTTS
@@ -199,7 +200,7 @@ def test_the_filter_stage_rejects_the_exchange_whose_user_voice_was_swapped(clip
     scores = score_utterances(utterances, {"d": "en"}, tmp_path, asr, None, config.thresholds, judges)
     verdicts = [exchange_verdict(scores[2 * k], scores[2 * k + 1]) for k in range(3)]
     assert verdicts[:2] == [("accepted", []), ("accepted", [])]
-    assert verdicts[2] == ("rejected", ["user.speaker"])
+    assert verdicts[2] == ("rejected", [Reason(stage="filter", check="user.speaker")])
     assert scores[4].speaker_consistency < MIN_CONSISTENCY < min(scores[0].speaker_consistency, scores[2].speaker_consistency)
     assert all(s.voice_similarity is not None for s in scores[1::2]) and scores[0].voice_similarity is None
     assert all(s.checks["voice_distinct"] == "pass" for s in scores[1::2])

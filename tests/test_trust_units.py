@@ -7,8 +7,8 @@ import time
 
 from empathy_data.backends.registry import once_per_process
 from empathy_data.core.atomic import atomic_dir, replace_dir, write_json
+from empathy_data.records.reasons import Reason, kinds
 from empathy_data.runtime.build import run_script_chunk
-from empathy_data.stages.export.exporter import reason_keys
 from tests.helpers import FakeChat, make_context
 
 
@@ -19,7 +19,8 @@ def script_rows(ctx, chunk=0):
 
 
 def test_rerun_retries_failed_items_of_a_finished_chunk_and_what_came_after(tmp_path):
-    ctx = make_context(tmp_path, num_dialogues=2, chunk_size=2, distributions={"exchanges": {1: 1.0}})
+    # one request at a time, so the first reply (the error) goes to spec 0 however loaded the machine is
+    ctx = make_context(tmp_path, num_dialogues=2, chunk_size=2, distributions={"exchanges": {1: 1.0}}, script={"max_in_flight": 1})
     flaky = FakeChat(replies=[ValueError("prompt longer than the context")])  # an item error: spec 0 fails
     run_script_chunk(ctx, 0, lambda: flaky)
     assert [r.get("verdict") for r in script_rows(ctx)] == ["failed", None]
@@ -88,10 +89,13 @@ def test_directory_replacement_swaps_old_for_new(tmp_path):
 
 
 def test_by_reason_counts_each_kind_once_per_exchange():
-    reasons = ["script: repetition: turn 2 repeats turn 1", "script: copy: turn 1", "script: repetition: again"]
-    assert reason_keys(reasons, "rejected") == {"script: repetition", "script: copy"}
-    assert reason_keys(["user.wer", "assistant.wer"], "rejected") == {"user.wer", "assistant.wer"}
-    assert reason_keys([], "failed") == {"failed"}
+    reasons = [Reason(stage="script", check="repetition", detail="turn 2 repeats turn 1"),
+               Reason(stage="script", check="copy", detail="turn 1"),
+               Reason(stage="script", check="repetition", detail="again", exchange=2)]  # fmt: skip
+    assert kinds(reasons, "rejected") == {"script: repetition", "script: copy"}
+    filtered = [Reason(stage="filter", check="user.wer"), Reason(stage="filter", check="assistant.wer")]
+    assert kinds(filtered, "rejected") == {"user.wer", "assistant.wer"}
+    assert kinds([], "failed") == {"failed"}
 
 
 def test_failed_only_on_malformed_replies_is_not_reopened(tmp_path):

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from empathy_data.records.reasons import Reasons
 from empathy_data.records.schema import Outcome, Record, Scores, Script, Utterance, Verdict
 
 
@@ -23,7 +24,7 @@ class Exchange(Record):
     dialogue_id: str
     exchange_index: int
     verdict: Verdict
-    reasons: list[str]
+    reasons: Reasons
     user_scores: Scores
     assistant_scores: Scores
 

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from empathy_data.records.reasons import Reasons
+
 
 class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -113,7 +115,7 @@ class Scores(Record):
     mos: float | None = None
     checks: dict[str, Literal["pass", "fail"]] = Field(default_factory=dict)
     verdict: Verdict
-    reasons: list[str] = Field(default_factory=list)
+    reasons: Reasons = Field(default_factory=list)
 
 
 class Outcome(Record):
@@ -123,7 +125,7 @@ class Outcome(Record):
     index: int
     stage: str
     verdict: Literal["rejected", "failed"]
-    reasons: list[str]
+    reasons: Reasons
     spec: DialogueSpec
     script: Script | None = None
     # A dialogue written exchange by exchange that stalled: the exchanges it had passed (a shorter

@@ -50,8 +50,6 @@ from empathy_data.weights.fingerprint import (
 log = logging.getLogger("empathy_data")
 STAGES = ("script", "synthesize", "filter")
 OWN_ENTRIES = {"work", ".build.lock", ".build.owner"}
-# Reasons an item failed because an exception was raised on it (not a verdict on its content).
-EXCEPTION_REASONS = ("llm:", "tts:", "asr:", "audio:", "emotion:", "speaker:", "mos:")
 
 
 def worker_id() -> str:
@@ -213,7 +211,7 @@ class BuildContext:
         records = self.read_chunk(stage, chunk_index, round_)
         judged = [*records.exchanges, *(o for o in records.outcomes if o.stage == stage)]
         return sum(
-            item.verdict == "failed" and any(reason.startswith(EXCEPTION_REASONS) for reason in item.reasons)
+            item.verdict == "failed" and any(reason.is_exception for reason in item.reasons)
             for item in judged
         )
 

@@ -18,6 +18,7 @@ from empathy_data.planning.targets import target_shares
 from empathy_data.planning.topup import add_dialogue, gaps, shares
 from empathy_data.records.chunk_records import ChunkRecords, Exchange
 from empathy_data.records.manifest import FORMAT_VERSION, Manifest
+from empathy_data.records.reasons import Reason, kinds, texts
 from empathy_data.records.schema import Outcome
 from empathy_data.stages.build_view import BuildView
 from empathy_data.stages.export.card import dataset_card
@@ -100,25 +101,6 @@ class Stats:
             self.accepted[key][row[key]] += 1
 
 
-def reason_key(reason: str) -> str:
-    """'script: length: turn 2 too long (80 words)' -> 'script: length'; details stay in rejects/.
-    (Exchange-by-exchange writing prefixes the check with 'exchange N:', which is a detail too.)
-    Corpus-level reasons ('near_duplicate: ...', 'history: ...') are one kind each."""
-    parts = [p.strip() for p in reason.split(":")]
-    if parts[0] in ("near_duplicate", "semantic_duplicate", "history"):
-        return parts[0]
-    if len(parts) > 2 and parts[1].startswith("exchange "):
-        parts = [parts[0], *parts[2:]]
-    return ": ".join(parts[:2])
-
-
-def reason_keys(reasons: list[str], verdict: str) -> set[str]:
-    """The kinds of reason one exchange was rejected or failed for, each once. `by_reason` counts
-    exchanges: by_reason[k] is how many non-accepted exchanges had at least one reason of kind k (an
-    exchange rejected for two reasons counts under both, so the values may sum past rejected + failed)."""
-    return {reason_key(r) for r in reasons} or {verdict}
-
-
 def clean_prefixes(exchanges: list[Exchange]) -> dict[str, int]:
     """Per dialogue, how many exchanges from the start were all accepted: exchange k's history is clean
     (holds no exchange the filter turned down) when k <= that number."""
@@ -138,7 +120,7 @@ def clean_prefixes(exchanges: list[Exchange]) -> dict[str, int]:
 class CorpusPass:
     rows_by_unit: dict[str, int]  # split unit -> rows it brings to data/
     rows_by_dialogue: dict[str, int]  # dialogue id -> rows its kept version brings to data/
-    duplicates: dict[str, str]  # dialogue id -> why it goes to rejects/: the earlier dialogue it repeats
+    duplicates: dict[str, Reason]  # dialogue id -> why it goes to rejects/: the earlier dialogue it repeats
     near_duplicates: NearDuplicates | None
     semantic_duplicates: SemanticDuplicates | None = None
 
@@ -150,7 +132,7 @@ def corpus_pass(ctx: BuildView) -> CorpusPass:
     keep_unclean = ctx.config.export.unclean_history == "keep"
     rows: Counter[str] = Counter()
     by_dialogue_rows: dict[str, int] = {}
-    duplicates: dict[str, str] = {}
+    duplicates: dict[str, Reason] = {}
     threshold = ctx.config.export.near_duplicate_threshold
     near = NearDuplicates(threshold=threshold) if threshold is not None else None
     semantic_threshold = ctx.config.export.semantic_duplicate_threshold
@@ -182,10 +164,11 @@ def corpus_pass(ctx: BuildView) -> CorpusPass:
                 n = clean_prefixes(exchanges).get(spec.dialogue_id, 0)
             version = (spec.dialogue_id, kept[spec.dialogue_id])
             if n and near and (earlier := near.check(spec.dialogue_id, texts[version])):
-                duplicates[spec.dialogue_id] = f"near_duplicate: the script nearly repeats {earlier}"
+                duplicates[spec.dialogue_id] = Reason(stage="export", check="near_duplicate", detail=f"the script nearly repeats {earlier}")
                 n = 0
             if n and semantic and version in vectors and (found := semantic.check(spec.dialogue_id, unpack(vectors[version]), spec.language)):
-                duplicates[spec.dialogue_id] = f"semantic_duplicate: the script says what {found[0]} says (cosine {found[1]})"
+                same = f"the script says what {found[0]} says (cosine {found[1]})"
+                duplicates[spec.dialogue_id] = Reason(stage="export", check="semantic_duplicate", detail=same)
                 n = 0
             rows[unit] += n
             by_dialogue_rows[spec.dialogue_id] = n
@@ -209,7 +192,7 @@ class Writers:
     split_of_unit: dict[str, str]  # user speaker id or dialogue id -> split (see export/splits.py)
     split_by: str
     keep_unclean_history: bool
-    duplicates: dict[str, str]
+    duplicates: dict[str, Reason]
 
 
 def export_round(
@@ -234,7 +217,7 @@ def export_round(
         user_id = r.spec.user.id if isinstance(r, Outcome) else scripts[dialogue_id].spec.user.id
         split = w.split_of_unit[split_key(w.split_by, dialogue_id, user_id)]
         keep_round = kept[dialogue_id]
-        replaced = [f"replaced: by round {keep_round}"] if keep_round != round_ else []
+        replaced = [Reason(stage="export", check="replaced", detail=f"by round {keep_round}")] if keep_round != round_ else []
         if isinstance(r, Outcome):
             outcome = r
             n = outcome.spec.num_exchanges
@@ -244,12 +227,12 @@ def export_round(
                 stats.plan(outcome.spec, n)
                 stats.exchanges[outcome.verdict] += n
                 stats.dialogues[outcome.verdict] += 1
-                for key in reason_keys(outcome.reasons, outcome.verdict):
+                for key in kinds(outcome.reasons, outcome.verdict):
                     stats.reasons[key] += n
             for k in range(n):
                 row = _outcome_row(outcome, k, split, build, w.reject_features, w.rate)
                 if replaced:
-                    row |= {"verdict": "replaced", "reasons": outcome.reasons + replaced}
+                    row |= {"verdict": "replaced", "reasons": texts(outcome.reasons + replaced)}
                 w.rejects.write(row)
             continue
         if not isinstance(r, Exchange):
@@ -265,14 +248,15 @@ def export_round(
         if verdict == "accepted" and dialogue_id in w.duplicates and not replaced:
             verdict, reasons = "rejected", [w.duplicates[dialogue_id]]
         elif verdict == "accepted" and not row["history_clean"] and not w.keep_unclean_history:
-            verdict, reasons = "rejected", [f"history: exchange {clean[dialogue_id] + 1} was not accepted"]
+            unclean = f"exchange {clean[dialogue_id] + 1} was not accepted"
+            verdict, reasons = "rejected", [Reason(stage="export", check="history", detail=unclean)]
         audio = {
             "user_audio": _audio(ctx, synth_key, pair[0].audio_path),
             "assistant_audio": _audio(ctx, synth_key, pair[1].audio_path),
         }
         if replaced:
             stats.exchanges["replaced"] += 1
-            row |= {"verdict": "replaced", "stage": "filter", "reasons": [*r.reasons, *replaced]}
+            row |= {"verdict": "replaced", "stage": "filter", "reasons": texts([*r.reasons, *replaced])}
             w.rejects.write(row | (audio if w.rejects_audio else {}))
             continue
         for side, scores in (("user", r.user_scores), ("assistant", r.assistant_scores)):
@@ -286,8 +270,8 @@ def export_round(
             stats.accept(row)
             stats.accepted_by_round[str(round_)] += 1
         else:
-            stats.reasons.update(reason_keys(reasons, verdict))
-            row |= {"verdict": verdict, "stage": "filter", "reasons": reasons}
+            stats.reasons.update(kinds(reasons, verdict))
+            row |= {"verdict": verdict, "stage": "filter", "reasons": texts(reasons)}
             w.rejects.write(row | (audio if w.rejects_audio else {}))
     for verdicts in dialogue_verdicts.values():
         final = "failed" if "failed" in verdicts else "rejected" if "rejected" in verdicts else "accepted"
@@ -527,4 +511,4 @@ def _outcome_row(outcome: Outcome, k: int, split: str, build: dict, feats, rate:
             "assistant_style": spec.turns[2 * k + 1].response_style, "assistant_speaker_id": spec.assistant_voice.id,
         }  # fmt: skip
     row = {name: row.get(name) for name in feats}
-    return row | {"verdict": outcome.verdict, "stage": outcome.stage, "reasons": outcome.reasons}
+    return row | {"verdict": outcome.verdict, "stage": outcome.stage, "reasons": texts(outcome.reasons)}

@@ -15,6 +15,7 @@ import numpy as np
 from empathy_data.config.model import FilterConfig
 from empathy_data.core.audio import read_audio
 from empathy_data.core.errors import raise_if_infrastructure
+from empathy_data.records.reasons import Reason, raised
 from empathy_data.records.schema import Utterance
 from empathy_data.stages.filter.speaker import (
     SpeakerEncoder,
@@ -30,7 +31,7 @@ Clip = tuple[np.ndarray, int]
 class AudioVerdict:
     fields: dict[str, float | None] = field(default_factory=dict)
     checks: dict[str, str] = field(default_factory=dict)
-    error: str | None = None  # "speaker: ValueError: ...": the utterance failed (not a verdict on it)
+    error: Reason | None = None  # the judge raised: the utterance failed (not a verdict on it)
 
     def fail(self, judge: str, exc: Exception) -> None:
         """A clip the judge cannot use (silent, no speech, too short: ValueError) fails its check, a
@@ -38,7 +39,7 @@ class AudioVerdict:
         if isinstance(exc, ValueError):
             self.checks[judge] = "fail"
         else:
-            self.error = self.error or f"{judge}: {type(exc).__name__}: {exc}"
+            self.error = self.error or raised(judge, exc)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from pathlib import Path
 from empathy_data.config.model import Thresholds
 from empathy_data.core.audio import read_audio, resample, silence_ratio
 from empathy_data.core.errors import InfrastructureError, raise_if_infrastructure
+from empathy_data.records.reasons import Reason, raised
 from empathy_data.records.schema import Scores, Utterance
 from empathy_data.stages.filter.asr import ASR_RATE, ASRBackend
 from empathy_data.stages.filter.audio_judges import AudioJudges
@@ -68,11 +69,11 @@ def score_utterances(
         error = loaded_errors.get(i) or asr_by_index.get(i)
         if isinstance(error, Exception):
             stage = "audio" if i in loaded_errors else "asr"
-            results.append(Scores(**base, verdict="failed", reasons=[f"{stage}: {type(error).__name__}: {error}"]))
+            results.append(Scores(**base, verdict="failed", reasons=[raised(stage, error)]))
             continue
         if isinstance(emotion_of.get(i), Exception):
             exc = emotion_of[i]
-            results.append(Scores(**base, verdict="failed", reasons=[f"emotion: {type(exc).__name__}: {exc}"]))
+            results.append(Scores(**base, verdict="failed", reasons=[raised("emotion", exc)]))
             continue
         verdict = audio_of.get(i)
         if verdict is not None and verdict.error:
@@ -105,7 +106,7 @@ def score_utterances(
                 silence_ratio=round(silence, 4),
                 checks=checks,
                 verdict="rejected" if failed else "accepted",
-                reasons=[f"{utt.role}.{name}" for name in failed],
+                reasons=[Reason(stage="filter", check=f"{utt.role}.{name}") for name in failed],
             )
         )
     return results
@@ -141,7 +142,7 @@ def emotion_results(
     return results
 
 
-def exchange_verdict(user: Scores, assistant: Scores) -> tuple[str, list[str]]:
+def exchange_verdict(user: Scores, assistant: Scores) -> tuple[str, list[Reason]]:
     """An exchange is accepted only if both of its turns are; failed beats rejected."""
     verdicts = {user.verdict, assistant.verdict}
     reasons = user.reasons + assistant.reasons

@@ -13,6 +13,7 @@ import numpy as np
 from empathy_data.config.model import JUDGE_CRITERIA, ScriptJudge, TopicCheck
 from empathy_data.core.hashing import digest
 from empathy_data.planning.prompt_library import PromptLibrary
+from empathy_data.records.reasons import Reason
 from empathy_data.records.schema import Script
 from empathy_data.stages.script.embeddings import SentenceEmbedder, pack
 from empathy_data.stages.script.prompting import MalformedOutput, load_reply, prompt_context, request_tag
@@ -69,9 +70,9 @@ def parse_judgement(content: str | None) -> dict[str, Any]:
 class Review:
     """What the judges made of one script: `reason` None when it passed all of them."""
 
-    reason: str | None
+    reason: Reason | None
     quality: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None  # the judge's request raised: the dialogue fails (not a verdict on it)
+    error: Reason | None = None  # the judge's request raised: the dialogue fails (not a verdict on it)
     checks: dict[str, list[int]] = field(default_factory=dict)
 
     def count(self, check: str, passed: bool) -> None:
@@ -130,7 +131,8 @@ class ScriptJudges:
             passed = similarity >= minimum
             review.count("topic", passed)
             if not passed:
-                review.reason = f"topic: the user's turns drift from the scenario (similarity {similarity:.2f} < {minimum})"
+                drift = f"the user's turns drift from the scenario (similarity {similarity:.2f} < {minimum})"
+                review.reason = Reason(stage="script", check="topic", detail=drift)
 
     def _judge(self, scripts: list[Script], attempts: list[int], reviews: list[Review], complete: Complete) -> None:
         schema = judge_schema()
@@ -141,14 +143,14 @@ class ScriptJudges:
         replies = complete(requests, labels)
         for reply, review in zip(replies, reviews, strict=True):
             if isinstance(reply, Exception):
-                review.error = f"llm: judge: {type(reply).__name__}: {str(reply)[:200]}"
+                review.error = Reason(stage="llm", check="judge", detail=f"{type(reply).__name__}: {str(reply)[:200]}")
                 continue
             try:
                 found = parse_judgement(reply)
             except MalformedOutput as exc:
                 review.count("judge_reply", False)
                 if self.min_scores:  # a gate never takes a garbled judgement as a pass
-                    review.reason = f"judge: malformed: {exc}"
+                    review.reason = Reason(stage="script", check="judge", detail=f"malformed: {exc}")
                 continue
             review.count("judge_reply", True)
             review.quality["judge"] = found
@@ -158,7 +160,8 @@ class ScriptJudges:
                     review.count(f"judge.{criterion}", criterion not in low)
             review.count("judge", not low)
             if low:
-                review.reason = "judge: " + ", ".join(f"{c} {found[c]}/5" for c in low) + f" ({found['why']})"
+                scores = ", ".join(f"{c} {found[c]}/5" for c in low)
+                review.reason = Reason(stage="script", check="judge", detail=f"{scores} ({found['why']})")
 
 
 def judge_seed(script: Script, attempt: int) -> int:

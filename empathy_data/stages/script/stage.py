@@ -23,6 +23,7 @@ from empathy_data.config.model import ValidationRules
 from empathy_data.core.errors import InfrastructureError, is_infrastructure, raise_if_infrastructure
 from empathy_data.core.hashing import digest
 from empathy_data.planning.prompt_library import PromptLibrary
+from empathy_data.records.reasons import Reason, raised
 from empathy_data.records.schema import DialogueSpec, Outcome, Script, ScriptTurn
 from empathy_data.stages.script.journal import ReplyJournal, Request
 from empathy_data.stages.script.judge import Review, ScriptJudges, add_checks
@@ -229,7 +230,7 @@ def write_pipelined(
 def write_by_dialogue(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[Script], list[Outcome]]:
     backend, prompts, rules, max_attempts = run.backend, run.prompts, run.rules, run.max_attempts
     pending = list(specs)
-    reasons: dict[str, list[str]] = defaultdict(list)
+    reasons: dict[str, list[Reason]] = defaultdict(list)
     checks: dict[str, dict[str, list[int]]] = defaultdict(dict)
     malformed: Counter[str] = Counter()
     scripts: list[Script] = []
@@ -247,19 +248,18 @@ def write_by_dialogue(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[S
         retry, valid = [], []
         for spec, seed, reply, (messages, _, _) in zip(pending, seeds, replies, requests, strict=True):
             if isinstance(reply, Exception):
-                error = f"llm: {type(reply).__name__}: {str(reply)[:300]}"
-                outcomes.append(_outcome(spec, "failed", [error], checks=checks[spec.dialogue_id]))
+                outcomes.append(_outcome(spec, "failed", [raised("llm", reply, 300)], checks=checks[spec.dialogue_id]))
                 continue
             llm = {**backend.identity, "prompt_hash": prompts.content_hash, "seed": seed, "attempt": attempt}
             try:
                 script = parse_reply(spec, reply, llm)
             except CutOff as exc:  # the budget's fault, not the model's format: a rejection
-                reasons[spec.dialogue_id].append(f"cut_off: {exc}")
+                reasons[spec.dialogue_id].append(Reason(stage="script", check="cut_off", detail=str(exc)))
                 retry.append(spec)
                 continue
             except MalformedOutput as exc:
                 malformed[spec.dialogue_id] += 1
-                reasons[spec.dialogue_id].append(f"malformed: {exc}")
+                reasons[spec.dialogue_id].append(Reason(stage="script", check="malformed", detail=str(exc)))
                 retry.append(spec)
                 continue
             system_prompt = messages[0]["content"]
@@ -283,9 +283,7 @@ def write_by_dialogue(specs: list[DialogueSpec], run: ScriptRun) -> tuple[list[S
         pending = sorted(retry, key=lambda s: s.index)
     for spec in pending:
         verdict = "failed" if malformed[spec.dialogue_id] == max_attempts else "rejected"
-        outcomes.append(
-            _outcome(spec, verdict, [f"script: {r}" for r in reasons[spec.dialogue_id]], checks=checks[spec.dialogue_id])
-        )
+        outcomes.append(_outcome(spec, verdict, reasons[spec.dialogue_id], checks=checks[spec.dialogue_id]))
     return scripts, outcomes
 
 
@@ -298,7 +296,7 @@ class Draft:
     attempt: int = 0  # attempts at the current exchange
     attempts: list[int] = field(default_factory=list)  # attempts each accepted exchange took
     seeds: list[int] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[Reason] = field(default_factory=list)
     malformed: int = 0
     checks: dict[str, list[int]] = field(default_factory=dict)  # check -> [passed, failed], all attempts
     quality: dict[str, Any] = field(default_factory=dict)  # the judges' view of the last accepted exchange
@@ -352,22 +350,21 @@ def write_by_exchange(
         labels = [{"dialogue_id": d.spec.dialogue_id, "exchange": d.current, "attempt": d.attempt} for d in pending]
         replies = run.complete(backend, requests, labels)
         still: list[Draft] = []
-        reasons: dict[int, str] = {}  # position in pending -> why its exchange is asked for again
+        reasons: dict[int, Reason] = {}  # position in pending -> why its exchange is asked for again
         valid: list[tuple[int, list[dict[str, str]], dict[str, Any], int, Script]] = []
         for j, (d, reply, (messages, _, seed)) in enumerate(zip(pending, replies, requests, strict=True)):
             if isinstance(reply, Exception):
-                error = f"llm: {type(reply).__name__}: {str(reply)[:300]}"
-                outcomes.append(_outcome(d.spec, "failed", [*d.reasons, error], checks=d.checks))
+                outcomes.append(_outcome(d.spec, "failed", [*d.reasons, raised("llm", reply, 300)], checks=d.checks))
                 continue
             llm = {**backend.identity, "prompt_hash": prompts.content_hash, "write_by": "exchange"}
             try:
                 new = parse_reply(d.spec, reply, llm, num_exchanges=1)
             except CutOff as exc:
-                reasons[j] = f"exchange {d.current}: cut_off: {exc}"
+                reasons[j] = Reason(stage="script", check="cut_off", detail=str(exc), exchange=d.current)
                 continue
             except MalformedOutput as exc:
                 d.malformed += 1
-                reasons[j] = f"exchange {d.current}: malformed: {exc}"
+                reasons[j] = Reason(stage="script", check="malformed", detail=str(exc), exchange=d.current)
                 continue
             extra = [{"user": new.turns[0].text, "assistant": new.turns[1].text, "reasoning": new.reasoning[0]}]
             candidate = d.script(extra, llm)
@@ -376,7 +373,7 @@ def write_by_exchange(
             if failed is None:
                 valid.append((j, extra, llm, seed, candidate))
             else:
-                reasons[j] = f"exchange {d.current}: {failed}"
+                reasons[j] = failed.model_copy(update={"exchange": d.current})
         reviews = run.review([c for *_, c in valid], [pending[j].attempt for j, *_ in valid])
         for (j, extra, llm, seed, _), review in zip(valid, reviews, strict=True):
             d = pending[j]
@@ -385,7 +382,7 @@ def write_by_exchange(
                 outcomes.append(_outcome(d.spec, "failed", [*d.reasons, review.error], checks=d.checks))
                 continue
             if review.reason is not None:
-                reasons[j] = f"exchange {d.current}: {review.reason}"
+                reasons[j] = review.reason.model_copy(update={"exchange": d.current})
                 continue
             d.exchanges += extra
             d.attempts.append(d.attempt)
@@ -406,7 +403,7 @@ def write_by_exchange(
             verdict = "failed" if d.malformed == len(d.reasons) and not d.exchanges else "rejected"
             llm = {**backend.identity, "prompt_hash": prompts.content_hash, "write_by": "exchange"}
             draft = d.script([], {**llm, "seed": d.seeds, "attempt": d.attempts}) if d.exchanges else None
-            outcomes.append(_outcome(d.spec, verdict, [f"script: {r}" for r in d.reasons], draft, d.checks))
+            outcomes.append(_outcome(d.spec, verdict, d.reasons, draft, d.checks))
         pending = sorted(still, key=lambda d: d.spec.index)
     return scripts, outcomes
 
@@ -419,7 +416,7 @@ def write_one(
 
 
 def _outcome(
-    spec: DialogueSpec, verdict: str, reasons: list[str], draft: Script | None = None,
+    spec: DialogueSpec, verdict: str, reasons: list[Reason], draft: Script | None = None,
     checks: dict[str, list[int]] | None = None,
 ) -> Outcome:
     return Outcome(

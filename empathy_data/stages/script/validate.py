@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from empathy_data.config.model import ValidationRules
+from empathy_data.records.reasons import Reason
 from empathy_data.records.schema import Script
 
 STAGE_DIRECTION = re.compile(r"\*[^*]+\*|\([^)]*\)|\[[^\]]*\]|（[^）]*）|【[^】]*】")
@@ -181,14 +182,14 @@ CHECKS: dict[str, Callable[[Script, ValidationRules], str | None]] = {
 }
 
 
-def validate_script(script: Script, rules: ValidationRules, prompt: str = "") -> str | None:
-    """The first failing check as 'name: detail', or None when the script passes all of them.
+def validate_script(script: Script, rules: ValidationRules, prompt: str = "") -> Reason | None:
+    """The first failing check, or None when the script passes all of them.
 
     `prompt` is the instruction text the model was given (system message): turns must not copy it.
     """
     for name, check in CHECKS.items():
         reason = check(script, rules)
         if reason:
-            return f"{name}: {reason}"
+            return Reason(stage="script", check=name, detail=reason)
     reason = check_copied_prompt(script, prompt)
-    return f"copy: {reason}" if reason else None
+    return Reason(stage="script", check="copy", detail=reason) if reason else None

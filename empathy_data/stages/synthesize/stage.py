@@ -11,6 +11,7 @@ import numpy as np
 from empathy_data.config.model import SynthesizeConfig
 from empathy_data.core.audio import normalise_loudness, resample, trim_silence, write_flac
 from empathy_data.core.hashing import digest
+from empathy_data.records.reasons import Reason, raised
 from empathy_data.records.schema import Script, Speaker, Utterance
 from empathy_data.stages.synthesize.base import TTSBackend, TTSRequest
 from empathy_data.stages.synthesize.prosody import prosody_for
@@ -19,7 +20,7 @@ from empathy_data.stages.synthesize.prosody import prosody_for
 @dataclass(frozen=True)
 class SynthFailure:
     script: Script
-    error: str
+    error: Reason
 
 
 def _as_is(speaker: Speaker) -> Speaker:
@@ -74,7 +75,7 @@ def synthesize_scripts(
     for script, requests, rendered in zip(scripts, turns, render_dialogues(backend, wanted), strict=True):
         errors = [r for r in rendered if isinstance(r, Exception)]
         if errors:
-            failures.append(SynthFailure(script, f"tts: {type(errors[0]).__name__}: {errors[0]}"))
+            failures.append(SynthFailure(script, raised("tts", errors[0])))
             continue
         neutral = iter(rendered[len(requests) :])
         records = []
