@@ -52,10 +52,11 @@ def build(mode: str, config_path: str) -> dict:
 
 
 def plain_loop(config_path: str) -> dict:
-    """What empathy_data/flows/build.py's build_corpus does, minus Prefect: the same BuildContext calls and stage
-    functions, one chunk after another."""
+    """What empathy_data/flows/build.py's build_corpus does, minus Prefect: the same BuildContext calls, stage
+    functions and driver loop (runtime/driver.py), the stages run inline in this process."""
     from empathy_data.backends import registry as backends
     from empathy_data.runtime.build import BuildContext, run_filter_chunk, run_script_chunk, run_synthesize_chunk
+    from empathy_data.runtime.driver import InlineRunner, run_all_chunks
     from empathy_data.stages.export.exporter import export_corpus
     from empathy_data.store.output_lock import OutputLock
 
@@ -67,15 +68,13 @@ def plain_loop(config_path: str) -> dict:
         ctx.claim_output_dir()
         ctx.remove_partial_writes()
         t0 = time.perf_counter()
-        chunks = ctx.chunk_ranges()
-        while chunks:
-            for c in chunks:
-                for r in ctx.rounds:
-                    run_script_chunk(ctx, c, lambda: backends.chat_backend(cfg.script, ""), r)
-                    run_synthesize_chunk(ctx, c, lambda: backends.tts_backend(cfg.synthesize), r)
-                    judges = (backends.asr_backend(cfg.filter), backends.emotion_backend(cfg.filter))
-                    run_filter_chunk(ctx, c, lambda judges=judges: judges, r)
-            chunks = ctx.add_topup_pass()
+        judges = (backends.asr_backend(cfg.filter), backends.emotion_backend(cfg.filter))
+        stages = InlineRunner({
+            "script": lambda c, r: run_script_chunk(ctx, c, lambda: backends.chat_backend(cfg.script, ""), r),
+            "synthesize": lambda c, r: run_synthesize_chunk(ctx, c, lambda: backends.tts_backend(cfg.synthesize), r),
+            "filter": lambda c, r: run_filter_chunk(ctx, c, lambda: judges, r),
+        })  # fmt: skip
+        run_all_chunks(ctx, stages)
         pipeline = time.perf_counter() - t0
         t1 = time.perf_counter()
         manifest = export_corpus(ctx, {"pipeline_wall": round(pipeline, 2)})

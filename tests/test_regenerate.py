@@ -10,6 +10,7 @@ from empathy_data.backends import registry as backends
 from empathy_data.core.atomic import read_jsonl
 from empathy_data.planning.regenerate import Version, best, needs_another_round
 from empathy_data.runtime.build import run_filter_chunk, run_script_chunk, run_synthesize_chunk
+from empathy_data.runtime.driver import InlineRunner, run_all_chunks
 from empathy_data.stages.export.exporter import export_corpus
 from empathy_data.stages.script.stage import write_scripts
 from empathy_data.tools.verify import verify_corpus
@@ -77,13 +78,17 @@ class ScriptHearingASR:
 def build(ctx, chat) -> dict:
     tts = backends.tts_backend(ctx.config.synthesize)
     asr = ScriptHearingASR()
-    for c in ctx.chunk_ranges():
-        for r in ctx.rounds:
-            run_script_chunk(ctx, c, lambda: chat, r)
-            run_synthesize_chunk(ctx, c, lambda: tts, r)
-            rows = read_jsonl(ctx.chunk_path("synthesize", c, r) / "records.jsonl")
-            asr.texts = [row["text"] for row in rows if row["kind"] == "utterance"]
-            run_filter_chunk(ctx, c, lambda: (asr, None), r)
+
+    def hear_then_filter(c: int, r: int):
+        rows = read_jsonl(ctx.chunk_path("synthesize", c, r) / "records.jsonl")
+        asr.texts = [row["text"] for row in rows if row["kind"] == "utterance"]
+        return run_filter_chunk(ctx, c, lambda: (asr, None), r)
+
+    run_all_chunks(ctx, InlineRunner({
+        "script": lambda c, r: run_script_chunk(ctx, c, lambda: chat, r),
+        "synthesize": lambda c, r: run_synthesize_chunk(ctx, c, lambda: tts, r),
+        "filter": hear_then_filter,
+    }))  # fmt: skip
     return export_corpus(ctx).to_json()
 
 

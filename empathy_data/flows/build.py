@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from functools import partial
@@ -25,6 +24,7 @@ from empathy_data.config.model import RunnerConfig, load_config
 from empathy_data.core.errors import BackendUnavailable, EmpathyDataError
 from empathy_data.core.hashing import digest
 from empathy_data.records.manifest import Manifest, TaskRun
+from empathy_data.runtime import driver
 from empathy_data.runtime.build import (  # noqa: F401  (forget_contexts: the tests' and benchmarks' handle)
     STAGES,
     BuildContext,
@@ -136,7 +136,7 @@ def export_corpus(ctx: BuildContext, inputs: BuildInputs, timings: dict[str, flo
         try:
             refs.append(_report(future.result(), ctx.planner.num_chunks))
         except Exception as exc:
-            failure = failure or f"export: {_describe(exc)}"
+            failure = failure or f"export: {driver.describe(exc)}"
     if failure is not None:
         raise EmpathyDataError(f"{failure}; re-run the same command to resume")
     return finish_export(ctx, plan, timings), refs
@@ -203,83 +203,22 @@ def llm_endpoint(ctx: BuildContext):
     )
 
 
-def _describe(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, EmpathyDataError) else f"{type(exc).__name__}: {exc}"
+class TaskRunner:
+    """The driver's stages as Prefect chunk tasks, each placed by its stage's `resources`."""
 
+    def __init__(self, ctx: BuildContext, inputs: BuildInputs, base_url: str):
+        self.ctx, self.inputs, self.base_url = ctx, inputs, base_url
 
-def run_chunks(ctx: BuildContext, inputs: BuildInputs, base_url: str, chunks: list[int]) -> list[ChunkRef]:
-    """Run each chunk's rounds of script -> synthesize -> filter, with at most
-    `runner.max_chunks_in_flight` chunks at once. A stage is submitted only when the one before it has
-    finished: Prefect's thread runner would otherwise park the waiting task in a worker thread, and
-    `max_workers` would count waiting tasks instead of working ones. After a chunk fails (its retries
-    spent), no new chunk starts; the chunks in flight finish and stay cached; the first cause is raised."""
-    steps = [(r, stage) for r in ctx.rounds for stage in STAGES]
-    resources = ctx.config.resources
-    limit = {stage: getattr(resources, stage).max_concurrent for stage in STAGES}
-
-    rebalance = ctx.config.rebalance
-    more_passes = rebalance is not None and ctx.planner.extra_passes < rebalance.passes
-    advancing: list[tuple[int, int]] = []  # a chunk whose next stage is about to be started
-
-    def finished_stages(c: int, step: int) -> tuple[str, ...]:
-        """Stages no chunk of this run needs any more once (c, step) is submitted: the worker that runs
-        it lets their models go (each worker learns it from the next task it gets). None while chunks
-        are pending or a top-up pass may still need every stage."""
-        if pending or more_passes:
-            return ()
-        in_flight = [*running.values(), *held, *advancing, (c, step)]
-        upcoming = {steps[i][1] for _, s in in_flight for i in range(s, len(steps))}
-        return tuple(s for s in STAGES if s not in upcoming)
-
-    def submit(c: int, step: int) -> PrefectFuture:
-        r, stage = steps[step]
-        release = finished_stages(c, step)
-        with placement(ctx.config.runner.kind, getattr(resources, stage).gpus):
+    def submit(self, stage: str, chunk: int, round_: int, release: tuple[str, ...]) -> PrefectFuture:
+        with placement(self.ctx.config.runner.kind, getattr(self.ctx.config.resources, stage).gpus):
             if stage == "script":
-                return script_task.submit(inputs, c, base_url, r, release)
+                return script_task.submit(self.inputs, chunk, self.base_url, round_, release)
             if stage == "synthesize":
-                return synthesize_task.submit(inputs, c, r, release)
-            return filter_task.submit(inputs, c, r, release)
+                return synthesize_task.submit(self.inputs, chunk, round_, release)
+            return filter_task.submit(self.inputs, chunk, round_, release)
 
-    pending = deque(chunks)
-    running: dict[PrefectFuture, tuple[int, int]] = {}
-    held: deque[tuple[int, int]] = deque()  # ready, but their stage is at its max_concurrent
-    active: Counter[str] = Counter()
-    refs: list[ChunkRef] = []
-    failure: str | None = None
-    window = ctx.config.runner.chunks_in_flight
-
-    def start(c: int, step: int) -> None:
-        stage = steps[step][1]
-        if limit[stage] is not None and active[stage] >= limit[stage]:
-            held.append((c, step))
-            return
-        active[stage] += 1
-        running[submit(c, step)] = (c, step)
-
-    while running or (pending and failure is None):  # after a failure, pending chunks never start
-        while pending and failure is None and len(running) + len(held) < window:
-            start(pending.popleft(), 0)
-        done = next(as_completed(list(running)))
-        c, step = running.pop(done)
-        active[steps[step][1]] -= 1
-        try:
-            refs.append(_report(done.result(), ctx.planner.num_chunks))
-            finished = True
-        except Exception as exc:
-            failure = failure or f"chunk {c + 1}: {_describe(exc)}"
-            finished = False
-        if finished and step + 1 < len(steps):
-            advancing.append((c, step + 1))
-        for _ in range(len(held)):  # in order of arrival; after a failure, a chunk not yet begun never starts
-            held_chunk, held_step = held.popleft()
-            if held_step > 0 or failure is None:
-                start(held_chunk, held_step)
-        if advancing:
-            start(*advancing.pop())
-    if failure is not None:
-        raise EmpathyDataError(f"{failure}; re-run the same command to resume")
-    return refs
+    def next_done(self, futures: list[PrefectFuture]) -> PrefectFuture:
+        return next(as_completed(futures))
 
 
 def write_build_report(out: Path) -> None:
@@ -291,7 +230,7 @@ def write_build_report(out: Path) -> None:
     try:
         path = write_report(out)
     except Exception as exc:
-        log.warning("report: not written (%s); run `empathy-data report %s`", _describe(exc), out)
+        log.warning("report: not written (%s); run `empathy-data report %s`", driver.describe(exc), out)
         return
     log.info("report: %s (%.1fs)", path, time.perf_counter() - t0)
 
@@ -327,15 +266,8 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> M
             ctx.claim_output_dir()
             if removed := ctx.remove_partial_writes():
                 log.info("removed %d partial write(s) left by an interrupted run", removed)
-            refs = run_chunks(ctx, inputs, base_url, ctx.chunk_ranges())
-            while new_chunks := ctx.add_topup_pass():
-                extras = sum(len(ctx.planner.chunk_indices(c)) for c in new_chunks)
-                log.info(
-                    "top-up pass %d: %d extra dialogue(s) into the labels the filter thinned",
-                    ctx.planner.extra_passes,
-                    extras,
-                )
-                refs += run_chunks(ctx, inputs, base_url, new_chunks)
+            report = partial(_report, total=ctx.planner.num_chunks)
+            refs = driver.run_all_chunks(ctx, TaskRunner(ctx, inputs, base_url), report)
         stage_seconds = {stage: round(sum(r.seconds for r in refs if r.stage == stage), 2) for stage in STAGES}
         stage_seconds["pipeline_wall"] = round(time.perf_counter() - t0, 2)
         llm_requests = {
