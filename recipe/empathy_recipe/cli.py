@@ -25,6 +25,7 @@ def export_cmd(
     reasoning: Annotated[bool, typer.Option("--reasoning", help="opens2s: add the reasoning note as reasoning_content")] = False,
     tasks: Annotated[str, typer.Option(help="osum-echat: comma list of chat,transcribe,emotion,gender,age")] = "chat",
     max_length: Annotated[int, typer.Option(help="blsp-emo: --max_length of its offline processing")] = 256,
+    fill_last_batch: Annotated[int, typer.Option(min=0, help="osum-echat: after each chat task's lines, append repeats of them worth this many sequence tokens (its dynamic_batch drops a chat task's last partial batch; 3700 = ct_config's max_seq_in_batch); 0: off")] = 0,
     text_tokenizer: Annotated[Path | None, typer.Option(help="recipe LLM tokenizer dir for exact length filters")] = None,
     split: Annotated[list[str] | None, typer.Option(help="splits to export (default: all)")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="speech-unit cache directory (default: inside --to)")] = None,
@@ -49,7 +50,7 @@ def export_cmd(
     kind = FORMATS[format].unit_kind
     if tokenizer is not None and kind is not None and not no_units:
         speech = load_tokenizer(kind, tokenizer, tokenizer_repo, device)
-    options = Options(no_units=no_units, reasoning=reasoning, tasks=chosen, max_length=max_length)
+    options = Options(no_units=no_units, reasoning=reasoning, tasks=chosen, max_length=max_length, fill_last_batch=fill_last_batch)
     result = export(opened, format, to, options, speech, cache_dir, TextCounter(text_tokenizer))
     skipped = ", ".join(f"{k}={v}" for k, v in result["skipped_by_reason"].items()) or "none"
     typer.echo(f"{format}: {result['rows_written']}/{result['corpus_rows']} rows written to {to} (skipped: {skipped})")

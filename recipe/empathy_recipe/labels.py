@@ -6,12 +6,12 @@ genders female|male, age groups child|teen|young_adult|adult|elderly. OpenS2S li
 
 from __future__ import annotations
 
-# OSUM-EChat labels. The canonical values (the issue's CHILD/ADULT/OLD, MALE/FEMALE, HAPPY/.../NEUTRAL) go into
-# `extra.age` / `extra.gender` / `extra.q_emotion` of a data.list line: no code in OSUM-EChat/wenet reads those
-# keys. Where the loader does consume a label -- the target `txt` of the understanding tasks, "<TRANSCRIBE> <AGE>"
-# etc., from which processor.py `extract_first_content` takes the first "<...>" and `tokenize` rewrites "<YOUTH>" /
-# "<MIDDLE_AGE>" to "<ADULT>" -- it is written in OSUM's "<TAG>" form, `osum_tag(value)`, as in the
-# `emotion_tags` / `age_tags` / `gender_tags` sets of processor.py.
+# OSUM-EChat labels. The canonical values (CHILD/ADULT/OLD, MALE/FEMALE, HAPPY/.../NEUTRAL) go into `extra.age` /
+# `extra.gender` / `extra.q_emotion` of a data.list line. The default pipeline (dataset.py imports processor.py)
+# does not read them; the tag-think pipeline does: processor_tag_think.py l.651-668 @ f2bcfac reads age, gender,
+# caption and q_emotion and wraps a bare value in "<...>", so "ADULT" and the samples' "<ADULT>" read the same.
+# Where processor.py consumes a label -- the target `txt` of the understanding tasks, "<TRANSCRIBE> <AGE>" etc.,
+# from which `extract_first_content` takes the first "<...>" -- it is written in the "<TAG>" form, `osum_tag(value)`.
 OSUM_EMOTION: dict[str, str] = {
     "neutral": "NEUTRAL",
     "happy": "HAPPY",
@@ -21,8 +21,10 @@ OSUM_EMOTION: dict[str, str] = {
     "surprised": "SURPRISE",
     "disgusted": "DISGUST",
 }
-# OSUM knows CHILD / ADULT / OLD only: a teen is closer to a child's voice, a young adult to an adult's.
-OSUM_AGE: dict[str, str] = {"child": "CHILD", "teen": "CHILD", "young_adult": "ADULT", "adult": "ADULT", "elderly": "OLD"}
+# OSUM knows CHILD / ADULT / OLD only, and folds every age between child and old into ADULT: `tokenize` rewrites
+# "<YOUTH>", "<MIDDLE_AGE>" and "<MIDDLE>" to "<ADULT>" (processor.py l.675-679 @ f2bcfac; infer_gradio.py:222
+# the same). A teen goes where OSUM puts youth: ADULT.
+OSUM_AGE: dict[str, str] = {"child": "CHILD", "teen": "ADULT", "young_adult": "ADULT", "adult": "ADULT", "elderly": "OLD"}
 OSUM_GENDER: dict[str, str] = {"female": "FEMALE", "male": "MALE"}
 # BLSP-Emo trains on five emotions (src/instruction_dataset.py emotion2idx); the other two have no counterpart
 # and are skipped with reason "emotion.unmapped" rather than forced into a wrong class.

@@ -18,6 +18,7 @@ class Report:
     tasks_skipped: Counter = field(default_factory=Counter)  # extra lines not written, "task: reason"
     units: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    lines_filled: dict[str, int] = field(default_factory=dict)  # OSUM-EChat --fill-last-batch: repeats appended
 
     def written(self) -> None:
         self.rows_written += 1
@@ -39,4 +40,5 @@ class Report:
             "tasks_skipped": dict(sorted(self.tasks_skipped.items())),
             "units": self.units,
             "options": self.options,
+            **({"lines_filled": self.lines_filled} if self.lines_filled else {}),
         }

@@ -110,3 +110,31 @@ def load_like_recipe(path: Path):
     import datasets
 
     return datasets.load_dataset("json", data_files=[str(path)], split="train")
+
+
+def osum_chat_seq_tokens(line: dict, count) -> float:
+    """A chat line's sequence length as OSUM-EChat's filter counts it (ct_config.yaml filter_conf; the
+    exporter's estimate): question tokens + user frames / 8 + target tokens + eos + the template allowance."""
+    think = line["extra"].get("think_str")
+    target = f"<think>{think}<think end>{line['txt']}" if think else line["txt"]
+    seconds, _, _ = wav_info(line["wav"])
+    return count(line["extra"]["question"]) + seconds * 100 / 8 + count(target) + 1 + 58
+
+
+def osum_dynamic_batches(lines: list[dict], seq_tokens, max_seq_in_batch: int = 3700) -> list[list[dict]]:
+    """OSUM-EChat's dynamic_batch (processor.py l.1465-1750 @ f2bcfac), restated for the chat tasks: one buffer
+    per task, a chat buffer yielded once its sequence tokens pass 0.6 x max_seq_in_batch (l.1600); at the end
+    of the data only the generic buffer (the <TRANSCRIBE> tasks) is flushed (l.1749)."""
+    buffers: dict[str, list[dict]] = {}
+    tokens: dict[str, float] = {}
+    batches = []
+    for line in lines:
+        task = "generic" if line["task"].startswith("<TRANSCRIBE>") else line["task"]
+        buffers.setdefault(task, []).append(line)
+        tokens[task] = tokens.get(task, 0.0) + (seq_tokens(line) if task != "generic" else 0.0)
+        if task != "generic" and tokens[task] > 0.6 * max_seq_in_batch:
+            batches.append(buffers.pop(task))
+            tokens[task] = 0.0
+    if buffers.get("generic"):
+        batches.append(buffers["generic"])
+    return batches

@@ -15,6 +15,8 @@ from tests.recipe.loader_checks import (
     check_opens2s_line,
     check_osum_line,
     load_like_recipe,
+    osum_chat_seq_tokens,
+    osum_dynamic_batches,
     read_jsonl,
 )
 
@@ -203,3 +205,29 @@ def test_a_datasets_name_that_cannot_be_fetched_is_one_clear_error(monkeypatch, 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(corpus_mod.RecipeError, match=r"^cannot fetch corpus 'someone/empathy-corpus': "):
         Corpus.open("someone/empathy-corpus")
+
+
+def test_osum_fill_last_batch_keeps_every_chat_line_in_a_batch_the_loader_yields(corpus, tmp_path):
+    counter = TextCounter()
+    seq = lambda line: osum_chat_seq_tokens(line, counter.count)  # noqa: E731
+    plain = export(corpus, "osum-echat", tmp_path / "plain", Options(no_units=True, tasks=("chat", "transcribe")))
+    lines = read_jsonl(tmp_path / "plain" / "train" / "data.list")
+    chat = {x["key"] for x in lines if not x["task"].startswith("<TRANSCRIBE>")}
+    assert len(chat) == 12 and "lines_filled" not in plain
+    yielded = {x["key"] for batch in osum_dynamic_batches(lines, seq) for x in batch}
+    assert not chat & yielded  # the small export's chat lines never make a batch: all dropped at the end
+
+    filled = export(corpus, "osum-echat", tmp_path / "filled", Options(no_units=True, tasks=("chat", "transcribe"), fill_last_batch=3700))
+    lines = read_jsonl(tmp_path / "filled" / "train" / "data.list")
+    repeats = [x for x in lines if "-fill" in x["key"]]
+    assert repeats and all(x["task"] == "<S2TCHAT> <THINKER>" for x in repeats)  # chat only, never understanding
+    assert [x["key"] for x in lines[: len(lines) - len(repeats)] if "-fill" in x["key"]] == []  # after the originals
+    assert sum(seq(x) for x in repeats) >= 3700
+    assert filled["lines_filled"]["train/data.list <S2TCHAT> <THINKER>"] == len(repeats)
+    assert set(filled["lines_filled"]) == {f"{split}/data.list <S2TCHAT> <THINKER>" for split in ("train", "test")}
+    assert filled["options"]["fill_last_batch"] == 3700
+    for line in lines:
+        check_osum_line(line, units=False)
+    assert len({x["key"] for x in lines}) == len(lines)
+    yielded = {x["key"] for batch in osum_dynamic_batches(lines, seq) for x in batch}
+    assert chat <= yielded  # every original chat line is in a yielded batch; what is dropped is repeats

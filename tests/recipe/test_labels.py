@@ -8,7 +8,7 @@ def test_every_corpus_label_is_mapped_value_by_value():
         "neutral": "NEUTRAL", "happy": "HAPPY", "sad": "SAD", "angry": "ANGRY", "fearful": "FEAR",
         "surprised": "SURPRISE", "disgusted": "DISGUST",
     }  # fmt: skip
-    assert labels.OSUM_AGE == {"child": "CHILD", "teen": "CHILD", "young_adult": "ADULT", "adult": "ADULT", "elderly": "OLD"}
+    assert labels.OSUM_AGE == {"child": "CHILD", "teen": "ADULT", "young_adult": "ADULT", "adult": "ADULT", "elderly": "OLD"}
     assert labels.OSUM_GENDER == {"female": "FEMALE", "male": "MALE"}
     assert labels.BLSP_EMO_EMOTION == {
         "neutral": "neutral", "happy": "happy", "angry": "angry", "sad": "sad", "surprised": "surprise",

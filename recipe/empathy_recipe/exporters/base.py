@@ -23,6 +23,8 @@ class Options:
     tasks: tuple[str, ...] = ("chat",)  # OSUM-EChat: chat + understanding tasks
     max_length: int = 256  # BLSP-Emo: the --max_length of its offline processing
     unit_max_seconds: float | None = None  # set by the tokenizer: longer assistant audio cannot be tokenized
+    # OSUM-EChat: after a chat task's lines in a file, repeats of them worth this many sequence tokens (0: off).
+    fill_last_batch: int = 0
 
 
 @dataclass

@@ -9,6 +9,13 @@ speech tokens. The understanding tasks (transcription, emotion, gender, age) get
 with the task tags of OSUM-EChat/conf/prompt_config.yaml. Raw lines carry no history: the raw loader drops any
 line whose history entries are not decoded audio.
 
+The last partial batch of a chat task is lost in training: OSUM-EChat's `dynamic_batch` (processor.py
+l.1465-1750) keeps one buffer per output type and, at the end of the data, flushes only the generic one (the
+<TRANSCRIBE> and understanding lines). `fill_last_batch` (--fill-last-batch TOKENS) appends, after each chat
+task's lines in its file, repeats of them (keys "<key>-fill<n>") worth TOKENS sequence tokens: read in order,
+the batch dropped at the end then holds repeats only, and even a small export yields its chat batches
+(docs/recipes.md).
+
 extra.age / extra.gender / extra.q_emotion carry the canonical values (CHILD, MALE, SAD, ...; labels.py); the
 "<TAG>" form is written where the loader reads a label, the `txt` of the understanding tasks.
 """
@@ -16,6 +23,7 @@ extra.age / extra.gender / extra.q_emotion carry the canonical values (CHILD, MA
 from __future__ import annotations
 
 import re
+from collections import Counter, defaultdict
 
 from empathy_recipe.errors import RecipeError
 from empathy_recipe.exporters.base import Exporter, Item, Lines
@@ -71,6 +79,36 @@ class OsumEChatExporter(Exporter):
     name = "osum-echat"
     unit_kind = "s3"
     writes_assistant_audio = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seq_of: dict[str, float] = {}  # chat line key -> its sequence tokens, as the loader's filter counts them
+        # (file, task) -> its first chat lines with their tokens, up to fill_last_batch tokens: what is repeated
+        self.chat_lines: dict[tuple[str, str], list[tuple[dict, float]]] = defaultdict(list)
+        self.chat_tokens: Counter[tuple[str, str]] = Counter()
+        self.filled: Counter[str] = Counter()  # "file task" -> repeated lines appended
+
+    def write_line(self, name: str, line: dict) -> None:
+        super().write_line(name, line)
+        seq = self.seq_of.pop(line["key"], None)
+        if seq is not None and self.options.fill_last_batch:
+            where = (name, line["task"])
+            if self.chat_tokens[where] < self.options.fill_last_batch:
+                self.chat_lines[where].append((line, seq))
+            self.chat_tokens[where] += seq
+
+    def close(self) -> None:
+        """After each chat task's lines, repeats of them (in order, cycling) worth `fill_last_batch` tokens."""
+        for (name, task), lines in self.chat_lines.items():
+            tokens, n = 0.0, 0
+            while tokens < self.options.fill_last_batch:
+                original, seq = lines[n % len(lines)]
+                n += 1
+                super().write_line(name, {**original, "key": f"{original['key']}-fill{n}"})
+                tokens += seq
+            if n:
+                self.filled[f"{name} {task}"] = n
+        super().close()
 
     def check_user(self, item: Item) -> str | None:
         frames = item.user_seconds * 100
@@ -143,6 +181,7 @@ class OsumEChatExporter(Exporter):
         if item.assistant_wav is not None:
             extra["a_wav_path"] = str(item.assistant_wav)
         line = {"key": item.key, "wav": str(item.user_wav), "txt": reply, "task": task, "extra": extra}
+        self.seq_of[item.key] = seq
         return f"{item.split}/data.list", line
 
     def understanding_line(self, item: Item, task: str) -> tuple[str, dict] | str:

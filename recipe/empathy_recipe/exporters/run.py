@@ -80,6 +80,9 @@ def export(
             "max_length": options.max_length, "text_token_counts": "exact" if counter.exact else "estimate",
             "splits": corpus.splits, "seconds": round(time.perf_counter() - started, 3),
         }  # fmt: skip
+        if options.fill_last_batch:
+            report.options["fill_last_batch"] = options.fill_last_batch
+            report.lines_filled = dict(sorted(getattr(exporter, "filled", {}).items()))
         result = report.to_dict()
         (stage / "export.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
         swap(stage, to)

@@ -1,4 +1,8 @@
-"""CosyVoice's S3 speech tokenizer (`speech_tokenizer_v1.onnx`, 4096 units at 50 Hz) through onnxruntime.
+"""CosyVoice's S3 speech tokenizer (`speech_tokenizer_v1.onnx`, 4096 units) through onnxruntime.
+
+For OSUM-EChat use the one inside `CosyVoice-300M-25Hz` (25 units per second): OSUM-EChat renders its speech
+tokens with that model's token2wav (its README and infer_runtime.py load CosyVoice-300M-25Hz, whose
+cosyvoice.py loads `{model_dir}/speech_tokenizer_v1.onnx`); a 50 Hz tokenizer's ids would not fit its vocoder.
 
 Called the way CosyVoice's frontend (and OSUM-EChat's copy, tts/cosyvoice/cli/frontend.py
 `_extract_speech_token`) calls it: one utterance per run, input 0 = 128-bin Whisper log-mel (1, 128, T) float32,
