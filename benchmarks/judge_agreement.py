@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--config", default=str(REPO / "configs" / "smoke.yaml"))
     parser.add_argument("--cases", default=str(REPO / "benchmarks" / "judge_cases.yaml"))
     parser.add_argument("--min-score", type=int, default=2, help="a criterion below this counts as a rejection")
+    parser.add_argument("--mode", choices=["scores", "labels"], default="scores",
+                        help="scores: 1-5 per criterion; labels: the judge picks emotion and style from the lists")
     args = parser.parse_args()
 
     from empathy_data.backends import registry as backends
@@ -63,6 +65,7 @@ def main() -> None:
     with llm_endpoint(ctx) as base_url:
         chat = backends.chat_backend(ctx.config.script, base_url)
         judges = script_judges(ctx, chat)
+        judges.judge = judges.judge.model_copy(update={"mode": args.mode})
         t0 = time.perf_counter()
         reviews = judges.review(scripts, [0] * len(scripts), lambda reqs, labels: complete_many(judges.chat, reqs, 1))
         seconds = time.perf_counter() - t0
@@ -72,10 +75,15 @@ def main() -> None:
     for case, script, review in zip(cases, scripts, reviews, strict=True):
         bad = case["label"] == "bad"
         rule = validate_script(script, rules, prompt=build_messages(script.spec, ctx.prompts)[0]["content"])
-        topic_failed = bool(review.reason and review.reason.startswith("topic"))
+        topic_failed = bool(review.reason and review.reason.check == "topic")
         scores = {c: v for c, v in review.quality.get("judge", {}).items() if c != "why"}
-        # scored as a gate at --min-score (the embedded judge only records by default); no reply: a rejection
-        judge_failed = not scores or min(scores.values()) < args.min_score
+        picks = review.quality.get("judge_labels")
+        if args.mode == "labels":  # a pick that differs from the plan (or no usable reply): a rejection
+            scores = {c: 1 if review.reason and review.reason.check == "judge" and c in str(review.reason) else 5
+                      for c in ("emotion", "style")}  # fmt: skip
+            judge_failed = picks is None or bool(review.reason and review.reason.check == "judge")
+        else:  # scored as a gate at --min-score (the embedded judge only records by default); no reply: a rejection
+            judge_failed = not scores or min(scores.values()) < args.min_score
         for name, rejected in (("rules", rule is not None), ("topic", topic_failed), ("judge", judge_failed),
                                ("any", rule is not None or topic_failed or judge_failed)):  # fmt: skip
             agree[name] += rejected == bad
@@ -84,7 +92,7 @@ def main() -> None:
             caught_criteria[criterion] += scores.get(criterion, 5) < args.min_score
         print(f"{case['id']:<16} {case['label']:<4} broken={','.join(case.get('broken', [])) or '-':<12} "
               f"rules={'reject' if rule else 'pass':<6} topic={review.quality.get('topic_similarity')} "
-              f"judge={scores} {'REJECT' if judge_failed else 'pass'} {review.quality.get('judge', {}).get('why', '')[:80]}")  # fmt: skip
+              f"judge={picks or scores} {'REJECT' if judge_failed else 'pass'} {review.quality.get('judge', {}).get('why', '')[:80]}")  # fmt: skip
     n = len(cases)
     print(f"\n{n} cases ({sum(c['label'] == 'bad' for c in cases)} bad); judge time {seconds:.1f} s "
           f"({seconds / n:.1f} s per script, topic check included)")  # fmt: skip

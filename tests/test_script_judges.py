@@ -333,3 +333,54 @@ def test_other_in_mandarin_is_not_a_pronoun(tmp_path):
     assert validate_script(Script(spec=spec, turns=turns, reasoning=[note], llm={}), RULES) is None
     wrong = "他说钱包丢了，听起来很着急，所以用安慰的语气。"
     assert validate_script(Script(spec=spec, turns=turns, reasoning=[wrong], llm={}), RULES).detail.startswith("reasoning 0 calls")
+
+
+LABELS_ON = {"judge": {"enabled": True, "mode": "labels"}, "topic": {"enabled": False}}
+
+
+def picks_for(spec, **changed: str) -> str:
+    """The closed-set judge's reply: the plan's own labels per exchange, with `changed` ones swapped into the first."""
+    picks = [{"emotion": spec.turns[2 * k].emotion, "style": spec.turns[2 * k + 1].response_style} | (changed if k == 0 else {})
+             for k in range(spec.num_exchanges)]  # fmt: skip
+    return json.dumps({"picks": picks})
+
+
+def test_the_closed_set_judge_rejects_a_script_whose_user_emotion_contradicts_its_label(tmp_path):
+    ctx = make_context(tmp_path, script=LABELS_ON)
+    spec = ctx.planner.spec(0)
+    wrong = "happy" if spec.turns[0].emotion != "happy" else "sad"
+    scripts, outcomes = write(ctx, JudgedChat([picks_for(spec, emotion=wrong)]))
+    assert scripts == [] and outcomes[0].verdict == "rejected" and len(outcomes[0].reasons) == 3
+    assert {str(r) for r in outcomes[0].reasons} == {f"script: judge: exchange 1 emotion {wrong}, planned {spec.turns[0].emotion}"}
+    assert outcomes[0].checks["judge.emotion_match"] == [0, 3] and outcomes[0].checks["judge.style_match"] == [3, 0]
+
+
+def test_the_closed_set_judge_is_shown_the_conversation_not_the_plan_and_passes_a_match(tmp_path):
+    ctx = make_context(tmp_path, script=LABELS_ON)
+    spec = ctx.planner.spec(0)
+    chat = JudgedChat([picks_for(spec, emotion="angry" if spec.turns[0].emotion != "angry" else "sad"), picks_for(spec)])
+    scripts, outcomes = write(ctx, chat)
+    assert outcomes == [] and scripts[0].llm["attempt"] == 1  # the first draft's emotion was contradicted
+    assert scripts[0].quality["judge_labels"] == json.loads(picks_for(spec))["picks"]
+    asked = [c for c in chat.calls if "picks" in c["schema"]["properties"]]
+    prompt = asked[0]["messages"][-1]["content"]
+    assert "I feel really awful today" in prompt and spec.scenario_text not in prompt  # the turns, not the plan
+    assert asked[0]["schema"]["properties"]["picks"]["minItems"] == spec.num_exchanges
+
+
+def test_a_style_the_plan_does_not_match_passes_when_only_emotion_is_matched(tmp_path):
+    ctx = make_context(tmp_path, script={**LABELS_ON, "judge": {**LABELS_ON["judge"], "match": ["emotion"]}})
+    spec = ctx.planner.spec(0)
+    other = "curious" if spec.turns[1].response_style != "curious" else "informative"
+    scripts, outcomes = write(ctx, JudgedChat([picks_for(spec, style=other)]))
+    assert outcomes == [] and scripts[0].llm["attempt"] == 0
+
+
+def test_the_labels_mode_keys_the_build_and_the_scores_mode_keeps_its_old_key(tmp_path):
+    scores = make_context(tmp_path / "a", script=JUDGES_ON)
+    explicit = make_context(tmp_path / "b", script={**JUDGES_ON, "judge": {**JUDGES_ON["judge"], "mode": "scores"}})
+    labels = make_context(tmp_path / "c", script=LABELS_ON)
+    assert scores.stage_settings("script") == explicit.stage_settings("script")
+    assert "mode" not in scores.stage_settings("script")["script"]["judge"]
+    assert labels.stage_settings("script")["judge_labels_prompts"] == labels.prompts.judge_labels_hash != ""
+    assert labels.stage_settings("script") != scores.stage_settings("script")

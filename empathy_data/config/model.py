@@ -209,6 +209,12 @@ class ScriptJudge(Strict):
     # criterion, except for the embedded 0.5B model, which scores good and broken scripts alike (measured:
     # docs/backends.md, "Judges"): it then records its scores and gates nothing.
     min_scores: dict[str, Annotated[int, Field(ge=1, le=5)]] | None = None
+    # scores: the judge scores the script against its plan, 1-5 per criterion (min_scores gates). labels: it
+    # reads the conversation without the plan and picks, per exchange, how the person sounds (from the emotion
+    # list) and the reply's style (from the style list); a pick named in `match` that differs from the plan
+    # rejects the script, compared in code (docs/backends.md, "Judges").
+    mode: Literal["scores", "labels"] = "scores"
+    match: tuple[Literal["emotion", "style"], ...] = ("emotion", "style")
 
     @field_validator("min_scores")
     @classmethod

@@ -97,9 +97,10 @@ class BuildContext:
         prompts = load_prompts(prompts_dir(config.prompts_dir, config_dir), list(config.languages))
         if config.script.judge.enabled:
             for language in config.languages:
-                if f"judge.{language}" not in prompts.templates:
-                    where = prompts.root / "templates" / f"judge.{language}.j2"
-                    raise ConfigError(str(where), "missing: script.judge needs a judge template per language")
+                kind = "judge_labels" if config.script.judge.mode == "labels" else "judge"
+                if f"{kind}.{language}" not in prompts.templates:
+                    where = prompts.root / "templates" / f"{kind}.{language}.j2"
+                    raise ConfigError(str(where), f"missing: script.judge needs a {kind} template per language (mode {config.script.judge.mode})")
         pool = load_pool(speaker_pool_path(config.speaker_pool, config_dir))
         planner = Planner(config, prompts, pool)
         store = open_store(config.output, config.storage.options, config.storage.scratch_dir)
@@ -125,7 +126,10 @@ class BuildContext:
     # output), and where model weights are mounted (their content fingerprint stands in for the path).
     def stage_settings(self, stage: str) -> dict[str, Any]:
         if stage == "script":
-            return {"script": self.llm_identity(), "prompts": self.prompts.content_hash}
+            settings = {"script": self.llm_identity(), "prompts": self.prompts.content_hash}
+            if self.config.script.judge.enabled and self.config.script.judge.mode == "labels":
+                settings["judge_labels_prompts"] = self.prompts.judge_labels_hash
+            return settings
         if stage == "synthesize":
             return synthesize_identity(self.config.synthesize)
         return filter_identity(self.config.filter)
@@ -138,6 +142,8 @@ class BuildContext:
         if script.judge.enabled:
             s["judge"] = script.judge.model_dump(mode="json", exclude={"api_key_env", "base_url"})
             s["judge"]["min_scores"] = script.judge.thresholds(embedded_judge(script))
+            if script.judge.mode == "scores":  # the mode keys came later: builds that score keep their keys
+                del s["judge"]["mode"], s["judge"]["match"]
         if script.topic.enabled:  # the scripts keep their embeddings (export's semantic duplicates read them)
             s["topic"] = script.topic.model_dump(mode="json", exclude={"device", "batch_size", "model"})
             s["topic"]["identity"] = embedder_identity(script.topic)

@@ -1,6 +1,8 @@
 """The script stage's judges, run on every script that passed validation, before any audio is made:
-topic drift by sentence embeddings (cheap, first), then an LLM judge that scores the script against its
-spec on five criteria. A script that fails either is written again like any rejected one."""
+topic drift by sentence embeddings (cheap, first), then an LLM judge that either scores the script against
+its spec on five criteria (mode `scores`) or, not shown the plan, picks each exchange's emotion and reply
+style from the fixed lists, compared with the plan in code (mode `labels`). A script that fails either is
+written again like any rejected one."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import numpy as np
 
 from empathy_data.config.model import JUDGE_CRITERIA, ScriptJudge, TopicCheck
 from empathy_data.core.hashing import digest
+from empathy_data.core.labels import EMOTIONS, RESPONSE_STYLES
 from empathy_data.planning.prompt_library import PromptLibrary
 from empathy_data.records.reasons import Reason
 from empathy_data.records.schema import Script
@@ -49,6 +52,52 @@ def judge_messages(script: Script, prompts: PromptLibrary, attempt: int, tag: bo
     prefix = JUDGE_TAG.get(spec.language, JUDGE_TAG["en"]) + request_tag(spec, attempt, len(script.reasoning) - 1) + "\n"
     body = prompts.template("judge", spec.language).render(**context).strip()
     return [{"role": "user", "content": (prefix if tag else "") + body}]
+
+
+def labels_schema(num_exchanges: int) -> dict[str, Any]:
+    pick = {
+        "type": "object",
+        "properties": {"emotion": {"type": "string", "enum": list(EMOTIONS)}, "style": {"type": "string", "enum": list(RESPONSE_STYLES)}},
+        "required": ["emotion", "style"],
+        "additionalProperties": False,
+    }
+    picks = {"type": "array", "items": pick, "minItems": num_exchanges, "maxItems": num_exchanges}
+    return {"type": "object", "properties": {"picks": picks}, "required": ["picks"], "additionalProperties": False}
+
+
+def labels_messages(script: Script, prompts: PromptLibrary, attempt: int, tag: bool = True) -> list[dict[str, str]]:
+    """The conversation without its plan, and the two lists to pick from (described in the dialogue's language)."""
+    spec = script.spec
+    vocabulary = prompts.vocabulary_for(spec.language)
+    context = {
+        "written": written_exchanges(script),
+        "emotions": [(e, vocabulary.emotions[e]) for e in EMOTIONS],
+        "styles": [(s, vocabulary.response_styles[s]) for s in RESPONSE_STYLES],
+    }
+    prefix = JUDGE_TAG.get(spec.language, JUDGE_TAG["en"]) + request_tag(spec, attempt, len(script.reasoning) - 1) + "\n"
+    body = prompts.template("judge_labels", spec.language).render(**context).strip()
+    return [{"role": "user", "content": (prefix if tag else "") + body}]
+
+
+def parse_labels(content: str | None, num_exchanges: int) -> list[dict[str, str]]:
+    """[{"emotion": ..., "style": ...}] per exchange, or MalformedOutput."""
+    data = load_reply(content)
+    picks = data.get("picks") if isinstance(data, dict) else None
+    if not isinstance(picks, list) or len(picks) != num_exchanges:
+        raise MalformedOutput(f"judge reply has no list of {num_exchanges} picks")
+    for pick in picks:
+        if not isinstance(pick, dict) or pick.get("emotion") not in EMOTIONS or pick.get("style") not in RESPONSE_STYLES:
+            raise MalformedOutput("judge reply picks a label outside the lists")
+    return [{"emotion": p["emotion"], "style": p["style"]} for p in picks]
+
+
+def label_mismatches(script: Script, picks: list[dict[str, str]], match: tuple[str, ...]) -> list[str]:
+    """Where the judge's picks differ from the plan, for the labels in `match`."""
+    found = []
+    for k, pick in enumerate(picks):
+        planned = {"emotion": script.spec.turns[2 * k].emotion, "style": script.spec.turns[2 * k + 1].response_style}
+        found += [f"exchange {k + 1} {label} {pick[label]}, planned {planned[label]}" for label in match if pick[label] != planned[label]]
+    return found
 
 
 def parse_judgement(content: str | None) -> dict[str, Any]:
@@ -109,7 +158,9 @@ class ScriptJudges:
         if self.embedder is not None:
             self._embeddings(scripts, reviews)
         to_judge = [i for i, r in enumerate(reviews) if r.reason is None]
-        if self.chat is not None and self.judge.enabled and to_judge:
+        if self.chat is not None and self.judge.enabled and to_judge and self.judge.mode == "labels":
+            self._pick_labels([scripts[i] for i in to_judge], [attempts[i] for i in to_judge], [reviews[i] for i in to_judge], complete)
+        elif self.chat is not None and self.judge.enabled and to_judge:
             self._judge([scripts[i] for i in to_judge], [attempts[i] for i in to_judge], [reviews[i] for i in to_judge], complete)
         return reviews
 
@@ -133,6 +184,31 @@ class ScriptJudges:
             if not passed:
                 drift = f"the user's turns drift from the scenario (similarity {similarity:.2f} < {minimum})"
                 review.reason = Reason(stage="script", check="topic", detail=drift)
+
+    def _pick_labels(self, scripts: list[Script], attempts: list[int], reviews: list[Review], complete: Complete) -> None:
+        requests = [
+            (labels_messages(s, self.prompts, a, self.request_tag), labels_schema(len(s.reasoning)), judge_seed(s, a))
+            for s, a in zip(scripts, attempts, strict=True)
+        ]
+        labels = [{"dialogue_id": s.spec.dialogue_id, "attempt": a, "judge": len(s.reasoning)} for s, a in zip(scripts, attempts, strict=True)]
+        for script, reply, review in zip(scripts, complete(requests, labels), reviews, strict=True):
+            if isinstance(reply, Exception):
+                review.error = Reason(stage="llm", check="judge", detail=f"{type(reply).__name__}: {str(reply)[:200]}")
+                continue
+            try:
+                picks = parse_labels(reply, len(script.reasoning))
+            except MalformedOutput as exc:
+                review.count("judge_reply", False)
+                review.reason = Reason(stage="script", check="judge", detail=f"malformed: {exc}")
+                continue
+            review.count("judge_reply", True)
+            mismatches = label_mismatches(script, picks, self.judge.match)
+            review.quality["judge_labels"] = picks
+            for label in self.judge.match:
+                review.count(f"judge.{label}_match", not label_mismatches(script, picks, (label,)))
+            review.count("judge", not mismatches)
+            if mismatches:
+                review.reason = Reason(stage="script", check="judge", detail="; ".join(mismatches))
 
     def _judge(self, scripts: list[Script], attempts: list[int], reviews: list[Review], complete: Complete) -> None:
         schema = judge_schema()
