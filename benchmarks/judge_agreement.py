@@ -66,6 +66,7 @@ def main() -> None:
         chat = backends.chat_backend(ctx.config.script, base_url)
         judges = script_judges(ctx, chat)
         judges.judge = judges.judge.model_copy(update={"mode": args.mode})
+        judges.label_gate = ("emotion", "style")  # measured as a gate, whatever the embedded default
         t0 = time.perf_counter()
         reviews = judges.review(scripts, [0] * len(scripts), lambda reqs, labels: complete_many(judges.chat, reqs, 1))
         seconds = time.perf_counter() - t0

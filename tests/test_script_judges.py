@@ -335,7 +335,7 @@ def test_other_in_mandarin_is_not_a_pronoun(tmp_path):
     assert validate_script(Script(spec=spec, turns=turns, reasoning=[wrong], llm={}), RULES).detail.startswith("reasoning 0 calls")
 
 
-LABELS_ON = {"judge": {"enabled": True, "mode": "labels"}, "topic": {"enabled": False}}
+LABELS_ON = {"judge": {"enabled": True, "mode": "labels", "match": ["emotion", "style"]}, "topic": {"enabled": False}}
 
 
 def picks_for(spec, **changed: str) -> str:
@@ -374,6 +374,16 @@ def test_a_style_the_plan_does_not_match_passes_when_only_emotion_is_matched(tmp
     other = "curious" if spec.turns[1].response_style != "curious" else "informative"
     scripts, outcomes = write(ctx, JudgedChat([picks_for(spec, style=other)]))
     assert outcomes == [] and scripts[0].llm["attempt"] == 0
+
+
+def test_the_embedded_closed_set_judge_records_its_picks_and_gates_nothing_unless_asked(tmp_path):
+    ctx = make_context(tmp_path, script={**LABELS_ON, "judge": {"enabled": True, "mode": "labels"}})  # match unset
+    spec = ctx.planner.spec(0)
+    wrong = "happy" if spec.turns[0].emotion != "happy" else "sad"
+    scripts, outcomes = write(ctx, JudgedChat([picks_for(spec, emotion=wrong)]))
+    assert outcomes == [] and scripts[0].llm["attempt"] == 0
+    assert scripts[0].quality["judge_labels"][0]["emotion"] == wrong and scripts[0].checks["judge.emotion_match"] == [0, 1]
+    assert ctx.stage_settings("script")["script"]["judge"]["match"] == []
 
 
 def test_the_labels_mode_keys_the_build_and_the_scores_mode_keeps_its_old_key(tmp_path):

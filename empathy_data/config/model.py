@@ -214,7 +214,14 @@ class ScriptJudge(Strict):
     # list) and the reply's style (from the style list); a pick named in `match` that differs from the plan
     # rejects the script, compared in code (docs/backends.md, "Judges").
     mode: Literal["scores", "labels"] = "scores"
-    match: tuple[Literal["emotion", "style"], ...] = ("emotion", "style")
+    # Unset: emotion and style, except for the embedded 0.5B model, which picks labels no better than chance
+    # (measured: docs/backends.md, "Judges"): it then records its picks and gates nothing.
+    match: tuple[Literal["emotion", "style"], ...] | None = None
+
+    def label_gate(self, embedded_model: bool) -> tuple[str, ...]:
+        if self.match is not None:
+            return self.match
+        return () if embedded_model else ("emotion", "style")
 
     @field_validator("min_scores")
     @classmethod

@@ -144,6 +144,8 @@ class BuildContext:
             s["judge"]["min_scores"] = script.judge.thresholds(embedded_judge(script))
             if script.judge.mode == "scores":  # the mode keys came later: builds that score keep their keys
                 del s["judge"]["mode"], s["judge"]["match"]
+            else:
+                s["judge"]["match"] = list(script.judge.label_gate(embedded_judge(script)))
         if script.topic.enabled:  # the scripts keep their embeddings (export's semantic duplicates read them)
             s["topic"] = script.topic.model_dump(mode="json", exclude={"device", "batch_size", "model"})
             s["topic"]["identity"] = embedder_identity(script.topic)
@@ -521,7 +523,8 @@ def script_judges(ctx: BuildContext, chat):
     embedder = backends.text_embedder(cfg.topic) if cfg.topic.enabled else None
     judge_chat = backends.judge_chat(cfg, chat) if cfg.judge.enabled else None
     min_scores = cfg.judge.thresholds(embedded_judge(cfg))
-    return ScriptJudges(ctx.prompts, cfg.judge, cfg.topic, judge_chat, min_scores, embedder, cfg.request_tag)
+    gate = cfg.judge.label_gate(embedded_judge(cfg))
+    return ScriptJudges(ctx.prompts, cfg.judge, cfg.topic, judge_chat, min_scores, embedder, cfg.request_tag, gate)
 
 
 def embedded_judge(script: ScriptConfig) -> bool:

@@ -151,6 +151,7 @@ class ScriptJudges:
     min_scores: dict[str, int] = field(default_factory=dict)  # ScriptJudge.thresholds(): criterion -> minimum
     embedder: SentenceEmbedder | None = None  # None: topic check off and no embeddings kept
     request_tag: bool = True
+    label_gate: tuple[str, ...] = ("emotion", "style")  # labels mode: the picks that must match the plan
 
     def review(self, scripts: list[Script], attempts: list[int], complete: Complete) -> list[Review]:
         """One Review per script, in order; every model call is one batch over all scripts."""
@@ -199,13 +200,16 @@ class ScriptJudges:
                 picks = parse_labels(reply, len(script.reasoning))
             except MalformedOutput as exc:
                 review.count("judge_reply", False)
-                review.reason = Reason(stage="script", check="judge", detail=f"malformed: {exc}")
+                if self.label_gate:  # a gate never takes a garbled reply as a pass
+                    review.reason = Reason(stage="script", check="judge", detail=f"malformed: {exc}")
                 continue
             review.count("judge_reply", True)
-            mismatches = label_mismatches(script, picks, self.judge.match)
             review.quality["judge_labels"] = picks
-            for label in self.judge.match:
+            for label in ("emotion", "style"):
                 review.count(f"judge.{label}_match", not label_mismatches(script, picks, (label,)))
+            if not self.label_gate:  # records only
+                continue
+            mismatches = label_mismatches(script, picks, self.label_gate)
             review.count("judge", not mismatches)
             if mismatches:
                 review.reason = Reason(stage="script", check="judge", detail="; ".join(mismatches))
