@@ -186,9 +186,16 @@ class ScriptJudges:
                 drift = f"the user's turns drift from the scenario (similarity {similarity:.2f} < {minimum})"
                 review.reason = Reason(stage="script", check="topic", detail=drift)
 
-    def _pick_labels(self, scripts: list[Script], attempts: list[int], reviews: list[Review], complete: Complete) -> None:
+    def _ask(self, scripts: list[Script], attempts: list[int], reviews: list[Review], complete: Complete, kind: str, gates: bool):
+        """The judge's request for each script, one batch; yields (script, review, parsed reply) for every reply
+        that parses. A request that raised fails its dialogue; a garbled reply is never a pass where `gates`."""
+        labels_mode = kind == "labels"
         requests = [
-            (labels_messages(s, self.prompts, a, self.request_tag), labels_schema(len(s.reasoning)), judge_seed(s, a))
+            (
+                (labels_messages if labels_mode else judge_messages)(s, self.prompts, a, self.request_tag),
+                labels_schema(len(s.reasoning)) if labels_mode else judge_schema(),
+                judge_seed(s, a),
+            )
             for s, a in zip(scripts, attempts, strict=True)
         ]
         labels = [{"dialogue_id": s.spec.dialogue_id, "attempt": a, "judge": len(s.reasoning)} for s, a in zip(scripts, attempts, strict=True)]
@@ -197,13 +204,17 @@ class ScriptJudges:
                 review.error = Reason(stage="llm", check="judge", detail=f"{type(reply).__name__}: {str(reply)[:200]}")
                 continue
             try:
-                picks = parse_labels(reply, len(script.reasoning))
+                parsed = parse_labels(reply, len(script.reasoning)) if labels_mode else parse_judgement(reply)
             except MalformedOutput as exc:
                 review.count("judge_reply", False)
-                if self.label_gate:  # a gate never takes a garbled reply as a pass
+                if gates:
                     review.reason = Reason(stage="script", check="judge", detail=f"malformed: {exc}")
                 continue
             review.count("judge_reply", True)
+            yield script, review, parsed
+
+    def _pick_labels(self, scripts: list[Script], attempts: list[int], reviews: list[Review], complete: Complete) -> None:
+        for script, review, picks in self._ask(scripts, attempts, reviews, complete, "labels", bool(self.label_gate)):
             review.quality["judge_labels"] = picks
             for label in ("emotion", "style"):
                 review.count(f"judge.{label}_match", not label_mismatches(script, picks, (label,)))
@@ -215,24 +226,7 @@ class ScriptJudges:
                 review.reason = Reason(stage="script", check="judge", detail="; ".join(mismatches))
 
     def _judge(self, scripts: list[Script], attempts: list[int], reviews: list[Review], complete: Complete) -> None:
-        schema = judge_schema()
-        requests = [
-            (judge_messages(s, self.prompts, a, self.request_tag), schema, judge_seed(s, a)) for s, a in zip(scripts, attempts, strict=True)
-        ]
-        labels = [{"dialogue_id": s.spec.dialogue_id, "attempt": a, "judge": len(s.reasoning)} for s, a in zip(scripts, attempts, strict=True)]
-        replies = complete(requests, labels)
-        for reply, review in zip(replies, reviews, strict=True):
-            if isinstance(reply, Exception):
-                review.error = Reason(stage="llm", check="judge", detail=f"{type(reply).__name__}: {str(reply)[:200]}")
-                continue
-            try:
-                found = parse_judgement(reply)
-            except MalformedOutput as exc:
-                review.count("judge_reply", False)
-                if self.min_scores:  # a gate never takes a garbled judgement as a pass
-                    review.reason = Reason(stage="script", check="judge", detail=f"malformed: {exc}")
-                continue
-            review.count("judge_reply", True)
+        for _, review, found in self._ask(scripts, attempts, reviews, complete, "scores", bool(self.min_scores)):
             review.quality["judge"] = found
             low = [c for c in JUDGE_CRITERIA if found[c] < self.min_scores.get(c, 1)]
             for criterion in JUDGE_CRITERIA:
