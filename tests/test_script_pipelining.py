@@ -31,6 +31,8 @@ class SeededChat:
         self.in_flight = {"writer": 0, "judge": 0}
         self.stats = {"judged_beside_writer": 0}  # shared with the judge's view (with_sampling)
         self.judge_seen = threading.Event()
+        self.writer_held = threading.Event()  # a held writer request is in flight
+        self.holding = hold_writer is not None
         self.hold_writer = hold_writer or (lambda seed: False)
         self.fail_seed = fail_seed
         self.seeds: list[int] = []
@@ -60,7 +62,10 @@ class SeededChat:
             if seed == self.fail_seed:
                 raise httpx.ConnectError("connection refused")
             if self.hold_writer(seed):
+                self.writer_held.set()
                 self.judge_seen.wait(timeout=30)  # set at once when pipelined; the bound only ends a broken run
+            elif self.holding:  # the one free writer answers once a held one is in flight (threads start late under load)
+                self.writer_held.wait(timeout=30)
             if seed % 5 == 0:
                 return "{not json"
             word = WORDS[seed % len(WORDS)]

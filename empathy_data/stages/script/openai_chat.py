@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 import os
 from typing import Any
 
 from empathy_data.config.model import OpenAIScript
 from empathy_data.core.errors import BackendUnavailable, ConfigError
-from empathy_data.stages.script.prompting import CutOffReply, token_budget
+from empathy_data.stages.script.prompting import CutOffReply, SamplingView, token_budget
 
 NO_KEY = "not-needed"
 
@@ -29,7 +28,7 @@ def api_key(config: OpenAIScript) -> str:
     return key
 
 
-class OpenAIChat:
+class OpenAIChat(SamplingView):
     def __init__(self, config: OpenAIScript, base_url: str):
         from openai import OpenAI
 
@@ -44,26 +43,9 @@ class OpenAIChat:
             max_retries=config.request_retries,
         )
 
-    def with_sampling(self, **settings: Any) -> OpenAIChat:
-        """The same client (or engine) with other sampling settings: the script judge's view."""
-        view = copy.copy(self)
-        view.config = self.config.model_copy(update=settings)
-        return view
-
     @property
     def identity(self) -> dict[str, Any]:
-        c = self.config
-        return {
-            "backend": "openai",
-            "model": c.model,
-            "structured_output": self.form,
-            "temperature": c.temperature,
-            "top_p": c.top_p,
-            "frequency_penalty": c.frequency_penalty,
-            "presence_penalty": c.presence_penalty,
-            "max_tokens": c.max_tokens,
-            "max_tokens_per_exchange": c.max_tokens_per_exchange,
-        }
+        return self.sampling_identity("openai", structured_output=self.form)
 
     def check_reachable(self) -> None:
         import openai

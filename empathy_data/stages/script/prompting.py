@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from typing import Any
@@ -198,3 +199,29 @@ def parse_reply(
         turns.append(ScriptTurn(role="assistant", text=one_line(ex["assistant"])))
         reasoning.append(one_line(ex["reasoning"]))
     return Script(spec=spec, turns=turns, reasoning=reasoning, llm=llm)
+
+
+class SamplingView:
+    """What every chat backend shares: a view with other sampling settings, and the sampling in its identity."""
+
+    config: Any
+
+    def with_sampling(self, **settings: Any):
+        """The same client (or engine) with other sampling settings: the script judge's view."""
+        view = copy.copy(self)
+        view.config = self.config.model_copy(update=settings)
+        return view
+
+    def sampling_identity(self, backend: str, **extra: Any) -> dict[str, Any]:
+        c = self.config
+        return {
+            "backend": backend,
+            "model": c.model,
+            **extra,
+            "temperature": c.temperature,
+            "top_p": c.top_p,
+            "frequency_penalty": c.frequency_penalty,
+            "presence_penalty": c.presence_penalty,
+            "max_tokens": c.max_tokens,
+            "max_tokens_per_exchange": c.max_tokens_per_exchange,
+        }

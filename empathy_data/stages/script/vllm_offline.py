@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from empathy_data.config.model import VLLMScript
 from empathy_data.core.errors import BackendUnavailable
-from empathy_data.stages.script.prompting import CutOffReply, token_budget
+from empathy_data.stages.script.prompting import CutOffReply, SamplingView, token_budget
 
 
-class VLLMChat:
+class VLLMChat(SamplingView):
     def __init__(self, config: VLLMScript):
         try:
             from vllm import LLM
@@ -30,25 +29,9 @@ class VLLMChat:
             kwargs["max_model_len"] = config.max_model_len
         self.llm = LLM(**kwargs)
 
-    def with_sampling(self, **settings: Any) -> VLLMChat:
-        """The same client (or engine) with other sampling settings: the script judge's view."""
-        view = copy.copy(self)
-        view.config = self.config.model_copy(update=settings)
-        return view
-
     @property
     def identity(self) -> dict[str, Any]:
-        c = self.config
-        return {
-            "backend": "vllm",
-            "model": c.model,
-            "temperature": c.temperature,
-            "top_p": c.top_p,
-            "frequency_penalty": c.frequency_penalty,
-            "presence_penalty": c.presence_penalty,
-            "max_tokens": c.max_tokens,
-            "max_tokens_per_exchange": c.max_tokens_per_exchange,
-        }
+        return self.sampling_identity("vllm")
 
     def sampling_params(self, schema: dict[str, Any], seed: int):
         from vllm import SamplingParams
