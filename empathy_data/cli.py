@@ -194,6 +194,23 @@ def inspect_command(
             shown.print(escape(play_exchange(location)), highlight=False, soft_wrap=True)
 
 
+@app.command("eval-set")
+def eval_set(
+    out: Annotated[Path, typer.Argument(help="Output directory of a build")],
+    to: Annotated[Path, typer.Option("--to", help="Directory to write (replaced atomically)")],
+    split: Annotated[str, typer.Option("--split", help="The held-out split to draw from")] = "test",
+    per_emotion: Annotated[int | None, typer.Option("--per-emotion", min=1, help="Items per user emotion (default: the rarest's count)")] = None,
+) -> None:
+    """A speaker-disjoint, emotion-balanced evaluation set in URO-Bench's layout (test.jsonl + audio/)."""
+    from empathy_data.tools.eval_set import write_eval_set
+
+    try:
+        summary = write_eval_set(out, to, split, per_emotion)
+    except EmpathyDataError as exc:
+        _fail(exc)
+    console.print(f"{summary['items']} items ({summary['per_emotion']} per emotion, {summary['speakers']} speakers) -> {to}")
+
+
 @app.command()
 def clean(
     config: Annotated[Path, typer.Argument(help="Build config YAML")],

@@ -1,0 +1,93 @@
+"""`empathy-data eval-set OUT --to DIR`: a held-out evaluation set from a finished build, in URO-Bench's layout.
+
+From one split of the accepted rows (default `test`), the first exchange of each dialogue (no history to
+replay), spoken by users who appear in no other split, the same number per user emotion (the rarest emotion's
+count, or `per_emotion`). DIR gets the user turns as WAV files and `test.jsonl`, one line per item, with
+URO-Bench's fields (`source_wav` relative to the file, `source_text`, `target_text`: the corpus's reply as the
+reference) plus the labels (`emotion`, `gender`, `age_group`, `language`, `speaker_id`, `source`), and
+`eval.json` with the counts. Labels are read by column projection first; audio only for the chosen rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import soundfile as sf
+
+from empathy_data.core.atomic import atomic_dir
+from empathy_data.core.audio import decode_bytes
+from empathy_data.tools.report.load import Location, ReportError, iter_groups, read_manifest, read_rows, shard_paths
+
+SELECT = ("dialogue_id", "exchange_index", "split", "language", "user_emotion", "user_speaker_id")
+FIELDS = (*SELECT, "user_text", "assistant_text", "user_gender", "user_age_group")
+
+
+def select_items(out: Path, split: str = "test", per_emotion: int | None = None) -> tuple[list[Location], dict]:
+    """The rows of the evaluation set (in emotion, then dialogue order) and what was left out and why."""
+    manifest = read_manifest(out)
+    splits = manifest.shards.data
+    if split not in splits:
+        raise ReportError(f"--split {split}: not a split of {out} (splits: {', '.join(splits) or 'none'})")
+    elsewhere = {
+        row["user_speaker_id"]
+        for other in splits
+        if other != split
+        for _, _, rows in iter_groups(shard_paths(out, manifest, "data", other), ("user_speaker_id",))
+        for row in rows
+    }
+    by_emotion: dict[str, list[tuple[str, Location]]] = defaultdict(list)
+    left_out = {"later_exchange": 0, "speaker_in_another_split": 0}
+    for path, group, rows in iter_groups(shard_paths(out, manifest, "data", split), SELECT):
+        for i, row in enumerate(rows):
+            if row["exchange_index"] != 0:
+                left_out["later_exchange"] += 1
+            elif row["user_speaker_id"] in elsewhere:
+                left_out["speaker_in_another_split"] += 1
+            else:
+                by_emotion[row["user_emotion"]].append((row["dialogue_id"], Location(path, group, i)))
+    if not by_emotion:
+        raise ReportError(f"{out}: no first exchange in split {split!r} from a speaker of that split only")
+    n = min(len(found) for found in by_emotion.values())
+    if per_emotion is not None:
+        n = min(n, per_emotion)
+    chosen = [loc for emotion in sorted(by_emotion) for _, loc in sorted(by_emotion[emotion])[:n]]
+    counts = {
+        "build": manifest.name,
+        "split": split,
+        "per_emotion": n,
+        "emotions": sorted(by_emotion),
+        "items": len(chosen),
+        "left_out": left_out | {"over_balance": sum(len(v) for v in by_emotion.values()) - len(chosen)},
+    }
+    return chosen, counts
+
+
+def write_eval_set(out: Path, to: Path, split: str = "test", per_emotion: int | None = None) -> dict:
+    locations, counts = select_items(out, split, per_emotion)
+    rows = read_rows(locations, (*FIELDS, "user_audio"))
+    speakers = sorted({row["user_speaker_id"] for row in rows})
+    with atomic_dir(to) as stage:
+        (stage / "audio").mkdir()
+        with open(stage / "test.jsonl", "w", encoding="utf-8") as lines:
+            for row in rows:
+                key = f"{row['dialogue_id']}-{row['exchange_index']:02d}"
+                audio, rate = decode_bytes(row["user_audio"]["bytes"])
+                sf.write(stage / "audio" / f"{key}.wav", audio, rate, subtype="PCM_16")
+                item = {
+                    "key": key,
+                    "source_wav": f"audio/{key}.wav",
+                    "source_text": row["user_text"],
+                    "target_text": row["assistant_text"],
+                    "emotion": row["user_emotion"],
+                    "gender": row["user_gender"],
+                    "age_group": row["user_age_group"],
+                    "language": row["language"],
+                    "speaker_id": row["user_speaker_id"],
+                    "source": "synthetic",
+                }
+                lines.write(json.dumps(item, ensure_ascii=False) + "\n")
+        summary = counts | {"speakers": len(speakers), "corpus": str(out)}
+        (stage / "eval.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    return summary

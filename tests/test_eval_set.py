@@ -1,0 +1,51 @@
+"""`empathy-data eval-set`: a speaker-disjoint, emotion-balanced held-out set in URO-Bench's layout."""
+
+import json
+
+import soundfile as sf
+
+from tests.cli_helpers import run_cli
+from tests.corpus_builder import make_corpus, row
+
+
+def corpus(tmp_path):
+    data = [
+        row("d0", 0, "sad", speaker="spk-a"),
+        row("d0", 1, "angry", speaker="spk-a"),
+        row("t0", 0, "sad", split="test", speaker="spk-t0"),
+        row("t1", 0, "sad", split="test", speaker="spk-t1"),
+        row("t5", 0, "sad", split="test", speaker="spk-t5"),
+        row("t2", 0, "happy", split="test", speaker="spk-t2"),
+        row("t6", 0, "happy", split="test", speaker="spk-t6"),
+        row("t3", 0, "happy", split="test", speaker="spk-a"),  # also speaks in train: not held out
+        row("t5", 1, "sad", split="test", speaker="spk-t5"),  # a later exchange: its history is not replayed
+    ]
+    return make_corpus(tmp_path, data, [])
+
+
+def test_eval_set_is_speaker_disjoint_balanced_and_in_uro_bench_layout(tmp_path):
+    out = corpus(tmp_path)
+    done = run_cli("eval-set", str(out), "--to", str(tmp_path / "eval"))
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(x) for x in (tmp_path / "eval" / "test.jsonl").read_text().splitlines()]
+    assert [x["key"] for x in lines] == ["t2-00", "t6-00", "t0-00", "t1-00"]  # 2 per emotion, the rarest's count
+    assert {x["emotion"] for x in lines} == {"sad", "happy"}
+    assert not {x["speaker_id"] for x in lines} & {"spk-a"}  # nobody who speaks in train
+    for x in lines:
+        assert set(x) >= {"source_wav", "source_text", "target_text", "emotion"}
+        audio, rate = sf.read(tmp_path / "eval" / x["source_wav"])
+        assert rate == 16000 and len(audio) == rate  # the user turn (1 s in the fixture)
+        assert x["source_text"] == f"user text {x['key'][:2]} 0" and x["target_text"] == f"assistant text {x['key'][:2]} 0"
+    summary = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert summary["items"] == 4 and summary["per_emotion"] == 2 and summary["speakers"] == 4
+    assert summary["left_out"] == {"later_exchange": 1, "speaker_in_another_split": 1, "over_balance": 1}
+
+
+def test_per_emotion_caps_and_a_missing_split_is_one_line(tmp_path):
+    out = corpus(tmp_path)
+    done = run_cli("eval-set", str(out), "--to", str(tmp_path / "one"), "--per-emotion", "1")
+    assert done.returncode == 0, done.stderr
+    assert len((tmp_path / "one" / "test.jsonl").read_text().splitlines()) == 2
+    done = run_cli("eval-set", str(out), "--to", str(tmp_path / "none"), "--split", "dev")
+    assert done.returncode != 0 and "--split dev: not a split" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "none").exists()
