@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from empathy_data.config.arcs import ARCS
-from empathy_data.config.paths import LOCAL, MODEL, LocalPath, ModelPath, OptionalLocalPath, resolve_path, resolve_paths
+from empathy_data.config.paths import LocalPath, ModelPath, OptionalLocalPath, path_kind, resolve_path, resolve_paths
 from empathy_data.core.errors import ConfigError
 from empathy_data.core.labels import AGE_GROUPS, EMOTIONS, GENDERS, LANGUAGES, RESPONSE_STYLES
 
@@ -767,7 +767,7 @@ def parse_config(data: Any, source: str = "<config>") -> BuildConfig:
 def _from_working_dir(key: str, value: Any) -> Any:
     """An override is a command-line argument: its relative path is relative to the working directory."""
     field = BuildConfig.model_fields.get(key)
-    kind = next((m for m in field.metadata if m in (LOCAL, MODEL)), None) if field else None
+    kind = path_kind(field) if field else None
     return resolve_path(value, kind, Path.cwd()) if kind and isinstance(value, str) else value
 
 

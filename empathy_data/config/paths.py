@@ -25,6 +25,11 @@ ModelPath = Annotated[str, MODEL]
 OptionalLocalPath = Annotated[str | None, LOCAL]
 
 
+def path_kind(field: Any) -> str | None:
+    """LOCAL or MODEL where a pydantic field is declared a path, else None."""
+    return next((m for m in field.metadata if m in (LOCAL, MODEL)), None)
+
+
 def resolve_path(value: str | None, kind: str, base: Path) -> str | None:
     if value is None or value in KEYWORDS or "://" in value:
         return value
@@ -44,7 +49,7 @@ def resolve_paths(model: Any, base: Path) -> Any:
     update: dict[str, Any] = {}
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
-        kind = next((m for m in field.metadata if m in (LOCAL, MODEL)), None)
+        kind = path_kind(field)
         if kind is not None:
             resolved = resolve_path(value, kind, base)
         elif isinstance(value, BaseModel):

@@ -159,10 +159,9 @@ class ScriptJudges:
         if self.embedder is not None:
             self._embeddings(scripts, reviews)
         to_judge = [i for i, r in enumerate(reviews) if r.reason is None]
-        if self.chat is not None and self.judge.enabled and to_judge and self.judge.mode == "labels":
-            self._pick_labels([scripts[i] for i in to_judge], [attempts[i] for i in to_judge], [reviews[i] for i in to_judge], complete)
-        elif self.chat is not None and self.judge.enabled and to_judge:
-            self._judge([scripts[i] for i in to_judge], [attempts[i] for i in to_judge], [reviews[i] for i in to_judge], complete)
+        if self.chat is not None and self.judge.enabled and to_judge:
+            judge = self._pick_labels if self.judge.mode == "labels" else self._judge
+            judge([scripts[i] for i in to_judge], [attempts[i] for i in to_judge], [reviews[i] for i in to_judge], complete)
         return reviews
 
     def _embeddings(self, scripts: list[Script], reviews: list[Review]) -> None:
@@ -216,11 +215,12 @@ class ScriptJudges:
     def _pick_labels(self, scripts: list[Script], attempts: list[int], reviews: list[Review], complete: Complete) -> None:
         for script, review, picks in self._ask(scripts, attempts, reviews, complete, "labels", bool(self.label_gate)):
             review.quality["judge_labels"] = picks
-            for label in ("emotion", "style"):
-                review.count(f"judge.{label}_match", not label_mismatches(script, picks, (label,)))
+            found = {label: label_mismatches(script, picks, (label,)) for label in ("emotion", "style")}
+            for label, differ in found.items():
+                review.count(f"judge.{label}_match", not differ)
             if not self.label_gate:  # records only
                 continue
-            mismatches = label_mismatches(script, picks, self.label_gate)
+            mismatches = [m for label in self.label_gate for m in found[label]]
             review.count("judge", not mismatches)
             if mismatches:
                 review.reason = Reason(stage="script", check="judge", detail="; ".join(mismatches))

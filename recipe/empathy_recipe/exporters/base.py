@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar
@@ -68,6 +69,7 @@ class Exporter:
         self.units = units
         self.counter = counter
         self.files: dict[str, IO[str]] = {}
+        self.filled: Counter[str] = Counter()  # "file task" -> repeated lines appended (OSUM-EChat --fill-last-batch)
 
     # --- per format -------------------------------------------------------------------------------------------
     def check_user(self, item: Item) -> str | None:

@@ -86,7 +86,6 @@ class OsumEChatExporter(Exporter):
         # (file, task) -> its first chat lines with their tokens, up to fill_last_batch tokens: what is repeated
         self.chat_lines: dict[tuple[str, str], list[tuple[dict, float]]] = defaultdict(list)
         self.chat_tokens: Counter[tuple[str, str]] = Counter()
-        self.filled: Counter[str] = Counter()  # "file task" -> repeated lines appended
 
     def write_line(self, name: str, line: dict) -> None:
         super().write_line(name, line)

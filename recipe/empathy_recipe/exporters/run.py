@@ -82,7 +82,7 @@ def export(
         }  # fmt: skip
         if options.fill_last_batch:
             report.options["fill_last_batch"] = options.fill_last_batch
-            report.lines_filled = dict(sorted(getattr(exporter, "filled", {}).items()))
+            report.lines_filled = dict(sorted(exporter.filled.items()))
         result = report.to_dict()
         (stage / "export.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
         swap(stage, to)
