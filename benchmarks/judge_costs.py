@@ -40,9 +40,9 @@ def main() -> None:
     wall = manifest["timings_s"]["pipeline_wall"]
     scripts, clips = [], []
     for chunk in ctx.chunk_ranges():
-        synthesized = ctx.read_chunk("synthesize", chunk, 0)
+        synthesized = ctx.layout.read_chunk("synthesize", chunk, 0)
         scripts += synthesized.scripts
-        folder = ctx.store.root / ctx.chunk_key("synthesize", chunk, 0)
+        folder = ctx.store.root / ctx.layout.chunk_key("synthesize", chunk, 0)
         clips += [read_audio(folder / u.audio_path) for u in synthesized.utterances]
     seconds: dict[str, float] = {}
 

@@ -25,6 +25,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from empathy_data.store.output_guard import claim_output_dir
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -112,7 +114,7 @@ def main() -> None:
         warm = chat.with_sampling(max_tokens=16, max_tokens_per_exchange=0)
         warm.complete([{"role": "user", "content": "Say hi."}], {"type": "object", "properties": {}}, 0)
         recording = Recording(chat)
-        ctx.claim_output_dir()
+        claim_output_dir(ctx.store, ctx.planner.key, ctx.config.name)
 
         def run_stage(make_chat) -> float:
             start = time.perf_counter()

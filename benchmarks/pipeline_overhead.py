@@ -24,6 +24,8 @@ from pathlib import Path
 
 import yaml
 
+from empathy_data.store.output_guard import check_output_dir, claim_output_dir, remove_partial_writes
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -63,10 +65,10 @@ def plain_loop(config_path: str) -> dict:
     ctx = BuildContext.load(str(Path(config_path).resolve()), {})
     cfg = ctx.config
     with OutputLock(ctx.store):
-        ctx.check_output_dir()
-        ctx.load_topup()
-        ctx.claim_output_dir()
-        ctx.remove_partial_writes()
+        check_output_dir(ctx.store, ctx.planner.key)
+        ctx.topup.load()
+        claim_output_dir(ctx.store, ctx.planner.key, ctx.config.name)
+        remove_partial_writes(ctx.store)
         t0 = time.perf_counter()
         judges = (backends.asr_backend(cfg.filter), backends.emotion_backend(cfg.filter))
         stages = InlineRunner({

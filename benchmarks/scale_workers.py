@@ -29,6 +29,8 @@ sys.path.insert(0, str(HERE))
 
 from null_backends import install, null_config  # noqa: E402
 
+from empathy_data.store.output_guard import claim_output_dir  # noqa: E402
+
 
 def config(num_dialogues: int, chunk_size: int, out: Path) -> dict:
     c = null_config(num_dialogues, str(out), chunk_size=chunk_size)
@@ -47,7 +49,7 @@ def write_scripts(path: Path) -> None:
 
     install()
     ctx = BuildContext.load(str(path), {})
-    ctx.claim_output_dir()
+    claim_output_dir(ctx.store, ctx.planner.key, ctx.config.name)
     for c in ctx.chunk_ranges():
         run_script_chunk(ctx, c, lambda: backends.chat_backend(ctx.config.script, ""))
 

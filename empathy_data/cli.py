@@ -17,6 +17,7 @@ from rich.table import Table
 
 from empathy_data.core.errors import BackendUnavailable, ConfigError, EmpathyDataError
 from empathy_data.records.manifest import Manifest
+from empathy_data.store.output_guard import check_output_dir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Manufacture empathetic speech-dialogue corpora.")
 console = Console(stderr=True)
@@ -223,12 +224,12 @@ def clean(
 
     try:
         ctx = BuildContext.load(config, _overrides(out, None))
-        ctx.check_output_dir()
+        check_output_dir(ctx.store, ctx.planner.key)
         if not dry_run and ctx.store.list():  # never delete under a running build
             OutputLock(ctx.store).acquire()
     except EmpathyDataError as exc:
         _fail(exc)
-    stale = ctx.stale_work()
+    stale = ctx.layout.stale_work()
     for key in stale:
         console.print(f"{'would remove' if dry_run else 'removing'} {ctx.store.where(key)}", highlight=False)
         if not dry_run:

@@ -11,6 +11,7 @@ import yaml
 from empathy_data.config.model import parse_config
 from empathy_data.core.errors import ConfigError
 from empathy_data.runtime.preflight import check_libraries_and_models
+from empathy_data.store.output_guard import check_no_shrink, claim_output_dir
 from tests.cli_helpers import run_cli
 from tests.corpus_builder import make_corpus
 from tests.helpers import REPO, make_context, pool_with_clip
@@ -176,17 +177,17 @@ def test_bad_flag_value_is_reported_against_the_flag(tmp_path):
 def test_smaller_num_dialogues_refuses_to_shrink_an_exported_corpus(tmp_path):
     out = tmp_path / "out"
     ctx = make_context(tmp_path, num_dialogues=8)
-    ctx.claim_output_dir()
+    claim_output_dir(ctx.store, ctx.planner.key, ctx.config.name)
     manifest = json.loads((make_corpus(tmp_path / "other") / "manifest.json").read_text())
     manifest["counts"]["dialogues"] = {"planned": 8, "accepted": 8, "rejected": 0, "failed": 0}
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ConfigError, match="already holds a corpus of 8 dialogues.*--allow-shrink"):
-        make_context(tmp_path, num_dialogues=1).check_no_shrink()
-    make_context(tmp_path, num_dialogues=12).check_no_shrink()  # growing is fine
+        check_no_shrink(ctx.store, 1)
+    check_no_shrink(ctx.store, 12)  # growing is fine
     manifest["counts"]["dialogues"]["planned"] = 10
     manifest["counts"]["topup"] = {"passes": 1, "dialogues": 2, "budget": 2}
     (out / "manifest.json").write_text(json.dumps(manifest))
-    make_context(tmp_path, num_dialogues=8).check_no_shrink()  # the same size again: its top-up is no shrink
+    check_no_shrink(ctx.store, 8)  # the same size again: its top-up is no shrink
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"name": "t", "seed": 3, "output": str(out)}))
     result = run_cli("build", str(config), "--num-dialogues", "1")

@@ -18,7 +18,7 @@ def test_every_kind_of_record_survives_its_row(tmp_path):
     run_script_chunk(ctx, 0, lambda: FakeChat())
     run_synthesize_chunk(ctx, 0, lambda: backends.tts_backend(ctx.config.synthesize))
     backends.release(["synthesize"])
-    stored = list(ctx.store.read_rows(ctx.records_key("synthesize", 0)))
+    stored = list(ctx.store.read_rows(ctx.layout.records_key("synthesize", 0)))
     records = ChunkRecords.from_rows(through_json(stored))
     user = Scores(dialogue_id="d", turn_index=0, asr_text="hi", wer=0.125, checks={"wer": "pass"}, verdict="accepted")
     reply = Scores(dialogue_id="d", turn_index=1, verdict="rejected", reasons=["assistant.wer"], checks={"wer": "fail"})

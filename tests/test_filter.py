@@ -177,8 +177,8 @@ def test_batched_whisper_hears_what_one_at_a_time_hears():
 
 
 def test_a_batch_of_one_keeps_the_filter_key_earlier_builds_have(tmp_path):
+    from empathy_data.backends.registry import filter_identity
     from empathy_data.config.model import ClassifierEmotion, FilterConfig
-    from empathy_data.runtime.build import filter_identity
 
     one = filter_identity(FilterConfig())["settings"]
     assert "batch_size" not in one["asr"] and "batch_size" not in one["emotion"]

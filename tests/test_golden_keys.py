@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from empathy_data.backends import registry
+from empathy_data.backends import builtin, registry
 from empathy_data.runtime import build
 from empathy_data.stages.script import embeddings
 from tests.conftest import REPO, tiny_config
@@ -62,12 +62,12 @@ def stage_keys(tmp_path, name: str) -> dict[str, list[list[str]]]:
         path = tmp_path / name
         path.write_text(yaml.safe_dump(config))
     ctx = build.BuildContext.load(path)
-    return {stage: [ctx.keys[stage][c] for c in sorted(ctx.keys[stage])] for stage in build.STAGES}
+    return {stage: [ctx.layout.keys[stage][c] for c in sorted(ctx.layout.keys[stage])] for stage in build.STAGES}
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))
 def test_stage_keys_are_unchanged(tmp_path, monkeypatch, name):
-    monkeypatch.setattr(build, "library_versions", pinned_versions)
+    monkeypatch.setattr(builtin, "library_versions", pinned_versions)
     monkeypatch.setattr(embeddings, "library_versions", pinned_versions)
     monkeypatch.setattr(registry, "library_versions", pinned_versions)
     assert stage_keys(tmp_path, name) == GOLDEN[name]

@@ -216,8 +216,8 @@ def test_cosyvoice2_instruct_with_emotion_and_matching_clip(monkeypatch, tmp_pat
 
 
 def test_cosyvoice2_accelerated_paths_reach_its_constructor_and_the_key(monkeypatch, tmp_path):
+    from empathy_data.backends.registry import synthesize_identity
     from empathy_data.config.model import SynthesizeConfig
-    from empathy_data.runtime.build import synthesize_identity
 
     CALLS.clear()
     install(monkeypatch, "cosyvoice.cli.cosyvoice", CosyVoice2=FakeCosyVoice2)

@@ -120,14 +120,14 @@ def test_backend_identity_in_stage_keys_follows_weights_and_library(tmp_path, mo
     weights.mkdir()
     (weights / "model.bin").write_bytes(b"weights v1")
     asr = {"backend": "transformers", "model": str(weights)}
-    key = make_context(tmp_path, filter={"asr": asr}).keys["filter"][0][0]
+    key = make_context(tmp_path, filter={"asr": asr}).layout.keys["filter"][0][0]
     copy = tmp_path / "copy"
     copy.mkdir()
     (copy / "model.bin").write_bytes(b"weights v1")
-    assert make_context(tmp_path, filter={"asr": {**asr, "model": str(copy)}}).keys["filter"][0][0] == key
+    assert make_context(tmp_path, filter={"asr": {**asr, "model": str(copy)}}).layout.keys["filter"][0][0] == key
     (copy / "model.bin").write_bytes(b"weights v2")
-    assert make_context(tmp_path, filter={"asr": {**asr, "model": str(copy)}}).keys["filter"][0][0] != key
-    import empathy_data.runtime.build as build
+    assert make_context(tmp_path, filter={"asr": {**asr, "model": str(copy)}}).layout.keys["filter"][0][0] != key
+    from empathy_data.backends import registry
 
-    monkeypatch.setattr(build, "library_versions", lambda *names: {n: "99.0" for n in names})
-    assert make_context(tmp_path, filter={"asr": asr}).keys["filter"][0][0] != key
+    monkeypatch.setattr(registry, "library_versions", lambda *names: {n: "99.0" for n in names})
+    assert make_context(tmp_path, filter={"asr": asr}).layout.keys["filter"][0][0] != key

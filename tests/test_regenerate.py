@@ -80,7 +80,7 @@ def build(ctx, chat) -> dict:
     asr = ScriptHearingASR()
 
     def hear_then_filter(c: int, r: int):
-        rows = read_jsonl(ctx.chunk_path("synthesize", c, r) / "records.jsonl")
+        rows = read_jsonl(ctx.layout.chunk_path("synthesize", c, r) / "records.jsonl")
         asr.texts = [row["text"] for row in rows if row["kind"] == "utterance"]
         return run_filter_chunk(ctx, c, lambda: (asr, None), r)
 
@@ -148,13 +148,13 @@ def test_adding_rounds_to_a_finished_build_reuses_round_zero(regen_ctx, tmp_path
     first = make_context(tmp_path, **{k: v for k, v in data.items() if k not in ("name", "seed")} | {"seed": 3})
     assert build(first, DraftChat(first, drafts))["counts"]["exchanges"]["accepted"] == 3
 
-    assert regen_ctx.pending_script_work()  # dialogue 0 is to be written again
+    assert regen_ctx.regeneration.pending_script_work()  # dialogue 0 is to be written again
     chat = DraftChat(regen_ctx, drafts)
     manifest = build(regen_ctx, chat)
-    assert not regen_ctx.pending_script_work()
+    assert not regen_ctx.regeneration.pending_script_work()
     assert chat.calls == [(0, 2)]  # round 0 came from the finished build; only the rejected one is asked
     assert manifest["counts"]["exchanges"]["accepted"] == 4
-    assert [keys[0] for keys in manifest["stage_keys"]["filter"]] == [keys[0] for keys in first.keys["filter"].values()]
+    assert [keys[0] for keys in manifest["stage_keys"]["filter"]] == [keys[0] for keys in first.layout.keys["filter"].values()]
 
 
 @pytest.mark.parametrize("write_by", ["dialogue", "exchange"])
@@ -168,11 +168,11 @@ def test_a_later_round_asks_with_later_attempt_numbers(regen_ctx, write_by):
 
 
 def test_no_llm_is_needed_when_added_rounds_have_nothing_to_write(regen_ctx, tmp_path):
-    assert regen_ctx.pending_script_work()
+    assert regen_ctx.regeneration.pending_script_work()
     data = regen_ctx.config.model_dump(mode="json") | {"regenerate": {"rounds": 0}}
     first = make_context(tmp_path, **{k: v for k, v in data.items() if k != "name"})
     build(first, DraftChat(first, dict.fromkeys(range(4), ["clean"])))
-    assert not regen_ctx.pending_script_work()  # every dialogue was accepted in round 0
+    assert not regen_ctx.regeneration.pending_script_work()  # every dialogue was accepted in round 0
 
 
 class ExchangeChat:

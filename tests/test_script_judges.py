@@ -145,7 +145,7 @@ def test_judge_settings_and_templates_enter_the_script_key(tmp_path):
     base = make_context(tmp_path, script=JUDGES_ON)
     stricter = make_context(tmp_path, script={**JUDGES_ON, "judge": {"enabled": True, "min_scores": {"emotion": 4}}})
     off = make_context(tmp_path)
-    keys = {ctx.keys["script"][0][0] for ctx in (base, stricter, off)}
+    keys = {ctx.layout.keys["script"][0][0] for ctx in (base, stricter, off)}
     assert len(keys) == 3
     prompts = tmp_path / "prompts"
     import shutil
@@ -153,7 +153,7 @@ def test_judge_settings_and_templates_enter_the_script_key(tmp_path):
     shutil.copytree(REPO / "prompts", prompts)
     (prompts / "templates" / "judge.en.j2").write_text("Score it.\n{{ written }}\n")
     edited = make_context(tmp_path, script=JUDGES_ON, prompts_dir=str(prompts))
-    assert edited.keys["script"][0][0] != base.keys["script"][0][0]
+    assert edited.layout.keys["script"][0][0] != base.layout.keys["script"][0][0]
 
 
 def test_the_embedded_judge_gates_nothing_unless_asked_and_any_other_judge_gates_at_two(tmp_path):
@@ -165,7 +165,7 @@ def test_the_embedded_judge_gates_nothing_unless_asked_and_any_other_judge_gates
     served = {"enabled": True, "base_url": "http://127.0.0.1:9/v1", "model": "judge-7b"}
     ctx = make_context(tmp_path, script={"judge": served, "topic": {"enabled": False}})
     assert script_judges(ctx, JudgedChat([])).min_scores == GATE
-    assert ctx.keys["script"][0][0] != embedded.keys["script"][0][0]
+    assert ctx.layout.keys["script"][0][0] != embedded.layout.keys["script"][0][0]
 
 
 def test_a_missing_judge_template_is_one_line_naming_it(tmp_path):
@@ -383,14 +383,14 @@ def test_the_embedded_closed_set_judge_records_its_picks_and_gates_nothing_unles
     scripts, outcomes = write(ctx, JudgedChat([picks_for(spec, emotion=wrong)]))
     assert outcomes == [] and scripts[0].llm["attempt"] == 0
     assert scripts[0].quality["judge_labels"][0]["emotion"] == wrong and scripts[0].checks["judge.emotion_match"] == [0, 1]
-    assert ctx.stage_settings("script")["script"]["judge"]["match"] == []
+    assert ctx.layout.settings["script"]["script"]["judge"]["match"] == []
 
 
 def test_the_labels_mode_keys_the_build_and_the_scores_mode_keeps_its_old_key(tmp_path):
     scores = make_context(tmp_path / "a", script=JUDGES_ON)
     explicit = make_context(tmp_path / "b", script={**JUDGES_ON, "judge": {**JUDGES_ON["judge"], "mode": "scores"}})
     labels = make_context(tmp_path / "c", script=LABELS_ON)
-    assert scores.stage_settings("script") == explicit.stage_settings("script")
-    assert "mode" not in scores.stage_settings("script")["script"]["judge"]
-    assert labels.stage_settings("script")["judge_labels_prompts"] == labels.prompts.judge_labels_hash != ""
-    assert labels.stage_settings("script") != scores.stage_settings("script")
+    assert scores.layout.settings["script"] == explicit.layout.settings["script"]
+    assert "mode" not in scores.layout.settings["script"]["script"]["judge"]
+    assert labels.layout.settings["script"]["judge_labels_prompts"] == labels.prompts.judge_labels_hash != ""
+    assert labels.layout.settings["script"] != scores.layout.settings["script"]

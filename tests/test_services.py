@@ -41,10 +41,10 @@ def _fresh_backends():
 
 def test_the_key_follows_what_the_service_reports_not_its_address(tmp_path):
     with FakeService() as first, FakeService() as second:
-        keys = service_context(tmp_path, first.url).keys
-        assert service_context(tmp_path, second.url).keys == keys  # same model elsewhere: same chunks
+        keys = service_context(tmp_path, first.url).layout.keys
+        assert service_context(tmp_path, second.url).layout.keys == keys  # same model elsewhere: same chunks
         second.identity = {**second.identity, "model": {"weights": "b" * 32}}  # another model, same URL
-        other = service_context(tmp_path, second.url, out="out2").keys
+        other = service_context(tmp_path, second.url, out="out2").layout.keys
     assert other["script"] == keys["script"]
     assert other["synthesize"] != keys["synthesize"] and other["filter"] != keys["filter"]
     assert all(request == "GET /info" for request in first.requests)  # the key needs no model call
@@ -52,9 +52,9 @@ def test_the_key_follows_what_the_service_reports_not_its_address(tmp_path):
 
 def test_an_asr_service_report_is_in_the_filter_key(tmp_path):
     with FakeService() as tts, FakeService({"service": "asr", "backend": "faster-whisper", "model": "x"}) as asr:
-        keys = service_context(tmp_path, tts.url, asr.url).keys
+        keys = service_context(tmp_path, tts.url, asr.url).layout.keys
         asr.identity = {**asr.identity, "model": "whisper-large-v3"}
-        other = service_context(tmp_path, tts.url, asr.url, out="out2").keys
+        other = service_context(tmp_path, tts.url, asr.url, out="out2").layout.keys
     assert other["synthesize"] == keys["synthesize"] and other["filter"] != keys["filter"]
 
 
@@ -88,11 +88,11 @@ def test_a_service_fault_fails_the_chunk_and_caches_nothing(tmp_path, fault):
         with pytest.raises(InfrastructureError, match=f"synthesize.tts.url: service {service.url}") as raised:
             run_synthesize_chunk(ctx, 0, lambda: backends.tts_backend(ctx.config.synthesize))
         assert len(str(raised.value).splitlines()) == 1
-        assert not ctx.is_done("synthesize", 0)
+        assert not ctx.layout.is_done("synthesize", 0)
         assert not list((tmp_path / "out" / "work" / "synthesize").glob("*"))
         service.fault = None  # the service is back: the same chunk now renders
         ref = run_synthesize_chunk(ctx, 0, lambda: backends.tts_backend(ctx.config.synthesize))
-    assert ref.counts.get("failed", 0) == 0 and ctx.is_done("synthesize", 0)
+    assert ref.counts.get("failed", 0) == 0 and ctx.layout.is_done("synthesize", 0)
 
 
 def test_an_item_error_fails_that_dialogue_only(tmp_path):
@@ -101,7 +101,7 @@ def test_an_item_error_fails_that_dialogue_only(tmp_path):
         run_script_chunk(ctx, 0, lambda: FakeChat())
         service.fault = "item"
         run_synthesize_chunk(ctx, 0, lambda: backends.tts_backend(ctx.config.synthesize))
-    outcomes = ctx.read_chunk("synthesize", 0).outcomes
+    outcomes = ctx.layout.read_chunk("synthesize", 0).outcomes
     assert outcomes and all(o.verdict == "failed" and "no speakable" in str(o.reasons[0]) for o in outcomes)
 
 
@@ -113,10 +113,10 @@ def test_asr_service_faults_fail_the_filter_chunk(tmp_path):
         asr.fault = "drop"
         with pytest.raises(InfrastructureError, match="filter.asr.url"):
             run_filter_chunk(ctx, 0, lambda: (backends.asr_backend(ctx.config.filter), None))
-        assert not ctx.is_done("filter", 0)
+        assert not ctx.layout.is_done("filter", 0)
         asr.fault = None
         run_filter_chunk(ctx, 0, lambda: (backends.asr_backend(ctx.config.filter), None))
-    assert ctx.is_done("filter", 0)
+    assert ctx.layout.is_done("filter", 0)
     assert any(r.startswith("POST /v1/audio/transcriptions") for r in asr.requests)
 
 
@@ -165,10 +165,10 @@ def test_speaker_and_mos_judges_at_a_service(tmp_path):
         with FakeService() as tts:
             judged = {"speaker": {"service": {"url": speaker.url}}, "mos": {"service": {"url": mos.url}}}
             keys = make_context(tmp_path, synthesize={"tts": {"backend": "service", "url": tts.url, "neutral_reference": True}},
-                                filter=judged).keys  # fmt: skip
+                                filter=judged).layout.keys  # fmt: skip
             speaker.identity = {**speaker.identity, "backend": "xvector"}
             other = make_context(tmp_path, output=str(tmp_path / "o2"), filter=judged,
-                                 synthesize={"tts": {"backend": "service", "url": tts.url, "neutral_reference": True}}).keys  # fmt: skip
+                                 synthesize={"tts": {"backend": "service", "url": tts.url, "neutral_reference": True}}).layout.keys  # fmt: skip
     assert other["synthesize"] == keys["synthesize"] and other["filter"] != keys["filter"]
 
 

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from empathy_data.backends.registry import synthesize_identity
 from empathy_data.backends.triton import TritonTTS
 from empathy_data.config.model import SynthesizeConfig, TritonSynth
 from empathy_data.core.audio import resample
 from empathy_data.core.errors import InfrastructureError
 from empathy_data.records.schema import Speaker
-from empathy_data.runtime.build import synthesize_identity
 from empathy_data.stages.synthesize.base import TTSRequest
 from tests.helpers import REPO, sine
 from tests.triton_server import spelled

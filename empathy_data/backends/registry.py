@@ -30,6 +30,7 @@ from empathy_data.config.model import (
     TopicCheck,
 )
 from empathy_data.core.errors import BackendUnavailable, ConfigError
+from empathy_data.planning.prompt_library import PromptLibrary
 from empathy_data.weights.fingerprint import library_versions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -176,6 +177,43 @@ def key_of(role: str, config: Any) -> tuple[Any, tuple[str, ...]]:
         return backend.key(config), backend.libraries
     except MissingWeights as exc:
         raise BackendUnavailable(f"{ROLES[role]}.{exc}") from None
+
+
+# Left out of the script key on purpose: server address, API key variable, timeouts, concurrency and
+# retry counts (they change speed, not output); the LLM's own part comes from its declaration.
+SCRIPT_SPEED_ONLY = {"base_url", "api_key_env", "max_in_flight", "timeout_s", "request_retries", "embedded"}
+
+
+def embedded_judge(script: ScriptConfig) -> bool:
+    """The judge is the embedded 0.5B model: the script stage's own embedded server."""
+    return script.judge.base_url is None and script.backend == "openai" and script.base_url is None
+
+
+def script_identity(script: ScriptConfig) -> dict[str, Any]:
+    """The script settings that decide the LLM's replies and the verdicts on them."""
+    from empathy_data.stages.script.embeddings import embedder_identity
+
+    s = script.model_dump(mode="json", exclude=SCRIPT_SPEED_ONLY | {"judge", "topic"})
+    if script.judge.enabled:
+        s["judge"] = script.judge.model_dump(mode="json", exclude={"api_key_env", "base_url"})
+        s["judge"]["min_scores"] = script.judge.thresholds(embedded_judge(script))
+        if script.judge.mode == "scores":  # the mode keys came later: builds that score keep their keys
+            del s["judge"]["mode"], s["judge"]["match"]
+        else:
+            s["judge"]["match"] = list(script.judge.label_gate(embedded_judge(script)))
+    if script.topic.enabled:  # the scripts keep their embeddings (export's semantic duplicates read them)
+        s["topic"] = script.topic.model_dump(mode="json", exclude={"device", "batch_size", "model"})
+        s["topic"]["identity"] = embedder_identity(script.topic)
+    return s | declared("llm", script).key(script)
+
+
+def stage_settings(config: BuildConfig, prompts: PromptLibrary) -> dict[str, dict[str, Any]]:
+    """What each stage's cache key hashes besides its upstream key (store/work_layout.py): exactly what
+    changes its output, weights by their content fingerprint, never where they are mounted."""
+    script = {"script": script_identity(config.script), "prompts": prompts.content_hash}
+    if config.script.judge.enabled and config.script.judge.mode == "labels":
+        script["judge_labels_prompts"] = prompts.judge_labels_hash
+    return {"script": script, "synthesize": synthesize_identity(config.synthesize), "filter": filter_identity(config.filter)}
 
 
 def synthesize_identity(config: SynthesizeConfig) -> dict[str, Any]:

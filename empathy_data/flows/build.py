@@ -40,6 +40,7 @@ from empathy_data.runtime.build import (  # noqa: F401  (forget_contexts: the te
 )
 from empathy_data.runtime.interrupts import keep_stopping_cleanly
 from empathy_data.stages.export.exporter import ExportPlan, export_chunk, finish_export, plan_export
+from empathy_data.store.output_guard import check_output_dir, claim_output_dir, remove_partial_writes
 from empathy_data.store.output_lock import OutputLock
 
 log = logging.getLogger("empathy_data")
@@ -253,18 +254,18 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> M
         inputs = BuildInputs(config, str(config_dir))
     ctx = context(inputs)
     with OutputLock(ctx.store):
-        ctx.check_output_dir()
-        ctx.load_topup()  # passes another build may have planned since this process loaded the config
-        if reopened := ctx.reopen_failed_chunks():
+        check_output_dir(ctx.store, ctx.planner.key)
+        ctx.topup.load()  # passes another build may have planned since this process loaded the config
+        if reopened := ctx.regeneration.reopen_failed_chunks():
             log.info("retrying failed items of %d chunk(s)", reopened)
         t0 = time.perf_counter()
-        needs_llm = ctx.pending_script_work() or ctx.topup_pending()
+        needs_llm = ctx.regeneration.pending_script_work() or ctx.topup.pending()
         with llm_endpoint(ctx) if needs_llm else nullcontext("") as base_url:
             if needs_llm and ctx.config.script.backend == "openai":
                 backends.chat_backend(ctx.config.script, base_url).check_reachable()
             # Claim the output directory (build.json) only once the LLM answers.
-            ctx.claim_output_dir()
-            if removed := ctx.remove_partial_writes():
+            claim_output_dir(ctx.store, ctx.planner.key, ctx.config.name)
+            if removed := remove_partial_writes(ctx.store):
                 log.info("removed %d partial write(s) left by an interrupted run", removed)
             report = partial(_report, total=ctx.planner.num_chunks)
             refs = driver.run_all_chunks(ctx, TaskRunner(ctx, inputs, base_url), report)

@@ -358,10 +358,23 @@ class Planner:
         scenario = weighted_choice(random.Random(f"{self.config.seed}:scenario:{index}"), dict(sorted(fitting.items())))
         return self._build(index, cell, str(scenario))
 
-    def add_extra_chunk(self, cells: dict[int, Cell]) -> int:
-        """Register a chunk of top-up dialogues (index -> cell); returns its chunk index."""
-        self.extra_chunks.append(cells)
-        return self.num_chunks - 1
+    def add_extra_pass(self, chunks: list[dict[int, Cell]]) -> list[int]:
+        """Register one top-up pass: its chunks of extra dialogues (index -> cell). The chunk list is
+        swapped in whole, so threads reading it never see it shrink or half-appended. Returns the new
+        chunk indices."""
+        before = self.num_chunks
+        self.extra_chunks = [*self.extra_chunks, *chunks]
+        self.extra_passes += 1
+        return list(range(before, self.num_chunks))
+
+    def chunk_where(self, chunk_index: int) -> dict[str, Any]:
+        """What a chunk's cache key says about its dialogues: their index range, or a top-up chunk's
+        indices and cells."""
+        if chunk_index >= self.base_chunks:
+            cells = self.extra_chunks[chunk_index - self.base_chunks]
+            return {"topup": [[i, *vars(cell).values()] for i, cell in cells.items()]}
+        indices = self.chunk_indices(chunk_index)
+        return {"range": [indices[0], indices[-1] + 1]}
 
     @property
     def base_chunks(self) -> int:

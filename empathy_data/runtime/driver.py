@@ -43,8 +43,7 @@ def run_chunks(
     steps = [(r, stage) for r in ctx.rounds for stage in STAGES]
     resources = ctx.config.resources
     limit = {stage: getattr(resources, stage).max_concurrent for stage in STAGES}
-    rebalance = ctx.config.rebalance
-    more_passes = rebalance is not None and ctx.planner.extra_passes < rebalance.passes
+    more_passes = ctx.topup.passes_left
     advancing: list[tuple[int, int]] = []  # a chunk whose next stage is about to be started
 
     def finished_stages(c: int, step: int) -> tuple[str, ...]:
@@ -103,7 +102,7 @@ def run_all_chunks(
 ) -> list[ChunkRef]:
     """The plan's chunks, then each top-up pass's extra chunks (rebalance), through `run_chunks`."""
     refs = run_chunks(ctx, runner, ctx.chunk_ranges(), on_done)
-    while new_chunks := ctx.add_topup_pass():
+    while new_chunks := ctx.topup.add_pass():
         extras = sum(len(ctx.planner.chunk_indices(c)) for c in new_chunks)
         log.info("top-up pass %d: %d extra dialogue(s) into the labels the filter thinned", ctx.planner.extra_passes, extras)
         refs += run_chunks(ctx, runner, new_chunks, on_done)

@@ -12,6 +12,7 @@ from empathy_data.backends import registry
 from empathy_data.backends.spec import needs
 from empathy_data.config.model import BuildConfig
 from empathy_data.core.errors import ConfigError
+from empathy_data.store.output_guard import check_no_shrink, check_output_dir
 
 if TYPE_CHECKING:
     from empathy_data.runtime.build import BuildContext
@@ -109,7 +110,7 @@ def check_before_build(ctx: BuildContext, allow_shrink: bool = False) -> None:
     """What `empathy-data build` and the deployment flow check before Prefect or any model starts: the
     output directory, a shrink, backend libraries, model paths and a configured LLM server."""
     ctx.store.check_reachable()
-    ctx.check_output_dir()
+    check_output_dir(ctx.store, ctx.planner.key)
     if not allow_shrink:
-        ctx.check_no_shrink()
-    preflight(ctx.config, check_servers=ctx.pending_script_work())
+        check_no_shrink(ctx.store, ctx.config.num_dialogues)
+    preflight(ctx.config, check_servers=ctx.regeneration.pending_script_work())

@@ -4,26 +4,21 @@ stages sit below the runtime that drives them."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from empathy_data.config.model import BuildConfig
 from empathy_data.planning.plan import Planner
-from empathy_data.records.chunk_records import ChunkRecords
 from empathy_data.store.chunk_store import ChunkStore
+from empathy_data.store.work_layout import WorkLayout
 
 
 class BuildView(Protocol):
     config: BuildConfig
     store: ChunkStore
     planner: Planner
-    keys: dict[str, dict[int, list[str]]]  # keys[stage][chunk][round]
-    identities: dict[str, dict[str, Any]]  # what each stage's key hashes
+    layout: WorkLayout  # the stage keys, what each hashes, and the finished chunk outputs
 
     @property
     def rounds(self) -> range: ...
 
     def chunk_ranges(self) -> list[int]: ...
-
-    def chunk_key(self, stage: str, chunk_index: int, round_: int = 0) -> str: ...
-
-    def read_chunk(self, stage: str, chunk_index: int, round_: int = 0) -> ChunkRecords: ...

@@ -138,13 +138,13 @@ def corpus_pass(ctx: BuildView) -> CorpusPass:
     semantic_threshold = ctx.config.export.semantic_duplicate_threshold
     semantic = SemanticDuplicates(semantic_threshold) if semantic_threshold is not None else None
     for chunk in ctx.chunk_ranges():
-        filtered = [ctx.read_chunk("filter", chunk, r) for r in ctx.rounds]
+        filtered = [ctx.layout.read_chunk("filter", chunk, r) for r in ctx.rounds]
         merged = merge([versions_in_round(records, r) for r, records in enumerate(filtered)])
         kept = {d: best(versions).round for d, versions in merged.items()}
         texts: dict[tuple[str, int], str] = {}
         vectors: dict[tuple[str, int], str] = {}
         for round_ in set(kept.values()):
-            for script in ctx.read_chunk("synthesize", chunk, round_).scripts:
+            for script in ctx.layout.read_chunk("synthesize", chunk, round_).scripts:
                 texts[(script.spec.dialogue_id, round_)] = "\n".join(t.text for t in script.turns)
                 if "embedding" in script.quality:
                     vectors[(script.spec.dialogue_id, round_)] = script.quality["embedding"]
@@ -200,8 +200,8 @@ def export_round(
 ) -> None:
     """One round of one chunk: the versions each dialogue keeps go on as before, the versions a later
     (or earlier) round replaced go to rejects/ with verdict `replaced` and what they failed on."""
-    synth_key = ctx.chunk_key("synthesize", chunk, round_)
-    synthesized = ctx.read_chunk("synthesize", chunk, round_)
+    synth_key = ctx.layout.chunk_key("synthesize", chunk, round_)
+    synthesized = ctx.layout.read_chunk("synthesize", chunk, round_)
     scripts = {s.spec.dialogue_id: s for s in synthesized.scripts}
     utts = {(u.dialogue_id, u.turn_index): u for u in synthesized.utterances}
     build = w.build | {"round": round_}
@@ -322,7 +322,7 @@ def plan_export(ctx: BuildView) -> ExportPlan:
 
 def _build_info(ctx: BuildView) -> dict[str, Any]:
     cfg = ctx.config
-    asr = ctx.identities["filter"]["settings"]["asr"]
+    asr = ctx.layout.settings["filter"]["settings"]["asr"]
     backend = asr["service"]["backend"] if asr["backend"] == "service" else asr["backend"]  # the model behind it
     return {"name": cfg.name, "seed": cfg.seed, "asr_backend": backend}
 
@@ -331,7 +331,7 @@ def export_key(ctx: BuildView, chunk: int, chunk_plan: dict[str, Any]) -> str:
     export = ctx.config.export
     settings = {
         "format": EXPORT_FORMAT,
-        "filter": ctx.keys["filter"][chunk],  # every round; each key chains everything upstream
+        "filter": ctx.layout.keys["filter"][chunk],  # every round; each key chains everything upstream
         "plan": chunk_plan,
         "export": {"rejects_audio": export.rejects_audio, "unclean_history": export.unclean_history,
                    "rows_per_shard": export.rows_per_shard, "split_by": export.split_by,
@@ -363,7 +363,7 @@ def export_chunk(ctx: BuildView, chunk: int, chunk_plan: dict[str, Any]) -> dict
             chunk_plan["splits"], cfg.export.split_by, cfg.export.unclean_history == "keep", chunk_plan["duplicates"],
         )  # fmt: skip
         stats = Stats()
-        filtered = [ctx.read_chunk("filter", chunk, r) for r in ctx.rounds]
+        filtered = [ctx.layout.read_chunk("filter", chunk, r) for r in ctx.rounds]
         merged = merge([versions_in_round(records, r) for r, records in enumerate(filtered)])
         kept = {d: best(versions).round for d, versions in merged.items()}
         stats.regenerated += sum(len(versions) > 1 for versions in merged.values())
@@ -476,7 +476,7 @@ def finish_export(ctx: BuildView, plan: ExportPlan, timings: dict[str, float] | 
         | (first.semantic_duplicates.summary() if first.semantic_duplicates else {}),
         "shards": {"data": {s: shards[s] for s in splits}, "rejects": reject_shards},
         # per stage, per chunk: the key of each round
-        "stage_keys": {stage: list(keys.values()) for stage, keys in ctx.keys.items()},
+        "stage_keys": {stage: list(keys.values()) for stage, keys in ctx.layout.keys.items()},
         "timings_s": timings or {},
     })  # fmt: skip
     ctx.store.write_text("README.md", dataset_card(manifest))
