@@ -14,7 +14,7 @@ from empathy_data.config.model import ClassifierEmotion, CosyVoice2Synth, Valida
 from empathy_data.core.errors import BackendUnavailable, InfrastructureError
 from empathy_data.records.reasons import texts
 from empathy_data.records.schema import ReferenceClip, Script, ScriptTurn
-from empathy_data.stages.script.stage import attempt_seed, write_scripts
+from empathy_data.stages.script.stage import ScriptRun, attempt_seed, write_scripts
 from empathy_data.stages.synthesize.base import TTSRequest
 from tests.helpers import good_reply, make_context
 
@@ -77,7 +77,7 @@ def test_vllm_batches_every_pending_spec_in_one_chat_call(fake_vllm, tmp_path):
                         frequency_penalty=0.4, presence_penalty=0.3)  # fmt: skip
     chat = VLLMChat(config)
     specs = ctx.planner.chunk(0)
-    scripts, outcomes = write_scripts(specs, chat, ctx.prompts, ValidationRules(), 2, 64)
+    scripts, outcomes = write_scripts(specs, ScriptRun(chat, ctx.prompts, ValidationRules(), 2, 64))
     assert len(scripts) == 4 and not outcomes
     (name, kwargs), (_, conversations, params) = CALLS
     assert kwargs == {"model": "/models/qwen", "tensor_parallel_size": 2, "gpu_memory_utilization": 0.85,
@@ -95,10 +95,10 @@ def test_vllm_budget_follows_the_length_and_a_cut_off_reply_is_named(fake_vllm, 
 
     ctx = make_context(tmp_path, num_dialogues=2, distributions={"exchanges": {6: 1.0}})
     chat = VLLMChat(VLLMScript(model="m", max_tokens=600, max_tokens_per_exchange=200))
-    scripts, _ = write_scripts(ctx.planner.chunk(0), chat, ctx.prompts, ValidationRules(), 1, 8)
+    scripts, _ = write_scripts(ctx.planner.chunk(0), ScriptRun(chat, ctx.prompts, ValidationRules(), 1, 8))
     assert len(scripts) == 2 and CALLS[-1][2][0].kwargs["max_tokens"] == 600 + 5 * 200
     monkeypatch.setattr(FakeLLM, "cut_at", 50)
-    _, outcomes = write_scripts(ctx.planner.chunk(0), chat, ctx.prompts, ValidationRules(), 1, 8)
+    _, outcomes = write_scripts(ctx.planner.chunk(0), ScriptRun(chat, ctx.prompts, ValidationRules(), 1, 8))
     assert [o.verdict for o in outcomes] == ["rejected", "rejected"]
     assert texts(outcomes[0].reasons) == ["script: cut_off: reply reached max_tokens 1600 before its JSON closed"]
 
@@ -109,7 +109,7 @@ def test_vllm_engine_error_fails_the_chunk_not_its_items(fake_vllm, tmp_path, mo
     monkeypatch.setattr(FakeLLM, "chat", lambda self, *a, **k: (_ for _ in ()).throw(RuntimeError("CUDA OOM")))
     ctx = make_context(tmp_path)
     with pytest.raises(InfrastructureError, match="llm: RuntimeError: CUDA OOM"):
-        write_scripts(ctx.planner.chunk(0), VLLMChat(VLLMScript(model="m")), ctx.prompts, ValidationRules(), 2, 8)
+        write_scripts(ctx.planner.chunk(0), ScriptRun(VLLMChat(VLLMScript(model="m")), ctx.prompts, ValidationRules(), 2, 8))
 
 
 def test_vllm_replies_are_journaled_part_by_part_before_an_engine_crash(fake_vllm, tmp_path, monkeypatch):
@@ -130,7 +130,7 @@ def test_vllm_replies_are_journaled_part_by_part_before_an_engine_crash(fake_vll
     journal = ReplyJournal(tmp_path / "journal.jsonl")
     engine = VLLMChat(VLLMScript(model="m", max_in_flight=1))  # one request per part
     with pytest.raises(InfrastructureError, match="illegal memory access"):
-        write_scripts(ctx.planner.chunk(0), engine, ctx.prompts, ValidationRules(), 2, 8, journal=journal)
+        write_scripts(ctx.planner.chunk(0), ScriptRun(engine, ctx.prompts, ValidationRules(), 2, 8, journal=journal))
     assert journal.sent == 1 and len((tmp_path / "journal.jsonl").read_text().splitlines()) == 1
 
 
@@ -148,7 +148,7 @@ def test_vllm_input_refused_fails_only_that_request(fake_vllm, tmp_path, monkeyp
         return chat(self, conversations, params, use_tqdm)
 
     monkeypatch.setattr(FakeLLM, "chat", refuse_one)
-    scripts, outcomes = write_scripts(specs, VLLMChat(VLLMScript(model="m")), ctx.prompts, ValidationRules(), 1, 8)
+    scripts, outcomes = write_scripts(specs, ScriptRun(VLLMChat(VLLMScript(model="m")), ctx.prompts, ValidationRules(), 1, 8))
     assert [s.spec.dialogue_id for s in scripts] == [specs[0].dialogue_id]
     assert [o.dialogue_id for o in outcomes] == [too_long] and "ValueError" in str(outcomes[0].reasons[0])
 

@@ -84,7 +84,7 @@ def test_request_the_server_refuses_fails_that_item_only(server, tmp_path):
 
 
 def test_connection_refused_after_retries_fails_the_chunk_and_sends_nothing_more(tmp_path):
-    from empathy_data.stages.script.stage import write_scripts
+    from empathy_data.stages.script.stage import ScriptRun, write_scripts
 
     ctx = make_context(tmp_path, num_dialogues=4, chunk_size=4)
     url = f"http://127.0.0.1:{free_port()}/v1"
@@ -94,7 +94,7 @@ def test_connection_refused_after_retries_fails_the_chunk_and_sends_nothing_more
     complete = chat.complete
     chat.complete = lambda *a: sent.append(1) or complete(*a)
     with pytest.raises(InfrastructureError, match="llm: APIConnectionError"):
-        write_scripts(ctx.planner.chunk(0), chat, ctx.prompts, ValidationRules(), 3, 1)
+        write_scripts(ctx.planner.chunk(0), ScriptRun(chat, ctx.prompts, ValidationRules(), 3, 1))
     assert len(sent) == 1  # after the first fault no further request is sent
 
 

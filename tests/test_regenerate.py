@@ -12,7 +12,7 @@ from empathy_data.planning.regenerate import Version, best, needs_another_round
 from empathy_data.runtime.build import run_filter_chunk, run_script_chunk, run_synthesize_chunk
 from empathy_data.runtime.driver import InlineRunner, run_all_chunks
 from empathy_data.stages.export.exporter import export_corpus
-from empathy_data.stages.script.stage import write_scripts
+from empathy_data.stages.script.stage import ScriptRun, write_scripts
 from empathy_data.tools.verify import verify_corpus
 from tests.helpers import make_context
 
@@ -162,7 +162,7 @@ def test_a_later_round_asks_with_later_attempt_numbers(regen_ctx, write_by):
     chat = DraftChat(regen_ctx, {0: ["emoji"]})
     spec = regen_ctx.planner.spec(0)
     rules = regen_ctx.config.script.validation
-    _, outcomes = write_scripts([spec], chat, regen_ctx.prompts, rules, 2, 1, write_by=write_by, first_attempt=4)
+    _, outcomes = write_scripts([spec], ScriptRun(chat, regen_ctx.prompts, rules, 2, 1, write_by=write_by, first_attempt=4))
     assert [draft for _, draft in chat.calls] == [5, 6]
     assert outcomes[0].verdict == "rejected" and len(outcomes[0].reasons) == 2
 

@@ -12,7 +12,7 @@ from empathy_data.records.schema import Script, ScriptTurn
 from empathy_data.stages.script.journal import ReplyJournal
 from empathy_data.stages.script.openai_chat import api_key, response_format
 from empathy_data.stages.script.prompting import MalformedOutput, build_messages, parse_reply, response_schema
-from empathy_data.stages.script.stage import write_one, write_scripts
+from empathy_data.stages.script.stage import ScriptRun, write_one, write_scripts
 from empathy_data.stages.script.validate import validate_script
 from tests.helpers import REPO, FakeChat, check_text, good_reply, make_context
 
@@ -128,7 +128,7 @@ def test_malformed_every_time_fails_the_item(ctx):
 def test_item_error_fails_only_that_item(ctx):
     specs = ctx.planner.chunk(0)
     chat = FakeChat(replies=[ValueError("prompt longer than the context")])
-    scripts, outcomes = write_scripts(specs, chat, ctx.prompts, RULES, max_attempts=2, max_in_flight=1)
+    scripts, outcomes = write_scripts(specs, ScriptRun(chat, ctx.prompts, RULES, max_attempts=2, max_in_flight=1))
     assert len(scripts) == len(specs) - 1
     assert outcomes[0].verdict == "failed" and "ValueError" in str(outcomes[0].reasons[0])
 
@@ -137,7 +137,7 @@ def test_item_error_fails_only_that_item(ctx):
 def test_infrastructure_fault_fails_the_chunk_not_the_item(ctx, fault):
     chat = FakeChat(replies=[fault])
     with pytest.raises(InfrastructureError, match=f"llm: {type(fault).__name__}"):
-        write_scripts(ctx.planner.chunk(0), chat, ctx.prompts, RULES, max_attempts=2, max_in_flight=1)
+        write_scripts(ctx.planner.chunk(0), ScriptRun(chat, ctx.prompts, RULES, max_attempts=2, max_in_flight=1))
 
 
 def test_journal_replays_replies_and_sends_only_the_missing_requests(ctx, tmp_path):
@@ -145,19 +145,19 @@ def test_journal_replays_replies_and_sends_only_the_missing_requests(ctx, tmp_pa
     path = tmp_path / "journal.jsonl"
     first = FakeChat(replies=[good_reply(specs[0].num_exchanges), ConnectionError("server gone")])
     with pytest.raises(InfrastructureError):
-        write_scripts(specs, first, ctx.prompts, RULES, 2, 1, journal=ReplyJournal(path))
+        write_scripts(specs, ScriptRun(first, ctx.prompts, RULES, 2, 1, journal=ReplyJournal(path)))
     assert len(path.read_text().splitlines()) == 1  # the reply that arrived before the fault is kept
     with open(path, "a") as f:
         f.write('{"request": "cut short by a ki')  # a line a SIGKILL cut in half is ignored
     again = FakeChat()
     journal = ReplyJournal(path)
-    scripts, outcomes = write_scripts(specs, again, ctx.prompts, RULES, 2, 1, journal=journal)
+    scripts, outcomes = write_scripts(specs, ScriptRun(again, ctx.prompts, RULES, 2, 1, journal=journal))
     assert len(scripts) == len(specs) and not outcomes
     assert (journal.replayed, journal.sent, len(again.calls)) == (1, len(specs) - 1, len(specs) - 1)
     assert scripts[0].turns[0].text == json.loads(good_reply(1))["exchanges"][0]["user"]
     third = FakeChat()
     replay = ReplyJournal(path)
-    assert write_scripts(specs, third, ctx.prompts, RULES, 2, 1, journal=replay)[0] == scripts
+    assert write_scripts(specs, ScriptRun(third, ctx.prompts, RULES, 2, 1, journal=replay))[0] == scripts
     assert (replay.replayed, replay.sent, third.calls) == (len(specs), 0, [])
 
 
@@ -211,7 +211,7 @@ def test_a_script_that_copies_the_prompt_example_is_rejected(tmp_path, language)
     example = example_from_prompt(build_messages(spec, ctx.prompts))
     copied = json.dumps({"exchanges": [example]})
     chat = FakeChat(default=copied)
-    scripts, outcomes = write_scripts([spec], chat, ctx.prompts, RULES, max_attempts=2, max_in_flight=1)
+    scripts, outcomes = write_scripts([spec], ScriptRun(chat, ctx.prompts, RULES, max_attempts=2, max_in_flight=1))
     assert scripts == [] and outcomes[0].verdict == "rejected"
     assert texts(outcomes[0].reasons) == ["script: copy: turn 0 copies the prompt"] * 2
 
@@ -299,7 +299,7 @@ SECOND = one_exchange("I had already packed my bags last night.", "You were so r
 def test_writing_by_exchange_shows_the_model_the_exchange_before(ctx):
     spec = ctx.planner.spec(0)
     chat = FakeChat(replies=[FIRST, SECOND])
-    scripts, outcomes = write_scripts([spec], chat, ctx.prompts, RULES, 3, 1, write_by="exchange")
+    scripts, outcomes = write_scripts([spec], ScriptRun(chat, ctx.prompts, RULES, 3, 1, write_by="exchange"))
     assert outcomes == [] and len(chat.calls) == 2
     assert [c["schema"]["properties"]["exchanges"]["minItems"] for c in chat.calls] == [1, 1]
     assert "exchange 1 only" in chat.calls[0]["messages"][1]["content"]
@@ -316,7 +316,7 @@ def test_writing_by_exchange_shows_the_model_the_exchange_before(ctx):
 def test_writing_by_exchange_retries_only_the_exchange_that_failed(ctx):
     spec = ctx.planner.spec(0)
     chat = FakeChat(replies=[FIRST, FIRST, SECOND])  # the second request copies exchange 1
-    scripts, outcomes = write_scripts([spec], chat, ctx.prompts, RULES, 3, 1, write_by="exchange")
+    scripts, outcomes = write_scripts([spec], ScriptRun(chat, ctx.prompts, RULES, 3, 1, write_by="exchange"))
     assert len(scripts) == 1 and len(chat.calls) == 3
     assert "Oh no, that is such a letdown" in chat.calls[2]["messages"][1]["content"]  # exchange 1 kept
     assert scripts[0].llm["attempt"] == [0, 1]
@@ -325,27 +325,25 @@ def test_writing_by_exchange_retries_only_the_exchange_that_failed(ctx):
 def test_writing_by_exchange_rejects_with_every_reason_when_attempts_run_out(ctx):
     spec = ctx.planner.spec(0)
     chat = FakeChat(replies=[FIRST], default=FIRST)
-    scripts, outcomes = write_scripts([spec], chat, ctx.prompts, RULES, 2, 1, write_by="exchange")
+    scripts, outcomes = write_scripts([spec], ScriptRun(chat, ctx.prompts, RULES, 2, 1, write_by="exchange"))
     assert scripts == [] and outcomes[0].verdict == "rejected"
     assert texts(outcomes[0].reasons) == ["script: exchange 1: repetition: a turn repeats another turn"] * 2
     chat = FakeChat(default="{broken")
-    _, outcomes = write_scripts([spec], chat, ctx.prompts, RULES, 2, 1, write_by="exchange")
+    _, outcomes = write_scripts([spec], ScriptRun(chat, ctx.prompts, RULES, 2, 1, write_by="exchange"))
     assert outcomes[0].verdict == "failed" and str(outcomes[0].reasons[0]).startswith("script: exchange 0: malformed")
 
 
 def test_a_stalled_dialogue_keeps_its_passed_exchanges_and_the_next_round_goes_on_from_them(ctx):
     spec = ctx.planner.spec(0)
     chat = FakeChat(replies=[FIRST], default=FIRST)  # exchange 2 keeps copying exchange 1
-    scripts, [outcome] = write_scripts([spec], chat, ctx.prompts, RULES, 2, 1, write_by="exchange")
+    scripts, [outcome] = write_scripts([spec], ScriptRun(chat, ctx.prompts, RULES, 2, 1, write_by="exchange"))
     assert scripts == [] and outcome.verdict == "rejected"
     draft = outcome.draft
     assert [t.text for t in draft.turns] == [e for e in json.loads(FIRST)["exchanges"][0].values() if e][::2]
     assert len(draft.reasoning) == 1 and draft.llm["attempt"] == [0]
 
     chat = FakeChat(replies=[SECOND])
-    scripts, outcomes = write_scripts(
-        [spec], chat, ctx.prompts, RULES, 2, 1, write_by="exchange", first_attempt=2, drafts={spec.dialogue_id: draft}
-    )
+    scripts, outcomes = write_scripts([spec], ScriptRun(chat, ctx.prompts, RULES, 2, 1, write_by="exchange", first_attempt=2), drafts={spec.dialogue_id: draft})
     assert outcomes == [] and len(chat.calls) == 1  # exchange 1 is not written again
     request = chat.calls[0]["messages"]
     assert "exchange 2 only" in request[1]["content"] and "draft 3. Exchange 2." in request[0]["content"]
@@ -354,7 +352,7 @@ def test_a_stalled_dialogue_keeps_its_passed_exchanges_and_the_next_round_goes_o
     assert script.llm["attempt"] == [0, 2] and script.llm["seed"] == [draft.llm["seed"][0], chat.calls[0]["seed"]]
     # whole-dialogue writing has no use for a draft, and a dialogue without exchanges passed keeps none
     chat = FakeChat(default="{broken")
-    _, [outcome] = write_scripts([spec], chat, ctx.prompts, RULES, 1, 1, write_by="exchange")
+    _, [outcome] = write_scripts([spec], ScriptRun(chat, ctx.prompts, RULES, 1, 1, write_by="exchange"))
     assert outcome.draft is None
 
 
@@ -362,10 +360,10 @@ def test_request_tag_setting_reaches_the_request(ctx):
     spec = ctx.planner.spec(0)
     for write_by in ("dialogue", "exchange"):
         chat = FakeChat(replies=[FIRST, SECOND])
-        write_scripts([spec], chat, ctx.prompts, RULES, 1, 1, request_tag=False, write_by=write_by)
+        write_scripts([spec], ScriptRun(chat, ctx.prompts, RULES, 1, 1, request_tag=False, write_by=write_by))
         assert spec.dialogue_id not in chat.calls[0]["messages"][0]["content"]
         chat = FakeChat(replies=[FIRST, SECOND])
-        write_scripts([spec], chat, ctx.prompts, RULES, 1, 1, request_tag=True, write_by=write_by)
+        write_scripts([spec], ScriptRun(chat, ctx.prompts, RULES, 1, 1, request_tag=True, write_by=write_by))
         assert spec.dialogue_id in chat.calls[0]["messages"][0]["content"]
 
 
@@ -426,7 +424,7 @@ def test_auto_writes_long_dialogues_exchange_by_exchange_and_short_ones_whole(tm
         } for i in range(n)]})  # fmt: skip
 
     chat = FakeChat(default=fresh)
-    scripts, outcomes = write_scripts(specs, chat, ctx.prompts, ValidationRules(), 1, 1, write_by="auto")
+    scripts, outcomes = write_scripts(specs, ScriptRun(chat, ctx.prompts, ValidationRules(), 1, 1, write_by="auto"))
     assert not outcomes and sorted(len(s.turns) for s in scripts) == [4, 8]
     asked = sorted(call["schema"]["properties"]["exchanges"]["minItems"] for call in chat.calls)
     assert asked == [1, 1, 1, 1, 2]  # the 4-exchange dialogue in four requests, the 2-exchange one in one

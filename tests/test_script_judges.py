@@ -16,7 +16,7 @@ from empathy_data.stages.script.embeddings import pack, unpack
 from empathy_data.stages.script.journal import ReplyJournal
 from empathy_data.stages.script.judge import judge_schema, parse_judgement
 from empathy_data.stages.script.prompting import MalformedOutput
-from empathy_data.stages.script.stage import write_scripts
+from empathy_data.stages.script.stage import ScriptRun, write_scripts
 from empathy_data.stages.script.validate import validate_script
 from tests.helpers import REPO, check_text, good_reply, make_context
 
@@ -61,10 +61,7 @@ class JudgedChat:
 def write(ctx: BuildContext, chat: JudgedChat, journal=None, write_by="dialogue"):
     specs = [ctx.planner.spec(0)]
     cfg = ctx.config.script
-    return write_scripts(
-        specs, chat, ctx.prompts, cfg.validation, max_attempts=3, max_in_flight=1, write_by=write_by,
-        journal=journal, judges=script_judges(ctx, chat),
-    )  # fmt: skip
+    return write_scripts(specs, ScriptRun(chat, ctx.prompts, cfg.validation, max_attempts=3, max_in_flight=1, write_by=write_by, journal=journal, judges=script_judges(ctx, chat)))  # fmt: skip
 
 
 def test_a_script_the_judge_scores_low_is_written_again_and_the_scores_are_kept(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 from empathy_data.core.errors import InfrastructureError
 from empathy_data.runtime.build import script_judges
 from empathy_data.stages.script.journal import ReplyJournal
-from empathy_data.stages.script.stage import attempt_seed, write_scripts
+from empathy_data.stages.script.stage import ScriptRun, attempt_seed, write_scripts
 from tests.helpers import good_reply, make_context
 from tests.test_script_judges import GATE, judgement
 
@@ -78,10 +78,7 @@ class SeededChat:
 
 def write(ctx, chat, specs, max_in_flight, journal=None, write_by="auto"):
     cfg = ctx.config.script
-    return write_scripts(
-        specs, chat, ctx.prompts, cfg.validation, max_attempts=3, max_in_flight=max_in_flight,
-        write_by=write_by, journal=journal, exchange_mode_from=3, judges=script_judges(ctx, chat),
-    )  # fmt: skip
+    return write_scripts(specs, ScriptRun(chat, ctx.prompts, cfg.validation, max_attempts=3, max_in_flight=max_in_flight, write_by=write_by, journal=journal, exchange_mode_from=3, judges=script_judges(ctx, chat)))  # fmt: skip
 
 
 def test_a_judge_request_is_in_flight_beside_another_dialogues_writer_request(tmp_path):

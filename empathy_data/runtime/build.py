@@ -160,25 +160,18 @@ def run_script_chunk(ctx: BuildContext, chunk_index: int, make_chat: Callable, r
 
 
 def _write_scripts(ctx: BuildContext, chunk_index: int, round_: int, specs, make_chat: Callable, journal):
-    from empathy_data.stages.script.stage import write_scripts
+    from empathy_data.stages.script.stage import ScriptRun, write_scripts
 
     cfg = ctx.config.script
     chat = make_chat() if specs else None
-    return write_scripts(
-        specs,
-        chat,
-        ctx.prompts,
-        cfg.validation,
-        cfg.max_attempts,
-        cfg.max_in_flight,
-        cfg.request_tag,
-        cfg.write_by,
+    run = ScriptRun(
+        chat, ctx.prompts, cfg.validation, cfg.max_attempts, cfg.max_in_flight, cfg.request_tag, cfg.write_by,
+        cfg.exchange_mode_from,
         first_attempt=round_ * cfg.max_attempts,  # each round asks with new seeds
         journal=journal,
-        exchange_mode_from=cfg.exchange_mode_from,
-        drafts=ctx.regeneration.drafts(chunk_index, round_) if specs else None,
         judges=script_judges(ctx, chat) if specs else None,
-    )
+    )  # fmt: skip
+    return write_scripts(specs, run, drafts=ctx.regeneration.drafts(chunk_index, round_) if specs else None)
 
 
 def script_judges(ctx: BuildContext, chat):

@@ -125,6 +125,8 @@ class ScriptRun:
     max_attempts: int
     max_in_flight: int
     request_tag: bool = True
+    write_by: str = "dialogue"  # or "exchange", or "auto": by exchange from exchange_mode_from exchanges on
+    exchange_mode_from: int = 3
     first_attempt: int = 0  # attempt numbers (and so seeds) start here: regeneration rounds ask anew
     journal: ReplyJournal | None = None
     judges: ScriptJudges | None = None
@@ -157,23 +159,11 @@ class ScriptRun:
 
 
 def write_scripts(
-    specs: list[DialogueSpec],
-    backend: ChatBackend,
-    prompts: PromptLibrary,
-    rules: ValidationRules,
-    max_attempts: int,
-    max_in_flight: int,
-    request_tag: bool = True,
-    write_by: str = "dialogue",
-    first_attempt: int = 0,
-    journal: ReplyJournal | None = None,
-    exchange_mode_from: int = 3,
-    drafts: dict[str, Script] | None = None,
-    judges: ScriptJudges | None = None,
+    specs: list[DialogueSpec], run: ScriptRun, drafts: dict[str, Script] | None = None
 ) -> tuple[list[Script], list[Outcome]]:
     """`drafts`: for some dialogues, the exchanges an earlier round had passed (used by exchange only).
-    `judges`: topic and LLM judges that review each script once it passes validation."""
-    run = ScriptRun(backend, prompts, rules, max_attempts, max_in_flight, request_tag, first_attempt, journal, judges)
+    `run.judges`: topic and LLM judges that review each script once it passes validation."""
+    write_by, exchange_mode_from = run.write_by, run.exchange_mode_from
 
     def write(group: list[DialogueSpec], run: ScriptRun) -> tuple[list[Script], list[Outcome]]:
         if write_by == "auto":
@@ -411,7 +401,7 @@ def write_by_exchange(
 def write_one(
     spec: DialogueSpec, backend: ChatBackend, prompts: PromptLibrary, rules: ValidationRules, max_attempts: int
 ) -> Script | Outcome:
-    scripts, outcomes = write_scripts([spec], backend, prompts, rules, max_attempts, 1)
+    scripts, outcomes = write_scripts([spec], ScriptRun(backend, prompts, rules, max_attempts, 1))
     return scripts[0] if scripts else outcomes[0]
 
 
