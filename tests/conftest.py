@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.canned_llm import CannedLLM, canned_script
+from tests.fake_service import FakeService
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -113,6 +114,23 @@ def canned_config(root: Path, base_url: str, out: str = "out") -> Path:
     return path
 
 
+def with_standin_audio(path: Path, audio_url: str) -> Path:
+    """A config's audio models (TTS, ASR, emotion) replaced by the speaking test double of a model service
+    (tests/fake_service.py): the build runs every stage and verdict, and loads no model."""
+    config = yaml.safe_load(path.read_text())
+    service = {"backend": "service", "url": audio_url}
+    config["synthesize"]["tts"] = dict(service)
+    config["filter"].update(asr=dict(service), emotion=dict(service), speaker={"enabled": False})
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def standin_config(root: Path, base_url: str, audio_url: str, out: str = "out") -> Path:
+    """The canned config with the stand-in audio service: what the slow tier's kills, faults and storage
+    builds run, since their subject is the build's machinery, not a model."""
+    return with_standin_audio(canned_config(root, base_url, out), audio_url)
+
+
 def build_command(path: Path) -> list[str]:
     return [sys.executable, "-m", "empathy_data.cli", "build", str(path)]
 
@@ -212,9 +230,26 @@ def canned_llm():
 
 
 @pytest.fixture(scope="session")
+def speaking_service():
+    with FakeService.speaking_service() as service:
+        yield service.url
+
+
+@pytest.fixture(scope="session")
+def standin_build(tmp_path_factory, canned_llm, speaking_service):
+    """One uninterrupted build with the canned LLM and the stand-in audio service: the reference of the
+    slow tier's kills, faults and storage builds."""
+    root = tmp_path_factory.mktemp("standin")
+    path = standin_config(root, canned_llm, speaking_service)
+    result = run_build(path, root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root, path, result
+
+
+@pytest.fixture(scope="session")
 def canned_build(tmp_path_factory, canned_llm):
-    """One uninterrupted build of the tiny config with the canned LLM: the reference of the slow tier's
-    kills and interrupts, which test the build's machinery, not the model."""
+    """One uninterrupted build of the tiny config with the canned LLM and the in-process audio models:
+    the reference a build against the real model services must match (tests/test_service_build.py)."""
     root = tmp_path_factory.mktemp("canned")
     path = canned_config(root, canned_llm)
     result = run_build(path, root)

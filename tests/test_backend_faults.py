@@ -1,6 +1,6 @@
 """Full builds through a fault-injecting proxy in front of an OpenAI-compatible server: the canned one
-(tests/canned_llm.py), so the faults, retries and counts are tested in seconds; what the real embedded
-server does across a kill is test_resume's."""
+(tests/canned_llm.py), with the stand-in audio service (tests/fake_service.py), so the faults, retries
+and counts are tested in seconds; what the real embedded server does across a kill is test_resume's."""
 
 import json
 import os
@@ -12,7 +12,7 @@ import yaml
 from empathy_data.stages.script.llama_server import free_port
 from empathy_data.tools.verify import verify_corpus
 from tests.canned_llm import CannedLLM
-from tests.conftest import REPO, run_build
+from tests.conftest import REPO, run_build, with_standin_audio
 from tests.fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.slow
@@ -25,7 +25,7 @@ def llm_server():
         yield url
 
 
-def write_config(root, base_url, **script):
+def write_config(root, base_url, audio_url, **script):
     config = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
     config.update({"num_dialogues": 3, "chunk_size": 3, "output": str(root / "out"), "seed": 5})
     config["distributions"]["exchanges"] = {1: 1.0}
@@ -36,20 +36,19 @@ def write_config(root, base_url, **script):
         # faults on the writer's requests are the subject here; judges would only add requests
         "judge": {"enabled": False}, "topic": {"enabled": False}, **script,
     }  # fmt: skip
-    config["filter"]["speaker"] = {"enabled": False}
     path = root / "faults.yaml"
     path.write_text(yaml.safe_dump(config))
-    return path
+    return with_standin_audio(path, audio_url)
 
 
-def test_transient_faults_are_retried_and_counts_add_up(llm_server, tmp_path, monkeypatch):
+def test_transient_faults_are_retried_and_counts_add_up(llm_server, speaking_service, tmp_path, monkeypatch):
     monkeypatch.setenv("EMPATHY_FAULT_TEST_KEY", SECRET)
     # Requests arrive in spec order (one in flight): dialogue 0 gets a 500 then succeeds; dialogue 1 gets
     # a connection reset (retried by the client) then succeeds; dialogue 2 gets malformed JSON (a new
     # attempt with a new seed), then succeeds. Nothing of this is an item's failure.
     faults = ["500", "ok", "reset", "ok", "malformed", "ok"]
     with FaultProxy(llm_server, faults) as proxy:
-        path = write_config(tmp_path, proxy.base_url, request_retries=2, max_attempts=2)
+        path = write_config(tmp_path, proxy.base_url, speaking_service, request_retries=2, max_attempts=2)
         # check_reachable lists models with GET; only chat requests draw faults
         result = run_build(path, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -70,13 +69,13 @@ def test_transient_faults_are_retried_and_counts_add_up(llm_server, tmp_path, mo
         assert SECRET not in text
 
 
-def test_refused_connections_for_a_whole_chunk_fail_the_build_not_the_items(llm_server, tmp_path, monkeypatch):
+def test_refused_connections_for_a_whole_chunk_fail_the_build_not_the_items(llm_server, speaking_service, tmp_path, monkeypatch):
     monkeypatch.setenv("EMPATHY_FAULT_TEST_KEY", SECRET)
     # Every request of the chunk is reset: 1 + 1 client retry, in each of the task's 3 tries
     # (Prefect retries a chunk task twice). After the first fault no other request of the chunk is sent.
     faults = ["reset"] * 6
     with FaultProxy(llm_server, faults) as proxy:
-        path = write_config(tmp_path, proxy.base_url, request_retries=1)
+        path = write_config(tmp_path, proxy.base_url, speaking_service, request_retries=1)
         failed = run_build(path, tmp_path)
         assert proxy.seen == faults
         assert failed.returncode == 1, failed.stderr[-3000:]
@@ -94,9 +93,9 @@ def test_refused_connections_for_a_whole_chunk_fail_the_build_not_the_items(llm_
     verify_corpus(out)
 
 
-def test_server_down_at_start_is_one_line_and_writes_nothing(tmp_path, monkeypatch):
+def test_server_down_at_start_is_one_line_and_writes_nothing(speaking_service, tmp_path, monkeypatch):
     monkeypatch.setenv("EMPATHY_FAULT_TEST_KEY", SECRET)
-    path = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/v1")
+    path = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/v1", speaking_service)
     result = run_build(path, tmp_path)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()

@@ -15,7 +15,8 @@ import yaml
 from empathy_data.core.hashing import file_sha256, stream_sha256
 from empathy_data.store.chunk_store import MARKER, ObjectStore, open_store
 from empathy_data.tools.verify import verify_corpus
-from tests.conftest import build_command, run_build, tiny_config
+from tests.conftest import build_command, run_build, standin_config
+from tests.fake_service import FakeService
 from tests.test_resume import shard_digests
 
 BUCKET = "corpora"
@@ -113,8 +114,8 @@ def test_a_url_without_its_filesystem_package_is_one_line(tmp_path):
         open_store("nosuchfs://x/y")
 
 
-def s3_config(tmp_path: Path, s3: dict, name: str) -> Path:
-    path = tiny_config(tmp_path, out=name)
+def s3_config(tmp_path: Path, s3: dict, name: str, llm_url: str, audio_url: str) -> Path:
+    path = standin_config(tmp_path, llm_url, audio_url, out=name)
     config = yaml.safe_load(path.read_text())
     config["output"] = f"s3://{BUCKET}/{name}"
     config["storage"] = {"options": s3, "scratch_dir": str(tmp_path / "scratch")}
@@ -127,16 +128,24 @@ def object_etags(fs, prefix: str) -> dict[str, str]:
     return {p: info["ETag"] for p, info in fs.find(prefix, detail=True).items()}
 
 
+@pytest.fixture
+def unhurried_audio():
+    """Its own stand-in audio service, 0.3 s per utterance: the kill lands between chunk 1's filter and the
+    end of the build. The audio, and so the keys and shards, are the reference build's."""
+    with FakeService.speaking_service(delay_s=0.3) as service:
+        yield service.url
+
+
 @pytest.mark.slow
-def test_a_build_to_s3_killed_and_resumed_matches_the_local_build(s3, tiny_build, tmp_path):
-    """The tiny build to s3://, SIGKILLed once its first chunk is filtered, then resumed: the finished
+def test_a_build_to_s3_killed_and_resumed_matches_the_local_build(s3, standin_build, canned_llm, unhurried_audio, tmp_path):
+    """The stand-in build (canned LLM, stand-in audio service) to s3://, SIGKILLed once its first chunk is filtered, then resumed: the finished
     chunk outputs are not written again, the shards are byte-identical to the local build's, `verify`
     passes against the URL and `datasets.load_dataset` reads the splits with storage_options."""
     import s3fs
 
-    reference = tiny_build[0] / "out"
+    reference = standin_build[0] / "out"
     fs = s3fs.S3FileSystem(**s3)
-    path = s3_config(tmp_path, s3, "tiny")
+    path = s3_config(tmp_path, s3, "tiny", canned_llm, unhurried_audio)
     prefix = f"{BUCKET}/tiny"
     # The reference build's LLM replies: this test is about storage; test_resume reruns the real server.
     for journal in (reference / "work" / "journal").glob("*.jsonl"):

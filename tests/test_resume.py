@@ -14,7 +14,7 @@ import pytest
 
 from empathy_data.core.hashing import file_sha256
 from empathy_data.tools.verify import verify_corpus
-from tests.conftest import build_command, canned_config, run_build, tiny_config
+from tests.conftest import build_command, run_build, standin_config, tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -100,9 +100,10 @@ def test_killed_build_resumes_to_the_build_it_would_have_been(request, tmp_path,
         reference = request.getfixturevalue("tiny_build")[0] / "out"
         path = tiny_config(tmp_path, out="killed")
         seed_journal(tmp_path / "killed", reference)
-    else:  # the canned server (tests/canned_llm.py): the subject is the regeneration round's bookkeeping
-        reference = request.getfixturevalue("canned_build")[0] / "out"
-        path = canned_config(tmp_path, request.getfixturevalue("canned_llm"), out="killed")
+    else:  # the canned server and the stand-in audio service: the subject is the regeneration round's bookkeeping
+        reference = request.getfixturevalue("standin_build")[0] / "out"
+        llm, audio = (request.getfixturevalue(name) for name in ("canned_llm", "speaking_service"))
+        path = standin_config(tmp_path, llm, audio, out="killed")
     done_before = kill_when(path, tmp_path, KILL_POINTS[stage])
     assert done_before is not None, f"build finished before the {stage} kill point"
     assert set(finished_work(reference)) - set(done_before), "the kill left no work to resume"

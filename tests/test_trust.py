@@ -13,7 +13,7 @@ from empathy_data.runtime.interrupts import descendants
 from empathy_data.store.output_lock import OutputLock
 from empathy_data.tools.verify import verify_corpus
 from tests.canned_llm import CannedLLM
-from tests.conftest import build_command, canned_config, run_build
+from tests.conftest import build_command, run_build, standin_config
 from tests.test_resume import shard_digests
 
 
@@ -76,13 +76,13 @@ def test_second_build_on_the_same_output_is_refused_and_the_first_finishes(tiny_
 
 
 @pytest.mark.slow
-def test_server_killed_mid_script_fails_the_build_and_the_rerun_completes(canned_build, tmp_path):
+def test_server_killed_mid_script_fails_the_build_and_the_rerun_completes(standin_build, speaking_service, tmp_path):
     """The LLM server dies while the build is writing: the build fails with one line, records no failure,
     and a rerun against the server, back at the same address, finishes the corpus it would have been."""
-    reference = canned_build[0] / "out"
+    reference = standin_build[0] / "out"
     server = CannedLLM(delay_s=0.5)
     url = server.__enter__()
-    path = canned_config(tmp_path, url, out="srv")
+    path = standin_config(tmp_path, url, speaking_service, out="srv")
     out = tmp_path / "srv"
     build = start(path, tmp_path)
     wait_for("work/journal/*.jsonl", out, build)
@@ -106,9 +106,9 @@ def test_server_killed_mid_script_fails_the_build_and_the_rerun_completes(canned
 
 @pytest.mark.slow
 @pytest.mark.parametrize("target", ["group", "main"])
-def test_ctrl_c_stops_the_build_at_once_and_a_rerun_completes(canned_build, canned_llm, tmp_path, target):
-    reference = canned_build[0] / "out"
-    path = canned_config(tmp_path, canned_llm, out=f"int-{target}")
+def test_ctrl_c_stops_the_build_at_once_and_a_rerun_completes(standin_build, canned_llm, speaking_service, tmp_path, target):
+    reference = standin_build[0] / "out"
+    path = standin_config(tmp_path, canned_llm, speaking_service, out=f"int-{target}")
     out = tmp_path / f"int-{target}"
     build = start(path, tmp_path, own_prefect_server=True)
     wait_for("work/journal/*.jsonl", out, build)
