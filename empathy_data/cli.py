@@ -213,6 +213,43 @@ def eval_set(
 
 
 @app.command()
+def score(
+    eval_set_dir: Annotated[Path, typer.Argument(help="An evaluation set (empathy-data eval-set)")],
+    responses: Annotated[Path, typer.Argument(help="JSONL: key, and the reply's text, audio (path) or both")],
+    config: Annotated[Path | None, typer.Option("--config", help="Build config whose filter block gives ASR, emotion check and MOS (default: the embedded ones)")] = None,
+    judge_url: Annotated[str | None, typer.Option("--judge-url", help="OpenAI-compatible server of the UnderEmotion judge (none: not judged)")] = None,
+    judge_model: Annotated[str, typer.Option("--judge-model", help="The judge's model name on that server")] = "default",
+    judge_key_env: Annotated[str | None, typer.Option("--judge-key-env", help="Environment variable holding the judge server's API key")] = None,
+    to: Annotated[Path | None, typer.Option("--to", help="Where score.json and score.html go (default: beside RESPONSES, in score/)")] = None,
+) -> None:
+    """Score a model's replies to an evaluation set: UnderEmotion (LLM judge, 1-5), GenEmotion, error rate, MOS."""
+    from rich.table import Table
+
+    from empathy_data.config.model import FilterConfig, OpenAIScript, load_config
+    from empathy_data.tools.score import METRICS, read_eval_items, read_replies, score_replies, summarise, write_results
+
+    try:
+        filter_config = load_config(config)[0].filter if config is not None else FilterConfig()
+        judge = None
+        if judge_url is not None:
+            judge = OpenAIScript(base_url=judge_url, model=judge_model, api_key_env=judge_key_env,
+                                 structured_output="json_schema", temperature=0.0, max_tokens=200)  # fmt: skip
+        items = read_eval_items(eval_set_dir)
+        replies = read_replies(responses, {item["key"] for item in items})
+        scores = score_replies(items, replies, filter_config, judge)
+    except EmpathyDataError as exc:
+        _fail(exc)
+    summary = summarise(scores)
+    target = to if to is not None else responses.parent / "score"
+    write_results(scores, summary, target)
+    table = Table("user emotion", "items", *METRICS, "errors")
+    for name, found in [("all", summary["overall"]), *summary["by_emotion"].items()]:
+        table.add_row(name, str(found["items"]), *("-" if found[m] is None else str(found[m]) for m in METRICS), str(found["errors"]))
+    console.print(table)
+    console.print(f"{len(scores)} replies scored -> {target / 'score.json'}, {target / 'score.html'}")
+
+
+@app.command()
 def clean(
     config: Annotated[Path, typer.Argument(help="Build config YAML")],
     out: Annotated[str | None, typer.Option("--out", help="Output directory (overrides config)")] = None,

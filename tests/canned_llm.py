@@ -95,6 +95,14 @@ def judge_reply() -> str:
     return json.dumps({c: 5 for c in ("emotion", "style", "topic", "reasoning", "naturalness")} | {"why": "fits the plan"})
 
 
+def score_reply(prompt: str) -> str:
+    """An UnderEmotion judge (empathy_data/tools/score.py): 5 for a reply that says it is glad to be told,
+    else 2; a prompt holding BROKEN gets a reply that is not JSON."""
+    if "BROKEN" in prompt:
+        return "I would rate this quite highly"
+    return json.dumps({"score": 5 if "glad you told me" in prompt else 2, "why": "canned"})
+
+
 def schema_of(body: dict[str, Any]) -> dict[str, Any]:
     form = body.get("response_format") or {}
     return form.get("json_schema", {}).get("schema") or form.get("schema") or {}
@@ -129,7 +137,10 @@ class CannedLLM:
                 schema = schema_of(body)
                 exchanges = schema.get("properties", {}).get("exchanges")
                 seed = int(body.get("seed") or 0)
-                content = script_reply(seed, int(exchanges["minItems"])) if exchanges else judge_reply()
+                if "score" in schema.get("properties", {}):
+                    content = score_reply(body["messages"][-1]["content"])
+                else:
+                    content = script_reply(seed, int(exchanges["minItems"])) if exchanges else judge_reply()
                 if canned.delay_s:
                     time.sleep(canned.delay_s)
                 with canned._lock:

@@ -4,7 +4,8 @@ From one split of the accepted rows (default `test`), the first exchange of each
 replay), spoken by users who appear in no other split, the same number per user emotion (the rarest emotion's
 count, or `per_emotion`). DIR gets the user turns as WAV files and `test.jsonl`, one line per item, with
 URO-Bench's fields (`source_wav` relative to the file, `source_text`, `target_text`: the corpus's reply as the
-reference) plus the labels (`emotion`, `gender`, `age_group`, `language`, `speaker_id`, `source`), and
+reference) plus the labels (`emotion`, `gender`, `age_group`, `language`, `speaker_id`, `source`, and the
+reference reply's `target_emotion` and `target_style`, which `empathy-data score` measures GenEmotion against), and
 `eval.json` with the counts. Labels are read by column projection first; audio only for the chosen rows.
 """
 
@@ -21,7 +22,7 @@ from empathy_data.core.audio import decode_bytes
 from empathy_data.tools.report.load import Location, ReportError, iter_groups, read_manifest, read_rows, shard_paths
 
 SELECT = ("dialogue_id", "exchange_index", "split", "language", "user_emotion", "user_speaker_id")
-FIELDS = (*SELECT, "user_text", "assistant_text", "user_gender", "user_age_group")
+FIELDS = (*SELECT, "user_text", "assistant_text", "user_gender", "user_age_group", "assistant_emotion", "assistant_style")
 
 
 def select_items(out: Path, split: str = "test", per_emotion: int | None = None) -> tuple[list[Location], dict]:
@@ -81,6 +82,8 @@ def write_eval_set(out: Path, to: Path, split: str = "test", per_emotion: int | 
                     "source_text": row["user_text"],
                     "target_text": row["assistant_text"],
                     "emotion": row["user_emotion"],
+                    "target_emotion": row["assistant_emotion"],
+                    "target_style": row["assistant_style"],
                     "gender": row["user_gender"],
                     "age_group": row["user_age_group"],
                     "language": row["language"],
