@@ -180,7 +180,7 @@ def _triton_key(config) -> dict[str, Any]:
 
 TTS = [
     Backend("tts", "espeak", _espeak, libraries=("espeakng-loader",), requires=("espeakng_loader",),
-            install="pip install espeakng-loader"),
+            install="pip install espeakng-loader", clones_voice=False),
     Backend("tts", "cosyvoice2", _cosyvoice2, _cosyvoice2_key, ("torch", "torchaudio"), ("torch", "torchaudio"),
             "install CosyVoice's requirements", _check_cosyvoice2, lambda c: "synthesize.tts.backend (cosyvoice2)"),
     Backend("tts", "xtts", _xtts, _xtts_key, ("coqui-tts", "torch"), ("TTS", "torch", "torchaudio"),

@@ -46,6 +46,9 @@ class Backend:
     check: Callable[[Any, str], None] = no_check  # more preflight: model paths, licences (config, field)
     gpu: Callable[[Any], str | None] = field(default=lambda config: None)  # the field that puts it on CUDA
     reachable: Callable[[Any, str], None] = no_check  # preflight of a server it talks to, when work needs it
+    # tts: renders a speaker from their reference clip, which the speaker judge then compares against
+    # (a parametric voice such as espeak's has no clip to be like)
+    clones_voice: bool = True
 
 
 def needs(where: str, modules: tuple[str, ...] | list[str], install: str) -> None:

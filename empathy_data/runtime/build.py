@@ -267,11 +267,11 @@ def audio_judges(ctx: BuildContext):
 
 
 def reference_clips(ctx: BuildContext, scripts: dict[str, Script]) -> Callable[[Utterance], Path | None]:
-    """utterance -> the pool clip a cloning TTS rendered it from (None for parametric TTS such as espeak)."""
+    """utterance -> the pool clip a cloning TTS rendered it from (None for a parametric TTS such as espeak)."""
     from empathy_data.stages.synthesize.base import TTSRequest
     from empathy_data.stages.synthesize.clips import pick_clip
 
-    if ctx.config.synthesize.tts.backend == "espeak":
+    if not backends.declared("tts", ctx.config.synthesize.tts).clones_voice:
         return lambda utt: None
     pool = ctx.planner.pool
 
