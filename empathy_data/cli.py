@@ -221,6 +221,7 @@ def score(
     judge_model: Annotated[str, typer.Option("--judge-model", help="The judge's model name on that server")] = "default",
     judge_key_env: Annotated[str | None, typer.Option("--judge-key-env", help="Environment variable holding the judge server's API key")] = None,
     to: Annotated[Path | None, typer.Option("--to", help="Where score.json and score.html go (default: beside RESPONSES, in score/)")] = None,
+    prompts_dir: Annotated[Path | None, typer.Option("--prompts-dir", help="A prompts folder whose score/ holds the judge templates (default: the built-in one)")] = None,
 ) -> None:
     """Score a model's replies to an evaluation set: UnderEmotion (LLM judge, 1-5), GenEmotion, error rate, MOS."""
     from rich.table import Table
@@ -236,7 +237,7 @@ def score(
                                  structured_output="json_schema", temperature=0.0, max_tokens=200)  # fmt: skip
         items = read_eval_items(eval_set_dir)
         replies = read_replies(responses, {item["key"] for item in items})
-        scores = score_replies(items, replies, filter_config, judge)
+        scores = score_replies(items, replies, filter_config, judge, prompts_dir)
     except EmpathyDataError as exc:
         _fail(exc)
     summary = summarise(scores)

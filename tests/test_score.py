@@ -1,6 +1,7 @@
 """`empathy-data score`: a model's replies to an evaluation set, scored by an LLM judge (the canned server),
-the ASR's error rate and GenEmotion (the stand-in audio service hears each reply back; a stand-in
-emotion2vec service gives P(target) = 0.25), all computed by hand here."""
+the ASR's error rate, GenEmotion (the stand-in audio service hears each reply back; a stand-in
+emotion2vec service gives P(target) = 0.25) and MOS (a stand-in DNSMOS service: 3.25), all computed by
+hand here."""
 
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ FIRST = "I am glad you told me, let us look for him together."
 @pytest.fixture
 def services():
     emotion = FakeService({"service": "emotion", "backend": "emotion2vec", "model": {"weights": "e" * 32}})
-    with FakeService.speaking_service() as speech, emotion:
-        yield speech, emotion
+    with FakeService.speaking_service() as speech, emotion, FakeService({"service": "mos"}) as mos:
+        yield speech, emotion, mos
 
 
 def write_case(tmp_path: Path, speech: FakeService) -> tuple[Path, Path]:
@@ -53,11 +54,12 @@ def write_case(tmp_path: Path, speech: FakeService) -> tuple[Path, Path]:
 
 
 def test_scores_are_the_judges_and_gen_emotion_computed_by_hand(tmp_path, services):
-    speech, emotion = services
+    speech, emotion, mos = services
     eval_dir, responses = write_case(tmp_path, speech)
-    config = FilterConfig.model_validate(
-        {"asr": {"backend": "service", "url": speech.url}, "emotion": {"backend": "service", "url": emotion.url}}
-    )
+    config = FilterConfig.model_validate({
+        "asr": {"backend": "service", "url": speech.url}, "emotion": {"backend": "service", "url": emotion.url},
+        "mos": {"service": {"url": mos.url}},
+    })  # fmt: skip
     with CannedLLM() as url:
         judge = OpenAIScript(base_url=url, model="canned", structured_output="json_schema", temperature=0.0)
         items = read_eval_items(eval_dir)
@@ -70,14 +72,15 @@ def test_scores_are_the_judges_and_gen_emotion_computed_by_hand(tmp_path, servic
     assert third.under_emotion is None and third.gen_emotion is None and third.transcript is None
     assert len(third.errors) == 1 and third.errors[0].startswith("judge: malformed reply")
     summary = summarise(scores)
-    assert summary["overall"] == {"under_emotion": 3.5, "gen_emotion": 16.665, "error_rate": 0.333, "mos": None,
+    assert [x.mos for x in scores] == [3.25, 3.25, None]  # the two replies with audio
+    assert summary["overall"] == {"under_emotion": 3.5, "gen_emotion": 16.665, "error_rate": 0.333, "mos": 3.25,
                                   "items": 3, "errors": 1}  # fmt: skip
     assert summary["by_emotion"]["happy"]["gen_emotion"] == 8.33
     assert emotion.requests.count("POST /v1/emotion") == 2  # the two replies with audio and text
 
 
 def test_the_command_writes_the_table_json_and_page(tmp_path, services):
-    speech, emotion = services
+    speech, emotion, _ = services
     eval_dir, responses = write_case(tmp_path, speech)
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"filter": {"asr": {"backend": "service", "url": speech.url},
@@ -90,10 +93,19 @@ def test_the_command_writes_the_table_json_and_page(tmp_path, services):
     saved = json.loads((responses.parent / "score" / "score.json").read_text())
     assert [item["under_emotion"] for item in saved["items"]] == [5, 2, None]
     assert "<td>16.665</td>" in (responses.parent / "score" / "score.html").read_text()
+    own = tmp_path / "prompts" / "score"
+    own.mkdir(parents=True)
+    (own / "under_emotion.en.j2").write_text("Reply {{ reply }} to {{ user }}: glad you told me. JSON only.")
+    with CannedLLM() as url:
+        result = run_cli("score", str(eval_dir), str(responses), "--config", str(config), "--judge-url", url,
+                         "--prompts-dir", str(tmp_path / "prompts"), "--to", str(tmp_path / "own"))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    saved = json.loads((tmp_path / "own" / "score.json").read_text())
+    assert [item["under_emotion"] for item in saved["items"]] == [5, 5, None]  # the canned judge read our prompt
 
 
 def test_bad_responses_are_one_line_and_nothing_is_scored(tmp_path, services):
-    speech, _ = services
+    speech, _, _ = services
     eval_dir, responses = write_case(tmp_path, speech)
     keys = {i["key"] for i in ITEMS}
     lines = responses.read_text().splitlines()
