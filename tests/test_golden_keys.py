@@ -10,6 +10,7 @@ import yaml
 from empathy_data.backends import builtin, registry
 from empathy_data.runtime import build
 from empathy_data.stages.script import embeddings
+from empathy_data.store.work_layout import STAGES
 from tests.conftest import REPO, tiny_config
 
 # Moved on purpose, each time with its reason (every existing build starts over after such a change):
@@ -62,7 +63,7 @@ def stage_keys(tmp_path, name: str) -> dict[str, list[list[str]]]:
         path = tmp_path / name
         path.write_text(yaml.safe_dump(config))
     ctx = build.BuildContext.load(path)
-    return {stage: [ctx.layout.keys[stage][c] for c in sorted(ctx.layout.keys[stage])] for stage in build.STAGES}
+    return {stage: [ctx.layout.keys[stage][c] for c in sorted(ctx.layout.keys[stage])] for stage in STAGES}
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))

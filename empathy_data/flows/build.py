@@ -26,7 +26,6 @@ from empathy_data.core.hashing import digest
 from empathy_data.records.manifest import Manifest, TaskRun
 from empathy_data.runtime import driver
 from empathy_data.runtime.build import (  # noqa: F401  (forget_contexts: the tests' and benchmarks' handle)
-    STAGES,
     BuildContext,
     BuildInputs,
     ChunkRef,
@@ -42,6 +41,7 @@ from empathy_data.runtime.interrupts import keep_stopping_cleanly
 from empathy_data.stages.export.exporter import ExportPlan, export_chunk, finish_export, plan_export
 from empathy_data.store.output_guard import check_output_dir, claim_output_dir, remove_partial_writes
 from empathy_data.store.output_lock import OutputLock
+from empathy_data.store.work_layout import STAGES
 
 log = logging.getLogger("empathy_data")
 

@@ -35,10 +35,9 @@ from empathy_data.planning.topup import TopUpPasses, add_dialogue
 from empathy_data.records.chunk_records import ChunkRecords, Exchange, to_row
 from empathy_data.records.schema import Outcome, Script, Utterance
 from empathy_data.store.chunk_store import MARKER, ChunkStore, LocalStore, open_store
-from empathy_data.store.work_layout import STAGES, WorkLayout
+from empathy_data.store.work_layout import WorkLayout
 
 log = logging.getLogger("empathy_data")
-__all__ = ["STAGES", "BuildContext", "ChunkRef"]
 
 
 def worker_id() -> str:

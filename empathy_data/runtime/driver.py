@@ -18,7 +18,8 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 from empathy_data.core.errors import EmpathyDataError
-from empathy_data.runtime.build import STAGES, BuildContext, ChunkRef
+from empathy_data.runtime.build import BuildContext, ChunkRef
+from empathy_data.store.work_layout import STAGES
 
 log = logging.getLogger("empathy_data")
 
