@@ -1,7 +1,9 @@
-"""A corpus build without any orchestrator: context, cache keys and one function per stage and chunk.
+"""A corpus build without any orchestrator: its validated inputs (BuildContext, one per build per process)
+and one function per stage and chunk.
 
-Flows (Prefect, or a plain loop) call these; each chunk function reads its upstream chunk, writes its
-own output atomically under <out>/work/<stage>/ and returns a small ChunkRef, never audio.
+The driver (runtime/driver.py) calls these; each chunk function reads its upstream chunk through the
+work layout (store/work_layout.py), writes its own output atomically under <out>/work/<stage>/ and returns
+a small ChunkRef, never audio.
 """
 
 from __future__ import annotations
@@ -19,10 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from empathy_data.backends import registry as backends
-from empathy_data.config.model import (
-    BuildConfig,
-    load_config,
-)
+from empathy_data.config.model import BuildConfig, load_config
 from empathy_data.core.atomic import write_jsonl
 from empathy_data.core.errors import ConfigError
 from empathy_data.core.hashing import digest
