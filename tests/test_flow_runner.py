@@ -4,6 +4,7 @@ import threading
 import time
 import types
 from contextlib import nullcontext
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -11,7 +12,7 @@ import yaml
 from empathy_data.config.model import load_config
 from empathy_data.flows import build as flow
 from empathy_data.planning.speakers import load_pool
-from empathy_data.runtime.build import ChunkRef
+from empathy_data.runtime.build import PIPELINE, ChunkRef
 
 
 class ExportedStub(types.SimpleNamespace):
@@ -22,7 +23,7 @@ class ExportedStub(types.SimpleNamespace):
 
 
 class StageCounter:
-    """Stands in for the three run_*_chunk functions: each sleeps, and the peak number of chunk tasks
+    """Stands in for the three stages' run functions (runtime/build.py PIPELINE): each sleeps, and the peak number of chunk tasks
     running at once is kept per stage and in all."""
 
     def __init__(self, monkeypatch, seconds: dict[str, float]):
@@ -32,7 +33,7 @@ class StageCounter:
         self.runs = 0
         self.started: list[str] = []  # stage of each task, in the order they started
         for name in ("script", "synthesize", "filter"):
-            monkeypatch.setattr(flow, f"run_{name}_chunk", self.stage(name, seconds[name]))
+            monkeypatch.setitem(PIPELINE, name, replace(PIPELINE[name], run=self.stage(name, seconds[name])))
         monkeypatch.setattr(flow, "export_corpus", lambda ctx, *args: (ExportedStub(timings_s=dict(args[-1])), []))
         monkeypatch.setattr(flow, "llm_endpoint", lambda ctx: nullcontext("http://127.0.0.1:9/v1"))
         monkeypatch.setattr(flow.backends, "chat_backend", lambda *a: types.SimpleNamespace(check_reachable=lambda: None))
@@ -152,7 +153,7 @@ def test_a_failed_chunk_stops_new_chunks_and_its_cause_is_raised(tmp_path, monke
             raise ValueError("the writer broke")
         return ChunkRef("script", chunk_index, "key", "path", {}, 0.0, False, round_)
 
-    monkeypatch.setattr(flow, "run_script_chunk", script)
+    monkeypatch.setitem(PIPELINE, "script", replace(PIPELINE["script"], run=script))
     monkeypatch.setattr(flow, "script_task", flow.script_task.with_options(retries=0))
     monkeypatch.setattr(flow, "llm_endpoint", lambda ctx: nullcontext("http://127.0.0.1:9/v1"))
     monkeypatch.setattr(flow.backends, "chat_backend", lambda *a: types.SimpleNamespace(check_reachable=lambda: None))

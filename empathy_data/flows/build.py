@@ -32,9 +32,7 @@ from empathy_data.runtime.build import (  # noqa: F401  (forget_contexts: the te
     build_inputs,
     context,
     forget_contexts,
-    run_filter_chunk,
-    run_script_chunk,
-    run_synthesize_chunk,
+    run_stage,
     worker_id,
 )
 from empathy_data.runtime.interrupts import keep_stopping_cleanly
@@ -87,30 +85,25 @@ chunk_task = partial(task, retries=2, retry_delay_seconds=[2, 10], cache_policy=
 def script_task(
     inputs: BuildInputs, chunk_index: int, base_url: str, round_: int = 0, release: tuple[str, ...] = ()
 ) -> ChunkRef:
-    ctx = context(inputs, chunk_index)
-    _release(release)
-    make_chat = partial(backends.chat_backend, ctx.config.script, base_url)
-    return run_script_chunk(ctx, chunk_index, make_chat, round_)
+    return _run(inputs, "script", chunk_index, round_, release, base_url)
 
 
 @chunk_task(name="synthesize-chunk", task_run_name="synthesize c{chunk_index:05d}-r{round_}")
 def synthesize_task(inputs: BuildInputs, chunk_index: int, round_: int = 0, release: tuple[str, ...] = ()) -> ChunkRef:
-    ctx = context(inputs, chunk_index)
-    _release(release)
-    make_tts = partial(backends.tts_backend, ctx.config.synthesize)
-    return run_synthesize_chunk(ctx, chunk_index, make_tts, round_)
+    return _run(inputs, "synthesize", chunk_index, round_, release)
 
 
 @chunk_task(name="filter-chunk", task_run_name="filter c{chunk_index:05d}-r{round_}")
 def filter_task(inputs: BuildInputs, chunk_index: int, round_: int = 0, release: tuple[str, ...] = ()) -> ChunkRef:
+    return _run(inputs, "filter", chunk_index, round_, release)
+
+
+def _run(inputs: BuildInputs, stage: str, chunk_index: int, round_: int, release: tuple[str, ...],
+         base_url: str | None = None) -> ChunkRef:  # fmt: skip
+    """A chunk task's body: this process's build context, finished stages' models let go, then the stage."""
     ctx = context(inputs, chunk_index)
     _release(release)
-    judged = ctx.config.filter
-
-    def make_judges():
-        return backends.asr_backend(judged), backends.emotion_backend(judged)
-
-    return run_filter_chunk(ctx, chunk_index, make_judges, round_)
+    return run_stage(ctx, stage, chunk_index, round_, base_url)
 
 
 @chunk_task(name="export-chunk", task_run_name="export c{chunk_index:05d}")

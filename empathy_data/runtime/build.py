@@ -16,7 +16,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -295,6 +295,45 @@ def _ref(
     key = ctx.layout.keys[stage][chunk_index][round_]
     where = ctx.store.where(ctx.layout.chunk_key(stage, chunk_index, round_))
     return ChunkRef(stage, chunk_index, key, where, counts, round(seconds, 3), cached, round_)
+
+
+# The stage protocol: each stage is its name, `run(ctx, chunk, make_backends, round) -> ChunkRef` and the
+# factory of its backends, which `run` calls on the worker only when the chunk holds work. What its cache
+# key hashes is ctx.layout.settings[name] (backends/registry.py stage_settings). The Prefect tasks
+# (flows/build.py) and the tests' and benchmarks' inline runner all run stages through this table.
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[BuildContext, int, Callable[[], Any], int], ChunkRef]
+    backends: Callable[[BuildContext, str | None], Callable[[], Any]]  # (ctx, LLM base URL) -> make_backends
+
+
+def _script_backends(ctx: BuildContext, base_url: str | None) -> Callable[[], Any]:
+    return partial(backends.chat_backend, ctx.config.script, base_url)
+
+
+def _synthesize_backends(ctx: BuildContext, base_url: str | None) -> Callable[[], Any]:
+    return partial(backends.tts_backend, ctx.config.synthesize)
+
+
+def _filter_backends(ctx: BuildContext, base_url: str | None) -> Callable[[], Any]:
+    judged = ctx.config.filter
+    return lambda: (backends.asr_backend(judged), backends.emotion_backend(judged))
+
+
+PIPELINE = {
+    "script": Stage("script", run_script_chunk, _script_backends),
+    "synthesize": Stage("synthesize", run_synthesize_chunk, _synthesize_backends),
+    "filter": Stage("filter", run_filter_chunk, _filter_backends),
+}
+
+
+def run_stage(ctx: BuildContext, name: str, chunk_index: int, round_: int = 0, base_url: str | None = None) -> ChunkRef:
+    """One stage of one chunk and round, with the backends its config names (built once per process)."""
+    stage = PIPELINE[name]
+    return stage.run(ctx, chunk_index, stage.backends(ctx, base_url), round_)
 
 
 # The config a build runs with, read once: the CLI validates it, and every task and worker gets it as it is.
