@@ -63,7 +63,7 @@ def test_scores_are_the_judges_and_gen_emotion_computed_by_hand(tmp_path, servic
     with CannedLLM() as url:
         judge = OpenAIScript(base_url=url, model="canned", structured_output="json_schema", temperature=0.0)
         items = read_eval_items(eval_dir)
-        scores = score_replies(items, read_replies(responses, {i["key"] for i in items}), config, judge)
+        scores = score_replies(items, read_replies(responses, {i["key"] for i in items}), config, judge, batch=2)
     first, second, third = scores
     assert (first.under_emotion, first.transcript, first.error_rate) == (5, FIRST, 0.0)
     assert (first.p_target, first.gen_emotion) == (0.25, 25.0)

@@ -146,39 +146,46 @@ def gives_probability(config: FilterConfig) -> bool:
 
 def score_replies(
     items: list[dict[str, Any]], replies: dict[str, Reply], config: FilterConfig, judge: OpenAIScript | None,
-    prompts_dir: Path | None = None,
+    prompts_dir: Path | None = None, batch: int = 32,
 ) -> list[ItemScore]:
-    """Every item scored (its errors kept with it); an unreachable server or model raises."""
+    """Every item scored (its errors kept with it), `batch` items at a time: only one batch's reply audio
+    is held at once. An unreachable server or model raises."""
     templates = judge_templates(prompts_dir) if judge is not None else {}
     chat = backends.chat_backend(judge, judge.base_url) if judge is not None else None
-    scores = [ItemScore(i["key"], i["emotion"], i.get("target_emotion"), i["language"], replies[i["key"]].text) for i in items]
-    by_key = {s.key: s for s in scores}
-    audio = {key: read_audio(r.audio) for key, r in replies.items() if r.audio is not None}
-    if audio:
-        keys = list(audio)
-        heard = backends.asr_backend(config).transcribe(
-            [resample(*audio[k], ASR_RATE) for k in keys], [by_key[k].language for k in keys]
-        )
-        for key, transcript in zip(keys, heard, strict=True):
-            if isinstance(transcript, Exception):
-                by_key[key].errors.append(f"asr: {transcript}")
-            else:
-                by_key[key].transcript = transcript
-    for item, score in zip(items, scores, strict=True):
-        if chat is not None:
+    scores = []
+    for start in range(0, len(items), batch):
+        group = items[start : start + batch]
+        found = [ItemScore(i["key"], i["emotion"], i.get("target_emotion"), i["language"], replies[i["key"]].text) for i in group]
+        audio = {s.key: read_audio(replies[s.key].audio) for s in found if replies[s.key].audio is not None}
+        _transcripts(found, audio, config)
+        for item, score in zip(group, found, strict=True):
             reply = score.text if score.text is not None else score.transcript
             template = templates.get(score.language) or templates.get("en")
-            if reply is not None and template is not None:
+            if chat is not None and reply is not None and template is not None:
                 try:
                     score.under_emotion, score.judge_why = judge_reply(chat, template, item, reply)
                 except ValueError as exc:
                     score.errors.append(str(exc))
-        if score.text is not None and score.transcript is not None:
-            wer, cer = error_rates(score.text, score.transcript, score.language)
-            score.error_rate = round(cer if wer is None else wer, 4)
-    _emotion_scores(scores, audio, config)
-    _mos_scores(scores, audio, config)
+            if score.text is not None and score.transcript is not None:
+                wer, cer = error_rates(score.text, score.transcript, score.language)
+                score.error_rate = round(cer if wer is None else wer, 4)
+        _emotion_scores(found, audio, config)
+        _mos_scores(found, audio, config)
+        scores += found
     return scores
+
+
+def _transcripts(scores: list[ItemScore], audio: dict, config: FilterConfig) -> None:
+    heard_ones = [s for s in scores if s.key in audio]
+    if not heard_ones:
+        return
+    clips = [resample(*audio[s.key], ASR_RATE) for s in heard_ones]
+    heard = backends.asr_backend(config).transcribe(clips, [s.language for s in heard_ones])
+    for score, transcript in zip(heard_ones, heard, strict=True):
+        if isinstance(transcript, Exception):
+            score.errors.append(f"asr: {transcript}")
+        else:
+            score.transcript = transcript
 
 
 def _emotion_scores(scores: list[ItemScore], audio: dict, config: FilterConfig) -> None:
