@@ -1,4 +1,5 @@
 import json
+import os
 import re
 import shutil
 
@@ -429,3 +430,12 @@ def test_auto_writes_long_dialogues_exchange_by_exchange_and_short_ones_whole(tm
     asked = sorted(call["schema"]["properties"]["exchanges"]["minItems"] for call in chat.calls)
     assert asked == [1, 1, 1, 1, 2]  # the 4-exchange dialogue in four requests, the 2-exchange one in one
     assert ctx.config.script.write_by == "auto" and ctx.config.script.exchange_mode_from == 3
+
+
+def test_the_embedded_server_sleeps_instead_of_spinning_unless_told_otherwise(tmp_path):
+    from empathy_data.stages.script.llama_server import SPIN_BEFORE_SLEEP, LlamaServer
+
+    server = LlamaServer(tmp_path / "m.gguf", n_threads=2, n_ctx=512, log_path=tmp_path / "log")
+    assert server.environment({"PATH": "/bin"})["GOMP_SPINCOUNT"] == SPIN_BEFORE_SLEEP
+    assert server.environment({"GOMP_SPINCOUNT": "0"})["GOMP_SPINCOUNT"] == "0"  # the user's own setting wins
+    assert "GOMP_SPINCOUNT" not in os.environ or os.environ["GOMP_SPINCOUNT"] != SPIN_BEFORE_SLEEP

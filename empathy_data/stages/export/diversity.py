@@ -19,7 +19,6 @@ import unicodedata
 from collections import Counter
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
 
 _UNSPACED = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"  # kana and CJK ideographs: one token per character
 _TOKEN = re.compile(rf"[{_UNSPACED}]|[^\W_{_UNSPACED}]+(?:'[^\W_{_UNSPACED}]+)*")
@@ -100,6 +99,10 @@ class NearDuplicates:
         self.checked = 0
         self.found = 0
         self.kept = 0
+        # Imported here: datasketch loads SciPy's integrate (~0.9 s), which every process that imports the
+        # build flow would pay.
+        from datasketch import MinHash, MinHashLSH
+
         self._minhash = MinHash(num_perm=num_perm, seed=seed, scheme="affine32")
         self._bands = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=_LSH_WEIGHTS).hashranges
         # "": a temporary database on disk, removed when the connection closes (or the process ends)

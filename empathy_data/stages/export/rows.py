@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from datasets import Audio, Features, List, Value
+from typing import TYPE_CHECKING, Any
 
 from empathy_data.config.model import JUDGE_CRITERIA
 from empathy_data.core.labels import STYLE_EMOTION
 from empathy_data.records.schema import Scores, Script, Utterance
+
+if TYPE_CHECKING:
+    from datasets import Features
 
 QUALITY_FIELDS = (
     "user_wer", "user_cer", "assistant_wer", "assistant_cer", "user_emotion_score",
@@ -26,6 +27,8 @@ PROVENANCE_FIELDS = (
 
 
 def features(sample_rate: int, with_audio: bool = True, with_verdict: bool = False) -> Features:
+    from datasets import Audio, Features, List, Value  # on use: `datasets` takes ~0.9 s to import
+
     text = Value("string")
     cols: dict[str, Any] = {
         "dialogue_id": text,

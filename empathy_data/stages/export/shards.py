@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from datasets import Features
 
 from empathy_data.core.hashing import file_sha256
+
+if TYPE_CHECKING:
+    from datasets import Features
 
 
 class ShardWriter:
