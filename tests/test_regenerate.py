@@ -229,3 +229,56 @@ def test_a_dialogue_that_stalled_in_the_script_stage_goes_on_from_its_passed_exc
         ("replaced", "script", True), ("replaced", "script", True), ("replaced", "script", False)
     ]
     assert verify_corpus(ctx.out)["rows"] == 6
+
+
+class StallingChat:
+    """Writes each exchange cleanly, except exchange `stall_at` (0-based), which always has an emoji
+    (fails script validation): a long dialogue that stalls there in every round."""
+
+    def __init__(self, stall_at: int):
+        self.stall_at = stall_at
+        self.calls: list[int] = []
+
+    @property
+    def identity(self) -> dict:
+        return {"backend": "fake", "model": "fake"}
+
+    def complete(self, messages, schema, seed):
+        exchange = int(re.search(r"Exchange (\d+)\.", messages[0]["content"]).group(1)) - 1
+        self.calls.append(exchange)
+        word = "today 🙂" if exchange == self.stall_at else "today"
+        return json.dumps({"exchanges": [{
+            "user": f"I feel really awful {word} because my plans fell apart again, part {exchange}.",
+            "reasoning": "The person says their plans fell apart and sounds sad, so a gentle comforting reply fits.",
+            "assistant": f"I am so sorry to hear that, it sounds really hard for you, take care {exchange}.",
+        }]})  # fmt: skip
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_a_long_dialogue_that_stalls_keeps_the_exchanges_it_passed(tmp_path, keep):
+    ctx = make_context(
+        tmp_path,
+        num_dialogues=1,
+        chunk_size=1,
+        distributions={"exchanges": {6: 1.0}},
+        script={"max_attempts": 1, "write_by": "exchange", "keep_stalled_exchanges": keep},
+        synthesize={"sample_rate": 16000, "tts": {"backend": "espeak", "neutral_reference": False}},
+        filter={"thresholds": {"check_emotion": False}},
+        regenerate={"rounds": 1},
+    )
+    chat = StallingChat(stall_at=2)
+    manifest = build(ctx, chat)
+    # round 0 stalls at exchange 3 and keeps a draft; round 1 goes on from it and stalls again: its last chance
+    assert chat.calls == [0, 1, 2, 2]
+    kept = 2 if keep else 0
+    assert manifest["counts"]["exchanges"] == {"planned": 6, "accepted": kept, "rejected": 6 - kept, "failed": 0}
+    assert manifest["counts"]["dialogues"] == {"planned": 1, "accepted": 0, "rejected": 1, "failed": 0}
+    assert verify_corpus(ctx.out)["rows"] == kept
+    data = [r for f in sorted((ctx.out / "data").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    assert [r["exchange_index"] for r in data] == list(range(kept))
+    assert all(r["provenance"]["regeneration_round"] == "1" for r in data)
+    rejects = [r for f in sorted((ctx.out / "rejects").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    final = sorted((r["exchange_index"], r["stage"]) for r in rejects if r["verdict"] == "rejected")
+    assert final == [(k, "script") for k in range(kept, 6)]
+    assert all("emoji" in " ".join(r["reasons"]) for r in rejects if r["verdict"] == "rejected")
+    assert manifest["counts"]["by_reason"] == {"script: style": 6 - kept}  # emoji is a style finding

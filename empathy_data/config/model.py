@@ -286,6 +286,9 @@ class ScriptWriting(Strict):
     topic: TopicCheck = TopicCheck()
     write_by: WriteBy = "auto"
     exchange_mode_from: int = Field(default=3, ge=1)
+    # A dialogue written by exchange whose exchange k+1 fails every attempt in the last round keeps its
+    # first k exchanges as rows (the rest are counted rejected, with the reasons); false: it is rejected whole.
+    keep_stalled_exchanges: bool = True
 
 
 class OpenAIScript(ScriptWriting):

@@ -76,6 +76,14 @@ class Script(Record):
     quality: dict[str, Any] = Field(default_factory=dict)
     # check -> [passed, failed] over every attempt this round made at the dialogue (the card's pass rates)
     checks: dict[str, list[int]] = Field(default_factory=dict)
+    # Set when the script stopped short: the exchanges after the written ones were never written, for
+    # these reasons (a dialogue written exchange by exchange keeps what it had passed; see `num_written`).
+    unwritten: Reasons = Field(default_factory=list)
+
+    @property
+    def num_written(self) -> int:
+        """Exchanges the script holds: all the spec plans, unless it stopped short (`unwritten`)."""
+        return len(self.reasoning)
 
 
 class Utterance(Record):

@@ -166,6 +166,7 @@ def _write_scripts(ctx: BuildContext, chunk_index: int, round_: int, specs, make
         chat, ctx.prompts, cfg.validation, cfg.max_attempts, cfg.max_in_flight, cfg.request_tag, cfg.write_by,
         cfg.exchange_mode_from,
         first_attempt=round_ * cfg.max_attempts,  # each round asks with new seeds
+        keep_stalled=cfg.keep_stalled_exchanges and round_ == ctx.rounds[-1],
         journal=journal,
         judges=script_judges(ctx, chat) if specs else None,
     )  # fmt: skip
@@ -241,7 +242,7 @@ def run_filter_chunk(ctx: BuildContext, chunk_index: int, make_judges: Callable,
     by_turn = {(s.dialogue_id, s.turn_index): s for s in scores}
     judged: list[Exchange | Outcome] = []
     for dialogue_id, script in scripts.items():
-        for k in range(script.spec.num_exchanges):
+        for k in range(script.num_written):  # a script that stopped short: export counts the rest
             user, assistant = by_turn[(dialogue_id, 2 * k)], by_turn[(dialogue_id, 2 * k + 1)]
             verdict, reasons = exchange_verdict(user, assistant)
             judged.append(Exchange(

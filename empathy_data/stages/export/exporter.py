@@ -19,7 +19,7 @@ from empathy_data.planning.topup import add_dialogue, gaps, shares
 from empathy_data.records.chunk_records import ChunkRecords, Exchange
 from empathy_data.records.manifest import FORMAT_VERSION, Manifest
 from empathy_data.records.reasons import Reason, kinds, texts
-from empathy_data.records.schema import Outcome
+from empathy_data.records.schema import DialogueSpec, Outcome
 from empathy_data.stages.build_view import BuildView
 from empathy_data.stages.export.card import dataset_card
 from empathy_data.stages.export.diversity import DiversityStats, NearDuplicates, SemanticDuplicates
@@ -273,6 +273,26 @@ def export_round(
             stats.reasons.update(kinds(reasons, verdict))
             row |= {"verdict": verdict, "stage": "filter", "reasons": texts(reasons)}
             w.rejects.write(row | (audio if w.rejects_audio else {}))
+    for script in synthesized.scripts:  # scripts that stopped short: their unwritten exchanges
+        if not script.unwritten:
+            continue
+        spec = script.spec
+        split = w.split_of_unit[split_key(w.split_by, spec.dialogue_id, spec.user.id)]
+        keep_round = kept[spec.dialogue_id]
+        missing = range(script.num_written, spec.num_exchanges)
+        if keep_round != round_:
+            stats.exchanges["replaced"] += len(missing)
+            verdict = "replaced"
+            reasons = [*script.unwritten, Reason(stage="export", check="replaced", detail=f"by round {keep_round}")]
+        else:
+            stats.exchanges["rejected"] += len(missing)
+            verdict, reasons = "rejected", script.unwritten
+            for key in kinds(reasons, verdict):
+                stats.reasons[key] += len(missing)
+            dialogue_verdicts[spec.dialogue_id].add(verdict)
+        for k in missing:
+            row = _unwritten_row(spec, k, split, w.reject_features)
+            w.rejects.write(row | {"verdict": verdict, "stage": "script", "reasons": texts(reasons)})
     for verdicts in dialogue_verdicts.values():
         final = "failed" if "failed" in verdicts else "rejected" if "rejected" in verdicts else "accepted"
         stats.dialogues[final] += 1
@@ -502,13 +522,17 @@ def _outcome_row(outcome: Outcome, k: int, split: str, build: dict, feats, rate:
     if written is not None and k < len(written.reasoning):
         row = exchange_row(written, k, split, None, None, build)
     else:
-        spec = outcome.spec
-        row = {name: None for name in feats}
-        row |= {
-            "dialogue_id": spec.dialogue_id, "exchange_index": k, "split": split, "language": spec.language,
-            "scenario": spec.scenario, "history": [], "user_emotion": spec.turns[2 * k].emotion,
-            "user_speaker_id": spec.user.id, "user_gender": spec.user.gender, "user_age_group": spec.user.age_group,
-            "assistant_style": spec.turns[2 * k + 1].response_style, "assistant_speaker_id": spec.assistant_voice.id,
-        }  # fmt: skip
+        row = _unwritten_row(outcome.spec, k, split, feats)
     row = {name: row.get(name) for name in feats}
     return row | {"verdict": outcome.verdict, "stage": outcome.stage, "reasons": texts(outcome.reasons)}
+
+
+def _unwritten_row(spec: DialogueSpec, k: int, split: str, feats) -> dict:
+    """The row of a planned exchange that has no text: its labels, nothing else."""
+    row = {name: None for name in feats}
+    return row | {
+        "dialogue_id": spec.dialogue_id, "exchange_index": k, "split": split, "language": spec.language,
+        "scenario": spec.scenario, "history": [], "user_emotion": spec.turns[2 * k].emotion,
+        "user_speaker_id": spec.user.id, "user_gender": spec.user.gender, "user_age_group": spec.user.age_group,
+        "assistant_style": spec.turns[2 * k + 1].response_style, "assistant_speaker_id": spec.assistant_voice.id,
+    }  # fmt: skip

@@ -128,6 +128,10 @@ class ScriptRun:
     write_by: str = "dialogue"  # or "exchange", or "auto": by exchange from exchange_mode_from exchanges on
     exchange_mode_from: int = 3
     first_attempt: int = 0  # attempt numbers (and so seeds) start here: regeneration rounds ask anew
+    # A dialogue written by exchange that stalls keeps the exchanges it had passed as a script that stops
+    # short (its last chance: no later round goes on from a draft); otherwise it ends as an outcome whose
+    # draft the next round goes on from.
+    keep_stalled: bool = False
     journal: ReplyJournal | None = None
     judges: ScriptJudges | None = None
     stop: threading.Event | None = None  # pipelined: set by the first infrastructure fault of any dialogue
@@ -325,7 +329,8 @@ def write_by_exchange(
 ) -> tuple[list[Script], list[Outcome]]:
     """Each exchange gets up to `max_attempts` requests; a dialogue whose exchange spends them all ends
     rejected (failed when every reply for it was malformed), with every reason it collected and, as its
-    draft, the exchanges it had passed."""
+    draft, the exchanges it had passed; with `run.keep_stalled`, those exchanges go on as a script that
+    stops short, its `unwritten` reasons saying why the rest is missing."""
     backend, prompts = run.backend, run.prompts
     drafts = drafts or {}
     pending = [Draft.resume(spec, run.first_attempt, drafts.get(spec.dialogue_id)) for spec in specs]
@@ -393,6 +398,9 @@ def write_by_exchange(
             verdict = "failed" if d.malformed == len(d.reasons) and not d.exchanges else "rejected"
             llm = {**backend.identity, "prompt_hash": prompts.content_hash, "write_by": "exchange"}
             draft = d.script([], {**llm, "seed": d.seeds, "attempt": d.attempts}) if d.exchanges else None
+            if draft is not None and run.keep_stalled:
+                scripts.append(draft.model_copy(update={"unwritten": d.reasons}))
+                continue
             outcomes.append(_outcome(d.spec, verdict, d.reasons, draft, d.checks))
         pending = sorted(still, key=lambda d: d.spec.index)
     return scripts, outcomes

@@ -31,7 +31,8 @@ def turn_requests(script: Script, resolve: Callable[[Speaker], Speaker] = _as_is
     """`resolve` turns a spec's pool-relative clip paths into paths a backend can open."""
     spec = script.spec
     requests = []
-    for i, (plan, turn) in enumerate(zip(spec.turns, script.turns, strict=True)):
+    # a script that stopped short (`unwritten`) renders the turns it has
+    for i, (plan, turn) in enumerate(zip(spec.turns[: len(script.turns)], script.turns, strict=True)):
         speaker = resolve(spec.user if plan.role == "user" else spec.assistant_voice)
         seed = int(digest([spec.dialogue_id, i, script.llm.get("seed")], 8), 16) % 2**31
         requests.append(TTSRequest(turn.text, spec.language, speaker, plan.emotion, plan.response_style, seed))
