@@ -251,6 +251,41 @@ def score(
 
 
 @app.command()
+def calibrate(
+    config: Annotated[Path, typer.Argument(help="Build config: its TTS, voices and emotion check are measured")],
+    to: Annotated[Path | None, typer.Option("--to", help="Also write the calibration as JSON here")] = None,
+) -> None:
+    """Measure the emotion check on probe clips the config's TTS renders: which emotions it can gate."""
+    import json
+
+    from rich.table import Table
+
+    from empathy_data.runtime.build import BuildContext
+    from empathy_data.runtime.calibration import summary
+
+    try:
+        ctx = BuildContext.load(config)
+        found = summary(ctx, in_store=False)
+    except (EmpathyDataError, RuntimeError) as exc:
+        _fail(exc)
+    if not found:
+        console.print("this config does not calibrate its emotion check (check_emotion off, or both floors null)")
+        return
+    emotions = found["emotions"]
+    table = Table("rendered \\ checked", *emotions, "recall", "precision", "gates",
+                  title=f"emotion check pass rates, {found['clips_per_emotion']} probe clips per emotion")  # fmt: skip
+    for e in emotions:
+        cells = [f"{found['matrix'][e][c]:.2f}" for c in emotions]
+        table.add_row(e, *cells, f"{found['recall'][e]:.2f}", f"{found['precision'][e]:.2f}",
+                      "yes" if e in found["gated"] else "recorded")  # fmt: skip
+    console.print(table)
+    console.print(f"gates (recall >= {found['min_recall']}, precision >= {found['min_precision']}): "
+                  f"{', '.join(found['gated']) or 'none'}")  # fmt: skip
+    if to is not None:
+        to.write_text(json.dumps(found, indent=1) + "\n")
+
+
+@app.command()
 def clean(
     config: Annotated[Path, typer.Argument(help="Build config YAML")],
     out: Annotated[str | None, typer.Option("--out", help="Output directory (overrides config)")] = None,

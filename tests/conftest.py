@@ -99,6 +99,9 @@ def unit_tests_start_no_real_model(request, monkeypatch):
 def tiny_config(root: Path, out: str = "out") -> Path:
     config = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
     config.update({"num_dialogues": 3, "chunk_size": 2, "output": str(root / out), "seed": 12})
+    # Two attempts a round, not three: the same replies (seeds follow the attempt number), 10 requests to the
+    # embedded LLM instead of 12, and both rejected dialogues of round 0 written again in round 1.
+    config["script"]["max_attempts"] = 2
     config.pop("rebalance", None)  # top-up is tested with fakes (test_topup.py); the tiny build stays three dialogues
     path = root / f"{out}.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -23,6 +23,17 @@ DIVERSITY = {
     "near_duplicate_rate": 0.05,
     "top_openings": [["i feel so", 3], ["<b>why</b> does it", 1]],
 }
+CALIBRATION = {
+    "emotions": ["neutral", "happy", "sad"],
+    "matrix": {"neutral": {"neutral": 1.0, "happy": 0.0, "sad": 0.0}, "happy": {"neutral": 0.0, "happy": 0.75, "sad": 0.0},
+               "sad": {"neutral": 0.25, "happy": 0.0, "sad": 0.5}},
+    "clips_per_emotion": 4,
+    "recall": {"neutral": 1.0, "happy": 0.75, "sad": 0.5},
+    "precision": {"neutral": 0.8, "happy": 1.0, "sad": 1.0},
+    "gated": ["happy", "neutral"],
+    "min_recall": 0.75,
+    "min_precision": 0.5,
+}
 TARGET = {
     "language": {"en": 1.0},
     "user_emotion": {"sad": 0.5, "happy": 0.25, "neutral": 0.25},
@@ -106,6 +117,7 @@ def make_corpus(
     target: bool = True,
     diversity: bool = True,
     history_clean: bool = True,
+    calibration: bool = True,
 ) -> Path:
     """Write OUT under root and return it."""
     if data is None and rejects is None:
@@ -169,6 +181,8 @@ def make_corpus(
         manifest["distributions"]["target"] = TARGET
     if diversity:
         manifest["diversity"] = DIVERSITY
+    if calibration:
+        manifest["calibration"] = CALIBRATION
     Manifest.model_validate(manifest)  # the report reads only what a build writes
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return out

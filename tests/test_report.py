@@ -71,7 +71,7 @@ def test_counts_transitions_and_scores_leave_replaced_versions_out(tmp_path):
 
 
 def test_missing_optional_manifest_keys_and_columns_become_notes(tmp_path):
-    out = make_corpus(tmp_path, target=False, diversity=False, history_clean=False)
+    out = make_corpus(tmp_path, target=False, diversity=False, history_clean=False, calibration=False)
     data = load_report_data(out)
     assert data.history_clean is None
     page = write_report(out).read_text(encoding="utf-8")
@@ -80,7 +80,8 @@ def test_missing_optional_manifest_keys_and_columns_become_notes(tmp_path):
     assert "no diversity figures" in section(page, "diversity")
     assert "plotly-graph-div" not in section(page, "diversity")
     assert "no history_clean column" in section(page, "checks")
-    assert page.count('class="plotly-graph-div"') == len(SECTIONS) - 1
+    assert "not calibrated" in section(page, "calibration")
+    assert page.count('class="plotly-graph-div"') == len(SECTIONS) - 2
 
 
 def test_a_build_without_accepted_exchanges_still_gets_a_page(tmp_path):

@@ -32,6 +32,8 @@ def expected_figures(manifest: dict) -> set[str]:
         drawn.add("reject-reasons")
     if any(isinstance(v, int | float) for v in (manifest.get("diversity") or {}).values()):
         drawn.add("diversity")
+    if manifest.get("calibration"):  # the emotion check was measured before it gated
+        drawn.add("calibration")
     return drawn
 
 

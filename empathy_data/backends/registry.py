@@ -232,6 +232,10 @@ def filter_identity(config: FilterConfig) -> dict[str, Any]:
             raise
         emotion_libraries = declared("emotion", config.emotion).libraries  # unused: weights never read
     libraries = [*asr_libraries, *emotion_libraries]
+    if config.thresholds.check_emotion and config.emotion.calibrated:
+        from empathy_data.stages.filter.calibration import PROBE_VERSION
+
+        settings["emotion_gate"] = {**config.emotion.gate_settings(), "probe": PROBE_VERSION}
     if not config.speaker.enabled:
         settings["speaker"] = {"enabled": False}
     else:

@@ -454,13 +454,32 @@ class ServiceASR(ServiceEndpoint):
 ASRConfig = Annotated[FasterWhisperASR | TransformersASR | ServiceASR, Field(discriminator="backend")]
 
 
-class ProsodyEmotion(Strict):
+class EmotionGate(Strict):
+    """Calibrated gating (stages/filter/calibration.py): before it gates, the check is measured on probe
+    clips the build's own TTS renders; it gates only the emotions whose recall and precision there reach
+    these floors, and is recorded (not gated) for the others. Both floors null: every emotion is gated
+    and nothing is measured."""
+
+    min_recall: float | None = Field(default=0.75, ge=0, le=1)
+    min_precision: float | None = Field(default=0.5, ge=0, le=1)
+    calibration_sentences: int = Field(default=2, ge=1, le=4)  # probe sentences per voice and emotion
+    calibration_voices: int = Field(default=2, ge=1)  # per language, alternating female and male
+
+    @property
+    def calibrated(self) -> bool:
+        return self.min_recall is not None or self.min_precision is not None
+
+    def gate_settings(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in EmotionGate.model_fields}
+
+
+class ProsodyEmotion(EmotionGate):
     backend: Literal["prosody"] = "prosody"
     # Minimum arousal shift (log-scale composite) that counts as "raised" or "lowered".
     min_shift: float = Field(default=0.04, ge=0)
 
 
-class ClassifierEmotion(Strict):
+class ClassifierEmotion(EmotionGate):
     """A speech emotion classifier; `label_map` maps its labels to ours (unmapped labels are ignored)."""
 
     backend: Literal["transformers", "emotion2vec"]
@@ -482,7 +501,7 @@ class ClassifierEmotion(Strict):
         return value
 
 
-class ServiceEmotion(ServiceEndpoint):
+class ServiceEmotion(ServiceEndpoint, EmotionGate):
     """Any emotion check the service hosts (`empathy_data.serving.apps:emotion_app`): emotion2vec, a
     transformers classifier, or the prosody check; its thresholds are the service's settings."""
 

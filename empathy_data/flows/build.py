@@ -35,6 +35,8 @@ from empathy_data.runtime.build import (  # noqa: F401  (forget_contexts: the te
     run_stage,
     worker_id,
 )
+from empathy_data.runtime.calibration import ensure_calibration, gated_emotions
+from empathy_data.runtime.calibration import summary as calibration_summary
 from empathy_data.runtime.interrupts import keep_stopping_cleanly
 from empathy_data.stages.export.exporter import ExportPlan, export_chunk, finish_export, plan_export
 from empathy_data.store.output_guard import check_output_dir, claim_output_dir, remove_partial_writes
@@ -133,7 +135,7 @@ def export_corpus(ctx: BuildContext, inputs: BuildInputs, timings: dict[str, flo
             failure = failure or f"export: {driver.describe(exc)}"
     if failure is not None:
         raise EmpathyDataError(f"{failure}; re-run the same command to resume")
-    return finish_export(ctx, plan, timings), refs
+    return finish_export(ctx, plan, timings, calibration_summary(ctx)), refs
 
 
 def task_runner(runner: RunnerConfig):
@@ -260,6 +262,9 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> M
             claim_output_dir(ctx.store, ctx.planner.key, ctx.config.name)
             if removed := remove_partial_writes(ctx.store):
                 log.info("removed %d partial write(s) left by an interrupted run", removed)
+            if (calibration := ensure_calibration(ctx)) is not None:  # before any filter task reads it
+                log.info("emotion check calibrated on %d probe clip(s) per emotion; it gates %s", calibration.clips,
+                         ", ".join(sorted(gated_emotions(ctx) or ())) or "none")  # fmt: skip
             report = partial(_report, total=ctx.planner.num_chunks)
             refs = driver.run_all_chunks(ctx, TaskRunner(ctx, inputs, base_url), report)
         stage_seconds = {stage: round(sum(r.seconds for r in refs if r.stage == stage), 2) for stage in STAGES}

@@ -3,7 +3,8 @@
 read it; written last, it marks an export as finished.
 
 FORMAT_VERSION counts changes to its fields: 0 = the unversioned manifests of earlier builds (the same
-fields as 1), 1 = `format_version` written. A reader refuses a version newer than its own."""
+fields as 1), 1 = `format_version` written, 2 = `calibration` (the emotion check's measured matrix and the
+emotions it gated). A reader refuses a version newer than its own."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from empathy_data.core.errors import EmpathyDataError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class ManifestError(EmpathyDataError):
@@ -105,6 +106,9 @@ class Manifest(Record):
     llm_requests: dict[str, Any] = Field(default_factory=dict)
     driver: str = ""  # host:pid of the process that ran the flow
     tasks: list[TaskRun] = Field(default_factory=list)  # this run's chunk tasks, in the order they finished
+    # The emotion check measured on this build's TTS (runtime/calibration.py summary): empty when the build
+    # did not calibrate it (format 1 and earlier: absent).
+    calibration: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

@@ -222,6 +222,7 @@ def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, make_tts: Callable
 
 def run_filter_chunk(ctx: BuildContext, chunk_index: int, make_judges: Callable, round_: int = 0) -> ChunkRef:
     """`make_judges()` returns the (ASR, emotion check) pair."""
+    from empathy_data.runtime.calibration import gated_emotions
     from empathy_data.stages.filter.stage import exchange_verdict, score_utterances
 
     if ctx.layout.is_done("filter", chunk_index, round_):
@@ -237,7 +238,8 @@ def run_filter_chunk(ctx: BuildContext, chunk_index: int, make_judges: Callable,
         with ctx.store.local_dir(ctx.layout.chunk_key("synthesize", chunk_index, round_)) as synth_dir:
             clip_of = reference_clips(ctx, scripts)
             scores = score_utterances(
-                utterances, languages, synth_dir, *make_judges(), thresholds, audio_judges(ctx), clip_of
+                utterances, languages, synth_dir, *make_judges(), thresholds, audio_judges(ctx), clip_of,
+                gated_emotions(ctx),
             )
     by_turn = {(s.dialogue_id, s.turn_index): s for s in scores}
     judged: list[Exchange | Outcome] = []

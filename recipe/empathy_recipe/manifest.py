@@ -10,7 +10,7 @@ from pathlib import Path
 
 from empathy_recipe.errors import RecipeError
 
-READS_FORMAT = 1  # the newest manifest format_version this reader understands (0: unversioned)
+READS_FORMAT = 2  # the newest manifest format_version this reader understands (0: unversioned; 2 added `calibration`, unread here)
 
 
 @dataclass(frozen=True)

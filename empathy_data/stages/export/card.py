@@ -198,6 +198,7 @@ def dataset_card(manifest: Manifest) -> str:
             "| --- | ---: | ---: | ---: |",
         ]
         lines += _pass_rows(manifest.script_checks)
+    lines += _calibration(manifest.calibration)
     lines += _diversity(manifest.diversity)
     lines += ["", "## Rejection reasons (exchanges)", "", "| reason | count |", "| --- | ---: |"]
     lines += [f"| {r} | {n} |" for r, n in counts.by_reason.items()] or ["| - | 0 |"]
@@ -225,3 +226,32 @@ def _regeneration(r: Regeneration) -> list[str]:
         "with verdict `replaced`.",
         "",
     ]
+
+
+def _calibration(c: dict[str, Any]) -> list[str]:
+    if not c:
+        return []
+    emotions = c["emotions"]
+    gated = set(c["gated"])
+    lines = [
+        "",
+        "## Emotion check calibration (on this build's TTS)",
+        "",
+        f"Before it gated, the emotion check was measured on {c['clips_per_emotion']} probe clips per emotion "
+        "that this build's TTS rendered (neutral-content sentences, voices of the pool): each row is the "
+        "emotion a clip was rendered in, each column the emotion the check was asked about, each cell the share "
+        f"it passed. It rejects only for the emotions whose recall reaches {c['min_recall']} and precision "
+        f"{c['min_precision']} (gated: {', '.join(sorted(gated)) or 'none'}); for the others it is recorded as "
+        "`emotion_recorded` and rejects nothing.",
+        "",
+        "| rendered \\ checked | " + " | ".join(emotions) + " |",
+        "| --- | " + " | ".join("---:" for _ in emotions) + " |",
+    ]
+    for rendered in emotions:
+        lines.append(f"| {rendered} | " + " | ".join(f"{c['matrix'][rendered][e]:.2f}" for e in emotions) + " |")
+    lines += ["", "| emotion | recall | precision | gates |", "| --- | ---: | ---: | --- |"]
+    lines += [
+        f"| {e} | {c['recall'][e]:.2f} | {c['precision'][e]:.2f} | {'yes' if e in gated else 'no (recorded)'} |"
+        for e in emotions
+    ]
+    return lines

@@ -413,7 +413,9 @@ def shard_names(parts: list[tuple[str, dict]], prefix: str) -> tuple[list[tuple[
     return pairs, entries
 
 
-def finish_export(ctx: BuildView, plan: ExportPlan, timings: dict[str, float] | None = None) -> Manifest:
+def finish_export(
+    ctx: BuildView, plan: ExportPlan, timings: dict[str, float] | None = None, calibration: dict | None = None
+) -> Manifest:
     """Name every chunk's parts as the corpus's shards (data/ and rejects/), then write the card and the
     manifest. Reads each chunk's PARTS and the text columns of the data shards, never audio."""
     cfg = ctx.config
@@ -452,6 +454,7 @@ def finish_export(ctx: BuildView, plan: ExportPlan, timings: dict[str, float] | 
         "name": cfg.name,
         "plan_key": ctx.planner.key,
         "config": cfg.model_dump(mode="json"),
+        "calibration": calibration or {},
         "versions": package_versions(),
         "counts": {
             "dialogues": {

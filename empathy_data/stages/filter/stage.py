@@ -31,6 +31,10 @@ def utterance_checks(
     return checks, {"wer": wer, "cer": cer}
 
 
+# The emotion check of an emotion its calibration did not trust: kept in the scores, never a rejection.
+RECORDED_EMOTION = "emotion_recorded"
+
+
 def score_utterances(
     utterances: list[Utterance],
     languages: dict[str, str],
@@ -40,9 +44,12 @@ def score_utterances(
     thresholds: Thresholds,
     audio_judges: AudioJudges | None = None,
     reference_clip: Callable[[Utterance], Path | None] = lambda utt: None,
+    gated: frozenset[str] | None = None,
 ) -> list[Scores]:
     """One Scores per utterance; an exception on one utterance marks it failed and the rest go on.
-    `audio_judges`: speaker and MOS judges; `reference_clip(utt)`: the clip a cloning TTS rendered it from."""
+    `audio_judges`: speaker and MOS judges; `reference_clip(utt)`: the clip a cloning TTS rendered it from;
+    `gated`: the emotions whose check may reject (the calibrated ones; None: all), the others' check is
+    kept as `emotion_recorded`."""
     audios, loaded_errors = [], {}
     for i, utt in enumerate(utterances):
         if not (audio_dir / utt.audio_path).is_file():  # the chunk's own file is gone: not this item's fault
@@ -86,7 +93,8 @@ def score_utterances(
         checks, rates = utterance_checks(utt, language, asr_by_index[i], duration, silence, thresholds)
         fields: dict = {}
         if (result := emotion_of.get(i)) is not None:
-            checks["emotion"] = "pass" if result.passed else "fail"
+            name = "emotion" if gated is None or utt.emotion in gated else RECORDED_EMOTION
+            checks[name] = "pass" if result.passed else "fail"
             fields = {
                 "emotion_pred": result.predicted,
                 "emotion_prob": result.score,
@@ -95,7 +103,7 @@ def score_utterances(
         if verdict is not None:
             checks |= verdict.checks
             fields |= verdict.fields
-        failed = [name for name, v in checks.items() if v == "fail"]
+        failed = [name for name, v in checks.items() if v == "fail" and name != RECORDED_EMOTION]
         results.append(
             Scores(
                 **base,

@@ -230,6 +230,22 @@ def _box_stats(values: list[float]) -> dict[str, float]:
     }
 
 
+def calibration(data: ReportData) -> go.Figure | None:
+    """The emotion check's pass rates on probe clips of this build's TTS (manifest calibration)."""
+    c = data.manifest.calibration
+    if not c:
+        return None
+    emotions = c["emotions"]
+    gated = set(c["gated"])
+    z = [[c["matrix"][rendered][checked] for checked in emotions] for rendered in emotions]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[label(e) + (" (gates)" if e in gated else "") for e in emotions], y=[label(e) for e in emotions],
+        zmin=0, zmax=1, colorscale="Blues", texttemplate="%{z:.2f}", colorbar_title="pass rate",
+        hovertemplate="rendered %{y}, checked as %{x}: %{z:.2f}<extra></extra>",
+    ))  # fmt: skip
+    return styled(fig, None, xaxis_title="checked as", yaxis_title="rendered in", height=max(320, 80 + 40 * len(emotions)))
+
+
 def emotion_check(data: ReportData) -> go.Figure | None:
     """Emotion-check scores by the target user emotion, as boxes of quartiles per verdict."""
     fields = ("user_emotion_score", "user_arousal_shift")

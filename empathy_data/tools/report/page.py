@@ -66,6 +66,10 @@ SECTIONS = (
             "No durations in the shards."),
     Section("emotion-check", "Emotion check", "Scores of the user turn's emotion check by its target emotion.",
             figures.emotion_check, "No emotion-check scores in the shards."),
+    Section("calibration", "Emotion check calibration", "How often the emotion check passed probe clips this "
+            "build's TTS rendered in each emotion (rows) when asked about each emotion (columns); it gates only "
+            "the emotions marked (gates), whose recall and precision reached the configured floors.",
+            figures.calibration, "The emotion check was not calibrated (no check, or both floors null)."),
     Section("script-checks", "Script judges", "Outcome of each script-stage check over every attempt, before any "
             "audio (manifest script_checks): validation rules, topic drift, the LLM judge per criterion.",
             lambda d: figures.checks(d, "script_checks", "script attempts"), "The manifest has no script check counts."),
