@@ -20,26 +20,27 @@ from tests.conftest import REPO, tiny_config
 #   that stalls keeps the exchanges it had passed, so the script stage's output changed for the same settings.
 # - filter.emotion calibration (min_recall, min_precision, probe size; on by default): the emotion check
 #   gates only the emotions its measurement on the build's TTS trusts, so the filter's verdicts changed.
+# - smoke-mixed only: its topic check is multilingual-e5 (configs/smoke-mixed.yaml), a config change.
 # - "tiny" only: the test config asks for 2 script attempts a round (tests/conftest.py), not a format change.
 GOLDEN = {
     "smoke-mixed.yaml": {
         "script": [
-            ["8aa1ec9b55b9fc32", "d78904d74b5b20ba", "2f29d3c30aa391d9", "b7967dad437d9dd5"],
-            ["507cc012dcf592fd", "3b14b322950816b7", "7b406687ef2e4b58", "26bd4e345c78976d"],
-            ["b11ac113f3a7a766", "7a72de794fbae278", "c7b9619a4a36bdb7", "3f804cc70f60b142"],
-            ["fdfd8e624bb1a19f", "b1e46c395a31232e", "c5b6679b2fb8d32e", "de4732d55b4e0fc8"],
+            ["e5be7ea1f12bbcdf", "5b423546ecd91ba7", "a600c15a519ad37f", "7a82adb09c53f7f6"],
+            ["f1fbf3268518bf62", "156d47641501bd8d", "ea68a3bd338e256a", "c374392f99562a84"],
+            ["e93a976f9210e0ff", "71e7a5f5a0375198", "0ff4b6cfa4e10c1c", "639ece669980b93b"],
+            ["f694b0014b7db7c3", "3c945b186ccb6d02", "cb8723e52e2bb7a9", "907437509db1fe7a"],
         ],
         "synthesize": [
-            ["b9e5a4c4d07109ea", "96ef29e24727acad", "cae085e6a3629c1c", "077d9c54acab6d58"],
-            ["15a08edbd32fce6d", "772e680ef2175310", "340829cbdcfea92d", "a2333344b17f0f5e"],
-            ["abe174ff2467bb60", "cbcfa8b82cec6d43", "04505f7304ea6795", "85fd995f7737155b"],
-            ["672fb58afa6e7086", "53f048d79a71b64a", "8672262bef232cbd", "61c41b130672fb74"],
+            ["e3d5c9547108cc3f", "c161876064d7e8aa", "5402f80de7ed5743", "024cc8d9d6088d85"],
+            ["f6dec1efbb84b39c", "9b176a5646e6dba7", "783bb594570b0107", "b1925626a381cc13"],
+            ["84aef5b334cc5f4c", "0028c035dc604482", "54ad369e31df9d0c", "ee95114815319455"],
+            ["cfcd349037865d6b", "6437cedb0fb3ebb2", "fe9b00d06e5656fd", "7f2361f59bed8fdc"],
         ],
         "filter": [
-            ["ecb0936539c922f9", "08b13811cd8ac6f3", "ad4b656785321c55", "0ab527a905fc5903"],
-            ["7e757b2e077ad4db", "3917da0c62975ab8", "5ae4ae1bb4dee7ba", "44a9110cb2fa5ba6"],
-            ["c9f0f68c862170be", "c062e755825c8d53", "fa4868cbc7201b07", "679b1ab8e6d45c21"],
-            ["92cfedbe1ffa1cbe", "b51211efc3143d33", "8ddbe54cac28ae80", "0ee375e6cd8b0894"],
+            ["05f30d4c75216941", "57fa879b4be06244", "4a74af7a2f99badf", "372603bf0a8e205a"],
+            ["619497db187aa633", "8a95f3b30ebb7b0d", "100a3b0b882caf41", "ccc16d8a480f3320"],
+            ["2b7d9d4a39be2cc1", "ca736172596c2454", "db0c2c74d8b09721", "edbe4b4199a70e9f"],
+            ["cdd6df09854c3b66", "906f5610376f2b2b", "ac6ef022a50e8ac1", "f3e4ecf439b0c65e"],
         ],
     },
     "smoke.yaml": {

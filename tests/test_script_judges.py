@@ -213,6 +213,22 @@ def test_topic_drift_is_rejected_and_an_on_topic_dialogue_passes(topic_ctx):
     assert vector.shape == (384,) and abs(float(np.linalg.norm(vector)) - 1) < 1e-3
 
 
+def test_the_multilingual_topic_check_rejects_a_drifted_mandarin_dialogue(tmp_path):
+    ctx = make_context(
+        tmp_path, languages={"zh": 1.0},
+        script={"judge": {"enabled": False}, "topic": {"enabled": True, "model": "embedded-multilingual"}},
+    )  # fmt: skip
+    judges = script_judges(ctx, None)
+    spec = ctx.planner.spec(0).model_copy(update={"scenario_text": "今天早上把手机摔坏了"})
+    spec = spec.model_copy(update={"turns": spec.turns[:2]})
+    on = scripted(spec, ["我的手机今天早上掉在地上摔坏了，屏幕全碎了，我好难过。"], "听起来真让人难受，手机坏了确实很麻烦。")
+    off = scripted(spec, ["今年夏天我们全家打算去海边旅行，我特别期待。"], "听起来真让人难受，手机坏了确实很麻烦。")
+    reviews = judges.review([on, off], [0, 0], lambda reqs, labels: [])
+    assert reviews[0].reason is None, reviews[0].quality["topic_similarity"]
+    assert str(reviews[1].reason).startswith("script: topic: the user's turns drift from the scenario")
+    assert ctx.config.script.topic.minimum("zh") == 0.87  # the measured minimum, not the English model's none
+
+
 def test_semantic_duplicates_catch_paraphrases_minhash_misses(topic_ctx):
     judges = script_judges(topic_ctx, None)
     spec = topic_ctx.planner.spec(0)

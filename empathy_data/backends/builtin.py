@@ -77,13 +77,13 @@ def _check_llm_server(config, where: str) -> None:
 
 
 def _sentence_embedder(config):
-    from empathy_data.stages.script.embeddings import SentenceEmbedder
+    from empathy_data.stages.script.embeddings import make_embedder
 
-    return SentenceEmbedder(config)
+    return make_embedder(config)
 
 
 def _check_topic_model(config, where: str) -> None:
-    if config.model != "embedded":
+    if config.model not in ("embedded", "embedded-multilingual"):
         model_dir(f"{where}.model", config.model)
 
 

