@@ -111,8 +111,10 @@ def schema_of(body: dict[str, Any]) -> dict[str, Any]:
 class CannedLLM:
     """`with CannedLLM() as url:` gives its `/v1` base URL; `requests` counts chat requests answered."""
 
-    def __init__(self, delay_s: float = 0.0, port: int = 0):
+    def __init__(self, delay_s: float = 0.0, port: int = 0, answer_only: int | None = None):
         self.delay_s = delay_s
+        self.answer_only = answer_only  # then the server is as good as dead: later chat requests get no reply
+        self.started = 0
         self.requests = 0
         self._lock = threading.Lock()
         canned = self
@@ -134,6 +136,12 @@ class CannedLLM:
 
             def do_POST(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                with canned._lock:
+                    canned.started += 1
+                    dead = canned.answer_only is not None and canned.started > canned.answer_only
+                if dead:  # the connection drops without a reply, as when the server process dies
+                    self.close_connection = True
+                    return
                 schema = schema_of(body)
                 exchanges = schema.get("properties", {}).get("exchanges")
                 seed = int(body.get("seed") or 0)

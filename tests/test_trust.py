@@ -80,7 +80,9 @@ def test_server_killed_mid_script_fails_the_build_and_the_rerun_completes(standi
     """The LLM server dies while the build is writing: the build fails with one line, records no failure,
     and a rerun against the server, back at the same address, finishes the corpus it would have been."""
     reference = standin_build[0] / "out"
-    server = CannedLLM(delay_s=0.5)
+    # One reply, then nothing: however fast the build sends the rest, they meet a dead server (stopping a
+    # server takes long enough for requests already on their way to be answered).
+    server = CannedLLM(delay_s=0.5, answer_only=1)
     url = server.__enter__()
     path = standin_config(tmp_path, url, speaking_service, out="srv")
     out = tmp_path / "srv"
