@@ -22,7 +22,8 @@ def make_context(tmp_path: Path, **overrides: Any) -> BuildContext:
     # unless a test turns them on (tests/test_script_judges.py, tests/test_speaker_judge.py).
     script = overrides.pop("script", {})
     filter_ = overrides.pop("filter", {})
-    data["script"] = {"judge": {"enabled": False}, "topic": {"enabled": False}, **script}
+    # The fakes tell requests apart by the request tag (off by default for the embedded server).
+    data["script"] = {"judge": {"enabled": False}, "topic": {"enabled": False}, "request_tag": True, **script}
     data["filter"] = {"speaker": {"enabled": False}, **filter_}
     data.update(overrides)
     return BuildContext.from_config(parse_config(data), REPO)

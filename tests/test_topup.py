@@ -152,7 +152,8 @@ def topup_config(tmp_path):
         "output": str(tmp_path / "out"),
         "distributions": {"user_emotion": {"happy": 0.5, "sad": 0.5}, "exchanges": {1: 1.0}},
         "synthesize": {"sample_rate": 16000, "tts": {"backend": "espeak", "neutral_reference": False}},
-        "script": {"judge": {"enabled": False}, "topic": {"enabled": False}},  # the fake chat writes scripts only
+        # the fake chat writes scripts only, and tells dialogues apart by the request tag
+        "script": {"judge": {"enabled": False}, "topic": {"enabled": False}, "request_tag": True},
         "filter": {"thresholds": {"check_emotion": False}, "speaker": {"enabled": False}},
         "export": {"near_duplicate_threshold": None, "report": False},
         "rebalance": {"tolerance": 0.02, "max_extra": 0.5, "passes": 2},

@@ -319,9 +319,17 @@ class OpenAIScript(ScriptWriting):
     timeout_s: float = Field(default=180, gt=0)
     embedded: EmbeddedServer = EmbeddedServer()
     # Start each prompt with a line unique to the request, so a server's prefix-cache reuse (llama.cpp)
-    # is the same whatever ran before: replays give the same text. Costs prompt evaluation time
-    # (about a quarter more LLM time on the embedded CPU server).
-    request_tag: bool = True
+    # is the same whatever ran before: replays give the same text. Unset: on for a server at base_url,
+    # off for the embedded one, which reuses only whole prompt blocks (llama_serve.reuse_whole_blocks):
+    # the tag would keep its prompts from sharing their system prompt.
+    request_tag: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tag_requests_to_servers(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("request_tag") is None:
+            data = {**data, "request_tag": data.get("base_url") is not None}
+        return data
 
     def schema_form(self) -> str:
         if self.structured_output:

@@ -14,7 +14,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from empathy_data.core.errors import BackendUnavailable
-from empathy_data.stages.script.llama_serve import PARENT_ENV
+from empathy_data.stages.script.llama_serve import PARENT_ENV, PROMPT_BLOCK
 
 SPIN_BEFORE_SLEEP = "1000"
 
@@ -56,6 +56,7 @@ class LlamaServer:
             "--port", str(self.port),
             "--n_threads", str(self.n_threads),
             "--n_ctx", str(self.n_ctx),
+            "--n_batch", str(PROMPT_BLOCK), "--n_ubatch", str(PROMPT_BLOCK),
         ]  # fmt: skip
 
     def environment(self, parent: Mapping[str, str]) -> dict[str, str]:
