@@ -1,4 +1,5 @@
 import pytest
+import soundfile as sf
 
 from empathy_data.config.model import FasterWhisperASR, ProsodyEmotion, SynthesizeConfig
 from empathy_data.core.resources import speaker_pool_path
@@ -68,6 +69,29 @@ def test_embedded_whisper_transcribes_espeak_speech():
     [text] = asr.transcribe([audio], ["en"])
     wer, _ = error_rates("I cannot believe what just happened at work today.", text, "en")
     assert wer <= 0.25, text
+
+
+def test_a_clip_is_heard_the_same_whichever_threads_call_the_model():
+    """This clip (from a tiny build) was heard "I feel bad" by sequential calls and "I feel scared" by two
+    chunk threads calling at once after a call from the main thread; the model now runs every call on its
+    own worker thread."""
+    import threading
+
+    audio, rate = sf.read(REPO / "tests" / "artifacts" / "whisper_thread_clip.flac", dtype="float32")
+    asr = FasterWhisper(FasterWhisperASR())
+    heard = []
+
+    def from_two_threads() -> None:
+        callers = [threading.Thread(target=lambda: heard.append(asr.transcribe([audio], ["en"])[0])) for _ in range(2)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join()
+
+    from_two_threads()
+    heard.append(asr.transcribe([audio], ["en"])[0])
+    from_two_threads()
+    assert len(heard) == 5 and len(set(heard)) == 1, heard
 
 
 def test_the_judge_hears_hard_audio_the_same_way_every_time():
