@@ -19,11 +19,29 @@ REPO = Path(__file__).resolve().parent.parent
 TIERS = ("unit", "integration", "slow")
 
 
+# The integration and slow tiers in two halves that CI runs at once, each in its own process: "models" holds
+# what reads the shared real tiny build or talks to the embedded LLM server (the build itself, ~1.7 cores
+# while it writes), "machinery" the rest (canned LLM, stand-in and model services, clusters, storage),
+# much of which waits on processes starting and stopping. The real tiny build is made once, in "models".
+LANES = ("models", "machinery")
+MODEL_LANE_TESTS = (
+    "tests/test_llm_determinism.py",
+    "tests/test_llama_sampling.py",
+    "tests/test_resume.py::test_killed_build_resumes_to_the_build_it_would_have_been[script]",  # getfixturevalue
+)
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--tier", action="append", choices=[*TIERS, "all"],
         help="run this tier (repeatable); default: unit. CI runs --tier all",
     )  # fmt: skip
+    parser.addoption("--lane", choices=LANES, help="run one half of the chosen tiers (CI runs both at once)")
+
+
+def lane_of(item: pytest.Item) -> str:
+    uses_tiny_build = {"tiny_build", "tiny_build_rival"} & set(getattr(item, "fixturenames", ()))
+    return "models" if uses_tiny_build or item.nodeid.startswith(MODEL_LANE_TESTS) else "machinery"
 
 
 def tier_of(item: pytest.Item) -> str:
@@ -35,8 +53,10 @@ def pytest_collection_modifyitems(config, items):
     chosen = set(config.getoption("--tier") or ["unit"])
     if "all" in chosen:
         chosen = set(TIERS)
-    keep = [item for item in items if tier_of(item) in chosen]
-    dropped = [item for item in items if tier_of(item) not in chosen]
+    lane = config.getoption("--lane")
+    wanted = [item for item in items if tier_of(item) in chosen and lane in (None, lane_of(item))]
+    keep = wanted
+    dropped = [item for item in items if item not in set(wanted)]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep

@@ -79,7 +79,17 @@ def test_the_calibration_is_measured_once_per_identity_and_reused(tmp_path, monk
     assert runtime_calibration.gated_emotions(ctx) == {"neutral", "sad", "disgusted"}
     rendered, checked = tts.rendered, check.items
     assert rendered == 2 * 2 * len(EMOTIONS)  # each probe and its neutral reference
-    runtime_calibration.gated_emotions(ctx)  # the build's store holds it
+    probed = []
+    monkeypatch.setattr(runtime_calibration, "probes_of", lambda c: probed.append(c) or [])
+    for _ in range(3):  # every filter chunk asks: found once per context, no probe set built again
+        assert runtime_calibration.gated_emotions(ctx) == {"neutral", "sad", "disgusted"}
+    assert runtime_calibration.summary(ctx)["gated"] == ["disgusted", "neutral", "sad"] and probed == []
+    monkeypatch.undo()
+    monkeypatch.setenv("EMPATHY_DATA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(registry, "tts_backend", lambda config: tts)
+    monkeypatch.setattr(registry, "emotion_backend", lambda config: check)
+    again = make_context(tmp_path / "a", filter={"emotion": emotion})
+    runtime_calibration.gated_emotions(again)  # another context on the same output: the build's store holds it
     other = make_context(tmp_path / "b", filter={"emotion": emotion})  # another build: the user's cache holds it
     assert runtime_calibration.summary(other)["gated"] == ["disgusted", "neutral", "sad"]
     assert (tts.rendered, check.items) == (rendered, checked)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,40 +56,55 @@ def store_key(identity: dict[str, Any]) -> str:
 def ensure_calibration(ctx: BuildContext, in_store: bool = True) -> Calibration | None:
     """The build's calibration: from its store, else the user's cache, else measured now. None when the
     config does not calibrate (no emotion check, or both floors null). `in_store` False (the `calibrate`
-    command): the build's output directory is neither read nor written."""
+    command): the build's output directory is neither read nor written. Found once per context: every
+    filter chunk asks, and finding it builds the probe set and asks a TTS service for its identity."""
     emotion = ctx.config.filter.emotion
     if not ctx.config.filter.thresholds.check_emotion or not emotion.calibrated:
         return None
     with _lock:
-        probes = probes_of(ctx)
-        identity = calibration_identity(ctx, probes)
-        key = store_key(identity)
-        if in_store and ctx.store.exists(key):
-            return Calibration.from_json(ctx.store.read_json(key))
-        cached = cache_dir() / "calibration" / Path(key).name
-        if cached.is_file():
-            calibration = Calibration.from_json(json.loads(cached.read_text()))
-        else:
-            tts = registry.tts_backend(ctx.config.synthesize)
-            check = registry.emotion_backend(ctx.config.filter)
-            clips = render_probes(probes, tts, ctx.config.synthesize, ctx.planner.pool.resolve)
-            calibration = measure(probes, clips, check, ctx.config.synthesize.sample_rate, list(EMOTIONS), identity)
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(cached) as tmp:
-                tmp.write_text(json.dumps(calibration.to_json(), indent=1))
-        if in_store:
-            ctx.store.write_json(key, calibration.to_json())
+        known = _found.get((id(ctx), in_store))
+        if known is not None and known[0]() is ctx:
+            return known[1]
+        calibration = _find_or_measure(ctx, in_store)
+        _found[(id(ctx), in_store)] = (weakref.ref(ctx), calibration)
         return calibration
+
+
+# (id of a context, in_store) -> (the context, weakly: an id is reused once its object is gone; its calibration)
+_found: dict[tuple[int, bool], tuple[weakref.ref, Calibration]] = {}
+
+
+def _find_or_measure(ctx: BuildContext, in_store: bool) -> Calibration:
+    probes = probes_of(ctx)
+    identity = calibration_identity(ctx, probes)
+    key = store_key(identity)
+    if in_store and ctx.store.exists(key):
+        return Calibration.from_json(ctx.store.read_json(key))
+    cached = cache_dir() / "calibration" / Path(key).name
+    if cached.is_file():
+        calibration = Calibration.from_json(json.loads(cached.read_text()))
+    else:
+        tts = registry.tts_backend(ctx.config.synthesize)
+        check = registry.emotion_backend(ctx.config.filter)
+        clips = render_probes(probes, tts, ctx.config.synthesize, ctx.planner.pool.resolve)
+        calibration = measure(probes, clips, check, ctx.config.synthesize.sample_rate, list(EMOTIONS), identity)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cached) as tmp:
+            tmp.write_text(json.dumps(calibration.to_json(), indent=1))
+    if in_store:
+        ctx.store.write_json(key, calibration.to_json())
+    return calibration
 
 
 def gated_emotions(ctx: BuildContext, in_store: bool = True) -> frozenset[str] | None:
     """The emotions the check gates in this build; None: all of them (no calibration)."""
     calibration = ensure_calibration(ctx, in_store)
-    if calibration is None:
-        return None
+    return None if calibration is None else gated_by(ctx, calibration)
+
+
+def gated_by(ctx: BuildContext, calibration: Calibration) -> frozenset[str]:
     gate = ctx.config.filter.emotion
-    floors = (gate.min_recall or 0.0, gate.min_precision or 0.0)
-    return frozenset(calibration.gated(*floors))
+    return frozenset(calibration.gated(gate.min_recall or 0.0, gate.min_precision or 0.0))
 
 
 def summary(ctx: BuildContext, in_store: bool = True) -> dict[str, Any]:
@@ -97,7 +113,7 @@ def summary(ctx: BuildContext, in_store: bool = True) -> dict[str, Any]:
     calibration = ensure_calibration(ctx, in_store)
     if calibration is None:
         return {}
-    gated = gated_emotions(ctx, in_store) or frozenset()
+    gated = gated_by(ctx, calibration)
     return {
         "emotions": calibration.emotions,
         "matrix": calibration.matrix,
