@@ -73,8 +73,8 @@ def test_embedded_whisper_transcribes_espeak_speech():
 
 def test_a_clip_is_heard_the_same_whichever_threads_call_the_model():
     """This clip (from a tiny build) was heard "I feel bad" by sequential calls and "I feel scared" by two
-    chunk threads calling at once after a call from the main thread; the model now runs every call on its
-    own worker thread."""
+    chunk threads calling at once after a call from the main thread: its features were computed with two
+    BLAS threads there (core/scoped.one_blas_thread)."""
     import threading
 
     audio, rate = sf.read(REPO / "tests" / "artifacts" / "whisper_thread_clip.flac", dtype="float32")

@@ -11,29 +11,18 @@ from contextlib import contextmanager
 import numpy as np
 
 _BLAS_LOCK = threading.Lock()
-_blas_holders = 0
-_blas_limiter = None
 
 
 @contextmanager
 def one_blas_thread() -> Iterator[None]:
-    """numpy's BLAS limited to one thread while any caller is inside (reference-counted, so concurrent
-    callers never restore the limit under each other); the thread count before is restored after."""
-    global _blas_holders, _blas_limiter
+    """numpy's BLAS limited to one thread for the caller, one caller at a time; the thread count before is
+    restored after. Set in the calling thread each time: after the main thread had set and restored a
+    limit, a limit that one thread set and another thread's call inherited did not hold (measured with
+    OpenBLAS: a matmul in a new thread ran with 2 threads while threadpoolctl reported 1 set elsewhere)."""
     from threadpoolctl import threadpool_limits
 
-    with _BLAS_LOCK:
-        if _blas_holders == 0:
-            _blas_limiter = threadpool_limits(limits=1, user_api="blas")
-        _blas_holders += 1
-    try:
+    with _BLAS_LOCK, threadpool_limits(limits=1, user_api="blas"):
         yield
-    finally:
-        with _BLAS_LOCK:
-            _blas_holders -= 1
-            if _blas_holders == 0 and _blas_limiter is not None:
-                _blas_limiter.restore_original_limits()
-                _blas_limiter = None
 
 
 _RNG_LOCK = threading.Lock()

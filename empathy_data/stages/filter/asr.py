@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import numpy as np
@@ -39,7 +38,6 @@ class FasterWhisper:
             compute_type=config.compute_type,
             cpu_threads=config.cpu_threads,
         )
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faster-whisper")
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -70,13 +68,6 @@ class FasterWhisper:
         return " ".join(s.text.strip() for s in segments).strip()
 
     def transcribe(self, audios: list[np.ndarray], languages: list[str]) -> list[str | Exception]:
-        # Every call runs on this model's one worker thread. Which threads had called the model before
-        # changed a transcript (measured: one clip heard "I feel bad" by two sequential calls, "I feel
-        # scared" by two concurrent chunk threads after a call from the main thread), and the thread
-        # runner calls from a thread per chunk task, so a resumed build could disagree with the first run.
-        return self._worker.submit(self._transcribe_with_one_blas_thread, audios, languages).result()
-
-    def _transcribe_with_one_blas_thread(self, audios: list[np.ndarray], languages: list[str]) -> list[str | Exception]:
         # faster-whisper computes its log-mel features with numpy, whose OpenBLAS matmuls give slightly
         # different numbers with a different thread count, enough to change a transcript (seen: "man"
         # vs "bear" with OPENBLAS_NUM_THREADS=1, which Dask's worker nanny sets). One BLAS thread while
