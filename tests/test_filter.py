@@ -71,6 +71,7 @@ def test_embedded_whisper_transcribes_espeak_speech():
     assert wer <= 0.25, text
 
 
+@pytest.mark.slow  # the real model, ~13 s: beside test_batched_whisper_hears_what_one_at_a_time_hears
 def test_a_clip_is_heard_the_same_whichever_threads_call_the_model():
     """This clip (from a tiny build) was heard "I feel bad" by sequential calls and "I feel scared" by two
     chunk threads calling at once after a call from the main thread: its features were computed with two

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-_BLAS_LOCK = threading.Lock()
+_BLAS_LOCK = threading.RLock()  # reentrant: a holder may call another (nested holders)
 
 
 @contextmanager
