@@ -78,7 +78,7 @@ def test_a_clip_is_heard_the_same_whichever_threads_call_the_model():
     BLAS threads there (core/scoped.one_blas_thread)."""
     import threading
 
-    audio, rate = sf.read(REPO / "tests" / "artifacts" / "whisper_thread_clip.flac", dtype="float32")
+    audio, rate = sf.read(REPO / "tests" / "data" / "whisper_thread_clip.flac", dtype="float32")
     asr = FasterWhisper(FasterWhisperASR())
     heard = []
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def ask(server_url: str, request) -> str:
-    config = OpenAIScript(base_url=server_url, structured_output="json_object_schema", max_tokens=60, request_tag=False)
+    config = OpenAIScript(base_url=server_url, structured_output="json_object_schema", max_tokens=32, request_tag=False)
     return OpenAIChat(config, server_url).complete(*request)
 
 
