@@ -1,5 +1,5 @@
 """The embedded server answers a request the same way whatever it served before, even after a restart,
-and the same again when it runs from the services' own environment (.venv-services: no Prefect, no
+and the same again when it runs from the services' own environment with another thread count (.venv-services: no Prefect, no
 torch; it finds the weights through its own embedded_models), which is how a production build reaches its LLM."""
 
 import re
@@ -39,7 +39,8 @@ def test_request_b_after_a_gets_the_reply_a_fresh_server_in_the_service_environm
         after_other = ask(url, request_c)  # keeps the shared blocks from the copy the server took of them
     probe = "from empathy_data.weights.embedded_models import embedded_llm; print(embedded_llm())"
     own_model = subprocess.run([service_python, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
-    service = LlamaServer(Path(own_model), n_threads=2, n_ctx=2048, log_path=tmp_path / "service.log", python=str(service_python))
+    # one thread, not two: a build gives the server its share of the cores, which is not in the script key
+    service = LlamaServer(Path(own_model), n_threads=1, n_ctx=2048, log_path=tmp_path / "service.log", python=str(service_python))
     with service as url:
         alone_b = ask(url, request_b)  # the first request of a fresh server, in the other environment
         alone_c = ask(url, request_c)

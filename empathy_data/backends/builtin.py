@@ -214,6 +214,9 @@ def _faster_whisper(config):
 
 def _faster_whisper_key(config) -> dict[str, Any]:
     key = _one_at_a_time(dump(config))
+    # Threads change speed, not transcripts (tests/test_filter.py); the key keeps the value every earlier
+    # build hashed (the old default), so their chunks stay valid whatever share a build gives the model.
+    key["cpu_threads"] = 2
     key["blas_threads"] = 1  # stages/filter/asr.py: transcripts made under other BLAS threading are not reused
     key["model"] = {"embedded_asr_sha256": WHISPER_SHA256} if config.model == "embedded" else weights(config.model)
     return key
@@ -348,12 +351,12 @@ def _service_speaker_key(config) -> dict[str, Any]:
 def _dnsmos(config):
     from empathy_data.stages.filter.mos import DNSMOS
 
-    return DNSMOS(config.model, config.device, config.batch_size, config.personalized)
+    return DNSMOS(config.model, config.device, config.batch_size, config.personalized, config.threads)
 
 
 def _dnsmos_key(config) -> dict[str, Any]:
     key = dump(config)
-    del key["service"], key["device"], key["batch_size"]  # windows score alone (tests/test_mos.py)
+    del key["service"], key["device"], key["batch_size"], key["threads"]  # windows score alone (tests/test_mos.py)
     if config.model != "embedded":
         key["model"] = weights(config.model)
     return key

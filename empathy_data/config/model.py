@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from empathy_data.config.arcs import ARCS
 from empathy_data.config.paths import LocalPath, ModelPath, OptionalLocalPath, path_kind, resolve_path, resolve_paths
+from empathy_data.core.cpus import thread_share, usable_cpus
 from empathy_data.core.errors import ConfigError
 from empathy_data.core.labels import AGE_GROUPS, EMOTIONS, GENDERS, LANGUAGES, RESPONSE_STYLES
 
@@ -176,7 +177,8 @@ class Distributions(Strict):
 
 
 class EmbeddedServer(Strict):
-    n_threads: int = Field(default=2, ge=1)
+    # None: the build's thread share (runner.cpus divided among the tasks that run at once).
+    n_threads: int | None = Field(default=None, ge=1)
     n_ctx: int = Field(default=4096, ge=512)
     startup_timeout_s: float = Field(default=120, gt=0)
 
@@ -450,7 +452,9 @@ class FasterWhisperASR(Strict):
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     compute_type: str = "int8"
     beam_size: int = Field(default=1, ge=1)
-    cpu_threads: int = Field(default=2, ge=0)
+    # None: the build's thread share (runner.cpus divided among the tasks that run at once), or every
+    # core of a model service's machine; 0: CTranslate2's own default.
+    cpu_threads: int | None = Field(default=None, ge=0)
     # Utterances (up to 30 s each) encoded and decoded together; 1: one at a time through transcribe().
     batch_size: int = Field(default=1, ge=1)
 
@@ -605,6 +609,8 @@ class MOSCheck(Strict):
     service: ServiceEndpoint | None = None
     personalized: bool = False
     batch_size: int = Field(default=1, ge=1)
+    # onnxruntime's threads; None: the build's thread share, as filter.asr.cpu_threads.
+    threads: int | None = Field(default=None, ge=1)
     min_mos: float | None = Field(default=3.0, ge=1, le=5)  # overall (OVRL); null records the score only
 
 class FilterConfig(Strict):
@@ -686,10 +692,19 @@ class RunnerConfig(Strict):
     address: str | None = None
     # Chunks whose tasks are submitted at once; None: twice max_workers. After a chunk fails, no new one starts.
     max_chunks_in_flight: int | None = Field(default=None, ge=1)
+    # CPU cores the build's models may use on a machine; None: the cores this process may run on. Each
+    # model left without its own thread count (script.embedded.n_threads, filter.asr.cpu_threads,
+    # filter.mos.threads) gets these cores divided by max_workers, so the models that compute at once
+    # never ask for more threads than there are cores. On a Ray or Dask cluster, set it to a worker's cores.
+    cpus: int | None = Field(default=None, ge=1)
 
     @property
     def chunks_in_flight(self) -> int:
         return self.max_chunks_in_flight or 2 * self.max_workers
+
+    @property
+    def threads_per_task(self) -> int:
+        return thread_share(self.cpus or usable_cpus(), self.max_workers)
 
 
 class StageResources(Strict):
@@ -759,6 +774,22 @@ class BuildConfig(Strict):
     def _languages(cls, value: dict[str, float]) -> dict[str, float]:
         check_weights(value, LANGUAGES, "languages")
         return value
+
+    @model_validator(mode="after")
+    def _share_threads(self) -> BuildConfig:
+        """Thread counts left unset become the runner's share, here, once: every task and the embedded
+        server read the same numbers from the validated config."""
+        share = self.runner.threads_per_task
+        if isinstance(self.script, OpenAIScript) and self.script.embedded.n_threads is None:
+            embedded = self.script.embedded.model_copy(update={"n_threads": share})
+            object.__setattr__(self, "script", self.script.model_copy(update={"embedded": embedded}))
+        filter_ = self.filter
+        if isinstance(filter_.asr, FasterWhisperASR) and filter_.asr.cpu_threads is None:
+            filter_ = filter_.model_copy(update={"asr": filter_.asr.model_copy(update={"cpu_threads": share})})
+        if filter_.mos is not None and filter_.mos.threads is None:
+            filter_ = filter_.model_copy(update={"mos": filter_.mos.model_copy(update={"threads": share})})
+        object.__setattr__(self, "filter", filter_)
+        return self
 
 
 BACKEND_BLOCKS = {"script", "tts", "asr", "emotion"}

@@ -192,7 +192,7 @@ def llm_endpoint(ctx: BuildContext):
 
     return LlamaServer(
         embedded_llm(),
-        n_threads=script.embedded.n_threads,
+        n_threads=script.embedded.n_threads or ctx.config.runner.threads_per_task,
         n_ctx=script.embedded.n_ctx,
         log_path=ctx.store.scratch / "logs" / "llm-server.log",
         startup_timeout_s=script.embedded.startup_timeout_s,

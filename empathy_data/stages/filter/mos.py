@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from empathy_data.core.audio import resample
+from empathy_data.core.cpus import usable_cpus
 from empathy_data.core.errors import BackendUnavailable, ConfigError, InfrastructureError, each_or_error
 
 MODEL_RATE = 16000
@@ -97,7 +98,10 @@ def polyfit(raw: np.ndarray, personalized: bool) -> np.ndarray:
 
 
 class DNSMOS:
-    def __init__(self, model_path: str, device: str = "cpu", batch_size: int = 8, personalized: bool = False):
+    def __init__(
+        self, model_path: str, device: str = "cpu", batch_size: int = 8, personalized: bool = False,
+        threads: int | None = None,
+    ):  # fmt: skip
         try:
             import onnxruntime as ort
         except ImportError:
@@ -114,7 +118,10 @@ class DNSMOS:
                 )
             device_id = int(device.partition(":")[2] or 0)
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": device_id}))
-        self.session = ort.InferenceSession(str(path), providers=providers)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = usable_cpus() if threads is None else threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
         [model_in] = self.session.get_inputs()
         shape = list(model_in.shape)
         if len(shape) != 2 or shape[1] != WINDOW:

@@ -54,7 +54,8 @@ class LlamaServer:
             "--model_alias", "embedded",
             "--host", self.host,
             "--port", str(self.port),
-            "--n_threads", str(self.n_threads),
+            # both phases: llama-cpp-python's server decodes prompts on every core of the machine by default
+            "--n_threads", str(self.n_threads), "--n_threads_batch", str(self.n_threads),
             "--n_ctx", str(self.n_ctx),
             "--n_batch", str(PROMPT_BLOCK), "--n_ubatch", str(PROMPT_BLOCK),
         ]  # fmt: skip
