@@ -182,8 +182,6 @@ def test_batched_whisper_hears_what_one_at_a_time_hears():
     lines = [
         ("en", "I cannot believe what just happened at work today.", "angry"),
         ("zh", "我邻居太吵睡不着觉，心情很好。", "happy"),
-        ("en", "My puppy finally came home, and I am so relieved.", "happy"),
-        ("en", "Nobody called me back about the job.", "sad"),
         ("zh", "明天我要去医院看奶奶。", "neutral"),
     ]
     audios, languages = [], []
@@ -192,15 +190,15 @@ def test_batched_whisper_hears_what_one_at_a_time_hears():
         audio = tts.synthesize([TTSRequest(text, language, speaker, emotion, None)])[0]
         audios.append(postprocess(audio, tts.sample_rate, SynthesizeConfig(), 0.0))
         languages.append(language)
-    audios += [np.zeros(16000, np.float32), np.concatenate([audios[0]] * 14), np.zeros((2, 3), np.float32), np.zeros(0, np.float32)]
+    audios += [np.zeros(16000, np.float32), np.concatenate([audios[0]] * 13), np.zeros((2, 3), np.float32), np.zeros(0, np.float32)]
     languages += ["en"] * 4
-    assert len(audios[6]) > 30 * 16000
+    assert len(audios[4]) > 30 * 16000
     single_asr = FasterWhisper(FasterWhisperASR())
     one_at_a_time = single_asr.transcribe(audios, languages)
     batched_asr = FasterWhisper(FasterWhisperASR(batch_size=3))
     batched = batched_asr.transcribe(audios, languages)
     assert [repr(t) for t in batched] == [repr(t) for t in one_at_a_time], batched
-    assert "cannot believe" in batched[0].lower() and batched[5] == ""
+    assert "cannot believe" in batched[0].lower() and batched[3] == ""
     assert batched_asr.identity["batch_size"] == 3 and "batch_size" not in single_asr.identity
 
 
