@@ -202,7 +202,7 @@ def eval_set(
     split: Annotated[str, typer.Option("--split", help="The held-out split to draw from")] = "test",
     per_emotion: Annotated[int | None, typer.Option("--per-emotion", min=1, help="Items per user emotion (default: the rarest's count)")] = None,
 ) -> None:
-    """A speaker-disjoint, emotion-balanced evaluation set in URO-Bench's layout (test.jsonl + audio/)."""
+    """A speaker-disjoint, emotion-balanced evaluation set in URO-Bench's layout (test.jsonl + audio/) and EChat-eval's fields (echat.jsonl)."""
     from empathy_data.tools.eval_set import write_eval_set
 
     try:
@@ -356,7 +356,7 @@ def speakers_import(
 
 
 @speakers_app.command("list")
-def speakers_list(pool: Annotated[Path, typer.Argument(help="Speaker pool YAML (or 'builtin')")]) -> None:
+def speakers_list(pool: Annotated[Path, typer.Argument(help="Speaker pool YAML (or 'builtin', 'builtin:kokoro')")]) -> None:
     """Counts per gender x age group x emotion (speakers with at least one clip in that emotion)."""
     from empathy_data.core.resources import speaker_pool_path
     from empathy_data.planning.speakers import load_pool

@@ -22,7 +22,7 @@ pin() {  # pin INDEX: the taskset prefix of lane INDEX, or nothing
 }
 for i in "${!lanes[@]}"; do
   lane=${lanes[$i]}
-  $(pin "$i") "$pytest" --tier integration --tier slow --lane "$lane" --basetemp "$work/tmp-$lane" "$@" >"$work/$lane.log" 2>&1 &
+  $(pin "$i") "$pytest" --tier=integration --tier=slow --lane="$lane" --basetemp="$work/tmp-$lane" "$@" >"$work/$lane.log" 2>&1 &
   pids+=($!)
 done
 status=0

