@@ -32,15 +32,15 @@ def test_request_b_after_a_gets_the_reply_a_fresh_server_in_the_service_environm
     request_c = (build_messages(c, ctx.prompts, 0, tag=False), response_schema(c), 33)
     other = ([{"role": "user", "content": "Write one short exchange about rain."}], response_schema(c), 44)
 
-    with LlamaServer(embedded_llm(), n_threads=2, n_ctx=2048, log_path=tmp_path / "server.log") as url:
+    with LlamaServer(embedded_llm(), n_threads=1, n_ctx=2048, log_path=tmp_path / "server.log") as url:
         ask(url, request_a)
         after_a = ask(url, request_b)  # keeps the blocks it shares with a
         ask(url, other)  # another prompt in between, as the judge's are in a build
         after_other = ask(url, request_c)  # keeps the shared blocks from the copy the server took of them
     probe = "from empathy_data.weights.embedded_models import embedded_llm; print(embedded_llm())"
     own_model = subprocess.run([service_python, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
-    # one thread, not two: a build gives the server its share of the cores, which is not in the script key
-    service = LlamaServer(Path(own_model), n_threads=1, n_ctx=2048, log_path=tmp_path / "service.log", python=str(service_python))
+    # two threads, not one: a build gives the server its share of the cores, which is not in the script key
+    service = LlamaServer(Path(own_model), n_threads=2, n_ctx=2048, log_path=tmp_path / "service.log", python=str(service_python))
     with service as url:
         alone_b = ask(url, request_b)  # the first request of a fresh server, in the other environment
         alone_c = ask(url, request_c)
