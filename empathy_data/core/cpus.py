@@ -19,3 +19,9 @@ def thread_share(cpus: int, tasks_at_once: int) -> int:
     and with one core taken by another model its generation fell from 9.7-13.5 tok/s to 1.3-1.8
     (FIELD_NOTES; docs/benchmarks.md, "Threads")."""
     return max(1, cpus // max(1, tasks_at_once))
+
+
+def threads_or_every_core(setting: int | None) -> int:
+    """A model's thread count: its setting, or every core this process may use (a model service's own
+    machine; inside a build the validated config has already filled in the build's share)."""
+    return usable_cpus() if setting is None else setting

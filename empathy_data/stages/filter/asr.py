@@ -7,7 +7,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from empathy_data.config.model import FasterWhisperASR
-from empathy_data.core.cpus import usable_cpus
+from empathy_data.core.cpus import threads_or_every_core
 from empathy_data.core.errors import BackendUnavailable, each_or_error, raise_if_infrastructure
 from empathy_data.core.scoped import one_blas_thread
 
@@ -37,7 +37,7 @@ class FasterWhisper:
             self.model_path,
             device=config.device,
             compute_type=config.compute_type,
-            cpu_threads=usable_cpus() if config.cpu_threads is None else config.cpu_threads,
+            cpu_threads=threads_or_every_core(config.cpu_threads),
         )
 
     @property

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from empathy_data.core.audio import resample
-from empathy_data.core.cpus import usable_cpus
+from empathy_data.core.cpus import threads_or_every_core
 from empathy_data.core.errors import BackendUnavailable, ConfigError, InfrastructureError, each_or_error
 
 MODEL_RATE = 16000
@@ -119,7 +119,7 @@ class DNSMOS:
             device_id = int(device.partition(":")[2] or 0)
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": device_id}))
         options = ort.SessionOptions()
-        options.intra_op_num_threads = usable_cpus() if threads is None else threads
+        options.intra_op_num_threads = threads_or_every_core(threads)
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(path), options, providers=providers)
         [model_in] = self.session.get_inputs()

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from empathy_data.config.model import KokoroSynth
-from empathy_data.core.cpus import usable_cpus
+from empathy_data.core.cpus import threads_or_every_core
 from empathy_data.core.errors import BackendUnavailable
 from empathy_data.stages.synthesize.base import TTSRequest, render_each
 from empathy_data.stages.synthesize.prosody import prosody_for
@@ -72,7 +72,7 @@ class KokoroTTS:
         with np.load(root / "voices_ja.npz") as packs:
             self.voices = {name: packs[name] for name in packs.files}
         options = ort.SessionOptions()
-        options.intra_op_num_threads = usable_cpus() if config.threads is None else config.threads
+        options.intra_op_num_threads = threads_or_every_core(config.threads)
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(root / "kokoro-v1.0.int8.onnx"), options, providers=["CPUExecutionProvider"])
         self.english = Tokenizer(vocab=self.vocab)
