@@ -195,6 +195,53 @@ def inspect_command(
             shown.print(escape(play_exchange(location)), highlight=False, soft_wrap=True)
 
 
+@app.command()
+def ingest(
+    source: Annotated[Path, typer.Argument(help="A CSV/JSONL manifest, or the corpus's folder (see --layout)")],
+    to: Annotated[Path, typer.Option("--to", help="Ingested-corpus directory to write (must not exist)")],
+    name: Annotated[str, typer.Option(help="The corpus's name in rows and the card (e.g. iemocap)")],
+    layout: Annotated[str, typer.Option(help="manifest | folders | ravdess | crema-d")] = "manifest",
+    labels: Annotated[str, typer.Option(help="Label map: generic, iemocap, meld, esd, crema-d, ravdess, casia, zh")] = "generic",
+    language: Annotated[str | None, typer.Option(help="Language of rows that name none (en, zh)")] = None,
+    gender: Annotated[str | None, typer.Option(help="Gender of rows that name none")] = None,
+    age_group: Annotated[str | None, typer.Option(help="Age group of rows that name none (child ... elderly)")] = None,
+    skip_label: Annotated[list[str] | None, typer.Option(help="A corpus label to drop on purpose (repeatable)")] = None,
+    columns: Annotated[str, typer.Option(help="Manifest column names: text=Utterance,emotion=Emotion")] = "",
+    licence: Annotated[str, typer.Option(help="The corpus's licence, recorded in the card")] = "unknown",
+    source_url: Annotated[str, typer.Option("--source", help="Where the corpus comes from, recorded in the card")] = "",
+) -> None:
+    """Read an existing emotional-speech corpus for a build's `ingest:` block; exit 2 listing each problem."""
+    from empathy_data.core.corpus_labels import LABEL_MAPS
+    from empathy_data.tools.ingest import LAYOUTS, IngestOptions, read_corpus, write_corpus
+
+    if layout not in LAYOUTS:
+        _fail(ConfigError("--layout", f"{layout!r} is not one of {list(LAYOUTS)}"))
+    if labels not in LABEL_MAPS:
+        _fail(ConfigError("--labels", f"{labels!r} is not one of {list(LABEL_MAPS)}"))
+    if not (source.is_file() if layout == "manifest" else source.is_dir()):
+        _fail(ConfigError(str(source), f"not found (layout {layout} reads a {'file' if layout == 'manifest' else 'folder'})"))
+    if to.exists():
+        _fail(ConfigError(f"--to {to}", "already exists; ingest writes a new directory"))
+    try:
+        renames = dict(pair.split("=", 1) for pair in columns.split(",") if pair)
+    except ValueError:
+        _fail(ConfigError("--columns", f"{columns!r} is not field=column[,field=column]"))
+    options = IngestOptions(
+        name=name, layout=layout, labels=labels, language=language, gender=gender, age_group=age_group,
+        source=source_url, licence=licence, skip_labels=frozenset(s.lower() for s in skip_label or ()),
+        columns={k.strip(): v.strip() for k, v in renames.items()},
+    )  # fmt: skip
+    result = read_corpus(source, options)
+    if result.problems:
+        for problem in result.problems:
+            console.print(f"[red]problem:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+        console.print(f"{len(result.problems)} problem(s); nothing written")
+        raise typer.Exit(2)
+    write_corpus(result, to, source, options)
+    skipped = ", ".join(f"{k} {v}" for k, v in sorted(result.skipped.items()))
+    console.print(f"ok: {to} — {len(result.queries)} queries" + (f" (skipped: {skipped})" if skipped else ""))
+
+
 @app.command("eval-set")
 def eval_set(
     out: Annotated[Path, typer.Argument(help="Output directory of a build")],

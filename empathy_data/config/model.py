@@ -743,6 +743,15 @@ class StorageConfig(Strict):
     scratch_dir: OptionalLocalPath = None
 
 
+class IngestConfig(Strict):
+    """Real recorded user queries mixed into the plan (an `empathy-data ingest` directory)."""
+
+    path: LocalPath
+    # Share of planned dialogues whose user turn is a real recording (EChat-200K mixes real queries into
+    # synthetic ones). Each such dialogue has one exchange; its labels are the recording's.
+    mix: float = Field(gt=0.0, le=1.0)
+
+
 class BuildConfig(Strict):
     name: str = "empathy-corpus"
     seed: int = 0
@@ -764,6 +773,7 @@ class BuildConfig(Strict):
     export: ExportConfig = ExportConfig()
     regenerate: RegenerateConfig = RegenerateConfig()
     rebalance: RebalanceConfig | None = None
+    ingest: IngestConfig | None = None
     runner: RunnerConfig = RunnerConfig()
     resources: Resources = Resources()
 

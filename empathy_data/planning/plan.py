@@ -17,6 +17,7 @@ from empathy_data.core.hashing import digest
 from empathy_data.core.labels import AGE_GROUPS, DEFAULT_STYLE_BY_EMOTION, GENDERS
 from empathy_data.planning.allocation import BalancedSequence, Draw, whole_joint
 from empathy_data.planning.prompt_library import PromptLibrary
+from empathy_data.planning.real_queries import RealCorpus
 from empathy_data.planning.speakers import SpeakerPool
 from empathy_data.records.schema import DialogueSpec, TurnPlan
 
@@ -88,6 +89,8 @@ class Planner:
     config: BuildConfig
     prompts: PromptLibrary
     pool: SpeakerPool
+    # Real recorded queries (config.ingest): a balanced `ingest.mix` share of the dialogues is planned on them.
+    real: RealCorpus | None = None
     _sequences: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     # top-up chunks after the configured ones: each maps dialogue index -> its cell
     extra_chunks: list[dict[int, Cell]] = field(default_factory=list, init=False, repr=False, compare=False)
@@ -97,6 +100,11 @@ class Planner:
     _resolved: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if (self.config.ingest is None) != (self.real is None):
+            raise ValueError("a planner takes the ingested corpus exactly when the config has an ingest block")
+        if self.real is not None and not self._real_weights():
+            raise ConfigError(f"ingest.path: {self.real.root}", "none of its queries has a configured language and "
+                              f"a user emotion with weight (it holds {self.real.summary.get('by_emotion')})")  # fmt: skip
         for language in self.config.languages:
             dist = self.config.distributions.for_language(language)
             where = "distributions" + (f".per_language.{language}" if language in self.config.distributions.per_language else "")
@@ -223,8 +231,11 @@ class Planner:
                 "scenario_ages": self.prompts.scenario_ages,
                 "scenario_genders": self.prompts.scenario_genders,
                 "allocation": ALLOCATION_VERSION,
+                # only with an ingest block: a plan without one keeps its key
+                **({"ingest": {"mix": self.config.ingest.mix, "queries": self.real.content_hash}}
+                   if self.config.ingest is not None and self.real is not None else {}),
             }
-        )
+        )  # fmt: skip
 
     def dialogue_id(self, index: int) -> str:
         # digest([seed, index], 12) without the JSON encoder: the same text, a quarter of a spec's time less
@@ -260,6 +271,49 @@ class Planner:
             self.scenario_weights(language, dist, emotion, gender, age_group)))  # fmt: skip
 
     def spec(self, index: int) -> DialogueSpec:
+        if self.real is not None:
+            source = self._resolve(("source",), lambda: self._sequence(
+                "source", "*", {"real": self.config.ingest.mix, "synthetic": 1.0 - self.config.ingest.mix}))  # type: ignore[union-attr]  # fmt: skip
+            drawn = source.draw(index)
+            if drawn.value == "real":
+                return self._real_spec(index, drawn.rank)
+        return self._synthetic_spec(index)
+
+    def _real_weights(self) -> dict[tuple[str, str], float]:
+        """(language, emotion) -> weight for real dialogues: the configured language and user-emotion mixes
+        over the cells the ingested corpus has recordings in."""
+        assert self.real is not None
+        have = self.real.cells()
+        weights = {}
+        for language, language_weight in self.config.languages.items():
+            dist = self.config.distributions.for_language(language)
+            emotions = ({e: sum(row.values()) for e, row in dist.emotion_scenario.items()}
+                        if dist.emotion_scenario is not None else dist.user_emotion)  # fmt: skip
+            for emotion, weight in emotions.items():
+                if language_weight > 0 and weight > 0 and (language, emotion) in have:
+                    weights[(language, emotion)] = language_weight * weight
+        return weights
+
+    def _real_spec(self, index: int, rank: int) -> DialogueSpec:
+        """The rank-th real dialogue: a (language, emotion) cell balanced over the real dialogues, the cell's
+        next recording as the user's one turn (its speaker's labels are the recording's), a planned reply."""
+        assert self.real is not None
+        cells = self._resolve(("real_cells",), lambda: self._sequence("real_cell", "*", self._real_weights()))
+        drawn = cells.draw(rank)
+        language, emotion = drawn.value  # type: ignore[misc]
+        item = self.real.take(language, emotion, drawn.rank)
+        rng = random.Random(f"{self.config.seed}:{index}")
+        assistant = self.pool.draw_assistant(rng, language, item.speaker)
+        styles = self.config.distributions.for_language(language).response_style or {}
+        values, cumulative = self._choices("style", language, emotion, styles.get(emotion) or DEFAULT_STYLE_BY_EMOTION[emotion])
+        style = str(rng.choices(values, cum_weights=cumulative)[0])
+        return DialogueSpec(
+            dialogue_id=self.dialogue_id(index), index=index, language=language, scenario="recorded",
+            scenario_text=item.query.transcript, user=item.speaker, assistant_voice=assistant,
+            turns=[_turn("user", emotion, None), _turn("assistant", None, style)], real_query=item.query,
+        )  # fmt: skip
+
+    def _synthetic_spec(self, index: int) -> DialogueSpec:
         cfg = self.config
         language_draw = self._stream("language", "*", lambda: cfg.languages, ())[0].draw(index)
         language, in_language = str(language_draw.value), language_draw.rank

@@ -32,6 +32,8 @@ class PromptLibrary:
     content_hash: str
     # the closed-set judge's templates (judge_labels.<lang>.j2), hashed apart: they key a build only in that mode
     judge_labels_hash: str = ""
+    # the reply-to-a-recording templates (reply.<lang>.j2), hashed apart: they key a build only with `ingest:`
+    reply_hash: str = ""
     localized: dict[str, Vocabulary] = field(default_factory=dict)  # language -> its own descriptions
     # language -> id -> the user emotions the scenario fits (an entry without `emotions:` fits every emotion)
     scenario_emotions: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
@@ -149,6 +151,7 @@ def load_prompts(root: Path, languages: list[str]) -> PromptLibrary:
     scenario_genders: dict[str, dict[str, tuple[str, ...]]] = {}
     templates: dict[str, jinja2.Template] = {}
     label_files: list[Path] = []
+    reply_files: list[Path] = []
     for language in languages:
         scen_path = root / "scenarios" / f"{language}.yaml"
         if not scen_path.is_file():
@@ -163,10 +166,11 @@ def load_prompts(root: Path, languages: list[str]) -> PromptLibrary:
                 continue
             templates[f"{kind}.{language}"] = _template(env, path)
             files.append(path)
-        path = root / "templates" / f"judge_labels.{language}.j2"
-        if path.is_file():
-            templates[f"judge_labels.{language}"] = _template(env, path)
-            label_files.append(path)
+        for kind, kind_files in (("judge_labels", label_files), ("reply", reply_files)):
+            path = root / "templates" / f"{kind}.{language}.j2"
+            if path.is_file():  # needed only by the closed-set judge / a build with real queries
+                templates[f"{kind}.{language}"] = _template(env, path)
+                kind_files.append(path)
     return PromptLibrary(
         root=root,
         vocabulary=vocabulary,
@@ -174,6 +178,7 @@ def load_prompts(root: Path, languages: list[str]) -> PromptLibrary:
         templates=templates,
         content_hash=tree_digest(files),
         judge_labels_hash=tree_digest(label_files) if label_files else "",
+        reply_hash=tree_digest(reply_files) if reply_files else "",
         localized=localized,
         scenario_emotions=scenario_emotions,
         scenario_ages=scenario_ages,

@@ -67,8 +67,9 @@ class SpeakerPool:
 MIN_CLIP_SECONDS, MAX_CLIP_SECONDS, MIN_CLIP_RATE, SILENT_PEAK = 3.0, 15.0, 16000, 10 ** (-40 / 20)
 
 
-def clip_problem(path: Path) -> str | None:
-    """What is wrong with a reference clip (decodes, 3-15 s, >= 16 kHz, not silent), or None."""
+def clip_problem(path: Path, min_seconds: float = MIN_CLIP_SECONDS, max_seconds: float = MAX_CLIP_SECONDS) -> str | None:
+    """What is wrong with a clip (decodes, min-max seconds: 3-15 s for a reference clip, >= 16 kHz, not
+    silent), or None."""
     import numpy as np
     import soundfile as sf
 
@@ -79,8 +80,8 @@ def clip_problem(path: Path) -> str | None:
     if len(audio) == 0:
         return f"{path}: empty audio"
     seconds = len(audio) / rate
-    if not MIN_CLIP_SECONDS <= seconds <= MAX_CLIP_SECONDS:
-        return f"{path}: {seconds:.1f} s, outside {MIN_CLIP_SECONDS:g}-{MAX_CLIP_SECONDS:g} s"
+    if not min_seconds <= seconds <= max_seconds:
+        return f"{path}: {seconds:.1f} s, outside {min_seconds:g}-{max_seconds:g} s"
     if rate < MIN_CLIP_RATE:
         return f"{path}: sample rate {rate} Hz below {MIN_CLIP_RATE}"
     if float(np.max(np.abs(audio))) < SILENT_PEAK:

@@ -4,7 +4,8 @@ read it; written last, it marks an export as finished.
 
 FORMAT_VERSION counts changes to its fields: 0 = the unversioned manifests of earlier builds (the same
 fields as 1), 1 = `format_version` written, 2 = `calibration` (the emotion check's measured matrix and the
-emotions it gated). A reader refuses a version newer than its own."""
+emotions it gated), 3 = `ingested` (the real-speech corpora a build mixed in; rows gained `source`).
+A reader refuses a version newer than its own."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from empathy_data.core.errors import EmpathyDataError
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 class ManifestError(EmpathyDataError):
@@ -109,6 +110,9 @@ class Manifest(Record):
     # The emotion check measured on this build's TTS (runtime/calibration.py summary): empty when the build
     # did not calibrate it (format 1 and earlier: absent).
     calibration: dict[str, Any] = Field(default_factory=dict)
+    # The ingested corpus (config.ingest) as `empathy-data ingest` summarised it: name, source, licence,
+    # counts. Empty without real queries (format 2 and earlier: absent).
+    ingested: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

@@ -39,6 +39,17 @@ class Speaker(Record):
     clips: dict[str, list[ReferenceClip]] = Field(default_factory=dict)
 
 
+class RealQuery(Record):
+    """A recorded user query from an ingested corpus (`empathy-data ingest`): a dialogue planned on it keeps
+    the recording and its transcript as the user's turn, and only the reply is written and rendered."""
+
+    id: str  # unique within the ingested corpus
+    corpus: str
+    audio: str  # relative to the ingested corpus's directory
+    transcript: str
+    sha256: str
+
+
 class TurnPlan(Record):
     role: Literal["user", "assistant"]
     emotion: str | None = None  # user turns
@@ -54,6 +65,11 @@ class DialogueSpec(Record):
     user: Speaker
     assistant_voice: Speaker
     turns: list[TurnPlan]
+    real_query: RealQuery | None = None  # the user's turn is this recording (one exchange)
+
+    @property
+    def source(self) -> str:
+        return "synthetic" if self.real_query is None else "real"
 
     @property
     def num_exchanges(self) -> int:
@@ -86,6 +102,9 @@ class Script(Record):
         return len(self.reasoning)
 
 
+RECORDING = "recording"  # Utterance.tts["backend"] of a turn that is an ingested recording, not rendered
+
+
 class Utterance(Record):
     """One synthesized turn. Audio lives in a file in the chunk store, never in the record."""
 
@@ -101,6 +120,11 @@ class Utterance(Record):
     sample_rate: int
     duration: float
     tts: dict[str, Any]
+
+    @property
+    def recorded(self) -> bool:
+        """A real recording (an ingested query), not a TTS rendering."""
+        return self.tts.get("backend") == RECORDING
 
 
 Verdict = Literal["accepted", "rejected", "failed"]

@@ -28,6 +28,7 @@ from empathy_data.core.hashing import digest
 from empathy_data.core.resources import prompts_dir, speaker_pool_path
 from empathy_data.planning.plan import Cell, Planner
 from empathy_data.planning.prompt_library import PromptLibrary, load_prompts
+from empathy_data.planning.real_queries import load_real_corpus
 from empathy_data.planning.regenerate import Regeneration
 from empathy_data.planning.speakers import load_pool
 from empathy_data.planning.topup import TopUpPasses, add_dialogue
@@ -89,8 +90,14 @@ class BuildContext:
                 if f"{kind}.{language}" not in prompts.templates:
                     where = prompts.root / "templates" / f"{kind}.{language}.j2"
                     raise ConfigError(str(where), f"missing: script.judge needs a {kind} template per language (mode {config.script.judge.mode})")
+        if config.ingest is not None:
+            for language in config.languages:
+                if f"reply.{language}" not in prompts.templates:
+                    where = prompts.root / "templates" / f"reply.{language}.j2"
+                    raise ConfigError(str(where), "missing: a build with `ingest:` writes replies to recordings with it")
         pool = load_pool(speaker_pool_path(config.speaker_pool, config_dir, config.synthesize.tts.backend))
-        planner = Planner(config, prompts, pool)
+        real = load_real_corpus(Path(config.ingest.path)) if config.ingest is not None else None
+        planner = Planner(config, prompts, pool, real)
         store = open_store(config.output, config.storage.options, config.storage.scratch_dir)
         layout = WorkLayout(store, planner, backends.stage_settings(config, prompts), range(config.regenerate.rounds + 1))
         ctx = cls(
@@ -199,7 +206,8 @@ def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, make_tts: Callable
     with ctx.store.publish_dir(ctx.layout.chunk_key("synthesize", chunk_index, round_)) as tmp:
         tts = make_tts() if scripts else None
         utterances, failures = synthesize_scripts(
-            scripts, tts, cfg, tmp, cfg.tts.neutral_reference, resolve=ctx.planner.pool.resolve
+            scripts, tts, cfg, tmp, cfg.tts.neutral_reference, resolve=ctx.planner.pool.resolve,
+            recording=ctx.planner.real.audio_path if ctx.planner.real is not None else None,
         )
         for f in failures:
             s = f.script

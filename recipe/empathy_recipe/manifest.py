@@ -10,7 +10,9 @@ from pathlib import Path
 
 from empathy_recipe.errors import RecipeError
 
-READS_FORMAT = 2  # the newest manifest format_version this reader understands (0: unversioned; 2 added `calibration`, unread here)
+# the newest manifest format_version this reader understands (0: unversioned; 2 added `calibration`, 3 `ingested`:
+# both unread here)
+READS_FORMAT = 3
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,45 @@ import yaml
 from empathy_data.records.manifest import Manifest, Regeneration, Topup
 
 
-def _table(title: str, planned: dict[str, int], accepted: dict[str, int]) -> list[str]:
-    lines = [f"### {title}", "", "| value | planned | accepted | kept |", "| --- | ---: | ---: | ---: |"]
+def _kept(planned: int, accepted: int) -> str:
+    return f"{accepted / planned:.0%}" if planned else "-"
+
+
+def _table(title: str, planned: dict[str, int], accepted: dict[str, int],
+           by_source: dict[str, tuple[dict[str, int], dict[str, int]]] | None = None) -> list[str]:  # fmt: skip
+    """planned / accepted / kept per value; with `by_source` (source -> its planned, accepted) the same for
+    each source in columns of its own."""
+    sources = sorted(by_source or {})
+    head = "| value | planned | accepted | kept |" + "".join(f" {s}: planned | {s}: accepted | {s}: kept |" for s in sources)
+    lines = [f"### {title}", "", head, "| --- |" + " ---: |" * (3 + 3 * len(sources))]
     for key in sorted(set(planned) | set(accepted)):
         p, a = planned.get(key, 0), accepted.get(key, 0)
-        kept = f"{a / p:.0%}" if p else "-"
-        lines.append(f"| {key} | {p} | {a} | {kept} |")
+        row = f"| {key} | {p} | {a} | {_kept(p, a)} |"
+        for source in sources:
+            sp, sa = (by_source or {})[source][0].get(key, 0), (by_source or {})[source][1].get(key, 0)
+            row += f" {sp} | {sa} | {_kept(sp, sa)} |"
+        lines.append(row)
     return lines + [""]
+
+
+def _ingested(ingested: dict[str, Any]) -> list[str]:
+    if not ingested:
+        return []
+    emotions = ", ".join(f"{e} {n}" for e, n in ingested.get("by_emotion", {}).items())
+    return [
+        "## Real recordings",
+        "",
+        "Rows whose `source` is `real` have a recorded user turn from an existing corpus (`empathy-data ingest`): "
+        "its transcript and emotion label are the corpus's; the reply was written and rendered for it. The "
+        "recording went through the same ASR check against its own transcript; the emotion check, calibrated on "
+        "TTS audio, does not judge it.",
+        "",
+        "| corpus | source | licence | queries | speakers | emotions |",
+        "| --- | --- | --- | ---: | ---: | --- |",
+        f"| {ingested.get('name')} | {ingested.get('source')} | {ingested.get('licence')} | {ingested.get('queries')} "
+        f"| {ingested.get('speakers')} | {emotions} |",
+        "",
+    ]
 
 
 TARGET_TITLES = {
@@ -149,7 +181,8 @@ def dataset_card(manifest: Manifest) -> str:
         "",
         "Synthetic empathetic spoken dialogues made by empathy-data: an LLM wrote each dialogue for a planned "
         "scenario, speaker and per-turn emotion; TTS rendered it; ASR and an emotion check filtered it. "
-        "One row per exchange (a user turn and the assistant reply), with its dialogue history.",
+        "One row per exchange (a user turn and the assistant reply), with its dialogue history."
+        + (" Some user turns are real recordings (`source: real`, see Real recordings)." if manifest.ingested else ""),
         "",
         "## Counts",
         "",
@@ -169,6 +202,13 @@ def dataset_card(manifest: Manifest) -> str:
         "",
     ]
     planned, accepted = manifest.distributions["planned"], manifest.distributions["accepted"]
+    sources = manifest.distributions.get("by_source", {}) if manifest.ingested else {}
+
+    def split(key: str) -> dict[str, tuple[dict[str, int], dict[str, int]]]:
+        return {s: (v["planned"].get(key, {}), v["accepted"].get(key, {})) for s, v in sources.items()}
+
+    if sources:
+        lines += _table("Source", planned.get("source", {}), accepted.get("source", {}))
     for key, title in (
         ("user_emotion", "User emotion"),
         ("assistant_style", "Assistant reply style"),
@@ -176,7 +216,7 @@ def dataset_card(manifest: Manifest) -> str:
         ("user_age_group", "User age group"),
         ("language", "Language"),
     ):
-        lines += _table(title, planned.get(key, {}), accepted.get(key, {}))
+        lines += _table(title, planned.get(key, {}), accepted.get(key, {}), split(key))
     lines += [
         "## Filter pass rates (utterances)",
         "",
@@ -184,6 +224,9 @@ def dataset_card(manifest: Manifest) -> str:
         "| --- | ---: | ---: | ---: |",
     ]
     lines += _pass_rows(manifest.checks)
+    for source, found in sources.items():
+        lines += ["", f"{source}:", "", "| check | pass | fail | pass rate |", "| --- | ---: | ---: | ---: |"]
+        lines += _pass_rows(found["checks"])
     if manifest.script_checks:
         lines += [
             "",
@@ -198,6 +241,7 @@ def dataset_card(manifest: Manifest) -> str:
             "| --- | ---: | ---: | ---: |",
         ]
         lines += _pass_rows(manifest.script_checks)
+    lines += _ingested(manifest.ingested)
     lines += _calibration(manifest.calibration)
     lines += _diversity(manifest.diversity)
     lines += ["", "## Rejection reasons (exchanges)", "", "| reason | count |", "| --- | ---: |"]

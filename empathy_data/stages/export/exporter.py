@@ -38,6 +38,10 @@ class Stats:
         self.planned: dict[str, Counter[str]] = defaultdict(Counter)
         self.planned_dialogues: dict[str, Counter[str]] = defaultdict(Counter)
         self.accepted: dict[str, Counter[str]] = defaultdict(Counter)
+        # as planned / accepted / checks, keyed "<source>/<label>" (source: real or synthetic, DialogueSpec.source)
+        self.planned_sources: dict[str, Counter[str]] = defaultdict(Counter)
+        self.accepted_sources: dict[str, Counter[str]] = defaultdict(Counter)
+        self.checks_sources: dict[str, Counter[str]] = defaultdict(Counter)
         self.checks: dict[str, Counter[str]] = defaultdict(Counter)
         self.script_checks: dict[str, Counter[str]] = defaultdict(Counter)  # over every attempt of every round
         self.accepted_by_round: Counter[str] = Counter()
@@ -56,15 +60,19 @@ class Stats:
             ("scenario", spec.scenario),
         ):
             self.planned_dialogues[label][value] += 1
-        self.planned["language"][spec.language] += n_exchanges
-        self.planned["user_gender"][spec.user.gender] += n_exchanges
-        self.planned["user_age_group"][spec.user.age_group] += n_exchanges
-        for k in range(n_exchanges):
-            self.planned["user_emotion"][spec.turns[2 * k].emotion] += 1
-            self.planned["assistant_style"][spec.turns[2 * k + 1].response_style] += 1
+        for planned in (self.planned, self.planned_sources):
+            prefix = "" if planned is self.planned else f"{spec.source}/"
+            planned[f"{prefix}language"][spec.language] += n_exchanges
+            planned[f"{prefix}user_gender"][spec.user.gender] += n_exchanges
+            planned[f"{prefix}user_age_group"][spec.user.age_group] += n_exchanges
+            for k in range(n_exchanges):
+                planned[f"{prefix}user_emotion"][spec.turns[2 * k].emotion] += 1
+                planned[f"{prefix}assistant_style"][spec.turns[2 * k + 1].response_style] += 1
+        self.planned["source"][spec.source] += n_exchanges
 
     COUNTERS = ("exchanges", "dialogues", "reasons", "accepted_by_round")
-    BY_LABEL = ("planned", "planned_dialogues", "accepted", "checks", "script_checks", "achieved")
+    BY_LABEL = ("planned", "planned_dialogues", "accepted", "checks", "script_checks", "achieved", "planned_sources",
+                "accepted_sources", "checks_sources")  # fmt: skip
 
     def count_script_checks(self, checks: dict[str, list[int]]) -> None:
         for name, (passed, failed) in checks.items():
@@ -97,8 +105,10 @@ class Stats:
             "assistant_style",
             "split",
             "scenario",
+            "source",
         ):
             self.accepted[key][row[key]] += 1
+            self.accepted_sources[f"{row['source']}/{key}"][row[key]] += 1
 
 
 def clean_prefixes(exchanges: list[Exchange]) -> dict[str, int]:
@@ -262,6 +272,7 @@ def export_round(
         for side, scores in (("user", r.user_scores), ("assistant", r.assistant_scores)):
             for name, value in scores.checks.items():
                 stats.checks[f"{side}.{name}"][value] += 1
+                stats.checks_sources[f"{script.spec.source}/{side}.{name}"][value] += 1
         stats.exchanges[verdict] += 1
         dialogue_verdicts[dialogue_id].add(verdict)
         if verdict == "accepted":
@@ -492,6 +503,8 @@ def finish_export(
             "achieved_dialogues": {k: {v: round(n, 4) for v, n in sorted(c.items())} for k, c in stats.achieved.items()},
             "achieved": shares(stats.achieved),
             "gap": gaps(target_shares(cfg), stats.achieved),
+            # source -> planned / accepted per exchange, and filter check counts, of that source's dialogues
+            "by_source": by_source(stats),
         },
         "checks": {k: dict(v) for k, v in sorted(stats.checks.items())},
         "script_checks": {k: dict(v) for k, v in sorted(stats.script_checks.items())},
@@ -501,6 +514,7 @@ def finish_export(
         # per stage, per chunk: the key of each round
         "stage_keys": {stage: list(keys.values()) for stage, keys in ctx.layout.keys.items()},
         "timings_s": timings or {},
+        "ingested": ctx.planner.real.summary if ctx.planner.real is not None else {},
     })  # fmt: skip
     ctx.store.write_text("README.md", dataset_card(manifest))
     ctx.store.write_json("manifest.json", manifest.to_json())
@@ -510,6 +524,16 @@ def finish_export(
         if name not in current:
             ctx.store.remove_output(f"work/export/{name}", PARTS)
     return manifest
+
+
+def by_source(stats: Stats) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for part, counters in (("planned", stats.planned_sources), ("accepted", stats.accepted_sources),
+                           ("checks", stats.checks_sources)):  # fmt: skip
+        for key, counts in counters.items():
+            source, label = key.split("/", 1)
+            found.setdefault(source, {"planned": {}, "accepted": {}, "checks": {}})[part][label] = dict(sorted(counts.items()))
+    return dict(sorted(found.items()))
 
 
 def export_corpus(ctx: BuildView, timings: dict[str, float] | None = None) -> Manifest:
@@ -534,8 +558,8 @@ def _unwritten_row(spec: DialogueSpec, k: int, split: str, feats) -> dict:
     """The row of a planned exchange that has no text: its labels, nothing else."""
     row = {name: None for name in feats}
     return row | {
-        "dialogue_id": spec.dialogue_id, "exchange_index": k, "split": split, "language": spec.language,
-        "scenario": spec.scenario, "history": [], "user_emotion": spec.turns[2 * k].emotion,
+        "dialogue_id": spec.dialogue_id, "exchange_index": k, "split": split, "source": spec.source,
+        "language": spec.language, "scenario": spec.scenario, "history": [], "user_emotion": spec.turns[2 * k].emotion,
         "user_speaker_id": spec.user.id, "user_gender": spec.user.gender, "user_age_group": spec.user.age_group,
         "assistant_style": spec.turns[2 * k + 1].response_style, "assistant_speaker_id": spec.assistant_voice.id,
     }  # fmt: skip

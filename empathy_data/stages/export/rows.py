@@ -34,6 +34,8 @@ def features(sample_rate: int, with_audio: bool = True, with_verdict: bool = Fal
         "dialogue_id": text,
         "exchange_index": Value("int32"),
         "split": text,
+        # "real": the user turn is an ingested recording (config.ingest); "synthetic": written and rendered
+        "source": text,
         "language": text,
         "scenario": text,
         "history": List({"role": text, "text": text}),
@@ -106,6 +108,7 @@ def exchange_row(
         "dialogue_id": spec.dialogue_id,
         "exchange_index": exchange_index,
         "split": split,
+        "source": spec.source,
         "language": spec.language,
         "scenario": spec.scenario,
         "history": [t.to_dict() for t in script.turns[:u]],
@@ -127,7 +130,7 @@ def exchange_row(
             "llm_model": str(script.llm.get("model")),
             "llm_seed": str(script.llm.get("seed")),
             "prompt_hash": str(script.llm.get("prompt_hash")),
-            "tts_backend": str(utterances[0].tts.get("backend")) if utterances else None,
+            "tts_backend": str(utterances[1].tts.get("backend")) if utterances else None,  # the reply's: a user turn may be a recording
             "asr_backend": build.get("asr_backend"),
             "regeneration_round": str(build.get("round", 0)),
         },

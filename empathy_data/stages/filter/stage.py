@@ -135,7 +135,8 @@ def emotion_results(
     index, items = [], []
     results: dict[int, EmotionResult | Exception] = {}
     for i, utt in enumerate(utterances):
-        if utt.emotion is None or audios[i] is None or isinstance(asr_by_index.get(i), Exception):
+        # a recording's emotion is its corpus's human label; the check is calibrated on TTS audio, not on it
+        if utt.emotion is None or utt.recorded or audios[i] is None or isinstance(asr_by_index.get(i), Exception):
             continue
         try:
             reference = read_audio(audio_dir / utt.reference_audio_path)[0] if utt.reference_audio_path else None

@@ -99,6 +99,7 @@ def prompt_context(spec: DialogueSpec, prompts: PromptLibrary, written: list[dic
         "exchanges": exchanges,
         "written": written or [],
         "current": None if written is None else len(written),
+        "heard": spec.real_query.transcript if spec.real_query is not None else None,
     }
 
 
@@ -114,13 +115,15 @@ def build_messages(
     lang = spec.language
     context = prompt_context(spec, prompts, written)
     exchange = None if written is None else len(written)
+    # a recorded query: the person's words are given, only the reply is written (prompts/templates/reply.*)
+    kind = "user" if spec.real_query is None else "reply"
     return [
         {
             "role": "system",
             "content": (request_tag(spec, attempt, exchange) + "\n" if tag else "")
             + prompts.template("system", lang).render(**context).strip(),
         },
-        {"role": "user", "content": prompts.template("user", lang).render(**context).strip()},
+        {"role": "user", "content": prompts.template(kind, lang).render(**context).strip()},
     ]
 
 
@@ -195,7 +198,9 @@ def parse_reply(
     for i, ex in enumerate(exchanges):
         if not isinstance(ex, dict) or not all(isinstance(ex.get(k), str) for k in ("user", "reasoning", "assistant")):
             raise MalformedOutput(f"exchange {i} lacks user/reasoning/assistant strings")
-        turns.append(ScriptTurn(role="user", text=one_line(ex["user"])))
+        # a recorded query's words are the recording's transcript, whatever the model copied
+        heard = spec.real_query.transcript if spec.real_query is not None and i == 0 else None
+        turns.append(ScriptTurn(role="user", text=heard or one_line(ex["user"])))
         turns.append(ScriptTurn(role="assistant", text=one_line(ex["assistant"])))
         reasoning.append(one_line(ex["reasoning"]))
     return Script(spec=spec, turns=turns, reasoning=reasoning, llm=llm)

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from empathy_data.config.model import SynthesizeConfig
-from empathy_data.core.audio import normalise_loudness, resample, trim_silence, write_flac
+from empathy_data.core.audio import normalise_loudness, read_audio, resample, trim_silence, write_flac
+from empathy_data.core.errors import InfrastructureError
 from empathy_data.core.hashing import digest
 from empathy_data.records.reasons import Reason, raised
-from empathy_data.records.schema import Script, Speaker, Utterance
+from empathy_data.records.schema import RECORDING, RealQuery, Script, Speaker, Utterance
 from empathy_data.stages.synthesize.base import TTSBackend, TTSRequest
 from empathy_data.stages.synthesize.prosody import prosody_for
 
@@ -67,26 +68,43 @@ def synthesize_scripts(
     audio_dir: Path,
     neutral_reference: bool,
     resolve: Callable[[Speaker], Speaker] = _as_is,
+    recording: Callable[[RealQuery], Path] | None = None,
 ) -> tuple[list[Utterance], list[SynthFailure]]:
-    """Render every turn; a dialogue with any failed turn fails as a whole (its audio would be incomplete)."""
+    """Render every turn; a dialogue with any failed turn fails as a whole (its audio would be incomplete).
+    A recorded query's user turn is its recording (`recording(query)`: the clip's path), not rendered."""
     utterances: list[Utterance] = []
     failures: list[SynthFailure] = []
     turns = [turn_requests(script, resolve) for script in scripts]
-    wanted = [with_neutral_references(requests) if neutral_reference else requests for requests in turns]
-    for script, requests, rendered in zip(scripts, turns, render_dialogues(backend, wanted), strict=True):
+    given = [int(script.spec.real_query is not None) for script in scripts]  # leading turns not rendered
+    to_render = [requests[g:] for requests, g in zip(turns, given, strict=True)]
+    wanted = [with_neutral_references(r) if neutral_reference else r for r in to_render]
+    for script, requests, g, rendered in zip(scripts, turns, given, render_dialogues(backend, wanted), strict=True):
         errors = [r for r in rendered if isinstance(r, Exception)]
         if errors:
             failures.append(SynthFailure(script, raised("tts", errors[0])))
             continue
-        neutral = iter(rendered[len(requests) :])
+        sources = [(audio, backend.sample_rate) for audio in rendered[: len(requests) - g]]
+        if g:
+            query = script.spec.real_query
+            assert query is not None and recording is not None, "a recorded query needs recording="
+            path = recording(query)
+            if not path.is_file():  # the ingested directory changed under the build: not this item's fault
+                raise InfrastructureError(f"recording: {path} is missing")
+            try:
+                sources.insert(0, read_audio(path))
+            except Exception as exc:
+                failures.append(SynthFailure(script, raised("recording", exc)))
+                continue
+        neutral = iter(rendered[len(requests) - g :])
         records = []
-        for turn_index, (request, audio) in enumerate(zip(requests, rendered, strict=False)):
-            gain = prosody_for(request.emotion, request.response_style).gain_db
-            audio = postprocess(audio, backend.sample_rate, config, gain)
+        for turn_index, (request, (audio, rate)) in enumerate(zip(requests, sources, strict=True)):
+            recorded = turn_index < g
+            gain = 0.0 if recorded else prosody_for(request.emotion, request.response_style).gain_db
+            audio = postprocess(audio, rate, config, gain)
             name = f"{script.spec.dialogue_id}-{turn_index}"
             write_flac(audio_dir / f"{name}.flac", audio, config.sample_rate)
             reference = None
-            if neutral_reference and request.emotion is not None:
+            if neutral_reference and request.emotion is not None and not recorded:
                 ref_audio = postprocess(next(neutral), backend.sample_rate, config, 0.0)
                 reference = f"{name}.neutral.flac"
                 write_flac(audio_dir / reference, ref_audio, config.sample_rate)
@@ -103,8 +121,13 @@ def synthesize_scripts(
                     reference_audio_path=reference,
                     sample_rate=config.sample_rate,
                     duration=round(len(audio) / config.sample_rate, 4),
-                    tts=backend.identity,
+                    tts=recording_identity(script.spec.real_query) if recorded else backend.identity,  # type: ignore[arg-type]
                 )
             )
         utterances.extend(records)
     return utterances, failures
+
+
+def recording_identity(query: RealQuery) -> dict[str, str]:
+    """An utterance's `tts` when it is a recording (Utterance.recorded)."""
+    return {"backend": RECORDING, "corpus": query.corpus, "query": query.id}
