@@ -118,6 +118,7 @@ def make_corpus(
     diversity: bool = True,
     history_clean: bool = True,
     calibration: bool = True,
+    ingested: bool = True,
 ) -> Path:
     """Write OUT under root and return it."""
     if data is None and rejects is None:
@@ -183,6 +184,17 @@ def make_corpus(
         manifest["diversity"] = DIVERSITY
     if calibration:
         manifest["calibration"] = CALIBRATION
+    if ingested:  # a build with `ingest:`: rows without a source are synthetic ones
+        manifest["ingested"] = {"name": "iemo", "source": "tests", "licence": "test-only", "queries": 3}
+        by_source: dict[str, dict] = {}
+        for r in data + kept_rejects:
+            found = by_source.setdefault(r.get("source") or "synthetic", {"planned": defaultdict(Counter),
+                                                                          "accepted": defaultdict(Counter), "checks": {}})
+            for name in ("language", "user_gender", "user_age_group", "user_emotion", "assistant_style"):
+                found["planned"][name][r[name]] += 1
+                if r in data:
+                    found["accepted"][name][r[name]] += 1
+        manifest["distributions"]["by_source"] = by_source
     Manifest.model_validate(manifest)  # the report reads only what a build writes
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return out

@@ -64,3 +64,21 @@ def test_the_echat_tags_are_the_recipes_osum_tags():
     """Two packages, one vocabulary: the eval set's EChat labels and the recipe's OSUM-EChat export agree."""
     assert labels.ECHAT_EMOTION == recipe_labels.OSUM_EMOTION
     assert labels.ECHAT_AGE == recipe_labels.OSUM_AGE and labels.ECHAT_GENDER == recipe_labels.OSUM_GENDER
+
+
+def test_a_third_of_each_emotion_is_real_where_the_build_mixed_in_recordings(tmp_path):
+    data = [row(f"s{i}", 0, e, split="test", speaker=f"spk-s{i}{e}") for i in range(4) for e in ("sad", "happy")]
+    data += [row(f"r{i}", 0, e, split="test", speaker=f"iemo:s{i}{e}", source="real") for i in range(3) for e in ("sad", "happy")]
+    out = make_corpus(tmp_path, data, [])
+    done = run_cli("eval-set", str(out), "--to", str(tmp_path / "eval"), "--per-emotion", "6")
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(x) for x in (tmp_path / "eval" / "test.jsonl").read_text().splitlines()]
+    for emotion in ("sad", "happy"):
+        sources = sorted(x["source"] for x in lines if x["emotion"] == emotion)
+        assert sources == ["real", "real"] + ["synthetic"] * 4  # round(6 / 3) real, the rest synthetic
+    assert json.loads((tmp_path / "eval" / "eval.json").read_text())["real"] == 4
+    # without enough synthetic items, real ones fill in (and the other way round)
+    done = run_cli("eval-set", str(out), "--to", str(tmp_path / "all"), "--per-emotion", "7")
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(x) for x in (tmp_path / "all" / "test.jsonl").read_text().splitlines()]
+    assert sum(x["source"] == "real" for x in lines) == 6 and len(lines) == 14

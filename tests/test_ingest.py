@@ -211,3 +211,16 @@ def test_a_mixed_build_keeps_the_recordings_and_says_which_rows_are_real(iemocap
     assert "## Real recordings" in card and "| iemo | made by tests/test_ingest.py | test-only | 7 |" in card
     assert "| real: planned | real: accepted | real: kept |" in card.replace(" synthetic:", "")
     verify_corpus(ctx.out)
+
+
+def test_the_report_draws_real_and_synthetic_apart(iemocap_like, tmp_path):
+    from empathy_data.tools.report import load_report_data
+    from empathy_data.tools.report.figures import sources
+
+    ctx = mixed_context(tmp_path, ingested(iemocap_like, tmp_path), mix=0.5, n=4)
+    build(ctx, FakeChat())
+    figure = sources(load_report_data(ctx.out))
+    names = {trace.name for trace in figure.data}
+    assert names == {"real planned", "real accepted", "synthetic planned", "synthetic accepted"}
+    real = [t for t in figure.data if t.name == "real accepted"]
+    assert len(real) == 5 and all(sum(t.customdata) == 2 for t in real)  # per label: the real half of 4, all accepted

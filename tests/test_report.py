@@ -71,7 +71,7 @@ def test_counts_transitions_and_scores_leave_replaced_versions_out(tmp_path):
 
 
 def test_missing_optional_manifest_keys_and_columns_become_notes(tmp_path):
-    out = make_corpus(tmp_path, target=False, diversity=False, history_clean=False, calibration=False)
+    out = make_corpus(tmp_path, target=False, diversity=False, history_clean=False, calibration=False, ingested=False)
     data = load_report_data(out)
     assert data.history_clean is None
     page = write_report(out).read_text(encoding="utf-8")
@@ -81,7 +81,8 @@ def test_missing_optional_manifest_keys_and_columns_become_notes(tmp_path):
     assert "plotly-graph-div" not in section(page, "diversity")
     assert "no history_clean column" in section(page, "checks")
     assert "not calibrated" in section(page, "calibration")
-    assert page.count('class="plotly-graph-div"') == len(SECTIONS) - 2
+    assert "No real recordings" in section(page, "sources")
+    assert page.count('class="plotly-graph-div"') == len(SECTIONS) - 3
 
 
 def test_a_build_without_accepted_exchanges_still_gets_a_page(tmp_path):

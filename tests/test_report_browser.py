@@ -34,6 +34,8 @@ def expected_figures(manifest: dict) -> set[str]:
         drawn.add("diversity")
     if manifest.get("calibration"):  # the emotion check was measured before it gated
         drawn.add("calibration")
+    if manifest.get("ingested"):  # real recordings were mixed in
+        drawn.add("sources")
     return drawn
 
 

@@ -2,7 +2,8 @@
 
 From one split of the accepted rows (default `test`), the first exchange of each dialogue (no history to
 replay), spoken by users who appear in no other split, the same number per user emotion (the rarest emotion's
-count, or `per_emotion`). DIR gets the user turns as WAV files and `test.jsonl`, one line per item, with
+count, or `per_emotion`); where the build mixed in real recordings (`source: real`), `real_share` of each
+emotion's items (a third by default, as EChat-eval keeps) are real ones, as far as the split has them. DIR gets the user turns as WAV files and `test.jsonl`, one line per item, with
 URO-Bench's fields (`source_wav` relative to the file, `source_text`, `target_text`: the corpus's reply as the
 reference) plus the labels (`emotion`, `gender`, `age_group`, `language`, `speaker_id`, `source`, and the
 reference reply's `target_emotion` and `target_style`, which `empathy-data score` measures GenEmotion against);
@@ -25,11 +26,22 @@ from empathy_data.core.audio import decode_bytes
 from empathy_data.core.labels import ECHAT_AGE, ECHAT_EMOTION, ECHAT_GENDER
 from empathy_data.tools.report.load import Location, ReportError, iter_groups, read_manifest, read_rows, shard_paths
 
-SELECT = ("dialogue_id", "exchange_index", "split", "language", "user_emotion", "user_speaker_id")
+SELECT = ("dialogue_id", "exchange_index", "split", "language", "user_emotion", "user_speaker_id", "source")
+REAL_SHARE = 1 / 3
 FIELDS = (*SELECT, "user_text", "assistant_text", "user_gender", "user_age_group", "assistant_emotion", "assistant_style")
 
 
-def select_items(out: Path, split: str = "test", per_emotion: int | None = None) -> tuple[list[Location], dict]:
+def balanced_pick(found: list[tuple[str, str, Location]], n: int, real_share: float) -> list[Location]:
+    """n of one emotion's (source, dialogue_id, location) items: round(n * real_share) real ones where there
+    are that many (without real ones, none), the rest synthetic, either side filling in for the other."""
+    real = sorted((d, loc) for source, d, loc in found if source == "real")
+    synthetic = sorted((d, loc) for source, d, loc in found if source != "real")
+    want_real = min(len(real), max(n - len(synthetic), round(n * real_share)))
+    return [loc for _, loc in real[:want_real] + synthetic[: n - want_real]]
+
+
+def select_items(out: Path, split: str = "test", per_emotion: int | None = None,
+                 real_share: float = REAL_SHARE) -> tuple[list[Location], dict]:  # fmt: skip
     """The rows of the evaluation set (in emotion, then dialogue order) and what was left out and why."""
     manifest = read_manifest(out)
     splits = manifest.shards.data
@@ -42,7 +54,7 @@ def select_items(out: Path, split: str = "test", per_emotion: int | None = None)
         for _, _, rows in iter_groups(shard_paths(out, manifest, "data", other), ("user_speaker_id",))
         for row in rows
     }
-    by_emotion: dict[str, list[tuple[str, Location]]] = defaultdict(list)
+    by_emotion: dict[str, list[tuple[str, str, Location]]] = defaultdict(list)
     left_out = {"later_exchange": 0, "speaker_in_another_split": 0}
     for path, group, rows in iter_groups(shard_paths(out, manifest, "data", split), SELECT):
         for i, row in enumerate(rows):
@@ -51,13 +63,14 @@ def select_items(out: Path, split: str = "test", per_emotion: int | None = None)
             elif row["user_speaker_id"] in elsewhere:
                 left_out["speaker_in_another_split"] += 1
             else:
-                by_emotion[row["user_emotion"]].append((row["dialogue_id"], Location(path, group, i)))
+                source = row.get("source") or "synthetic"  # shards before manifest format 3 have no column
+                by_emotion[row["user_emotion"]].append((source, row["dialogue_id"], Location(path, group, i)))
     if not by_emotion:
         raise ReportError(f"{out}: no first exchange in split {split!r} from a speaker of that split only")
     n = min(len(found) for found in by_emotion.values())
     if per_emotion is not None:
         n = min(n, per_emotion)
-    chosen = [loc for emotion in sorted(by_emotion) for _, loc in sorted(by_emotion[emotion])[:n]]
+    chosen = [loc for emotion in sorted(by_emotion) for loc in balanced_pick(by_emotion[emotion], n, real_share)]
     counts = {
         "build": manifest.name,
         "split": split,
@@ -69,8 +82,9 @@ def select_items(out: Path, split: str = "test", per_emotion: int | None = None)
     return chosen, counts
 
 
-def write_eval_set(out: Path, to: Path, split: str = "test", per_emotion: int | None = None) -> dict:
-    locations, counts = select_items(out, split, per_emotion)
+def write_eval_set(out: Path, to: Path, split: str = "test", per_emotion: int | None = None,
+                   real_share: float = REAL_SHARE) -> dict:  # fmt: skip
+    locations, counts = select_items(out, split, per_emotion, real_share)
     rows = read_rows(locations, (*FIELDS, "user_audio"))
     speakers = sorted({row["user_speaker_id"] for row in rows})
     with atomic_dir(to) as stage:
@@ -92,11 +106,12 @@ def write_eval_set(out: Path, to: Path, split: str = "test", per_emotion: int | 
                     "age_group": row["user_age_group"],
                     "language": row["language"],
                     "speaker_id": row["user_speaker_id"],
-                    "source": "synthetic",
+                    "source": row.get("source") or "synthetic",
                 }
                 lines.write(json.dumps(item, ensure_ascii=False) + "\n")
                 echat.write(json.dumps(echat_line(item, manifest_name=counts["build"]), ensure_ascii=False) + "\n")
-        summary = counts | {"speakers": len(speakers), "corpus": str(out)}
+        real = sum((row.get("source") or "synthetic") == "real" for row in rows)
+        summary = counts | {"speakers": len(speakers), "corpus": str(out), "real": real}
         (stage / "eval.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return summary
 

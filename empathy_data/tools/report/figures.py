@@ -25,7 +25,8 @@ VOCAB: dict[str, tuple[str, ...]] = {
 EXCHANGE_LABELS = ("language", "user_gender", "user_age_group", "user_emotion", "assistant_style")
 VERDICT_COLOURS = {"accepted": "#2a9d8f", "rejected": "#e76f51"}
 SPLIT_COLOURS = ("#457b9d", "#e9c46a", "#e76f51", "#2a9d8f", "#8d99ae")
-SERIES_COLOURS = {"target": "#8d99ae", "planned": "#457b9d", "accepted": "#2a9d8f"}
+SERIES_COLOURS = {"target": "#8d99ae", "planned": "#457b9d", "accepted": "#2a9d8f", "real planned": "#e9c46a",
+                  "real accepted": "#f4a261", "synthetic planned": "#457b9d", "synthetic accepted": "#2a9d8f"}  # fmt: skip
 
 
 def styled(fig: go.Figure, title: str | None = None, **layout) -> go.Figure:
@@ -103,6 +104,16 @@ def distributions(data: ReportData) -> go.Figure:
     dists = data.manifest.distributions
     series = {"planned": dists.get("planned", {}), "accepted": dists.get("accepted", {})}
     return grouped_shares(EXCHANGE_LABELS, series, set(series), "Share of exchanges (each bar of its own total)")
+
+
+def sources(data: ReportData) -> go.Figure | None:
+    """Planned vs accepted exchanges per label, real recordings and synthetic dialogues apart (a build with
+    `ingest:`; manifest distributions.by_source)."""
+    by_source = data.manifest.distributions.get("by_source") or {}
+    if not data.manifest.ingested or not by_source:
+        return None
+    series = {f"{source} {part}": found[part] for source, found in sorted(by_source.items()) for part in ("planned", "accepted")}
+    return grouped_shares(EXCHANGE_LABELS, series, set(series), "Share of exchanges by source (each bar of its own total)")
 
 
 def heatmap(

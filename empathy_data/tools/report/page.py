@@ -51,6 +51,9 @@ SECTIONS = (
             "(user emotion: the first exchange's), from data/ and rejects/.", figures.targets, ""),
     Section("distributions", "Planned vs accepted exchanges", "Every exchange's labels (manifest distributions).",
             figures.distributions, ""),
+    Section("sources", "Real vs synthetic", "Planned and accepted exchanges of the dialogues built on ingested "
+            "recordings (source real) and of the synthetic ones, per label.", figures.sources,
+            "No real recordings in this build (no ingest block)."),
     Section("gender-age", "User gender x age group", "Accepted exchanges.", figures.gender_age,
             "No accepted exchanges."),
     Section("emotion-scenario", "User emotion x scenario", "Accepted exchanges.", figures.emotion_scenario,
