@@ -24,7 +24,8 @@ PROVENANCE = ("build_name", "plan_seed", "plan_index", "llm_model", "llm_seed", 
               "asr_backend", "regeneration_round")  # fmt: skip
 AUDIO = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 SCHEMA = pa.schema(
-    [("dialogue_id", pa.string()), ("exchange_index", pa.int32()), ("split", pa.string()), ("language", pa.string()),
+    [("dialogue_id", pa.string()), ("exchange_index", pa.int32()), ("split", pa.string()), ("source", pa.string()),
+     ("language", pa.string()),
      ("scenario", pa.string()), ("history", pa.list_(pa.struct([("role", pa.string()), ("text", pa.string())]))),
      ("user_text", pa.string()), ("user_emotion", pa.string()), ("user_speaker_id", pa.string()),
      ("user_gender", pa.string()), ("user_age_group", pa.string()), ("assistant_text", pa.string()),
@@ -55,6 +56,7 @@ def row(i: int, split: str = "train", exchange: int = 0, **over: Any) -> dict[st
         "dialogue_id": f"d{i:04d}",
         "exchange_index": exchange,
         "split": split,
+        "source": "real" if i % 4 == 3 else "synthetic",
         "language": "en",
         "scenario": "work stress",
         "history": history,

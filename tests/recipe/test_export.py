@@ -70,6 +70,8 @@ def test_osum_text_only_all_tasks(corpus, tmp_path):
     assert first["task"] == "<S2TCHAT> <THINKER>" and first["extra"]["think_str"] == "the user sounds neutral so answer gently"
     # row 0: neutral, female, child; canonical values in extra, the "<TAG>" form in the understanding targets
     assert {k: first["extra"][k] for k in ("age", "gender", "q_emotion")} == {"age": "CHILD", "gender": "FEMALE", "q_emotion": "NEUTRAL"}
+    chat = {x["key"]: x["extra"]["source"] for x in lines if x["task"].startswith("<S2TCHAT>")}
+    assert chat["d0003-00"] == "real" and chat["d0000-00"] == "synthetic"  # the row's source, kept
     by_key = {x["key"]: x for x in lines}
     user_text = by_key["d0000-00-transcribe"]["txt"]
     assert by_key["d0000-00-age"]["txt"] == user_text + "<CHILD>" and by_key["d0000-00-age"]["task"] == "<TRANSCRIBE> <AGE>"
@@ -114,6 +116,7 @@ def test_blsp_emo_maps_five_emotions_and_skips_the_rest(corpus, tmp_path):
     assert result["skipped_by_reason"] == {"emotion.unmapped": unmapped}
     assert len(lines) == result["rows_written"] == len(emotions) - unmapped
     assert len(load_like_recipe(tmp_path / "b" / "train.jsonl")) == len(read_jsonl(tmp_path / "b" / "train.jsonl"))
+    assert {line["source"] for line in lines} == {"real", "synthetic"}  # continuations of recordings marked
 
 
 def test_skip_reasons_per_format(tmp_path):

@@ -52,5 +52,6 @@ class BlspEmoExporter(Exporter):
             return Lines(reason="output.refusal")
         if sequence_tokens(self.counter.count, emotion, text, output) > self.options.max_length:
             return Lines(reason="tokens.too_long")
-        line = {"audio": str(item.user_wav), "text": text, "instruction": instruction(emotion), "emotion": emotion, "output": output}
+        line = {"audio": str(item.user_wav), "text": text, "instruction": instruction(emotion), "emotion": emotion, "output": output,
+                "source": row.get("source") or "synthetic"}  # real: an ingested recording's transcript, continued
         return Lines(main=(f"{item.split}.jsonl", line))

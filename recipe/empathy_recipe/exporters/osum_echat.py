@@ -159,7 +159,8 @@ class OsumEChatExporter(Exporter):
         if label > TOKEN_MAX:
             return "txt.too_many_tokens"
         seq = count(question) + item.user_seconds * 100 / 8 + label + INSTRUCT_OVERHEAD
-        extra: dict = {"question": question, **self.labels(row)}
+        # source: real (an ingested recording) or synthetic; rows from before manifest format 3 have none
+        extra: dict = {"question": question, **self.labels(row), "source": row.get("source") or "synthetic"}
         if think:
             extra["think_str"] = think
         if item.units is not None:
