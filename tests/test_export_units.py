@@ -27,9 +27,17 @@ def test_shard_writer_rolls_and_names_shards(tmp_path):
 
 
 def test_speaker_disjoint_split_keys():
+    from empathy_data.records.schema import DialogueSpec, Speaker, TurnPlan
     from empathy_data.stages.export.splits import split_key, split_of
 
+    speaker = Speaker(id="spk-a", gender="female", age_group="adult", language="en")
+    turns = [TurnPlan(role="user", emotion="sad"), TurnPlan(role="assistant", response_style="comforting")]
+
+    def spec(i: int) -> DialogueSpec:
+        return DialogueSpec(dialogue_id=f"dlg-{i}", index=i, language="en", scenario="s", scenario_text="s",
+                            user=speaker, assistant_voice=speaker, turns=turns)  # fmt: skip
+
     weights = {"train": 0.5, "validation": 0.25, "test": 0.25}
-    by_speaker = {split_of(split_key("speaker", f"dlg-{i}", "spk-a"), weights) for i in range(50)}
-    by_dialogue = {split_of(split_key("dialogue", f"dlg-{i}", "spk-a"), weights) for i in range(50)}
+    by_speaker = {split_of(split_key("speaker", spec(i)), weights) for i in range(50)}
+    by_dialogue = {split_of(split_key("dialogue", spec(i)), weights) for i in range(50)}
     assert len(by_speaker) == 1 and by_dialogue == set(weights)

@@ -213,8 +213,10 @@ def stage_settings(config: BuildConfig, prompts: PromptLibrary) -> dict[str, dic
     script = {"script": script_identity(config.script), "prompts": prompts.content_hash}
     if config.script.judge.enabled and config.script.judge.mode == "labels":
         script["judge_labels_prompts"] = prompts.judge_labels_hash
-    if config.ingest is not None:
+    if config.ingest is not None or config.contrast is not None:
         script["reply_prompts"] = prompts.reply_hash
+    if config.contrast is not None:
+        script["contrast_prompts"] = prompts.contrast_hash
     return {"script": script, "synthesize": synthesize_identity(config.synthesize), "filter": filter_identity(config.filter)}
 
 

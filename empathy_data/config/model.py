@@ -752,6 +752,16 @@ class IngestConfig(Strict):
     mix: float = Field(gt=0.0, le=1.0)
 
 
+class ContrastConfig(Strict):
+    """Contrast groups (Sympatheia's neutral split, EchoMind): `size` one-exchange dialogues whose user says the
+    same words, in `size` emotions (`by: emotion`), by `size` users of other genders and ages (`speaker`), or
+    both; each member gets its own reply for how it sounds. Groups are consecutive plan indices inside a chunk."""
+
+    by: Literal["emotion", "speaker", "both"] = "emotion"
+    size: int = Field(default=3, ge=2, le=len(EMOTIONS))
+    share: float = Field(default=1.0, gt=0.0, le=1.0)  # of the groups of `size` plan indices that are contrastive
+
+
 class BuildConfig(Strict):
     name: str = "empathy-corpus"
     seed: int = 0
@@ -774,6 +784,7 @@ class BuildConfig(Strict):
     regenerate: RegenerateConfig = RegenerateConfig()
     rebalance: RebalanceConfig | None = None
     ingest: IngestConfig | None = None
+    contrast: ContrastConfig | None = None
     runner: RunnerConfig = RunnerConfig()
     resources: Resources = Resources()
 
@@ -790,6 +801,13 @@ class BuildConfig(Strict):
                 "filter.emotion: the prosody check needs synthesize.tts.neutral_reference: true "
                 "(or a classifier backend, or thresholds.check_emotion: false)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _groups_inside_chunks(self) -> BuildConfig:
+        if self.contrast is not None and self.chunk_size % self.contrast.size:
+            raise ValueError(f"contrast.size {self.contrast.size} must divide chunk_size {self.chunk_size}: a group's "
+                             "members are written together, in one chunk")  # fmt: skip
         return self
 
     @field_validator("languages")

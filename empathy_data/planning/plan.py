@@ -19,7 +19,7 @@ from empathy_data.planning.allocation import BalancedSequence, Draw, whole_joint
 from empathy_data.planning.prompt_library import PromptLibrary
 from empathy_data.planning.real_queries import RealCorpus
 from empathy_data.planning.speakers import SpeakerPool
-from empathy_data.records.schema import DialogueSpec, TurnPlan
+from empathy_data.records.schema import ContrastRole, ContrastVariant, DialogueSpec, TurnPlan
 
 # Bumped when the way labels are allocated changes, so an old plan is never mixed with a new one.
 ALLOCATION_VERSION = 5  # 5: a scenario is drawn among those that fit the user's age group and gender too
@@ -102,6 +102,8 @@ class Planner:
     def __post_init__(self) -> None:
         if (self.config.ingest is None) != (self.real is None):
             raise ValueError("a planner takes the ingested corpus exactly when the config has an ingest block")
+        if self.config.contrast is not None:
+            self._check_contrast()
         if self.real is not None and not self._real_weights():
             raise ConfigError(f"ingest.path: {self.real.root}", "none of its queries has a configured language and "
                               f"a user emotion with weight (it holds {self.real.summary.get('by_emotion')})")  # fmt: skip
@@ -234,6 +236,7 @@ class Planner:
                 # only with an ingest block: a plan without one keeps its key
                 **({"ingest": {"mix": self.config.ingest.mix, "queries": self.real.content_hash}}
                    if self.config.ingest is not None and self.real is not None else {}),
+                **({"contrast": self.config.contrast.model_dump(mode="json")} if self.config.contrast is not None else {}),
             }
         )  # fmt: skip
 
@@ -271,6 +274,86 @@ class Planner:
             self.scenario_weights(language, dist, emotion, gender, age_group)))  # fmt: skip
 
     def spec(self, index: int) -> DialogueSpec:
+        if self.config.contrast is not None and (grouped := self._contrast_spec(index)) is not None:
+            return grouped
+        return self._base_spec(index)
+
+    def _configured_emotions(self, language: str) -> list[str]:
+        dist = self.config.distributions.for_language(language)
+        if dist.emotion_scenario is not None:
+            return sorted(e for e, row in dist.emotion_scenario.items() if any(w > 0 for w in row.values()))
+        return sorted(e for e, w in dist.user_emotion.items() if w > 0)
+
+    def _check_contrast(self) -> None:
+        contrast = self.config.contrast
+        assert contrast is not None
+        for language in self.config.languages:
+            if contrast.by in ("emotion", "both") and len(self._configured_emotions(language)) < contrast.size:
+                raise ConfigError("contrast.size", f"{contrast.size} emotions per group, but {language} has only "
+                                  f"{self._configured_emotions(language)} with weight")  # fmt: skip
+            cells = {(s.gender, s.age_group) for s in self.pool.matching(language)}
+            if contrast.by in ("speaker", "both") and len(cells) < contrast.size:
+                raise ConfigError("contrast.size", f"{contrast.size} voices of other genders and ages per group, but "
+                                  f"{self.pool.path} has {len(cells)} such {language} cells")  # fmt: skip
+
+    def _contrast_spec(self, index: int) -> DialogueSpec | None:
+        """Member `index % size` of its contrast group, or None when the index is in no group: a trailing
+        partial group, a group the share leaves out, or one whose first member is a real recording."""
+        contrast = self.config.contrast
+        assert contrast is not None
+        group, member = divmod(index, contrast.size)
+        if (group + 1) * contrast.size > self.config.num_dialogues:
+            return None
+        if contrast.share < 1.0:
+            chosen = self._resolve(("contrast_share",), lambda: self._sequence(
+                "contrast", "*", {"group": contrast.share, "alone": 1.0 - contrast.share}))  # fmt: skip
+            if chosen.draw(group).value != "group":
+                return None
+        anchor = self._base_spec(group * contrast.size)
+        if anchor.real_query is not None:
+            return None
+        rng = random.Random(f"{self.config.seed}:contrast:{group}")
+        language, scenario = anchor.language, anchor.scenario
+        first = str(anchor.turns[0].emotion)
+        if contrast.by in ("emotion", "both"):
+            fits = set(self.prompts.scenario_emotions[language].get(scenario, ()))
+            others = [e for e in self._configured_emotions(language) if e != first]
+            rng.shuffle(others)  # the emotions the scenario fits first
+            emotions = [first, *sorted(others, key=lambda e: e not in fits)[: contrast.size - 1]]
+        else:
+            emotions = [first] * contrast.size
+        if contrast.by in ("speaker", "both"):
+            cell = (anchor.user.gender, anchor.user.age_group)
+            cells = sorted({(s.gender, s.age_group) for s in self.pool.matching(language)} - {cell})
+            rng.shuffle(cells)  # the users the scenario fits first
+            cells = sorted(cells, key=lambda c: not self.prompts.fits(language, scenario, c[0], c[1]))
+            voices = [cell, *cells[: contrast.size - 1]]
+        else:
+            voices = [(anchor.user.gender, anchor.user.age_group)] * contrast.size
+        variants = [ContrastVariant(gender=g, age_group=a, emotion=e) for (g, a), e in zip(voices, emotions, strict=True)]
+        role = ContrastRole(
+            group_id="grp-" + digest([self.config.seed, group], 12), member=member, by=contrast.by,
+            variants=variants, anchor_speaker=anchor.user.id,
+        )  # fmt: skip
+        if member == 0:
+            return anchor.model_copy(update={"turns": anchor.turns[:2], "contrast": role})
+        mine = variants[member]
+        member_rng = random.Random(f"{self.config.seed}:{index}")
+        user = anchor.user
+        if contrast.by != "emotion":
+            user = self.pool.draw_user(member_rng, language, mine.gender, mine.age_group)
+        assistant = anchor.assistant_voice
+        if assistant.id == user.id:
+            assistant = self.pool.draw_assistant(member_rng, language, user)
+        styles = self.config.distributions.for_language(language).response_style or {}
+        values, cumulative = self._choices("style", language, mine.emotion, styles.get(mine.emotion) or DEFAULT_STYLE_BY_EMOTION[mine.emotion])
+        style = str(member_rng.choices(values, cum_weights=cumulative)[0])
+        return anchor.model_copy(update={
+            "dialogue_id": self.dialogue_id(index), "index": index, "user": user, "assistant_voice": assistant,
+            "turns": [_turn("user", mine.emotion, None), _turn("assistant", None, style)], "contrast": role,
+        })  # fmt: skip
+
+    def _base_spec(self, index: int) -> DialogueSpec:
         if self.real is not None:
             source = self._resolve(("source",), lambda: self._sequence(
                 "source", "*", {"real": self.config.ingest.mix, "synthetic": 1.0 - self.config.ingest.mix}))  # type: ignore[union-attr]  # fmt: skip

@@ -34,6 +34,8 @@ class PromptLibrary:
     judge_labels_hash: str = ""
     # the reply-to-a-recording templates (reply.<lang>.j2), hashed apart: they key a build only with `ingest:`
     reply_hash: str = ""
+    # the contrast-group templates (contrast.<lang>.j2), hashed apart: they key a build only with `contrast:`
+    contrast_hash: str = ""
     localized: dict[str, Vocabulary] = field(default_factory=dict)  # language -> its own descriptions
     # language -> id -> the user emotions the scenario fits (an entry without `emotions:` fits every emotion)
     scenario_emotions: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
@@ -152,6 +154,7 @@ def load_prompts(root: Path, languages: list[str]) -> PromptLibrary:
     templates: dict[str, jinja2.Template] = {}
     label_files: list[Path] = []
     reply_files: list[Path] = []
+    contrast_files: list[Path] = []
     for language in languages:
         scen_path = root / "scenarios" / f"{language}.yaml"
         if not scen_path.is_file():
@@ -166,7 +169,7 @@ def load_prompts(root: Path, languages: list[str]) -> PromptLibrary:
                 continue
             templates[f"{kind}.{language}"] = _template(env, path)
             files.append(path)
-        for kind, kind_files in (("judge_labels", label_files), ("reply", reply_files)):
+        for kind, kind_files in (("judge_labels", label_files), ("reply", reply_files), ("contrast", contrast_files)):
             path = root / "templates" / f"{kind}.{language}.j2"
             if path.is_file():  # needed only by the closed-set judge / a build with real queries
                 templates[f"{kind}.{language}"] = _template(env, path)
@@ -179,6 +182,7 @@ def load_prompts(root: Path, languages: list[str]) -> PromptLibrary:
         content_hash=tree_digest(files),
         judge_labels_hash=tree_digest(label_files) if label_files else "",
         reply_hash=tree_digest(reply_files) if reply_files else "",
+        contrast_hash=tree_digest(contrast_files) if contrast_files else "",
         localized=localized,
         scenario_emotions=scenario_emotions,
         scenario_ages=scenario_ages,

@@ -80,7 +80,8 @@ class Regeneration:
             return specs
         merged = merge([self.versions(chunk_index, r) for r in range(round_)])
         again = {d for d, versions in merged.items() if needs_another_round(versions)}
-        return [s for s in specs if s.dialogue_id in again]
+        # a contrast group is not written again: a rewritten member would no longer share its group's words
+        return [s for s in specs if s.dialogue_id in again and s.contrast is None]
 
     def drafts(self, chunk_index: int, round_: int) -> dict[str, Script]:
         """The exchanges each dialogue that stalled in the previous round's script stage had passed:

@@ -4,7 +4,8 @@ read it; written last, it marks an export as finished.
 
 FORMAT_VERSION counts changes to its fields: 0 = the unversioned manifests of earlier builds (the same
 fields as 1), 1 = `format_version` written, 2 = `calibration` (the emotion check's measured matrix and the
-emotions it gated), 3 = `ingested` (the real-speech corpora a build mixed in; rows gained `source`).
+emotions it gated), 3 = `ingested` (the real-speech corpus a build mixed in; rows gained `source`) and
+`contrast` (contrast groups complete / partial; rows gained `group_id`).
 A reader refuses a version newer than its own."""
 
 from __future__ import annotations
@@ -113,6 +114,9 @@ class Manifest(Record):
     # The ingested corpus (config.ingest) as `empathy-data ingest` summarised it: name, source, licence,
     # counts. Empty without real queries (format 2 and earlier: absent).
     ingested: dict[str, Any] = Field(default_factory=dict)
+    # Contrast groups (config.contrast): by, size, and how many groups kept all, some or none of their
+    # members. Empty without contrast groups (format 2 and earlier: absent).
+    contrast: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

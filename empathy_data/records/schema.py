@@ -50,6 +50,27 @@ class RealQuery(Record):
     sha256: str
 
 
+class ContrastVariant(Record):
+    """Who says a contrast group's words, and how: one member of the group."""
+
+    gender: str
+    age_group: str
+    emotion: str
+
+
+class ContrastRole(Record):
+    """A dialogue's place in a contrast group: K one-exchange dialogues whose user says the same words, in K
+    planned emotions and/or K voices of other genders and ages, each with its own reply (config.contrast).
+    Member 0 writes the words; the others get them (`user_text`) once it has, and write only their reply."""
+
+    group_id: str
+    member: int
+    by: Literal["emotion", "speaker", "both"]
+    variants: list[ContrastVariant]  # every member's, in member order
+    anchor_speaker: str  # member 0's user: the group's split unit when export splits by speaker
+    user_text: str | None = None  # member > 0: the group's words, filled in by the script stage
+
+
 class TurnPlan(Record):
     role: Literal["user", "assistant"]
     emotion: str | None = None  # user turns
@@ -66,10 +87,24 @@ class DialogueSpec(Record):
     assistant_voice: Speaker
     turns: list[TurnPlan]
     real_query: RealQuery | None = None  # the user's turn is this recording (one exchange)
+    contrast: ContrastRole | None = None  # one member of a contrast group (one exchange)
 
     @property
     def source(self) -> str:
         return "synthetic" if self.real_query is None else "real"
+
+    @property
+    def given_user_text(self) -> str | None:
+        """The user's words when they are not the writer's to choose: a recording's transcript, or the words
+        of this dialogue's contrast group. The writer then writes only the reply."""
+        if self.real_query is not None:
+            return self.real_query.transcript
+        return self.contrast.user_text if self.contrast is not None else None
+
+    @property
+    def awaits_group_text(self) -> bool:
+        """A contrast member whose group's words are not written yet."""
+        return self.contrast is not None and self.contrast.member > 0 and self.contrast.user_text is None
 
     @property
     def num_exchanges(self) -> int:

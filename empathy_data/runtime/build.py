@@ -90,11 +90,12 @@ class BuildContext:
                 if f"{kind}.{language}" not in prompts.templates:
                     where = prompts.root / "templates" / f"{kind}.{language}.j2"
                     raise ConfigError(str(where), f"missing: script.judge needs a {kind} template per language (mode {config.script.judge.mode})")
-        if config.ingest is not None:
-            for language in config.languages:
-                if f"reply.{language}" not in prompts.templates:
-                    where = prompts.root / "templates" / f"reply.{language}.j2"
-                    raise ConfigError(str(where), "missing: a build with `ingest:` writes replies to recordings with it")
+        needed = ([("reply", "ingest")] if config.ingest is not None else []) + (
+            [("reply", "contrast"), ("contrast", "contrast")] if config.contrast is not None else [])
+        for (kind, block), language in ((n, lang) for n in needed for lang in config.languages):
+            if f"{kind}.{language}" not in prompts.templates:
+                where = prompts.root / "templates" / f"{kind}.{language}.j2"
+                raise ConfigError(str(where), f"missing: a build with `{block}:` writes its prompts with it")
         pool = load_pool(speaker_pool_path(config.speaker_pool, config_dir, config.synthesize.tts.backend))
         real = load_real_corpus(Path(config.ingest.path)) if config.ingest is not None else None
         planner = Planner(config, prompts, pool, real)

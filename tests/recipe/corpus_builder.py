@@ -25,7 +25,7 @@ PROVENANCE = ("build_name", "plan_seed", "plan_index", "llm_model", "llm_seed", 
 AUDIO = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 SCHEMA = pa.schema(
     [("dialogue_id", pa.string()), ("exchange_index", pa.int32()), ("split", pa.string()), ("source", pa.string()),
-     ("language", pa.string()),
+     ("group_id", pa.string()), ("language", pa.string()),
      ("scenario", pa.string()), ("history", pa.list_(pa.struct([("role", pa.string()), ("text", pa.string())]))),
      ("user_text", pa.string()), ("user_emotion", pa.string()), ("user_speaker_id", pa.string()),
      ("user_gender", pa.string()), ("user_age_group", pa.string()), ("assistant_text", pa.string()),
@@ -57,6 +57,7 @@ def row(i: int, split: str = "train", exchange: int = 0, **over: Any) -> dict[st
         "exchange_index": exchange,
         "split": split,
         "source": "real" if i % 4 == 3 else "synthetic",
+        "group_id": f"grp-{i // 3}" if i < 6 else None,
         "language": "en",
         "scenario": "work stress",
         "history": history,

@@ -93,8 +93,8 @@ def check_osum_line(line: dict, units: bool) -> None:
 
 
 def check_blsp_line(line: dict) -> None:
-    # process_dataset reads these five; `source` (real / synthetic) rides along as an extra json column
-    assert set(line) == {"audio", "text", "instruction", "emotion", "output", "source"}
+    # process_dataset reads these five; `source` (real / synthetic) and a contrast group's `group_id` ride along
+    assert set(line) - {"group_id"} == {"audio", "text", "instruction", "emotion", "output", "source"}
     assert line["emotion"] in ("neutral", "happy", "angry", "sad", "surprise")
     seconds, rate, channels = wav_info(line["audio"])
     assert (rate, channels) == (16000, 1) and 1.0 <= seconds <= 30.0

@@ -72,6 +72,8 @@ def test_osum_text_only_all_tasks(corpus, tmp_path):
     assert {k: first["extra"][k] for k in ("age", "gender", "q_emotion")} == {"age": "CHILD", "gender": "FEMALE", "q_emotion": "NEUTRAL"}
     chat = {x["key"]: x["extra"]["source"] for x in lines if x["task"].startswith("<S2TCHAT>")}
     assert chat["d0003-00"] == "real" and chat["d0000-00"] == "synthetic"  # the row's source, kept
+    groups = {x["key"]: x["extra"].get("group_id") for x in lines if x["task"].startswith("<S2TCHAT>")}
+    assert groups["d0001-00"] == groups["d0002-00"] == "grp-0" and groups["d0008-00"] is None  # and its contrast group
     by_key = {x["key"]: x for x in lines}
     user_text = by_key["d0000-00-transcribe"]["txt"]
     assert by_key["d0000-00-age"]["txt"] == user_text + "<CHILD>" and by_key["d0000-00-age"]["task"] == "<TRANSCRIBE> <AGE>"

@@ -30,6 +30,25 @@ def _table(title: str, planned: dict[str, int], accepted: dict[str, int],
     return lines + [""]
 
 
+def _contrast(c: dict[str, Any]) -> list[str]:
+    if not c:
+        return []
+    return [
+        "## Contrast groups",
+        "",
+        f"Groups of {c['size']} one-exchange dialogues whose user says the same words, in {c['size']} "
+        + {"emotion": "planned emotions", "speaker": "voices of other genders and ages",
+           "both": "emotions, each in a voice of another gender and age"}[c["by"]]
+        + ", each with its own reply; rows share a `group_id`, a group stays in one split, and a group is "
+        "never written again by regeneration (its words would change).",
+        "",
+        "| groups | complete | partial | none accepted |",
+        "| ---: | ---: | ---: | ---: |",
+        f"| {c['groups']} | {c['complete']} | {c['partial']} | {c['empty']} |",
+        "",
+    ]  # fmt: skip
+
+
 def _ingested(ingested: dict[str, Any]) -> list[str]:
     if not ingested:
         return []
@@ -242,6 +261,7 @@ def dataset_card(manifest: Manifest) -> str:
         ]
         lines += _pass_rows(manifest.script_checks)
     lines += _ingested(manifest.ingested)
+    lines += _contrast(manifest.contrast)
     lines += _calibration(manifest.calibration)
     lines += _diversity(manifest.diversity)
     lines += ["", "## Rejection reasons (exchanges)", "", "| reason | count |", "| --- | ---: |"]

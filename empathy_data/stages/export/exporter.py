@@ -42,6 +42,8 @@ class Stats:
         self.planned_sources: dict[str, Counter[str]] = defaultdict(Counter)
         self.accepted_sources: dict[str, Counter[str]] = defaultdict(Counter)
         self.checks_sources: dict[str, Counter[str]] = defaultdict(Counter)
+        self.group_planned: Counter[str] = Counter()  # contrast group -> members planned / accepted
+        self.group_accepted: Counter[str] = Counter()
         self.checks: dict[str, Counter[str]] = defaultdict(Counter)
         self.script_checks: dict[str, Counter[str]] = defaultdict(Counter)  # over every attempt of every round
         self.accepted_by_round: Counter[str] = Counter()
@@ -69,8 +71,10 @@ class Stats:
                 planned[f"{prefix}user_emotion"][spec.turns[2 * k].emotion] += 1
                 planned[f"{prefix}assistant_style"][spec.turns[2 * k + 1].response_style] += 1
         self.planned["source"][spec.source] += n_exchanges
+        if spec.contrast is not None:
+            self.group_planned[spec.contrast.group_id] += 1
 
-    COUNTERS = ("exchanges", "dialogues", "reasons", "accepted_by_round")
+    COUNTERS = ("exchanges", "dialogues", "reasons", "accepted_by_round", "group_planned", "group_accepted")
     BY_LABEL = ("planned", "planned_dialogues", "accepted", "checks", "script_checks", "achieved", "planned_sources",
                 "accepted_sources", "checks_sources")  # fmt: skip
 
@@ -109,6 +113,8 @@ class Stats:
         ):
             self.accepted[key][row[key]] += 1
             self.accepted_sources[f"{row['source']}/{key}"][row[key]] += 1
+        if row.get("group_id"):
+            self.group_accepted[row["group_id"]] += 1
 
 
 def clean_prefixes(exchanges: list[Exchange]) -> dict[str, int]:
@@ -163,7 +169,7 @@ def corpus_pass(ctx: BuildView) -> CorpusPass:
             for exchange in records.exchanges:
                 by_dialogue[(exchange.dialogue_id, round_)].append(exchange)
         for spec in ctx.planner.chunk(chunk):
-            unit = split_key(split_by, spec.dialogue_id, spec.user.id)
+            unit = split_key(split_by, spec)
             rows[unit] += 0
             if spec.dialogue_id not in kept:
                 continue
@@ -173,13 +179,20 @@ def corpus_pass(ctx: BuildView) -> CorpusPass:
             else:
                 n = clean_prefixes(exchanges).get(spec.dialogue_id, 0)
             version = (spec.dialogue_id, kept[spec.dialogue_id])
-            if n and near and (earlier := near.check(spec.dialogue_id, texts[version])):
-                duplicates[spec.dialogue_id] = Reason(stage="export", check="near_duplicate", detail=f"the script nearly repeats {earlier}")
-                n = 0
-            if n and semantic and version in vectors and (found := semantic.check(spec.dialogue_id, unpack(vectors[version]), spec.language)):
-                same = f"the script says what {found[0]} says (cosine {found[1]})"
-                duplicates[spec.dialogue_id] = Reason(stage="export", check="semantic_duplicate", detail=same)
-                n = 0
+            if spec.contrast is not None and spec.contrast.member > 0:
+                # a contrast member repeats its group's words on purpose: it follows its first member's verdict
+                first = ctx.planner.dialogue_id(spec.index - spec.contrast.member)
+                if n and first in duplicates:
+                    duplicates[spec.dialogue_id] = duplicates[first]
+                    n = 0
+            else:
+                if n and near and (earlier := near.check(spec.dialogue_id, texts[version])):
+                    duplicates[spec.dialogue_id] = Reason(stage="export", check="near_duplicate", detail=f"the script nearly repeats {earlier}")
+                    n = 0
+                if n and semantic and version in vectors and (found := semantic.check(spec.dialogue_id, unpack(vectors[version]), spec.language)):
+                    same = f"the script says what {found[0]} says (cosine {found[1]})"
+                    duplicates[spec.dialogue_id] = Reason(stage="export", check="semantic_duplicate", detail=same)
+                    n = 0
             rows[unit] += n
             by_dialogue_rows[spec.dialogue_id] = n
     if near:
@@ -224,8 +237,7 @@ def export_round(
         stats.count_script_checks(outcome.script.checks if outcome.script else outcome.checks)
     for r in filtered.items:
         dialogue_id = r.dialogue_id
-        user_id = r.spec.user.id if isinstance(r, Outcome) else scripts[dialogue_id].spec.user.id
-        split = w.split_of_unit[split_key(w.split_by, dialogue_id, user_id)]
+        split = w.split_of_unit[split_key(w.split_by, r.spec if isinstance(r, Outcome) else scripts[dialogue_id].spec)]
         keep_round = kept[dialogue_id]
         replaced = [Reason(stage="export", check="replaced", detail=f"by round {keep_round}")] if keep_round != round_ else []
         if isinstance(r, Outcome):
@@ -288,7 +300,7 @@ def export_round(
         if not script.unwritten:
             continue
         spec = script.spec
-        split = w.split_of_unit[split_key(w.split_by, spec.dialogue_id, spec.user.id)]
+        split = w.split_of_unit[split_key(w.split_by, spec)]
         keep_round = kept[spec.dialogue_id]
         missing = range(script.num_written, spec.num_exchanges)
         if keep_round != round_:
@@ -337,7 +349,7 @@ class ExportPlan:
     def _slice(self, ctx: BuildView, chunk: int) -> dict[str, Any]:
         split_by = ctx.config.export.split_by
         specs = ctx.planner.chunk(chunk)
-        units = {split_key(split_by, s.dialogue_id, s.user.id) for s in specs}
+        units = {split_key(split_by, s) for s in specs}
         ids = {s.dialogue_id for s in specs}
         return {
             "splits": {u: self.split_of_unit[u] for u in sorted(units)},
@@ -515,6 +527,7 @@ def finish_export(
         "stage_keys": {stage: list(keys.values()) for stage, keys in ctx.layout.keys.items()},
         "timings_s": timings or {},
         "ingested": ctx.planner.real.summary if ctx.planner.real is not None else {},
+        "contrast": contrast_summary(cfg.contrast, stats) if cfg.contrast is not None else {},
     })  # fmt: skip
     ctx.store.write_text("README.md", dataset_card(manifest))
     ctx.store.write_json("manifest.json", manifest.to_json())
@@ -524,6 +537,17 @@ def finish_export(
         if name not in current:
             ctx.store.remove_output(f"work/export/{name}", PARTS)
     return manifest
+
+
+def contrast_summary(contrast, stats: Stats) -> dict[str, Any]:
+    """Contrast groups by how many of their members reached data/: all (complete), some (partial), none."""
+    accepted = [stats.group_accepted[g] for g in stats.group_planned]
+    complete = sum(a == stats.group_planned[g] for g, a in zip(stats.group_planned, accepted, strict=True))
+    empty = sum(a == 0 for a in accepted)
+    return {
+        "by": contrast.by, "size": contrast.size, "groups": len(accepted), "complete": complete,
+        "partial": len(accepted) - complete - empty, "empty": empty,
+    }  # fmt: skip
 
 
 def by_source(stats: Stats) -> dict[str, dict[str, Any]]:
@@ -559,6 +583,7 @@ def _unwritten_row(spec: DialogueSpec, k: int, split: str, feats) -> dict:
     row = {name: None for name in feats}
     return row | {
         "dialogue_id": spec.dialogue_id, "exchange_index": k, "split": split, "source": spec.source,
+        "group_id": spec.contrast.group_id if spec.contrast is not None else None,
         "language": spec.language, "scenario": spec.scenario, "history": [], "user_emotion": spec.turns[2 * k].emotion,
         "user_speaker_id": spec.user.id, "user_gender": spec.user.gender, "user_age_group": spec.user.age_group,
         "assistant_style": spec.turns[2 * k + 1].response_style, "assistant_speaker_id": spec.assistant_voice.id,

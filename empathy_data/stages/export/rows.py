@@ -36,6 +36,8 @@ def features(sample_rate: int, with_audio: bool = True, with_verdict: bool = Fal
         "split": text,
         # "real": the user turn is an ingested recording (config.ingest); "synthetic": written and rendered
         "source": text,
+        # the contrast group the row belongs to (config.contrast): its members share the user's words
+        "group_id": text,
         "language": text,
         "scenario": text,
         "history": List({"role": text, "text": text}),
@@ -109,6 +111,7 @@ def exchange_row(
         "exchange_index": exchange_index,
         "split": split,
         "source": spec.source,
+        "group_id": spec.contrast.group_id if spec.contrast is not None else None,
         "language": spec.language,
         "scenario": spec.scenario,
         "history": [t.to_dict() for t in script.turns[:u]],

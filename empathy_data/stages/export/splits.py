@@ -1,14 +1,21 @@
 """Split assignment: whole units (user speakers by default, else dialogues) go to splits so that each
-split's rows come as close to its ratio as whole units allow; a dialogue never straddles splits, and
-with units = speakers no user voice appears in two splits."""
+split's rows come as close to its ratio as whole units allow; a dialogue never straddles splits, nor does a
+contrast group, and with units = speakers no user voice appears in two splits (but a contrast group by speaker
+follows its first member's voice)."""
 
 from __future__ import annotations
 
 import hashlib
 
+from empathy_data.records.schema import DialogueSpec
 
-def split_key(split_by: str, dialogue_id: str, user_speaker_id: str) -> str:
-    return user_speaker_id if split_by == "speaker" else dialogue_id
+
+def split_key(split_by: str, spec: DialogueSpec) -> str:
+    """The unit `spec` goes to a split with: its user speaker or its dialogue; a contrast group's members go
+    together, as their first member's speaker or as the group (a by-speaker group's other voices follow it)."""
+    if spec.contrast is not None:
+        return spec.contrast.anchor_speaker if split_by == "speaker" else spec.contrast.group_id
+    return spec.user.id if split_by == "speaker" else spec.dialogue_id
 
 
 def _position(key: str) -> float:

@@ -71,6 +71,16 @@ def request_tag(spec: DialogueSpec, attempt: int, exchange: int | None = None) -
     return tag
 
 
+def person(language: str, gender: str, age_group: str) -> str:
+    """'an elderly woman', '年长的女性': a contrast group's speaker in words."""
+    words = GENDER_WORDS[language]
+    noun = words.get((gender, age_group), words[gender])
+    if language == "zh":
+        return f"{AGE_PHRASES[language][age_group]}{noun}"
+    phrase = f"{AGE_PHRASES[language][age_group]} {noun}"
+    return f"{'an' if phrase[0] in 'aeiou' else 'a'} {phrase}"
+
+
 def prompt_context(spec: DialogueSpec, prompts: PromptLibrary, written: list[dict[str, str]] | None = None) -> dict:
     """What the templates see: the plan in words, and `written` / `current` (the exchanges so far)."""
     lang = spec.language
@@ -99,8 +109,14 @@ def prompt_context(spec: DialogueSpec, prompts: PromptLibrary, written: list[dic
         "exchanges": exchanges,
         "written": written or [],
         "current": None if written is None else len(written),
-        "heard": spec.real_query.transcript if spec.real_query is not None else None,
-    }
+        "heard": spec.given_user_text,
+        # a contrast group's first member: who else will say its words, and how
+        "contrast": [
+            {"person": person(lang, v.gender, v.age_group),
+             "emotion": v.emotion, "emotion_description": vocabulary.emotions[v.emotion]}
+            for v in spec.contrast.variants
+        ] if spec.contrast is not None and spec.contrast.member == 0 else None,
+    }  # fmt: skip
 
 
 def build_messages(
@@ -115,15 +131,18 @@ def build_messages(
     lang = spec.language
     context = prompt_context(spec, prompts, written)
     exchange = None if written is None else len(written)
-    # a recorded query: the person's words are given, only the reply is written (prompts/templates/reply.*)
-    kind = "user" if spec.real_query is None else "reply"
+    # a recorded query or a contrast group's words: the person's words are given, only the reply is written
+    kind = "user" if context["heard"] is None else "reply"
+    content = prompts.template(kind, lang).render(**context).strip()
+    if context["contrast"]:
+        content += "\n" + prompts.template("contrast", lang).render(**context).strip()
     return [
         {
             "role": "system",
             "content": (request_tag(spec, attempt, exchange) + "\n" if tag else "")
             + prompts.template("system", lang).render(**context).strip(),
         },
-        {"role": "user", "content": prompts.template(kind, lang).render(**context).strip()},
+        {"role": "user", "content": content},
     ]
 
 
@@ -198,8 +217,8 @@ def parse_reply(
     for i, ex in enumerate(exchanges):
         if not isinstance(ex, dict) or not all(isinstance(ex.get(k), str) for k in ("user", "reasoning", "assistant")):
             raise MalformedOutput(f"exchange {i} lacks user/reasoning/assistant strings")
-        # a recorded query's words are the recording's transcript, whatever the model copied
-        heard = spec.real_query.transcript if spec.real_query is not None and i == 0 else None
+        # given words (a recording's transcript, a contrast group's) stay as given, whatever the model copied
+        heard = spec.given_user_text if i == 0 else None
         turns.append(ScriptTurn(role="user", text=heard or one_line(ex["user"])))
         turns.append(ScriptTurn(role="assistant", text=one_line(ex["assistant"])))
         reasoning.append(one_line(ex["reasoning"]))

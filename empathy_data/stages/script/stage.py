@@ -166,7 +166,18 @@ def write_scripts(
     specs: list[DialogueSpec], run: ScriptRun, drafts: dict[str, Script] | None = None
 ) -> tuple[list[Script], list[Outcome]]:
     """`drafts`: for some dialogues, the exchanges an earlier round had passed (used by exchange only).
-    `run.judges`: topic and LLM judges that review each script once it passes validation."""
+    `run.judges`: topic and LLM judges that review each script once it passes validation.
+    Contrast groups: the first members are written with the other dialogues, then the other members get
+    their group's words and write only their replies; a group whose words were not written rejects them."""
+    waiting = [s for s in specs if s.awaits_group_text]
+    if waiting:
+        scripts, outcomes = write_scripts([s for s in specs if not s.awaits_group_text], run, drafts)
+        words = {s.spec.contrast.group_id: s.turns[0].text for s in scripts if s.spec.contrast is not None}
+        ready = [with_group_words(s, words[s.contrast.group_id]) for s in waiting if s.contrast.group_id in words]  # type: ignore[union-attr]
+        unwritten = Reason(stage="script", check="contrast", detail="the group's words were not written")
+        outcomes += [_outcome(s, "rejected", [unwritten]) for s in waiting if s.contrast.group_id not in words]  # type: ignore[union-attr]
+        more_scripts, more_outcomes = write_scripts(ready, run, drafts) if ready else ([], [])
+        return scripts + more_scripts, outcomes + more_outcomes
     write_by, exchange_mode_from = run.write_by, run.exchange_mode_from
 
     def write(group: list[DialogueSpec], run: ScriptRun) -> tuple[list[Script], list[Outcome]]:
@@ -183,6 +194,10 @@ def write_scripts(
     if pipelines(run, specs):
         return write_pipelined(specs, run, write)
     return write(specs, run)
+
+
+def with_group_words(spec: DialogueSpec, words: str) -> DialogueSpec:
+    return spec.model_copy(update={"contrast": spec.contrast.model_copy(update={"user_text": words})})  # type: ignore[union-attr]
 
 
 def pipelines(run: ScriptRun, specs: list[DialogueSpec]) -> bool:

@@ -54,4 +54,6 @@ class BlspEmoExporter(Exporter):
             return Lines(reason="tokens.too_long")
         line = {"audio": str(item.user_wav), "text": text, "instruction": instruction(emotion), "emotion": emotion, "output": output,
                 "source": row.get("source") or "synthetic"}  # real: an ingested recording's transcript, continued
+        if row.get("group_id"):  # a contrast group: the same words in other voices, each with its own reply
+            line["group_id"] = row["group_id"]
         return Lines(main=(f"{item.split}.jsonl", line))

@@ -161,6 +161,8 @@ class OsumEChatExporter(Exporter):
         seq = count(question) + item.user_seconds * 100 / 8 + label + INSTRUCT_OVERHEAD
         # source: real (an ingested recording) or synthetic; rows from before manifest format 3 have none
         extra: dict = {"question": question, **self.labels(row), "source": row.get("source") or "synthetic"}
+        if row.get("group_id"):  # a contrast group: the same words in other voices, each with its own reply
+            extra["group_id"] = row["group_id"]
         if think:
             extra["think_str"] = think
         if item.units is not None:
