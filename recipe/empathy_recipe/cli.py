@@ -17,7 +17,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 @app.command("export")
 def export_cmd(
     corpus: Annotated[str, typer.Argument(help="corpus directory (with manifest.json and data/) or a datasets name")],
-    format: Annotated[str, typer.Option("--format", help="opens2s | osum-echat | blsp-emo")],
+    format: Annotated[str, typer.Option("--format", help="opens2s | osum-echat | blsp-emo | preference")],
     to: Annotated[Path, typer.Option("--to", help="output directory (replaced atomically)")],
     tokenizer: Annotated[Path | None, typer.Option(help="speech tokenizer: GLM-4-Voice dir (opens2s) or speech_tokenizer_v1.onnx (osum-echat)")] = None,
     tokenizer_repo: Annotated[Path | None, typer.Option(help="GLM-4-Voice checkout to import its speech_tokenizer code from")] = None,
@@ -30,8 +30,12 @@ def export_cmd(
     split: Annotated[list[str] | None, typer.Option(help="splits to export (default: all)")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="speech-unit cache directory (default: inside --to)")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda, for the speech tokenizer")] = "cpu",
+    pairs_from: Annotated[str, typer.Option(help="preference: comma list of regeneration,contrast")] = "regeneration,contrast",
+    pair_reasons: Annotated[str, typer.Option(help="preference: reason prefixes that make a replaced version a rejected reply")] = "assistant.,script: ",
+    min_score_gap: Annotated[float, typer.Option(help="preference: chosen minus rejected mean judge score (0: off)")] = 0.0,
+    same_words_only: Annotated[bool, typer.Option("--same-words-only", help="preference: regeneration pairs only where the user said the same words")] = False,
 ) -> None:
-    """Export CORPUS to a recipe's training format; writes DIR/export.json."""
+    """Export CORPUS to a recipe's training format (or preference pairs); writes DIR/export.json."""
     from empathy_recipe.corpus import Corpus
     from empathy_recipe.exporters import FORMATS, Options
     from empathy_recipe.exporters.osum_echat import TASKS
@@ -39,8 +43,20 @@ def export_cmd(
     from empathy_recipe.textlen import TextCounter
     from empathy_recipe.units.load import load_tokenizer
 
+    if format == "preference":
+        from empathy_recipe.preference import PairRules, export_preference
+
+        rules = PairRules(
+            sources=tuple(x.strip() for x in pairs_from.split(",") if x.strip()),
+            reasons=tuple(x for x in pair_reasons.split(",") if x.strip()),
+            min_score_gap=min_score_gap, same_words_only=same_words_only,
+        )  # fmt: skip
+        result = export_preference(Corpus.open(corpus, split), to, rules)
+        by_source = ", ".join(f"{k}={v}" for k, v in result["pairs_by_source"].items()) or "none"
+        typer.echo(f"preference: {result['pairs']} pairs ({by_source}) written to {to}")
+        return
     if format not in FORMATS:
-        raise RecipeError(f"unknown --format {format!r} (one of: {', '.join(FORMATS)})")
+        raise RecipeError(f"unknown --format {format!r} (one of: {', '.join(FORMATS)}, preference)")
     chosen = tuple(t.strip() for t in tasks.split(",") if t.strip())
     bad = [t for t in chosen if t not in TASKS]
     if bad or not chosen:

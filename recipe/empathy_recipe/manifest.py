@@ -27,6 +27,7 @@ class CorpusManifest:
     format_version: int
     name: str
     data: dict[str, list[ShardEntry]]  # split -> its data/ shards, in order
+    rejects: tuple[ShardEntry, ...] = ()  # rejects/ shards: rejected, failed and replaced versions
 
     @classmethod
     def read(cls, path: Path) -> CorpusManifest:
@@ -43,6 +44,7 @@ class CorpusManifest:
                 split: [ShardEntry(str(s["file"]), int(s["rows"]), str(s["sha256"])) for s in shards]
                 for split, shards in raw["shards"]["data"].items()
             }
-            return cls(version, str(raw["name"]), data)
+            rejects = tuple(ShardEntry(str(s["file"]), int(s["rows"]), str(s["sha256"])) for s in raw["shards"].get("rejects", []))
+            return cls(version, str(raw["name"]), data, rejects)
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise RecipeError(f"unreadable manifest: {path}: {type(e).__name__}: {e}") from None

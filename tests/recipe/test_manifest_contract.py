@@ -33,6 +33,8 @@ def test_a_written_manifest_reads_the_same_through_both_readers(tmp_path):
     assert {s: [(e.file, e.rows, e.sha256) for e in v] for s, v in theirs.data.items()} == {
         s: [(e.file, e.rows, e.sha256) for e in v] for s, v in ours.shards.data.items()
     }
+    assert [(e.file, e.rows, e.sha256) for e in theirs.rejects] == [(e.file, e.rows, e.sha256) for e in ours.shards.rejects]
+    assert theirs.rejects  # the fixture has rejects: the comparison above compares something
     corpus = Corpus.open(out)
     assert corpus.num_rows == sum(ours.counts.by_split.values())
 
