@@ -267,6 +267,8 @@ def score(
     judge_url: Annotated[str | None, typer.Option("--judge-url", help="OpenAI-compatible server of the UnderEmotion judge (none: not judged)")] = None,
     judge_model: Annotated[str, typer.Option("--judge-model", help="The judge's model name on that server")] = "default",
     judge_key_env: Annotated[str | None, typer.Option("--judge-key-env", help="Environment variable holding the judge server's API key")] = None,
+    judge_structured_output: Annotated[str, typer.Option("--judge-structured-output", help="json_schema (vLLM, OpenAI) or json_object_schema (llama.cpp servers)")] = "json_schema",
+    judge_retries: Annotated[int, typer.Option("--judge-retries", min=0, help="Retries of a judge request the server failed (5xx, 429, timeouts), with backoff")] = 4,
     to: Annotated[Path | None, typer.Option("--to", help="Where score.json and score.html go (default: beside RESPONSES, in score/)")] = None,
     prompts_dir: Annotated[Path | None, typer.Option("--prompts-dir", help="A prompts folder whose score/ holds the judge templates (default: the built-in one)")] = None,
 ) -> None:
@@ -280,8 +282,11 @@ def score(
         filter_config = load_config(config)[0].filter if config is not None else FilterConfig()
         judge = None
         if judge_url is not None:
+            if judge_structured_output not in ("json_schema", "json_object_schema"):
+                raise ConfigError("--judge-structured-output", f"{judge_structured_output!r} is not json_schema or json_object_schema")
             judge = OpenAIScript(base_url=judge_url, model=judge_model, api_key_env=judge_key_env,
-                                 structured_output="json_schema", temperature=0.0, max_tokens=200)  # fmt: skip
+                                 structured_output=judge_structured_output, temperature=0.0, max_tokens=200,
+                                 request_retries=judge_retries)  # fmt: skip
         items = read_eval_items(eval_set_dir)
         replies = read_replies(responses, {item["key"] for item in items})
         scores = score_replies(items, replies, filter_config, judge, prompts_dir)

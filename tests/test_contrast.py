@@ -62,6 +62,8 @@ def test_a_group_shares_scenario_and_user_with_distinct_emotions_and_one_exchang
         assert len({s.turns[0].emotion for s in specs}) == 3 and all(s.num_exchanges == 1 for s in specs)
         assert [v.emotion for v in roles[0].variants] == [s.turns[0].emotion for s in specs]
     assert ctx.planner.spec(5) == ctx.planner.spec(5)  # still a pure function of (seed, index)
+    hashes = {ctx.planner.spec(i).dialogue_id[4:] for i in range(12)}
+    assert not hashes & {ctx.planner.spec(i).contrast.group_id[4:] for i in range(12)}  # no id looks like another's
 
 
 def test_a_group_by_speaker_has_voices_of_other_genders_and_ages(tmp_path):

@@ -121,3 +121,34 @@ def test_bad_responses_are_one_line_and_nothing_is_scored(tmp_path, services):
     result = run_cli("score", str(eval_dir), str(responses))
     assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1
     assert "responses.jsonl:3" in result.stderr and not (responses.parent / "score").exists()
+
+
+def test_a_judge_server_fault_stops_scoring_in_one_line(tmp_path, services):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Refuses(BaseHTTPRequestHandler):  # a server that rejects the request's response_format with a 500
+        def do_POST(self):
+            body = b'{"detail": "response_format.type: Input should be text or json_object"}'
+            self.send_response(500)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    speech, _, _ = services
+    eval_dir, responses = write_case(tmp_path, speech)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuses)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/v1"
+        result = run_cli("score", str(eval_dir), str(responses), "--judge-url", url, "--judge-retries", "0")
+    finally:
+        server.shutdown()
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
+    assert f"judge {url}: InternalServerError" in result.stderr and not (responses.parent / "score").exists()
+    result = run_cli("score", str(eval_dir), str(responses), "--judge-url", url, "--judge-structured-output", "grammar")
+    assert result.returncode == 2 and "--judge-structured-output: 'grammar' is not" in result.stderr

@@ -332,7 +332,7 @@ class Planner:
             voices = [(anchor.user.gender, anchor.user.age_group)] * contrast.size
         variants = [ContrastVariant(gender=g, age_group=a, emotion=e) for (g, a), e in zip(voices, emotions, strict=True)]
         role = ContrastRole(
-            group_id="grp-" + digest([self.config.seed, group], 12), member=member, by=contrast.by,
+            group_id="grp-" + digest(["contrast", self.config.seed, group], 12), member=member, by=contrast.by,
             variants=variants, anchor_speaker=anchor.user.id,
         )  # fmt: skip
         if member == 0:

@@ -34,7 +34,7 @@ from empathy_data.backends import registry as backends
 from empathy_data.config.model import ClassifierEmotion, FilterConfig, OpenAIScript, ServiceEmotion
 from empathy_data.core.atomic import write_text
 from empathy_data.core.audio import read_audio, resample
-from empathy_data.core.errors import EmpathyDataError
+from empathy_data.core.errors import EmpathyDataError, raise_if_infrastructure
 from empathy_data.core.resources import builtin_dir
 from empathy_data.stages.filter.asr import ASR_RATE
 from empathy_data.stages.filter.base import EmotionItem
@@ -164,8 +164,9 @@ def score_replies(
             if chat is not None and reply is not None and template is not None:
                 try:
                     score.under_emotion, score.judge_why = judge_reply(chat, template, item, reply)
-                except ValueError as exc:
-                    score.errors.append(str(exc))
+                except Exception as exc:  # the server's fault stops scoring in one line; a bad answer is the item's
+                    raise_if_infrastructure(exc, f"judge {judge.base_url}")  # type: ignore[union-attr]
+                    score.errors.append(str(exc) if isinstance(exc, ValueError) else f"judge: {type(exc).__name__}: {exc}")
             if score.text is not None and score.transcript is not None:
                 wer, cer = error_rates(score.text, score.transcript, score.language)
                 score.error_rate = round(cer if wer is None else wer, 4)
