@@ -185,7 +185,7 @@ def make_corpus(
     if calibration:
         manifest["calibration"] = CALIBRATION
     if ingested:  # a build with `ingest:`: rows without a source are synthetic ones
-        manifest["ingested"] = {"name": "iemo", "source": "tests", "licence": "test-only", "queries": 3}
+        manifest["ingested"] = {"corpora": [{"name": "iemo", "source": "tests", "licence": "test-only", "queries": 3}]}
         by_source: dict[str, dict] = {}
         for r in data + kept_rejects:
             found = by_source.setdefault(r.get("source") or "synthetic", {"planned": defaultdict(Counter),

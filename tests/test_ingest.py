@@ -176,7 +176,7 @@ def test_the_plan_puts_real_queries_in_their_share_with_their_own_labels(iemocap
         assert labels[s.real_query.id] == (s.turns[0].emotion, s.user.gender) and s.turns[0].emotion in ("sad", "happy")
     uses = Counter(s.real_query.id for s in real)  # each of the 4 sad/happy recordings before any twice
     assert max(uses.values()) - min(uses.values()) <= 1 and len(uses) == 4
-    assert ctx.planner.key != mixed_context(tmp_path, corpus.root, mix=0.5).planner.key
+    assert ctx.planner.key != mixed_context(tmp_path, corpus.roots["iemo"], mix=0.5).planner.key
 
 
 def test_an_ingest_with_no_configured_emotion_is_a_config_error(iemocap_like, tmp_path):
@@ -206,7 +206,7 @@ def test_a_mixed_build_keeps_the_recordings_and_says_which_rows_are_real(iemocap
     assert len(recorded) == 4 and all(r["role"] == "user" and r["reference_audio_path"] is None for r in recorded)
     by_source = manifest["distributions"]["by_source"]
     assert by_source["real"]["accepted"]["source"] == {"real": 4} and by_source["synthetic"]["planned"]["user_emotion"]
-    assert manifest["ingested"]["name"] == "iemo" and manifest["format_version"] == 3
+    assert [c["name"] for c in manifest["ingested"]["corpora"]] == ["iemo"] and manifest["format_version"] == 3
     card = (ctx.out / "README.md").read_text()
     assert "## Real recordings" in card and "| iemo | made by tests/test_ingest.py | test-only | 7 |" in card
     assert "| real: planned | real: accepted | real: kept |" in card.replace(" synthetic:", "")
@@ -224,3 +224,19 @@ def test_the_report_draws_real_and_synthetic_apart(iemocap_like, tmp_path):
     assert names == {"real planned", "real accepted", "synthetic planned", "synthetic accepted"}
     real = [t for t in figure.data if t.name == "real accepted"]
     assert len(real) == 5 and all(sum(t.customdata) == 2 for t in real)  # per label: the real half of 4, all accepted
+
+
+def test_two_corpora_mix_in_under_their_own_names_and_licences(iemocap_like, tmp_path):
+    first = ingested(iemocap_like, tmp_path)
+    other = read_corpus(iemocap_like / "labels.csv", options(name="other", licence="CC-BY-4.0"))
+    write_corpus(other, tmp_path / "other", iemocap_like / "labels.csv", options(name="other", licence="CC-BY-4.0"))
+    ctx = make_context(tmp_path, num_dialogues=8, chunk_size=4, ingest={"path": [str(first), str(tmp_path / "other")], "mix": 1.0},
+                       distributions={"exchanges": {1: 1.0}, "user_emotion": {"sad": 0.5, "happy": 0.5}})  # fmt: skip
+    assert {ctx.planner.spec(i).real_query.corpus for i in range(8)} == {"iemo", "other"}
+    assert all(ctx.planner.real.audio_path(ctx.planner.spec(i).real_query).is_file() for i in range(8))
+    from empathy_data.stages.export.card import _ingested
+
+    rows = [line for line in _ingested({"corpora": list(ctx.planner.real.summaries)}) if line.startswith("| iemo") or line.startswith("| other")]
+    assert [row.split(" | ")[2] for row in rows] == ["test-only", "CC-BY-4.0"]
+    with pytest.raises(ConfigError, match="a second corpus named 'iemo'"):
+        make_context(tmp_path, ingest={"path": [str(first), str(first)], "mix": 0.5})

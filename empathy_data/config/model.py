@@ -12,7 +12,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from empathy_data.config.arcs import ARCS
-from empathy_data.config.paths import LocalPath, ModelPath, OptionalLocalPath, path_kind, resolve_path, resolve_paths
+from empathy_data.config.paths import (
+    LocalPath,
+    LocalPaths,
+    ModelPath,
+    OptionalLocalPath,
+    path_kind,
+    resolve_path,
+    resolve_paths,
+)
 from empathy_data.core.cpus import thread_share, usable_cpus
 from empathy_data.core.errors import ConfigError
 from empathy_data.core.labels import AGE_GROUPS, EMOTIONS, GENDERS, LANGUAGES, RESPONSE_STYLES
@@ -746,10 +754,23 @@ class StorageConfig(Strict):
 class IngestConfig(Strict):
     """Real recorded user queries mixed into the plan (an `empathy-data ingest` directory)."""
 
-    path: LocalPath
+    # One ingested directory, or a list of them (each corpus keeps its own name, source and licence).
+    path: LocalPaths
     # Share of planned dialogues whose user turn is a real recording (EChat-200K mixes real queries into
     # synthetic ones). Each such dialogue has one exchange; its labels are the recording's.
     mix: float = Field(gt=0.0, le=1.0)
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("path")
+    @classmethod
+    def _some(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("names no ingested directory")
+        return value
 
 
 class ContrastConfig(Strict):

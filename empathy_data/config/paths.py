@@ -23,6 +23,7 @@ KEYWORDS = {"embedded", "builtin"}
 LocalPath = Annotated[str, LOCAL]
 ModelPath = Annotated[str, MODEL]
 OptionalLocalPath = Annotated[str | None, LOCAL]
+LocalPaths = Annotated[list[str], LOCAL]
 
 
 def path_kind(field: Any) -> str | None:
@@ -50,7 +51,9 @@ def resolve_paths(model: Any, base: Path) -> Any:
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
         kind = path_kind(field)
-        if kind is not None:
+        if kind is not None and isinstance(value, list):
+            resolved = [resolve_path(v, kind, base) for v in value]
+        elif kind is not None:
             resolved = resolve_path(value, kind, base)
         elif isinstance(value, BaseModel):
             resolved = resolve_paths(value, base)

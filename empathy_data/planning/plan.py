@@ -105,8 +105,9 @@ class Planner:
         if self.config.contrast is not None:
             self._check_contrast()
         if self.real is not None and not self._real_weights():
-            raise ConfigError(f"ingest.path: {self.real.root}", "none of its queries has a configured language and "
-                              f"a user emotion with weight (it holds {self.real.summary.get('by_emotion')})")  # fmt: skip
+            where = ", ".join(str(root) for root in self.real.roots.values())
+            raise ConfigError(f"ingest.path: {where}", "none of its queries has a configured language and a user "
+                              f"emotion with weight (it holds {self.real.by_emotion()})")  # fmt: skip
         for language in self.config.languages:
             dist = self.config.distributions.for_language(language)
             where = "distributions" + (f".per_language.{language}" if language in self.config.distributions.per_language else "")

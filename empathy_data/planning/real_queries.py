@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from empathy_data.core.errors import ConfigError
-from empathy_data.core.hashing import file_sha256
+from empathy_data.core.hashing import digest, file_sha256
 from empathy_data.records.schema import RealQuery, Speaker
 
 
@@ -25,17 +26,18 @@ class RealItem:
 
 @dataclass(frozen=True)
 class RealCorpus:
-    root: Path
-    name: str
-    summary: dict[str, Any]
+    """One or more ingested directories, their recordings together."""
+
+    roots: dict[str, Path]  # corpus name -> its directory
+    summaries: tuple[dict[str, Any], ...]  # each corpus's corpus.json: name, source, licence, counts
     items: tuple[RealItem, ...]
-    content_hash: str  # of queries.jsonl: what the plan depends on
+    content_hash: str  # of every queries.jsonl: what the plan depends on
     _cells: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def cells(self) -> dict[tuple[str, str], tuple[RealItem, ...]]:
-        """(language, emotion) -> its recordings, in an order fixed by the corpus alone."""
+        """(language, emotion) -> its recordings, in an order fixed by the corpora alone."""
         if not self._cells:
-            for item in sorted(self.items, key=lambda i: i.query.id):
+            for item in sorted(self.items, key=lambda i: (i.query.corpus, i.query.id)):
                 self._cells.setdefault((item.speaker.language, item.emotion), []).append(item)
             for key, items in self._cells.items():
                 random.Random(f"{self.content_hash}:{key}").shuffle(items)
@@ -48,7 +50,28 @@ class RealCorpus:
         return items[rank % len(items)]
 
     def audio_path(self, query: RealQuery) -> Path:
-        return self.root / query.audio
+        return self.roots[query.corpus] / query.audio
+
+    def by_emotion(self) -> dict[str, int]:
+        return dict(sorted(Counter(i.emotion for i in self.items).items()))
+
+
+def load_real_corpora(paths: list[Path]) -> RealCorpus:
+    """Every ingested directory, read and checked; two corpora of one name are a ConfigError."""
+    loaded = [load_real_corpus(path) for path in paths]
+    roots: dict[str, Path] = {}
+    for corpus in loaded:
+        (name, root), = corpus.roots.items()
+        if name in roots:
+            raise ConfigError(f"ingest.path: {root}", f"a second corpus named {name!r} (the first: {roots[name]}); "
+                              "ingest it under another --name")  # fmt: skip
+        roots[name] = root
+    if len(loaded) == 1:
+        return loaded[0]
+    return RealCorpus(
+        roots, tuple(s for c in loaded for s in c.summaries), tuple(i for c in loaded for i in c.items),
+        digest([c.content_hash for c in loaded]),
+    )  # fmt: skip
 
 
 def load_real_corpus(path: Path) -> RealCorpus:
@@ -80,4 +103,4 @@ def load_real_corpus(path: Path) -> RealCorpus:
         items.append(RealItem(query, str(row["emotion"]), speaker))
     if not items:
         raise ConfigError(str(queries_file), "holds no queries")
-    return RealCorpus(path, name, summary, tuple(items), file_sha256(queries_file))
+    return RealCorpus({name: path}, (summary,), tuple(items), file_sha256(queries_file))

@@ -111,8 +111,8 @@ class Manifest(Record):
     # The emotion check measured on this build's TTS (runtime/calibration.py summary): empty when the build
     # did not calibrate it (format 1 and earlier: absent).
     calibration: dict[str, Any] = Field(default_factory=dict)
-    # The ingested corpus (config.ingest) as `empathy-data ingest` summarised it: name, source, licence,
-    # counts. Empty without real queries (format 2 and earlier: absent).
+    # The ingested corpora (config.ingest): {"corpora": [each one as `empathy-data ingest` summarised it: name,
+    # source, licence, counts]}. Empty without real queries (format 2 and earlier: absent).
     ingested: dict[str, Any] = Field(default_factory=dict)
     # Contrast groups (config.contrast): by, size, and how many groups kept all, some or none of their
     # members. Empty without contrast groups (format 2 and earlier: absent).

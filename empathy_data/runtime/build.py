@@ -28,7 +28,7 @@ from empathy_data.core.hashing import digest
 from empathy_data.core.resources import prompts_dir, speaker_pool_path
 from empathy_data.planning.plan import Cell, Planner
 from empathy_data.planning.prompt_library import PromptLibrary, load_prompts
-from empathy_data.planning.real_queries import load_real_corpus
+from empathy_data.planning.real_queries import load_real_corpora
 from empathy_data.planning.regenerate import Regeneration
 from empathy_data.planning.speakers import load_pool
 from empathy_data.planning.topup import TopUpPasses, add_dialogue
@@ -97,7 +97,7 @@ class BuildContext:
                 where = prompts.root / "templates" / f"{kind}.{language}.j2"
                 raise ConfigError(str(where), f"missing: a build with `{block}:` writes its prompts with it")
         pool = load_pool(speaker_pool_path(config.speaker_pool, config_dir, config.synthesize.tts.backend))
-        real = load_real_corpus(Path(config.ingest.path)) if config.ingest is not None else None
+        real = load_real_corpora([Path(p) for p in config.ingest.path]) if config.ingest is not None else None
         planner = Planner(config, prompts, pool, real)
         store = open_store(config.output, config.storage.options, config.storage.scratch_dir)
         layout = WorkLayout(store, planner, backends.stage_settings(config, prompts), range(config.regenerate.rounds + 1))

@@ -52,8 +52,7 @@ def _contrast(c: dict[str, Any]) -> list[str]:
 def _ingested(ingested: dict[str, Any]) -> list[str]:
     if not ingested:
         return []
-    emotions = ", ".join(f"{e} {n}" for e, n in ingested.get("by_emotion", {}).items())
-    return [
+    lines = [
         "## Real recordings",
         "",
         "Rows whose `source` is `real` have a recorded user turn from an existing corpus (`empathy-data ingest`): "
@@ -63,10 +62,12 @@ def _ingested(ingested: dict[str, Any]) -> list[str]:
         "",
         "| corpus | source | licence | queries | speakers | emotions |",
         "| --- | --- | --- | ---: | ---: | --- |",
-        f"| {ingested.get('name')} | {ingested.get('source')} | {ingested.get('licence')} | {ingested.get('queries')} "
-        f"| {ingested.get('speakers')} | {emotions} |",
-        "",
     ]
+    for corpus in ingested.get("corpora", []):
+        emotions = ", ".join(f"{e} {n}" for e, n in corpus.get("by_emotion", {}).items())
+        lines.append(f"| {corpus.get('name')} | {corpus.get('source')} | {corpus.get('licence')} | {corpus.get('queries')} "
+                     f"| {corpus.get('speakers')} | {emotions} |")  # fmt: skip
+    return lines + [""]
 
 
 TARGET_TITLES = {

@@ -526,7 +526,7 @@ def finish_export(
         # per stage, per chunk: the key of each round
         "stage_keys": {stage: list(keys.values()) for stage, keys in ctx.layout.keys.items()},
         "timings_s": timings or {},
-        "ingested": ctx.planner.real.summary if ctx.planner.real is not None else {},
+        "ingested": {"corpora": list(ctx.planner.real.summaries)} if ctx.planner.real is not None else {},
         "contrast": contrast_summary(cfg.contrast, stats) if cfg.contrast is not None else {},
     })  # fmt: skip
     ctx.store.write_text("README.md", dataset_card(manifest))
