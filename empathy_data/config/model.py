@@ -185,6 +185,9 @@ class Distributions(Strict):
 
 
 class EmbeddedServer(Strict):
+    # The embedded writer: Qwen2.5-Coder 0.5B (ships with the package) or 1.5B (`[writer-1-5b]` extra, 1.1 GB;
+    # ~2.5x the CPU per token, coherent where the 0.5B breaks speaker order: docs/backends.md).
+    model: Literal["qwen2.5-0.5b", "qwen2.5-1.5b"] = "qwen2.5-0.5b"
     # None: the build's thread share (runner.cpus divided among the tasks that run at once).
     n_threads: int | None = Field(default=None, ge=1)
     n_ctx: int = Field(default=4096, ge=512)

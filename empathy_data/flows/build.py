@@ -191,7 +191,7 @@ def llm_endpoint(ctx: BuildContext):
     from empathy_data.weights.embedded_models import embedded_llm
 
     return LlamaServer(
-        embedded_llm(),
+        embedded_llm(script.embedded.model),
         n_threads=script.embedded.n_threads or ctx.config.runner.threads_per_task,
         n_ctx=script.embedded.n_ctx,
         log_path=ctx.store.scratch / "logs" / "llm-server.log",

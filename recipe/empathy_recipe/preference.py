@@ -82,8 +82,12 @@ def candidate_pairs(chosen: list[dict], rejects: list[dict], rules: PairRules, t
     if "regeneration" in rules.sources:
         replaced = defaultdict(list)
         for row in rejects:
-            if row.get("verdict") == "replaced" and row.get("assistant_text"):
+            if row.get("verdict") != "replaced":
+                continue
+            if row.get("assistant_text"):
                 replaced[(row["dialogue_id"], row["exchange_index"])].append(row)
+            else:  # stopped before its reply was written (a script-stage rejection): nothing to pair
+                tally.skipped["regeneration: replaced version has no reply"] += 1
         for row in chosen:
             for old in replaced.get((row["dialogue_id"], row["exchange_index"]), []):
                 why = [r for r in old.get("reasons") or [] if r.startswith(rules.reasons)]
