@@ -125,6 +125,8 @@ def tiny_config(root: Path, out: str = "out") -> Path:
     # Two attempts a round, not three: the same replies (seeds follow the attempt number), 10 requests to the
     # embedded LLM instead of 12, and both rejected dialogues of round 0 written again in round 1.
     config["script"]["max_attempts"] = 2
+    # the 0.5B writer that ships with the package, not the README build's 1.5B: CI installs no 1.1 GB extra
+    config["script"]["embedded"] = {"model": "qwen2.5-0.5b"}
     config.pop("rebalance", None)  # top-up is tested with fakes (test_topup.py); the tiny build stays three dialogues
     path = root / f"{out}.yaml"
     path.write_text(yaml.safe_dump(config))

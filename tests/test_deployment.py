@@ -102,6 +102,7 @@ class FakeBuildFlow:
 def config_file(tmp_path, **changes) -> str:
     config = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
     config.update({"output": "built", **changes})
+    config["script"]["embedded"] = {"model": "qwen2.5-0.5b"}  # the writer that ships with the package
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "c.yaml").write_text(yaml.safe_dump(config))
     return "configs/c.yaml"  # relative, as the deployment's default is

@@ -26,6 +26,8 @@ from tests.conftest import REPO, tiny_config
 #   prompts lose the request tag (script.request_tag now defaults to off for the embedded server): its
 #   replies changed for the same settings.
 # - "tiny" only: the test config asks for 2 script attempts a round (tests/conftest.py), not a format change.
+# - smoke.yaml only: the README build writes with the 1.5B embedded writer (script.embedded.model), a config
+#   change; the 0.5B's keys (tiny, smoke-mixed) are unchanged.
 GOLDEN = {
     "smoke-mixed.yaml": {
         "script": [
@@ -48,9 +50,9 @@ GOLDEN = {
         ],
     },
     "smoke.yaml": {
-        "script": [["851cd26da2351a64", "4fe6e96ec15b5c08"], ["3fbb0020cfe52240", "1f01fde133da6a30"]],
-        "synthesize": [["26c305d5207722d8", "0566b06dacc78627"], ["241d58532534ef58", "92b9f5df7c1d72b4"]],
-        "filter": [["795e82ac46c37572", "fc23a7c2789bd7e2"], ["deeeb0b11d61bcb9", "519722a90ca048a5"]],
+        "script": [["d35b0b233afc3a83", "d9916b2bf6950d52"], ["fdd9f3b2b52daea4", "1ecb54648658f984"]],
+        "synthesize": [["50529785797a93d7", "46e09388d5bdbe2b"], ["ab06cf282529be1d", "cc1a14192c4799ac"]],
+        "filter": [["36028d86152800d7", "2b93e65229cbb839"], ["c0774f7fe852bd92", "12e806ae4c7239cc"]],
     },
     "tiny": {
         "script": [["e8718f601eae09ce", "6615ab1109fe5e11"], ["4275cf9fcb6d3f40", "485bc3f88e0684a8"]],
