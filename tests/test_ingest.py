@@ -210,6 +210,8 @@ def test_a_mixed_build_keeps_the_recordings_and_says_which_rows_are_real(iemocap
     card = (ctx.out / "README.md").read_text()
     assert "## Real recordings" in card and "| iemo | made by tests/test_ingest.py | test-only | 7 |" in card
     assert "| real: planned | real: accepted | real: kept |" in card.replace(" synthetic:", "")
+    assert "| exchanges, real | 4 | 4 | 0 | 0 |" in card and "| exchanges, synthetic | 4 | 4 | 0 | 0 |" in card
+    assert by_source["real"]["exchanges"] == {"accepted": 4}
     verify_corpus(ctx.out)
 
 

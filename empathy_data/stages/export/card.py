@@ -49,6 +49,17 @@ def _contrast(c: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
 
 
+def _source_counts(manifest: Manifest) -> list[str]:
+    """The exchanges row again for each source (a build with real recordings)."""
+    if not manifest.ingested:
+        return []
+    rows = []
+    for source, found in sorted((manifest.distributions.get("by_source") or {}).items()):
+        n = {v: found.get("exchanges", {}).get(v, 0) for v in ("accepted", "rejected", "failed")}
+        rows.append(f"| exchanges, {source} | {sum(n.values())} | {n['accepted']} | {n['rejected']} | {n['failed']} |")
+    return rows
+
+
 def _ingested(ingested: dict[str, Any]) -> list[str]:
     if not ingested:
         return []
@@ -210,6 +221,7 @@ def dataset_card(manifest: Manifest) -> str:
         "| --- | ---: | ---: | ---: | ---: |",
         f"| dialogues | {dl.planned} | {dl.accepted} | {dl.rejected} | {dl.failed} |",
         f"| exchanges | {ex.planned} | {ex.accepted} | {ex.rejected} | {ex.failed} |",
+        *_source_counts(manifest),
         "",
         "Rows per split: " + ", ".join(f"{s} {n}" for s, n in counts.by_split.items()),
         "",
@@ -265,8 +277,11 @@ def dataset_card(manifest: Manifest) -> str:
     lines += _contrast(manifest.contrast)
     lines += _calibration(manifest.calibration)
     lines += _diversity(manifest.diversity)
-    lines += ["", "## Rejection reasons (exchanges)", "", "| reason | count |", "| --- | ---: |"]
-    lines += [f"| {r} | {n} |" for r, n in counts.by_reason.items()] or ["| - | 0 |"]
+    lines += ["", "## Rejection reasons (exchanges)", ""]
+    names = sorted(sources)
+    lines += ["| reason | count |" + "".join(f" {s} |" for s in names), "| --- | ---: |" + " ---: |" * len(names)]
+    lines += [f"| {r} | {n} |" + "".join(f" {sources[s].get('reasons', {}).get(r, 0)} |" for s in names)
+              for r, n in counts.by_reason.items()] or ["| - | 0 |" + " 0 |" * len(names)]  # fmt: skip
     lines += [
         "",
         "## Provenance",

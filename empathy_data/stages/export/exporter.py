@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,8 @@ class Stats:
         self.planned_sources: dict[str, Counter[str]] = defaultdict(Counter)
         self.accepted_sources: dict[str, Counter[str]] = defaultdict(Counter)
         self.checks_sources: dict[str, Counter[str]] = defaultdict(Counter)
+        self.exchanges_sources: Counter[str] = Counter()  # "<source>/<verdict>" -> exchanges
+        self.reasons_sources: Counter[str] = Counter()  # "<source>/<reason kind>" -> exchanges
         self.group_planned: Counter[str] = Counter()  # contrast group -> members planned / accepted
         self.group_accepted: Counter[str] = Counter()
         self.checks: dict[str, Counter[str]] = defaultdict(Counter)
@@ -74,7 +77,16 @@ class Stats:
         if spec.contrast is not None:
             self.group_planned[spec.contrast.group_id] += 1
 
-    COUNTERS = ("exchanges", "dialogues", "reasons", "accepted_by_round", "group_planned", "group_accepted")
+    COUNTERS = ("exchanges", "dialogues", "reasons", "accepted_by_round", "group_planned", "group_accepted",
+                "exchanges_sources", "reasons_sources")  # fmt: skip
+
+    def judged(self, source: str, verdict: str, n: int, reason_kinds: Iterable[str] = ()) -> None:
+        """n exchanges of a dialogue of `source` ended with `verdict`, for these kinds of reasons."""
+        self.exchanges[verdict] += n
+        self.exchanges_sources[f"{source}/{verdict}"] += n
+        for key in reason_kinds:
+            self.reasons[key] += n
+            self.reasons_sources[f"{source}/{key}"] += n
     BY_LABEL = ("planned", "planned_dialogues", "accepted", "checks", "script_checks", "achieved", "planned_sources",
                 "accepted_sources", "checks_sources")  # fmt: skip
 
@@ -244,13 +256,11 @@ def export_round(
             outcome = r
             n = outcome.spec.num_exchanges
             if replaced:
-                stats.exchanges["replaced"] += n
+                stats.judged(outcome.spec.source, "replaced", n)
             else:
                 stats.plan(outcome.spec, n)
-                stats.exchanges[outcome.verdict] += n
+                stats.judged(outcome.spec.source, outcome.verdict, n, kinds(outcome.reasons, outcome.verdict))
                 stats.dialogues[outcome.verdict] += 1
-                for key in kinds(outcome.reasons, outcome.verdict):
-                    stats.reasons[key] += n
             for k in range(n):
                 row = _outcome_row(outcome, k, split, build, w.reject_features, w.rate)
                 if replaced:
@@ -277,7 +287,7 @@ def export_round(
             "assistant_audio": _audio(ctx, synth_key, pair[1].audio_path),
         }
         if replaced:
-            stats.exchanges["replaced"] += 1
+            stats.judged(script.spec.source, "replaced", 1)
             row |= {"verdict": "replaced", "stage": "filter", "reasons": texts([*r.reasons, *replaced])}
             w.rejects.write(row | (audio if w.rejects_audio else {}))
             continue
@@ -285,7 +295,7 @@ def export_round(
             for name, value in scores.checks.items():
                 stats.checks[f"{side}.{name}"][value] += 1
                 stats.checks_sources[f"{script.spec.source}/{side}.{name}"][value] += 1
-        stats.exchanges[verdict] += 1
+        stats.judged(script.spec.source, verdict, 1, kinds(reasons, verdict) if verdict != "accepted" else ())
         dialogue_verdicts[dialogue_id].add(verdict)
         if verdict == "accepted":
             accepted_of[dialogue_id] += 1
@@ -293,7 +303,6 @@ def export_round(
             stats.accept(row)
             stats.accepted_by_round[str(round_)] += 1
         else:
-            stats.reasons.update(kinds(reasons, verdict))
             row |= {"verdict": verdict, "stage": "filter", "reasons": texts(reasons)}
             w.rejects.write(row | (audio if w.rejects_audio else {}))
     for script in synthesized.scripts:  # scripts that stopped short: their unwritten exchanges
@@ -304,14 +313,12 @@ def export_round(
         keep_round = kept[spec.dialogue_id]
         missing = range(script.num_written, spec.num_exchanges)
         if keep_round != round_:
-            stats.exchanges["replaced"] += len(missing)
+            stats.judged(spec.source, "replaced", len(missing))
             verdict = "replaced"
             reasons = [*script.unwritten, Reason(stage="export", check="replaced", detail=f"by round {keep_round}")]
         else:
-            stats.exchanges["rejected"] += len(missing)
             verdict, reasons = "rejected", script.unwritten
-            for key in kinds(reasons, verdict):
-                stats.reasons[key] += len(missing)
+            stats.judged(spec.source, verdict, len(missing), kinds(reasons, verdict))
             dialogue_verdicts[spec.dialogue_id].add(verdict)
         for k in missing:
             row = _unwritten_row(spec, k, split, w.reject_features)
@@ -551,7 +558,12 @@ def contrast_summary(contrast, stats: Stats) -> dict[str, Any]:
 
 
 def by_source(stats: Stats) -> dict[str, dict[str, Any]]:
+    """source -> planned / accepted per label, filter checks, exchanges per verdict and per reason kind."""
     found: dict[str, dict[str, Any]] = {}
+    for part, counter in (("exchanges", stats.exchanges_sources), ("reasons", stats.reasons_sources)):
+        for key, n in sorted(counter.items()):
+            source, name = key.split("/", 1)
+            found.setdefault(source, {"planned": {}, "accepted": {}, "checks": {}}).setdefault(part, {})[name] = n
     for part, counters in (("planned", stats.planned_sources), ("accepted", stats.accepted_sources),
                            ("checks", stats.checks_sources)):  # fmt: skip
         for key, counts in counters.items():
