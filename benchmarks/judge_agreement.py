@@ -1,17 +1,16 @@
-"""The script judges against hand labels (benchmarks/judge_cases.yaml: good scripts and scripts with one
+"""The script judges against hand labels (prompts/judge_cases.yaml: good scripts and scripts with one
 deliberately broken criterion), with the smoke config's judges: the embedded LLM server by default.
 
 For each case it prints the judge's scores, whether the rule checks, the topic check and the LLM judge
 pass it, and at the end the agreement of each with the labels (a "bad" case counts as caught when the
 check rejects it), plus the share of broken criteria the judge scored below its threshold.
 
-    python benchmarks/judge_agreement.py [--config configs/smoke.yaml] [--cases benchmarks/judge_cases.yaml]
+    python benchmarks/judge_agreement.py [--config configs/smoke.yaml] [--cases prompts/judge_cases.yaml]
 """
 
 from __future__ import annotations
 
 import argparse
-import random
 import tempfile
 import time
 from collections import Counter
@@ -22,29 +21,10 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 
 
-def case_script(case: dict, index: int, ctx):
-    from empathy_data.records.schema import DialogueSpec, Script, ScriptTurn, TurnPlan
-
-    rng = random.Random(index)
-    pool = ctx.planner.pool
-    user = pool.draw_user(rng, case["language"], case["user_gender"], case["user_age_group"])
-    turns, texts, notes = [], [], []
-    for ex in case["exchanges"]:
-        turns += [TurnPlan(role="user", emotion=ex["user_emotion"]), TurnPlan(role="assistant", response_style=ex["response_style"])]
-        texts += [ScriptTurn(role="user", text=ex["user"]), ScriptTurn(role="assistant", text=ex["assistant"])]
-        notes.append(ex["reasoning"])
-    spec = DialogueSpec(
-        dialogue_id=case["id"], index=index, language=case["language"], scenario=case["scenario"],
-        scenario_text=ctx.prompts.scenarios[case["language"]][case["scenario"]], user=user,
-        assistant_voice=pool.draw_assistant(rng, case["language"], user), turns=turns,
-    )  # fmt: skip
-    return Script(spec=spec, turns=texts, reasoning=notes, llm={})
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", default=str(REPO / "configs" / "smoke.yaml"))
-    parser.add_argument("--cases", default=str(REPO / "benchmarks" / "judge_cases.yaml"))
+    parser.add_argument("--cases", default=str(REPO / "prompts" / "judge_cases.yaml"))
     parser.add_argument("--min-score", type=int, default=2, help="a criterion below this counts as a rejection")
     parser.add_argument("--mode", choices=["scores", "labels"], default="scores",
                         help="scores: 1-5 per criterion; labels: the judge picks emotion and style from the lists")
@@ -53,6 +33,7 @@ def main() -> None:
     from empathy_data.backends import registry as backends
     from empathy_data.flows.build import llm_endpoint
     from empathy_data.runtime.build import BuildContext, script_judges
+    from empathy_data.runtime.judge_calibration import case_script
     from empathy_data.stages.script.prompting import build_messages
     from empathy_data.stages.script.stage import complete_many
     from empathy_data.stages.script.validate import validate_script

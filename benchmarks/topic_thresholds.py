@@ -1,8 +1,8 @@
 """Where the topic check's threshold should sit, per language and embedder, measured on the hand-labelled
-cases (benchmarks/judge_cases.yaml): a case's user turns against its own scenario are on topic; the same
+cases (prompts/judge_cases.yaml): a case's user turns against its own scenario are on topic; the same
 turns against every other scenario of the language stand in for a dialogue that drifted there.
 
-    python benchmarks/topic_thresholds.py [--cases benchmarks/judge_cases.yaml]
+    python benchmarks/topic_thresholds.py [--cases prompts/judge_cases.yaml]
 
 For each embedder and language it prints the on-topic and drifted similarity ranges, the threshold that
 best separates them (balanced accuracy) and the share of each side it gets right.
@@ -52,7 +52,7 @@ def best_threshold(on: np.ndarray, off: np.ndarray) -> tuple[float, float, float
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--cases", default=str(REPO / "benchmarks" / "judge_cases.yaml"))
+    parser.add_argument("--cases", default=str(REPO / "prompts" / "judge_cases.yaml"))
     args = parser.parse_args()
     cases = yaml.safe_load(Path(args.cases).read_text())
     scenarios = load_prompts(prompts_dir(None, REPO), ["en", "zh"]).scenarios

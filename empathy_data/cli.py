@@ -306,8 +306,10 @@ def score(
 def calibrate(
     config: Annotated[Path, typer.Argument(help="Build config: its TTS, voices and emotion check are measured")],
     to: Annotated[Path | None, typer.Option("--to", help="Also write the calibration as JSON here")] = None,
+    judge: Annotated[bool, typer.Option("--judge", help="Also measure the script judge, in both modes, against the labelled cases (prompts/judge_cases.yaml)")] = False,
 ) -> None:
-    """Measure the emotion check on probe clips the config's TTS renders: which emotions it can gate."""
+    """Measure the emotion check on probe clips the config's TTS renders: which emotions it can gate. With
+    --judge, the script judge's agreement with hand-labelled scripts too."""
     import json
 
     from rich.table import Table
@@ -318,10 +320,23 @@ def calibrate(
     try:
         ctx = BuildContext.load(config)
         found = summary(ctx, in_store=False)
+        judged = _judge_agreement(ctx) if judge else []
     except (EmpathyDataError, RuntimeError) as exc:
         _fail(exc)
-    if not found:
+    if judged:
+        view = Table("judge mode", "agrees with the labels", "bad caught", "good passed", "requests failed",
+                     title=f"script judge on {judged[0]['cases']} hand-labelled scripts")  # fmt: skip
+        for a in judged:
+            view.add_row(a["mode"], f"{a['agree']}/{a['cases']} ({a['agreement']:.0%})", f"{a['bad_caught']}/{a['bad']}",
+                         f"{a['good_passed']}/{a['good']}", str(a["failed"]))  # fmt: skip
+        console.print(view)
+        best = max(judged, key=lambda a: a["agreement"])
+        console.print(f"the judge agrees best with the labels in mode {best['mode']!r} ({best['agreement']:.0%})")
+        found = {**(found or {}), "judge": judged}
+    if not found or "matrix" not in found:
         console.print("this config does not calibrate its emotion check (check_emotion off, or both floors null)")
+        if to is not None and found:
+            to.write_text(json.dumps(found, indent=1) + "\n")
         return
     emotions = found["emotions"]
     table = Table("rendered \\ checked", *emotions, "recall", "precision", "gates",
@@ -335,6 +350,20 @@ def calibrate(
                   f"{', '.join(found['gated']) or 'none'}")  # fmt: skip
     if to is not None:
         to.write_text(json.dumps(found, indent=1) + "\n")
+
+
+def _judge_agreement(ctx) -> list[dict]:
+    """Each judge mode's agreement with the labelled cases, on the config's judge (its server, or the embedded
+    one started here)."""
+    from empathy_data.backends import registry as backends
+    from empathy_data.flows.build import llm_endpoint
+    from empathy_data.runtime.judge_calibration import MODES, judge_agreement, load_cases
+
+    cases = load_cases(ctx)
+    with llm_endpoint(ctx) as base_url:
+        chat = backends.chat_backend(ctx.config.script, base_url)
+        judge_chat = backends.judge_chat(ctx.config.script, chat)
+        return [judge_agreement(ctx, judge_chat, mode, cases)[0].to_dict() for mode in MODES]
 
 
 @app.command()
