@@ -212,6 +212,7 @@ def test_a_mixed_build_keeps_the_recordings_and_says_which_rows_are_real(iemocap
     assert "| real: planned | real: accepted | real: kept |" in card.replace(" synthetic:", "")
     assert "| exchanges, real | 4 | 4 | 0 | 0 |" in card and "| exchanges, synthetic | 4 | 4 | 0 | 0 |" in card
     assert by_source["real"]["exchanges"] == {"accepted": 4}
+    assert by_source["real"]["script_checks"]["validation"] == {"pass": 4, "fail": 0}  # the judges' table too
     verify_corpus(ctx.out)
 
 

@@ -273,6 +273,10 @@ def dataset_card(manifest: Manifest) -> str:
             "| --- | ---: | ---: | ---: |",
         ]
         lines += _pass_rows(manifest.script_checks)
+        for source, found in sources.items():
+            if found.get("script_checks"):
+                lines += ["", f"{source}:", "", "| check | pass | fail | pass rate |", "| --- | ---: | ---: | ---: |"]
+                lines += _pass_rows(found["script_checks"])
     lines += _ingested(manifest.ingested)
     lines += _contrast(manifest.contrast)
     lines += _calibration(manifest.calibration)

@@ -43,6 +43,7 @@ class Stats:
         self.planned_sources: dict[str, Counter[str]] = defaultdict(Counter)
         self.accepted_sources: dict[str, Counter[str]] = defaultdict(Counter)
         self.checks_sources: dict[str, Counter[str]] = defaultdict(Counter)
+        self.script_checks_sources: dict[str, Counter[str]] = defaultdict(Counter)
         self.exchanges_sources: Counter[str] = Counter()  # "<source>/<verdict>" -> exchanges
         self.reasons_sources: Counter[str] = Counter()  # "<source>/<reason kind>" -> exchanges
         self.group_planned: Counter[str] = Counter()  # contrast group -> members planned / accepted
@@ -88,12 +89,14 @@ class Stats:
             self.reasons[key] += n
             self.reasons_sources[f"{source}/{key}"] += n
     BY_LABEL = ("planned", "planned_dialogues", "accepted", "checks", "script_checks", "achieved", "planned_sources",
-                "accepted_sources", "checks_sources")  # fmt: skip
+                "accepted_sources", "checks_sources", "script_checks_sources")  # fmt: skip
 
-    def count_script_checks(self, checks: dict[str, list[int]]) -> None:
+    def count_script_checks(self, checks: dict[str, list[int]], source: str = "synthetic") -> None:
         for name, (passed, failed) in checks.items():
             self.script_checks[name]["pass"] += passed
             self.script_checks[name]["fail"] += failed
+            self.script_checks_sources[f"{source}/{name}"]["pass"] += passed
+            self.script_checks_sources[f"{source}/{name}"]["fail"] += failed
 
     def to_json(self) -> dict[str, Any]:
         """Everything but diversity (finish_export measures that over the shards), as JSON."""
@@ -244,9 +247,9 @@ def export_round(
     accepted_of: Counter[str] = Counter()
     clean = clean_prefixes(filtered.exchanges)
     for script in synthesized.scripts:  # the script stage's judges, over every attempt this round made
-        stats.count_script_checks(script.checks)
+        stats.count_script_checks(script.checks, script.spec.source)
     for outcome in filtered.outcomes:
-        stats.count_script_checks(outcome.script.checks if outcome.script else outcome.checks)
+        stats.count_script_checks(outcome.script.checks if outcome.script else outcome.checks, outcome.spec.source)
     for r in filtered.items:
         dialogue_id = r.dialogue_id
         split = w.split_of_unit[split_key(w.split_by, r.spec if isinstance(r, Outcome) else scripts[dialogue_id].spec)]
@@ -565,10 +568,10 @@ def by_source(stats: Stats) -> dict[str, dict[str, Any]]:
             source, name = key.split("/", 1)
             found.setdefault(source, {"planned": {}, "accepted": {}, "checks": {}}).setdefault(part, {})[name] = n
     for part, counters in (("planned", stats.planned_sources), ("accepted", stats.accepted_sources),
-                           ("checks", stats.checks_sources)):  # fmt: skip
+                           ("checks", stats.checks_sources), ("script_checks", stats.script_checks_sources)):  # fmt: skip
         for key, counts in counters.items():
             source, label = key.split("/", 1)
-            found.setdefault(source, {"planned": {}, "accepted": {}, "checks": {}})[part][label] = dict(sorted(counts.items()))
+            found.setdefault(source, {"planned": {}, "accepted": {}, "checks": {}}).setdefault(part, {})[label] = dict(sorted(counts.items()))
     return dict(sorted(found.items()))
 
 
