@@ -33,7 +33,7 @@ def main() -> None:
     from empathy_data.backends import registry as backends
     from empathy_data.flows.build import llm_endpoint
     from empathy_data.runtime.build import BuildContext, script_judges
-    from empathy_data.runtime.judge_calibration import case_script
+    from empathy_data.runtime.judge_calibration import case_script, rejects
     from empathy_data.stages.script.prompting import build_messages
     from empathy_data.stages.script.stage import complete_many
     from empathy_data.stages.script.validate import validate_script
@@ -60,12 +60,11 @@ def main() -> None:
         topic_failed = bool(review.reason and review.reason.check == "topic")
         scores = {c: v for c, v in review.quality.get("judge", {}).items() if c != "why"}
         picks = review.quality.get("judge_labels")
-        if args.mode == "labels":  # a pick that differs from the plan (or no usable reply): a rejection
+        if args.mode == "labels":  # per criterion for the counts below: 1 where the judge's pick differed
             scores = {c: 1 if review.reason and review.reason.check == "judge" and c in str(review.reason) else 5
                       for c in ("emotion", "style")}  # fmt: skip
-            judge_failed = picks is None or bool(review.reason and review.reason.check == "judge")
-        else:  # scored as a gate at --min-score (the embedded judge only records by default); no reply: a rejection
-            judge_failed = not scores or min(scores.values()) < args.min_score
+        # scores: a gate at --min-score (the embedded judge only records by default); no reply: a rejection
+        judge_failed = rejects(review, args.mode, args.min_score)
         for name, rejected in (("rules", rule is not None), ("topic", topic_failed), ("judge", judge_failed),
                                ("any", rule is not None or topic_failed or judge_failed)):  # fmt: skip
             agree[name] += rejected == bad

@@ -279,11 +279,15 @@ class Planner:
             return grouped
         return self._base_spec(index)
 
-    def _configured_emotions(self, language: str) -> list[str]:
+    def _emotion_weights(self, language: str) -> dict[str, float]:
+        """The language's user-emotion mix: `user_emotion`, or the emotion margins of `emotion_scenario`."""
         dist = self.config.distributions.for_language(language)
         if dist.emotion_scenario is not None:
-            return sorted(e for e, row in dist.emotion_scenario.items() if any(w > 0 for w in row.values()))
-        return sorted(e for e, w in dist.user_emotion.items() if w > 0)
+            return {e: sum(row.values()) for e, row in dist.emotion_scenario.items()}
+        return dict(dist.user_emotion)
+
+    def _configured_emotions(self, language: str) -> list[str]:
+        return sorted(e for e, w in self._emotion_weights(language).items() if w > 0)
 
     def _check_contrast(self) -> None:
         contrast = self.config.contrast
@@ -346,9 +350,7 @@ class Planner:
         assistant = anchor.assistant_voice
         if assistant.id == user.id:
             assistant = self.pool.draw_assistant(member_rng, language, user)
-        styles = self.config.distributions.for_language(language).response_style or {}
-        values, cumulative = self._choices("style", language, mine.emotion, styles.get(mine.emotion) or DEFAULT_STYLE_BY_EMOTION[mine.emotion])
-        style = str(member_rng.choices(values, cum_weights=cumulative)[0])
+        style = self._draw_style(member_rng, language, mine.emotion)
         return anchor.model_copy(update={
             "dialogue_id": self.dialogue_id(index), "index": index, "user": user, "assistant_voice": assistant,
             "turns": [_turn("user", mine.emotion, None), _turn("assistant", None, style)], "contrast": role,
@@ -370,10 +372,7 @@ class Planner:
         have = self.real.cells()
         weights = {}
         for language, language_weight in self.config.languages.items():
-            dist = self.config.distributions.for_language(language)
-            emotions = ({e: sum(row.values()) for e, row in dist.emotion_scenario.items()}
-                        if dist.emotion_scenario is not None else dist.user_emotion)  # fmt: skip
-            for emotion, weight in emotions.items():
+            for emotion, weight in self._emotion_weights(language).items():
                 if language_weight > 0 and weight > 0 and (language, emotion) in have:
                     weights[(language, emotion)] = language_weight * weight
         return weights
@@ -388,9 +387,7 @@ class Planner:
         item = self.real.take(language, emotion, drawn.rank)
         rng = random.Random(f"{self.config.seed}:{index}")
         assistant = self.pool.draw_assistant(rng, language, item.speaker)
-        styles = self.config.distributions.for_language(language).response_style or {}
-        values, cumulative = self._choices("style", language, emotion, styles.get(emotion) or DEFAULT_STYLE_BY_EMOTION[emotion])
-        style = str(rng.choices(values, cum_weights=cumulative)[0])
+        style = self._draw_style(rng, language, emotion)
         return DialogueSpec(
             dialogue_id=self.dialogue_id(index), index=index, language=language, scenario="recorded",
             scenario_text=item.query.transcript, user=item.speaker, assistant_voice=assistant,
@@ -435,6 +432,15 @@ class Planner:
         """(values, cumulative weights) of a per-emotion mix, for rng.choices (same draws as weights=)."""
         return self._resolve((kind, language, emotion), lambda: (list(weights), list(accumulate(weights.values()))))
 
+    def _draw_style(self, rng: random.Random, language: str, emotion: str) -> str:
+        """A reply style for a user turn in `emotion`: the language's style mix for it, else the default one."""
+        found = self._resolved.get(("style", language, emotion))  # drawn for every exchange: no closure
+        if found is None:
+            styles = self.config.distributions.for_language(language).response_style or {}
+            found = self._choices("style", language, emotion, styles.get(emotion) or DEFAULT_STYLE_BY_EMOTION[emotion])
+        values, cumulative = found
+        return str(rng.choices(values, cum_weights=cumulative)[0])
+
     def _build(self, index: int, cell: Cell, scenario: str) -> DialogueSpec:
         cfg = self.config
         language = cell.language
@@ -442,7 +448,6 @@ class Planner:
         rng = random.Random(f"{cfg.seed}:{index}")
         user = self.pool.draw_user(rng, language, cell.gender, cell.age_group)
         assistant = self.pool.draw_assistant(rng, language, user)
-        styles = dist.response_style or {}
         arc = arc_matrix(dist.emotion_arc)
         turns: list[TurnPlan] = []
         current = cell.emotion
@@ -450,10 +455,7 @@ class Planner:
             if k and current in arc:
                 values, cumulative = self._choices("arc", language, current, arc[current])
                 current = str(rng.choices(values, cum_weights=cumulative)[0])
-            values, cumulative = self._choices(
-                "style", language, current, styles.get(current) or DEFAULT_STYLE_BY_EMOTION[current]
-            )
-            style = str(rng.choices(values, cum_weights=cumulative)[0])
+            style = self._draw_style(rng, language, current)
             turns += (_turn("user", current, None), _turn("assistant", None, style))
         return DialogueSpec(
             dialogue_id=self.dialogue_id(index),
@@ -474,10 +476,7 @@ class Planner:
             if weight <= 0:
                 continue
             dist = self.config.distributions.for_language(language)
-            if dist.emotion_scenario is not None:
-                emotions = [e for e, row in dist.emotion_scenario.items() if any(w > 0 for w in row.values())]
-            else:
-                emotions = [e for e, w in dist.user_emotion.items() if w > 0]
+            emotions = [e for e, w in self._emotion_weights(language).items() if w > 0]
             lengths = [int(n) for n, w in dist.exchanges.items() if w > 0]
             for gender, age_group in self._gender_age_cells(dist):
                 cells += [Cell(language, str(gender), str(age_group), str(e), n) for e in emotions for n in lengths]

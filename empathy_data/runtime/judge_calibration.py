@@ -53,13 +53,13 @@ def case_script(case: dict[str, Any], index: int, ctx: BuildContext) -> Script:
     return Script(spec=spec, turns=texts, reasoning=notes, llm={})
 
 
-def rejects(review: Review, mode: str) -> bool:
+def rejects(review: Review, mode: str, min_score: int = MIN_SCORE) -> bool:
     """Whether the judge turned the script down: a pick that differs from the plan (labels), a criterion below
-    MIN_SCORE (scores), or no usable answer."""
+    `min_score` (scores), or no usable answer."""
     if mode == "labels":
         return review.quality.get("judge_labels") is None or bool(review.reason and review.reason.check == "judge")
     scores = {c: v for c, v in review.quality.get("judge", {}).items() if c in JUDGE_CRITERIA}
-    return not scores or min(scores.values()) < MIN_SCORE
+    return not scores or min(scores.values()) < min_score
 
 
 @dataclass(frozen=True)

@@ -14,19 +14,18 @@ is read: rejects/ need no audio.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections import Counter, defaultdict
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pyarrow.parquet as pq
 
 from empathy_recipe.audio import decode, write_wav
 from empathy_recipe.corpus import Corpus, read_group
 from empathy_recipe.errors import RecipeError
-from empathy_recipe.exporters.run import swap
+from empathy_recipe.exporters.run import staged
 
 SOURCES = ("regeneration", "contrast")
 # Reasons that speak against the reply itself: the filter's checks on the assistant turn and the script
@@ -143,28 +142,23 @@ def export_preference(corpus: Corpus, to: Path, rules: PairRules | None = None) 
     if unknown:
         raise RecipeError(f"unknown pair source {unknown[0]!r} (from: {', '.join(SOURCES)})")
     to = Path(to).expanduser().absolute()
-    to.parent.mkdir(parents=True, exist_ok=True)
-    stage = to.parent / f".{to.name}.tmp-{os.getpid()}"
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir()
-    try:
+    with staged(to) as stage:
         tally = Tally()
         chosen = read_rows(corpus, "data", TEXT_COLUMNS)
         pairs = candidate_pairs(chosen, read_rows(corpus, "rejects", TEXT_COLUMNS), rules, tally)
         keys = {(c["dialogue_id"], c["exchange_index"]) for c, *_ in pairs}
         audio = user_audio(corpus, keys, stage, to)
-        files: dict[str, Any] = {}
-        for c, r, source, why in sorted(pairs, key=lambda p: (p[0]["split"], p[0]["dialogue_id"], p[0]["exchange_index"], p[2])):
-            key = (c["dialogue_id"], c["exchange_index"])
-            if key not in audio:
-                tally.skipped[f"{source}: user audio missing"] += 1
-                continue
-            if c["split"] not in files:
-                files[c["split"]] = open(stage / f"{c['split']}.jsonl", "w", encoding="utf-8")
-            files[c["split"]].write(json.dumps(pair_line(c, r, source, why, audio[key]), ensure_ascii=False) + "\n")
-            tally.pairs[source] += 1
-        for f in files.values():
-            f.close()
+        with ExitStack() as files:
+            lines: dict[str, IO[str]] = {}
+            for c, r, source, why in sorted(pairs, key=lambda p: (p[0]["split"], p[0]["dialogue_id"], p[0]["exchange_index"], p[2])):
+                key = (c["dialogue_id"], c["exchange_index"])
+                if key not in audio:
+                    tally.skipped[f"{source}: user audio missing"] += 1
+                    continue
+                if c["split"] not in lines:
+                    lines[c["split"]] = files.enter_context(open(stage / f"{c['split']}.jsonl", "w", encoding="utf-8"))
+                lines[c["split"]].write(json.dumps(pair_line(c, r, source, why, audio[key]), ensure_ascii=False) + "\n")
+                tally.pairs[source] += 1
         result = {
             "format": "preference",
             "corpus": str(corpus.root),
@@ -178,11 +172,7 @@ def export_preference(corpus: Corpus, to: Path, rules: PairRules | None = None) 
                         "splits": corpus.splits},  # fmt: skip
         }
         (stage / "export.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-        swap(stage, to)
-        return result
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
+    return result
 
 
 def user_audio(corpus: Corpus, keys: set[tuple[str, int]], stage: Path, final: Path) -> dict[tuple[str, int], str]:

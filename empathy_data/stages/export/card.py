@@ -17,14 +17,15 @@ def _table(title: str, planned: dict[str, int], accepted: dict[str, int],
            by_source: dict[str, tuple[dict[str, int], dict[str, int]]] | None = None) -> list[str]:  # fmt: skip
     """planned / accepted / kept per value; with `by_source` (source -> its planned, accepted) the same for
     each source in columns of its own."""
-    sources = sorted(by_source or {})
+    by_source = by_source or {}
+    sources = sorted(by_source)
     head = "| value | planned | accepted | kept |" + "".join(f" {s}: planned | {s}: accepted | {s}: kept |" for s in sources)
     lines = [f"### {title}", "", head, "| --- |" + " ---: |" * (3 + 3 * len(sources))]
     for key in sorted(set(planned) | set(accepted)):
         p, a = planned.get(key, 0), accepted.get(key, 0)
         row = f"| {key} | {p} | {a} | {_kept(p, a)} |"
         for source in sources:
-            sp, sa = (by_source or {})[source][0].get(key, 0), (by_source or {})[source][1].get(key, 0)
+            sp, sa = by_source[source][0].get(key, 0), by_source[source][1].get(key, 0)
             row += f" {sp} | {sa} | {_kept(sp, sa)} |"
         lines.append(row)
     return lines + [""]

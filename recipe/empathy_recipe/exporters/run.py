@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +46,7 @@ def export(
     if fmt in ("opens2s", "blsp-emo") and str(to).count(":") == 2:
         # both loaders' get_waveform read "path:start:frames" from any audio path with exactly two colons
         raise RecipeError(f"--to {to}: a path with two ':' is read as path:start:frames by the {fmt} loader")
-    to.parent.mkdir(parents=True, exist_ok=True)
-    for stale in [*to.parent.glob(f".{to.name}.tmp-*"), *to.parent.glob(f".{to.name}.old-*")]:  # left by a killed run
-        shutil.rmtree(stale, ignore_errors=True)
-    stage = to.parent / f".{to.name}.tmp-{os.getpid()}"
-    stage.mkdir()
-    try:
+    with staged(to) as stage:
         cache = None
         if tokenizer is not None:
             cache_path = (cache_dir / CACHE_NAME) if cache_dir else (stage / CACHE_NAME)
@@ -85,11 +82,24 @@ def export(
             report.lines_filled = dict(sorted(exporter.filled.items()))
         result = report.to_dict()
         (stage / "export.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-        swap(stage, to)
-        return result
+    return result
+
+
+@contextmanager
+def staged(to: Path) -> Iterator[Path]:
+    """A staging directory beside `to` that replaces it when the block succeeds and is removed when it fails;
+    what a killed run left beside `to` is cleared first."""
+    to.parent.mkdir(parents=True, exist_ok=True)
+    for stale in [*to.parent.glob(f".{to.name}.tmp-*"), *to.parent.glob(f".{to.name}.old-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
+    stage = to.parent / f".{to.name}.tmp-{os.getpid()}"
+    stage.mkdir()
+    try:
+        yield stage
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+    swap(stage, to)
 
 
 def swap(stage: Path, to: Path) -> None:
