@@ -316,6 +316,7 @@ def calibrate(
 
     from empathy_data.runtime.build import BuildContext
     from empathy_data.runtime.calibration import summary
+    from empathy_data.runtime.judge_calibration import gate_from
 
     try:
         ctx = BuildContext.load(config)
@@ -330,8 +331,9 @@ def calibrate(
             view.add_row(a["mode"], f"{a['agree']}/{a['cases']} ({a['agreement']:.0%})", f"{a['bad_caught']}/{a['bad']}",
                          f"{a['good_passed']}/{a['good']}", str(a["failed"]))  # fmt: skip
         console.print(view)
-        best = max(judged, key=lambda a: a["agreement"])
-        console.print(f"the judge agrees best with the labels in mode {best['mode']!r} ({best['agreement']:.0%})")
+        gate = gate_from(ctx.config.script.judge.model_copy(update={"min_agreement": ctx.config.script.judge.min_agreement or 0.0}), judged)
+        verdict = "would gate" if gate.gates else f"would record only (below min_agreement {ctx.config.script.judge.min_agreement})"
+        console.print(f"the judge agrees best with the labels in mode {gate.mode!r}; in a build it {verdict}")
         found = {**(found or {}), "judge": judged}
     if not found or "matrix" not in found:
         console.print("this config does not calibrate its emotion check (check_emotion off, or both floors null)")
@@ -354,16 +356,21 @@ def calibrate(
 
 def _judge_agreement(ctx) -> list[dict]:
     """Each judge mode's agreement with the labelled cases, on the config's judge (its server, or the embedded
-    one started here)."""
+    one started here): from the user's cache when a build or an earlier run measured this judge."""
+    from dataclasses import replace
+
     from empathy_data.backends import registry as backends
     from empathy_data.flows.build import llm_endpoint
-    from empathy_data.runtime.judge_calibration import MODES, judge_agreement, load_cases
+    from empathy_data.runtime.judge_calibration import MODES, ensure_judge_calibration
 
-    cases = load_cases(ctx)
+    judge = ctx.config.script.judge
+    measured = ctx.config.model_copy(update={"script": ctx.config.script.model_copy(update={"judge": judge.model_copy(
+        update={"enabled": True, "mode": "auto", "min_agreement": judge.min_agreement or 0.0})})})  # fmt: skip
+    ctx = replace(ctx, config=measured)
     with llm_endpoint(ctx) as base_url:
         chat = backends.chat_backend(ctx.config.script, base_url)
-        judge_chat = backends.judge_chat(ctx.config.script, chat)
-        return [judge_agreement(ctx, judge_chat, mode, cases)[0].to_dict() for mode in MODES]
+        found = ensure_judge_calibration(ctx, backends.judge_chat(ctx.config.script, chat), in_store=False)
+    return sorted(found, key=lambda a: MODES.index(a["mode"]))
 
 
 @app.command()

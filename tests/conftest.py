@@ -1,4 +1,5 @@
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -128,9 +129,22 @@ def tiny_config(root: Path, out: str = "out") -> Path:
     # the 0.5B writer that ships with the package, not the README build's 1.5B: CI installs no 1.1 GB extra
     config["script"]["embedded"] = {"model": "qwen2.5-0.5b"}
     config.pop("rebalance", None)  # top-up is tested with fakes (test_topup.py); the tiny build stays three dialogues
+    # The judge is measured before it judges, as in any build, on 4 of the 16 English cases (2 good, 2 broken):
+    # 8 requests to the embedded model instead of 32 (test_judge_calibration.py measures the whole set).
+    config["prompts_dir"] = str(few_judge_cases(root / "prompts-4-cases", 2))
     path = root / f"{out}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def few_judge_cases(prompts: Path, per_label: int) -> Path:
+    """A copy of the prompts whose judge case set keeps the first `per_label` good and broken English cases."""
+    if not prompts.is_dir():
+        shutil.copytree(REPO / "prompts", prompts)
+        cases = yaml.safe_load((REPO / "prompts" / "judge_cases.yaml").read_text(encoding="utf-8"))
+        kept = [c for label in ("good", "bad") for c in [c for c in cases if c["language"] == "en" and c["label"] == label][:per_label]]
+        (prompts / "judge_cases.yaml").write_text(yaml.safe_dump(kept, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return prompts
 
 
 def canned_config(root: Path, base_url: str, out: str = "out") -> Path:

@@ -23,6 +23,16 @@ DIVERSITY = {
     "near_duplicate_rate": 0.05,
     "top_openings": [["i feel so", 3], ["<b>why</b> does it", 1]],
 }
+# The script judge as the embedded 0.5B measured it: at chance in both modes, so it only recorded.
+JUDGE_CALIBRATION = {
+    "agreements": [
+        {"mode": "scores", "cases": 16, "agree": 8, "bad_caught": 8, "bad": 8, "good_passed": 0, "good": 8, "failed": 0, "agreement": 0.5},
+        {"mode": "labels", "cases": 16, "agree": 9, "bad_caught": 6, "bad": 8, "good_passed": 3, "good": 8, "failed": 0, "agreement": 0.5625},
+    ],
+    "mode": "labels",
+    "gates": False,
+    "min_agreement": 0.75,
+}
 CALIBRATION = {
     "emotions": ["neutral", "happy", "sad"],
     "matrix": {"neutral": {"neutral": 1.0, "happy": 0.0, "sad": 0.0}, "happy": {"neutral": 0.0, "happy": 0.75, "sad": 0.0},
@@ -50,7 +60,7 @@ def flac(seconds: float, freq: float = 220.0) -> dict:
 
 
 def row(dialogue: str, k: int, emotion: str, split: str = "train", speaker: str = "spk-a", **extra) -> dict:
-    quality = {name: 0.1 for name in QUALITY_FIELDS} | {"judge_rationale": "all fine"}
+    quality = {name: 0.1 for name in QUALITY_FIELDS} | {"judge_rationale": "all fine", "judge_user_emotion": None, "judge_assistant_style": None}
     quality |= {"user_duration": 1.0, "assistant_duration": 1.5, "user_emotion_score": 0.9}
     gender = "male" if speaker.endswith("m") else "female"
     base = {
@@ -118,6 +128,7 @@ def make_corpus(
     diversity: bool = True,
     history_clean: bool = True,
     calibration: bool = True,
+    judge_calibration: bool = True,
     ingested: bool = True,
 ) -> Path:
     """Write OUT under root and return it."""
@@ -184,6 +195,8 @@ def make_corpus(
         manifest["diversity"] = DIVERSITY
     if calibration:
         manifest["calibration"] = CALIBRATION
+    if judge_calibration:
+        manifest["judge_calibration"] = JUDGE_CALIBRATION
     if ingested:  # a build with `ingest:`: rows without a source are synthetic ones
         manifest["ingested"] = {"corpora": [{"name": "iemo", "source": "tests", "licence": "test-only", "queries": 3}]}
         by_source: dict[str, dict] = {}

@@ -21,6 +21,8 @@ def make_context(tmp_path: Path, **overrides: Any) -> BuildContext:
     # Fake chat backends answer the script schema only, and sine waves have no voice: the judges are off
     # unless a test turns them on (tests/test_script_judges.py, tests/test_speaker_judge.py).
     script = overrides.pop("script", {})
+    if isinstance(script.get("judge"), dict):  # a judge a test turns on gates as set, unmeasured, unless it asks
+        script["judge"] = {"min_agreement": None, **script["judge"]}
     filter_ = overrides.pop("filter", {})
     # The fakes tell requests apart by the request tag (off by default for the embedded server).
     data["script"] = {"judge": {"enabled": False}, "topic": {"enabled": False}, "request_tag": True, **script}

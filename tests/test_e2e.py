@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from empathy_data.core.hashing import file_sha256
+from empathy_data.core.labels import EMOTIONS, RESPONSE_STYLES
 from tests.helpers import REPO  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -63,9 +64,16 @@ def test_the_judges_ran_with_the_embedded_defaults_and_the_card_shows_their_pass
     root, _, _ = built
     manifest = json.loads((root / "out" / "manifest.json").read_text())
     script_checks, checks = manifest["script_checks"], manifest["checks"]
-    for name in ("validation", "topic", "judge", "judge_reply"):
+    # the judge was measured on the labelled cases (the tiny build's 4) before it judged, in both modes
+    measured = manifest["judge_calibration"]
+    assert [(a["mode"], a["cases"]) for a in measured["agreements"]] == [("scores", 4), ("labels", 4)]
+    best = max(a["agreement"] for a in measured["agreements"])
+    assert measured["gates"] == (best >= measured["min_agreement"])
+    assert measured["mode"] in {a["mode"] for a in measured["agreements"] if a["agreement"] == best}
+    for name in ("validation", "topic", "judge_reply"):
         assert sum(script_checks[name].values()) >= 1, name
-    assert "judge.emotion" not in script_checks  # the embedded judge records its scores and gates nothing
+    if not measured["gates"]:  # it recorded its verdicts: none is a rejection
+        assert not any("script: judge" in r for r in manifest["counts"]["by_reason"])
     assert sum(checks["assistant.voice_distinct"].values()) >= 1
     # a user's voice is compared across turns only where a dialogue of two or more exchanges reached the filter
     filtered = pq.read_table(root / "out" / "data", columns=["exchange_index"]).to_pylist() + [
@@ -77,11 +85,16 @@ def test_the_judges_ran_with_the_embedded_defaults_and_the_card_shows_their_pass
     assert manifest["diversity"]["semantic_checked"] >= 1
     card = (root / "out" / "README.md").read_text()
     assert "## Script judge pass rates" in card and "| judge_reply |" in card and "| assistant.voice_distinct |" in card
+    assert f"It ran in mode `{measured['mode']}`" in card
     table = pq.read_table(root / "out" / "data", columns=["quality"]).to_pylist()
     for row in table:
         quality = row["quality"]
-        assert all(1 <= quality[f"judge_{c}"] <= 5 for c in ("emotion", "style", "topic", "reasoning", "naturalness"))
-        assert quality["judge_rationale"] and quality["topic_similarity"] is not None
+        if measured["mode"] == "scores":
+            assert all(1 <= quality[f"judge_{c}"] <= 5 for c in ("emotion", "style", "topic", "reasoning", "naturalness"))
+            assert quality["judge_rationale"]
+        elif quality["judge_user_emotion"] is not None:  # a pick outside the lists is recorded as malformed
+            assert quality["judge_user_emotion"] in EMOTIONS and quality["judge_assistant_style"] in RESPONSE_STYLES
+        assert quality["topic_similarity"] is not None
         assert quality["voice_similarity"] is not None  # one-exchange dialogues have no consistency to measure
 
 

@@ -14,6 +14,9 @@ from empathy_data.flows import build as flow
 from empathy_data.planning.speakers import load_pool
 from empathy_data.runtime.build import PIPELINE, ChunkRef
 
+# The stages are stand-ins here: no script judge runs, so none is measured before the chunks.
+STUB_JUDGE = {"script": {"judge": {"min_agreement": None}}}
+
 
 class ExportedStub(types.SimpleNamespace):
     """What export hands back (a Manifest), reduced to what the flow fills in after it."""
@@ -57,7 +60,7 @@ class StageCounter:
 
 def build_with(tmp_path, **config) -> dict:
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"chunk_size": 1, "output": str(tmp_path / "out"), **config}))
+    path.write_text(yaml.safe_dump({"chunk_size": 1, "output": str(tmp_path / "out"), **STUB_JUDGE, **config}))
     return flow.run_build(str(path), {})
 
 
@@ -158,7 +161,7 @@ def test_a_failed_chunk_stops_new_chunks_and_its_cause_is_raised(tmp_path, monke
     monkeypatch.setattr(flow, "llm_endpoint", lambda ctx: nullcontext("http://127.0.0.1:9/v1"))
     monkeypatch.setattr(flow.backends, "chat_backend", lambda *a: types.SimpleNamespace(check_reachable=lambda: None))
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"num_dialogues": 3, "chunk_size": 1, "output": str(tmp_path / "out"), **limits}))
+    config.write_text(yaml.safe_dump({"num_dialogues": 3, "chunk_size": 1, "output": str(tmp_path / "out"), **STUB_JUDGE, **limits}))
     with pytest.raises(EmpathyDataError, match="chunk 1: ValueError: the writer broke; re-run"):
         flow.run_build(str(config), {})
     assert started == [0]  # chunks 2 and 3 never started
@@ -227,7 +230,7 @@ def test_the_config_is_read_once_and_the_pool_loaded_once_per_build(tmp_path, mo
     monkeypatch.setattr(flow, "load_config", lambda *a: reads.append(a) or load_config(*a))
     monkeypatch.setattr(runtime, "load_pool", lambda *a: pools.append(a) or load_pool(*a))
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"chunk_size": 1, "num_dialogues": 2, "output": str(tmp_path / "out")}))
+    path.write_text(yaml.safe_dump({"chunk_size": 1, "num_dialogues": 2, "output": str(tmp_path / "out"), **STUB_JUDGE}))
     inputs = runtime.build_inputs(path, {})
     runtime.context(inputs)  # what preflight checks
     manifest = flow.run_build(str(path), {}, inputs)

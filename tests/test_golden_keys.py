@@ -28,36 +28,39 @@ from tests.conftest import REPO, tiny_config
 # - "tiny" only: the test config asks for 2 script attempts a round (tests/conftest.py), not a format change.
 # - smoke.yaml only: the README build writes with the 1.5B embedded writer (script.embedded.model), a config
 #   change; the 0.5B's keys (tiny, smoke-mixed) are unchanged.
+# - script.judge measured before it gates (min_agreement, mode auto; runtime/judge_calibration.py): the judge
+#   gates or records by its agreement with prompts/judge_cases.yaml, which now keys the script stage; no model
+#   is trusted or distrusted by name any more. "tiny" also measures it on 4 of the cases (tests/conftest.py).
 GOLDEN = {
     "smoke-mixed.yaml": {
         "script": [
-            ["43e9430e43175d41", "6eb01e73e2e6f771", "5dfe1f5b46fb14e6", "426fcc9a8a10e343"],
-            ["20486ea088a8c231", "d5d1a8c1d895485b", "738ebfec0e5af154", "a14f59be7167847b"],
-            ["247c9766c6aa2c99", "ba588f9fd591e055", "68ed0e444fb20155", "ce0e512c42b13006"],
-            ["ae0469e236ccc3b5", "d5f0d9af540c7b6c", "11f756e90fa6997a", "39e18eac1609af49"],
+            ["f21e23e6fcd4dd0b", "2f37c98b57ab60c8", "ddd4013ee759fb5c", "5d42192e6dbb5d57"],
+            ["10cf5ddff6c2ff73", "704658fc052f7404", "b6d6c7e767425485", "429b265250a2a5da"],
+            ["78214e4175893470", "d4fa029d4b291503", "2a57bccfb7611f1c", "e6859ea5ca525059"],
+            ["0978c625fddfe637", "b318fc1fd90e2deb", "01caf1a4f395c505", "ff6a04eb1f54b1b5"],
         ],
         "synthesize": [
-            ["966d68608fa1344e", "e224592a669651fe", "0475383f7286a841", "122c6003b2436aa5"],
-            ["bba33687b3172301", "ac40eb8ed74d96df", "46d60e560ffaa0f2", "5a1aaf0d2b53c84c"],
-            ["6eaec6e1a9a579d1", "87f8f30d2e008a6c", "796cf0ebc001de2f", "a95fcfbd01aec934"],
-            ["ecaa48408f35afc3", "67f137c8e3cce8cb", "ad026e6f1c75fbf5", "9138e748dd947ee4"],
+            ["f5e2afaa336db8a0", "2abab0f0f352fefd", "62bc8ae9bf9a8470", "c11b7f432da9df00"],
+            ["d445d2d34d0ec285", "c6cfc2f76b1aab63", "555d89cd0b905055", "8f090419c78766a1"],
+            ["e1dd221fa78361d2", "daad603c60f7007c", "96016b316a524a88", "afe09c14a2af21c8"],
+            ["4fb868032c8d2166", "279fc6afe751974b", "dd24902f83bd568a", "3fde80418651e496"],
         ],
         "filter": [
-            ["271c4137d304d5fa", "a378e98e7a71f69f", "5617d09f09838f96", "e8890f257195bb02"],
-            ["84227b65d80a2271", "28dac141a295a3da", "8914d9411d5b7fc1", "25179f85e352820b"],
-            ["4263cf7fe60f3215", "6fc8bd6fc4cb979c", "0698eed5f6e32c66", "d86bf4b8f25e4801"],
-            ["0511d719be2e613d", "c3108ce18f7ec94f", "f1b7b273f2b3dfd5", "9a2aaef890663b35"],
+            ["bd810536fe925ba5", "fed4694adfc55bfb", "13b72caf0e4d5659", "83050442bda98488"],
+            ["853be6c4d7d18d62", "05daad92a184e8c0", "cda3c4b6cf75f0a3", "5e4c627ec1b42b7c"],
+            ["db83d050180b8a43", "5e2062de8215ecd8", "f389cb1a9bc4d5ea", "4d7b51ed170ad9bb"],
+            ["694f1c569d9e263a", "bd6b9a17e7bc1f88", "6da64e7a54a4a8ff", "d19975375a96c485"],
         ],
     },
     "smoke.yaml": {
-        "script": [["d35b0b233afc3a83", "d9916b2bf6950d52"], ["fdd9f3b2b52daea4", "1ecb54648658f984"]],
-        "synthesize": [["50529785797a93d7", "46e09388d5bdbe2b"], ["ab06cf282529be1d", "cc1a14192c4799ac"]],
-        "filter": [["36028d86152800d7", "2b93e65229cbb839"], ["c0774f7fe852bd92", "12e806ae4c7239cc"]],
+        "script": [["2883b5c714957ebd", "84d4eca72fbaa7af"], ["a4dfdc89289fb2f7", "25c3f21cad6267d2"]],
+        "synthesize": [["e2331ca42d1ce7fd", "aee7db47b39f9301"], ["1834a13b9cf62c57", "4b847573b570154d"]],
+        "filter": [["fcebe56af2774676", "f343854d31c518fe"], ["86d0b38d498998f2", "47bb8487ee14eb3b"]],
     },
     "tiny": {
-        "script": [["e8718f601eae09ce", "6615ab1109fe5e11"], ["4275cf9fcb6d3f40", "485bc3f88e0684a8"]],
-        "synthesize": [["32b0ba7bf7725108", "5d16b1e12b5e67ef"], ["4a81fc0c6adce0e6", "caedbac57e59e3e9"]],
-        "filter": [["710cfa2b12124947", "cb58bf564e410e49"], ["14d2a7d1e4a15651", "063ff03d68db7b34"]],
+        "script": [["631d6777f80f8818", "36e42292470f3957"], ["33b9b6f5b2b17718", "290d60620c785572"]],
+        "synthesize": [["e772c2af5231cf75", "5d0ebdf367834bf9"], ["121536a605d073c3", "39663ebb5ad1b5a3"]],
+        "filter": [["4a6ed4a7536efce7", "ffe8d6b9a14bce64"], ["6255f7f9c605bb2d", "89984adc1eb5e3f8"]],
     },
 }
 

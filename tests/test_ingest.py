@@ -17,6 +17,7 @@ from empathy_data.config.model import SynthesizeConfig
 from empathy_data.core.corpus_labels import label_map
 from empathy_data.core.errors import ConfigError
 from empathy_data.planning.real_queries import load_real_corpus
+from empathy_data.records.manifest import FORMAT_VERSION
 from empathy_data.records.schema import Speaker
 from empathy_data.stages.synthesize.base import TTSRequest
 from empathy_data.tools.ingest import IngestOptions, age_group_of, read_corpus, write_corpus
@@ -206,7 +207,7 @@ def test_a_mixed_build_keeps_the_recordings_and_says_which_rows_are_real(iemocap
     assert len(recorded) == 4 and all(r["role"] == "user" and r["reference_audio_path"] is None for r in recorded)
     by_source = manifest["distributions"]["by_source"]
     assert by_source["real"]["accepted"]["source"] == {"real": 4} and by_source["synthetic"]["planned"]["user_emotion"]
-    assert [c["name"] for c in manifest["ingested"]["corpora"]] == ["iemo"] and manifest["format_version"] == 3
+    assert [c["name"] for c in manifest["ingested"]["corpora"]] == ["iemo"] and manifest["format_version"] == FORMAT_VERSION
     card = (ctx.out / "README.md").read_text()
     assert "## Real recordings" in card and "| iemo | made by tests/test_ingest.py | test-only | 7 |" in card
     assert "| real: planned | real: accepted | real: kept |" in card.replace(" synthetic:", "")

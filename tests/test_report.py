@@ -71,7 +71,8 @@ def test_counts_transitions_and_scores_leave_replaced_versions_out(tmp_path):
 
 
 def test_missing_optional_manifest_keys_and_columns_become_notes(tmp_path):
-    out = make_corpus(tmp_path, target=False, diversity=False, history_clean=False, calibration=False, ingested=False)
+    out = make_corpus(tmp_path, target=False, diversity=False, history_clean=False, calibration=False, ingested=False,
+                      judge_calibration=False)  # fmt: skip
     data = load_report_data(out)
     assert data.history_clean is None
     page = write_report(out).read_text(encoding="utf-8")
@@ -82,7 +83,8 @@ def test_missing_optional_manifest_keys_and_columns_become_notes(tmp_path):
     assert "no history_clean column" in section(page, "checks")
     assert "not calibrated" in section(page, "calibration")
     assert "No real recordings" in section(page, "sources")
-    assert page.count('class="plotly-graph-div"') == len(SECTIONS) - 3
+    assert "not measured" in section(page, "judge-calibration")
+    assert page.count('class="plotly-graph-div"') == len(SECTIONS) - 4
 
 
 def test_a_build_without_accepted_exchanges_still_gets_a_page(tmp_path):

@@ -34,6 +34,8 @@ def expected_figures(manifest: dict) -> set[str]:
         drawn.add("diversity")
     if manifest.get("calibration"):  # the emotion check was measured before it gated
         drawn.add("calibration")
+    if manifest.get("judge_calibration"):  # the script judge was measured before it judged
+        drawn.add("judge-calibration")
     if manifest.get("ingested"):  # real recordings were mixed in
         drawn.add("sources")
     return drawn

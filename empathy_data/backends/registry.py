@@ -184,11 +184,6 @@ def key_of(role: str, config: Any) -> tuple[Any, tuple[str, ...]]:
 SCRIPT_SPEED_ONLY = {"base_url", "api_key_env", "max_in_flight", "timeout_s", "request_retries", "embedded"}
 
 
-def embedded_judge(script: ScriptConfig) -> bool:
-    """The judge is the embedded 0.5B model: the script stage's own embedded server."""
-    return script.judge.base_url is None and script.backend == "openai" and script.base_url is None
-
-
 def script_identity(script: ScriptConfig) -> dict[str, Any]:
     """The script settings that decide the LLM's replies and the verdicts on them."""
     from empathy_data.stages.script.embeddings import embedder_identity
@@ -196,11 +191,9 @@ def script_identity(script: ScriptConfig) -> dict[str, Any]:
     s = script.model_dump(mode="json", exclude=SCRIPT_SPEED_ONLY | {"judge", "topic"})
     if script.judge.enabled:
         s["judge"] = script.judge.model_dump(mode="json", exclude={"api_key_env", "base_url"})
-        s["judge"]["min_scores"] = script.judge.thresholds(embedded_judge(script))
-        if script.judge.mode == "scores":  # the mode keys came later: builds that score keep their keys
-            del s["judge"]["mode"], s["judge"]["match"]
-        else:
-            s["judge"]["match"] = list(script.judge.label_gate(embedded_judge(script)))
+        s["judge"]["mode"] = script.judge.mode if script.judge.calibrated else script.judge.modes()[0]
+        s["judge"]["min_scores"] = script.judge.thresholds()
+        s["judge"]["match"] = list(script.judge.label_gate())
     if script.topic.enabled:  # the scripts keep their embeddings (export's semantic duplicates read them)
         s["topic"] = script.topic.model_dump(mode="json", exclude={"device", "batch_size", "model"})
         s["topic"]["identity"] = embedder_identity(script.topic)
@@ -211,8 +204,11 @@ def stage_settings(config: BuildConfig, prompts: PromptLibrary) -> dict[str, dic
     """What each stage's cache key hashes besides its upstream key (store/work_layout.py): exactly what
     changes its output, weights by their content fingerprint, never where they are mounted."""
     script = {"script": script_identity(config.script), "prompts": prompts.content_hash}
-    if config.script.judge.enabled and config.script.judge.mode == "labels":
+    judge = config.script.judge
+    if judge.enabled and "labels" in judge.modes():
         script["judge_labels_prompts"] = prompts.judge_labels_hash
+    if judge.calibrated:  # the cases decide whether the judge gates, and in which mode
+        script["judge_cases"] = prompts.judge_cases_hash
     if config.ingest is not None or config.contrast is not None:
         script["reply_prompts"] = prompts.reply_hash
     if config.contrast is not None:

@@ -219,22 +219,35 @@ class ScriptJudge(Strict):
     temperature: float = Field(default=0.0, ge=0, le=2)
     max_tokens: int = Field(default=200, ge=32)
     # 1..5 per criterion; a script passes when every listed criterion reaches its minimum. Unset: 2 on every
-    # criterion, except for the embedded 0.5B model, which scores good and broken scripts alike (measured:
-    # docs/backends.md, "Judges"): it then records its scores and gates nothing.
+    # criterion.
     min_scores: dict[str, Annotated[int, Field(ge=1, le=5)]] | None = None
     # scores: the judge scores the script against its plan, 1-5 per criterion (min_scores gates). labels: it
     # reads the conversation without the plan and picks, per exchange, how the person sounds (from the emotion
     # list) and the reply's style (from the style list); a pick named in `match` that differs from the plan
-    # rejects the script, compared in code (docs/backends.md, "Judges").
-    mode: Literal["scores", "labels"] = "scores"
-    # Unset: emotion and style, except for the embedded 0.5B model, which picks labels no better than chance
-    # (measured: docs/backends.md, "Judges"): it then records its picks and gates nothing.
+    # rejects the script, compared in code (docs/backends.md, "Judges"). auto: the mode whose verdicts agree
+    # better with the hand-labelled cases (below); scores when the judge is not measured.
+    mode: Literal["auto", "scores", "labels"] = "auto"
+    # Unset: emotion and style.
     match: tuple[Literal["emotion", "style"], ...] | None = None
+    # Measured before it gates (runtime/judge_calibration.py): the build runs the judge over the labelled cases
+    # (prompts/judge_cases.yaml, the build's languages), once per judge identity, and the judge gates only when
+    # its verdicts agree with the labels on at least this share of them; below, it records its verdicts and
+    # rejects nothing (the embedded 0.5B and 1.5B models: 7-8 of 16). null: not measured, gates as set.
+    min_agreement: float | None = Field(default=0.75, ge=0, le=1)
 
-    def label_gate(self, embedded_model: bool) -> tuple[str, ...]:
-        if self.match is not None:
-            return self.match
-        return () if embedded_model else ("emotion", "style")
+    @property
+    def calibrated(self) -> bool:
+        return self.enabled and self.min_agreement is not None
+
+    def modes(self) -> tuple[str, ...]:
+        """The modes the build may run in: both for auto when the judge is measured (the better one runs), the
+        one set otherwise (auto unmeasured: scores)."""
+        if self.mode == "auto":
+            return ("scores", "labels") if self.calibrated else ("scores",)
+        return (self.mode,)
+
+    def label_gate(self) -> tuple[str, ...]:
+        return self.match if self.match is not None else ("emotion", "style")
 
     @field_validator("min_scores")
     @classmethod
@@ -250,10 +263,8 @@ class ScriptJudge(Strict):
             raise ValueError("model and api_key_env name the judge's own server: set base_url too")
         return self
 
-    def thresholds(self, embedded_model: bool) -> dict[str, int]:
-        if self.min_scores is not None:
-            return self.min_scores
-        return {} if embedded_model else dict.fromkeys(JUDGE_CRITERIA, 2)
+    def thresholds(self) -> dict[str, int]:
+        return self.min_scores if self.min_scores is not None else dict.fromkeys(JUDGE_CRITERIA, 2)
 
 
 # Each embedded model's minimum similarity per language, measured on the hand-labelled cases

@@ -38,6 +38,8 @@ from empathy_data.runtime.build import (  # noqa: F401  (forget_contexts: the te
 from empathy_data.runtime.calibration import ensure_calibration, gated_emotions
 from empathy_data.runtime.calibration import summary as calibration_summary
 from empathy_data.runtime.interrupts import keep_stopping_cleanly
+from empathy_data.runtime.judge_calibration import judge_gate
+from empathy_data.runtime.judge_calibration import summary as judge_summary
 from empathy_data.stages.export.exporter import ExportPlan, export_chunk, finish_export, plan_export
 from empathy_data.store.output_guard import check_output_dir, claim_output_dir, remove_partial_writes
 from empathy_data.store.output_lock import OutputLock
@@ -135,7 +137,7 @@ def export_corpus(ctx: BuildContext, inputs: BuildInputs, timings: dict[str, flo
             failure = failure or f"export: {driver.describe(exc)}"
     if failure is not None:
         raise EmpathyDataError(f"{failure}; re-run the same command to resume")
-    return finish_export(ctx, plan, timings, calibration_summary(ctx)), refs
+    return finish_export(ctx, plan, timings, calibration_summary(ctx), judge_summary(ctx)), refs
 
 
 def task_runner(runner: RunnerConfig):
@@ -240,6 +242,12 @@ def _handoff_key(config_path: str, overrides: dict[str, Any] | None) -> str:
     return digest([config_path, overrides or {}])
 
 
+def _log_judge_gate(gate) -> None:
+    measured = ", ".join(f"{a['mode']} {a['agree']}/{a['cases']}" for a in gate.agreements)
+    verdict = "gates" if gate.gates else "records only (below script.judge.min_agreement)"
+    log.info("script judge measured on the labelled cases (%s): it runs in mode %s and %s", measured, gate.mode, verdict)
+
+
 @flow(name="empathy-data-build", log_prints=False)
 def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> Manifest:
     keep_stopping_cleanly()
@@ -265,6 +273,9 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> M
             if (calibration := ensure_calibration(ctx)) is not None:  # before any filter task reads it
                 log.info("emotion check calibrated on %d probe clip(s) per emotion; it gates %s", calibration.clips,
                          ", ".join(sorted(gated_emotions(ctx) or ())) or "none")  # fmt: skip
+            if needs_llm and ctx.config.script.judge.calibrated and ctx.config.script.backend == "openai":
+                # before any script task reads it (an in-process vLLM measures it in the first script task)
+                _log_judge_gate(judge_gate(ctx, backends.judge_chat(ctx.config.script, backends.chat_backend(ctx.config.script, base_url))))
             report = partial(_report, total=ctx.planner.num_chunks)
             refs = driver.run_all_chunks(ctx, TaskRunner(ctx, inputs, base_url), report)
         stage_seconds = {stage: round(sum(r.seconds for r in refs if r.stage == stage), 2) for stage in STAGES}

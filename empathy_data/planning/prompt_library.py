@@ -36,6 +36,8 @@ class PromptLibrary:
     reply_hash: str = ""
     # the contrast-group templates (contrast.<lang>.j2), hashed apart: they key a build only with `contrast:`
     contrast_hash: str = ""
+    # the script judge's hand-labelled cases (judge_cases.yaml): they key a build only where the judge is measured
+    judge_cases_hash: str = ""
     localized: dict[str, Vocabulary] = field(default_factory=dict)  # language -> its own descriptions
     # language -> id -> the user emotions the scenario fits (an entry without `emotions:` fits every emotion)
     scenario_emotions: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
@@ -183,6 +185,7 @@ def load_prompts(root: Path, languages: list[str]) -> PromptLibrary:
         judge_labels_hash=tree_digest(label_files) if label_files else "",
         reply_hash=tree_digest(reply_files) if reply_files else "",
         contrast_hash=tree_digest(contrast_files) if contrast_files else "",
+        judge_cases_hash=tree_digest([cases]) if (cases := root / "judge_cases.yaml").is_file() else "",
         localized=localized,
         scenario_emotions=scenario_emotions,
         scenario_ages=scenario_ages,

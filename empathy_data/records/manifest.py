@@ -5,7 +5,8 @@ read it; written last, it marks an export as finished.
 FORMAT_VERSION counts changes to its fields: 0 = the unversioned manifests of earlier builds (the same
 fields as 1), 1 = `format_version` written, 2 = `calibration` (the emotion check's measured matrix and the
 emotions it gated), 3 = `ingested` (the real-speech corpus a build mixed in; rows gained `source`) and
-`contrast` (contrast groups complete / partial; rows gained `group_id`).
+`contrast` (contrast groups complete / partial; rows gained `group_id`), 4 = `judge_calibration` (the script
+judge's measured agreement with hand-labelled cases, the mode it ran in and whether it gated).
 A reader refuses a version newer than its own."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from empathy_data.core.errors import EmpathyDataError
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 
 class ManifestError(EmpathyDataError):
@@ -111,6 +112,9 @@ class Manifest(Record):
     # The emotion check measured on this build's TTS (runtime/calibration.py summary): empty when the build
     # did not calibrate it (format 1 and earlier: absent).
     calibration: dict[str, Any] = Field(default_factory=dict)
+    # The script judge measured on the labelled cases (runtime/judge_calibration.py summary): empty when the
+    # build did not measure it (format 3 and earlier: absent).
+    judge_calibration: dict[str, Any] = Field(default_factory=dict)
     # The ingested corpora (config.ingest): {"corpora": [each one as `empathy-data ingest` summarised it: name,
     # source, licence, counts]}. Empty without real queries (format 2 and earlier: absent).
     ingested: dict[str, Any] = Field(default_factory=dict)

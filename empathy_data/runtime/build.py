@@ -85,11 +85,14 @@ class BuildContext:
         """Validate every input (prompts, speaker pool, labels) before any model loads."""
         prompts = load_prompts(prompts_dir(config.prompts_dir, config_dir), list(config.languages))
         if config.script.judge.enabled:
-            for language in config.languages:
-                kind = "judge_labels" if config.script.judge.mode == "labels" else "judge"
+            kinds = ["judge_labels" if m == "labels" else "judge" for m in config.script.judge.modes()]
+            for kind, language in ((k, lang) for k in kinds for lang in config.languages):
                 if f"{kind}.{language}" not in prompts.templates:
                     where = prompts.root / "templates" / f"{kind}.{language}.j2"
                     raise ConfigError(str(where), f"missing: script.judge needs a {kind} template per language (mode {config.script.judge.mode})")
+        if config.script.judge.calibrated and not prompts.judge_cases_hash:
+            raise ConfigError(str(prompts.root / "judge_cases.yaml"), "missing: script.judge.min_agreement measures the "
+                              "judge on these hand-labelled cases (or set it to null)")  # fmt: skip
         needed = ([("reply", "ingest")] if config.ingest is not None else []) + (
             [("reply", "contrast"), ("contrast", "contrast")] if config.contrast is not None else [])
         for (kind, block), language in ((n, lang) for n in needed for lang in config.languages):
@@ -188,11 +191,15 @@ def script_judges(ctx: BuildContext, chat):
     cfg = ctx.config.script
     if not cfg.judge.enabled and not cfg.topic.enabled:
         return None
+    from empathy_data.runtime.judge_calibration import judge_gate
+
     embedder = backends.text_embedder(cfg.topic) if cfg.topic.enabled else None
     judge_chat = backends.judge_chat(cfg, chat) if cfg.judge.enabled else None
-    min_scores = cfg.judge.thresholds(backends.embedded_judge(cfg))
-    gate = cfg.judge.label_gate(backends.embedded_judge(cfg))
-    return ScriptJudges(ctx.prompts, cfg.judge, cfg.topic, judge_chat, min_scores, embedder, cfg.request_tag, gate)
+    if judge_chat is None:
+        return ScriptJudges(ctx.prompts, cfg.judge, cfg.topic, None, {}, embedder, cfg.request_tag)
+    gate = judge_gate(ctx, judge_chat)
+    judge = cfg.judge.model_copy(update={"mode": gate.mode})
+    return ScriptJudges(ctx.prompts, judge, cfg.topic, judge_chat, gate.min_scores, embedder, cfg.request_tag, gate.match)
 
 
 def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, make_tts: Callable, round_: int = 0) -> ChunkRef:

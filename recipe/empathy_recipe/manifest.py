@@ -10,9 +10,9 @@ from pathlib import Path
 
 from empathy_recipe.errors import RecipeError
 
-# the newest manifest format_version this reader understands (0: unversioned; 2 added `calibration`, 3 `ingested`:
-# both unread here)
-READS_FORMAT = 3
+# the newest manifest format_version this reader understands (0: unversioned; 2 added `calibration`, 3 `ingested`,
+# 4 `judge_calibration`: all unread here)
+READS_FORMAT = 4
 
 
 @dataclass(frozen=True)

@@ -266,9 +266,9 @@ def dataset_card(manifest: Manifest) -> str:
             "## Script judge pass rates (every attempt, before any audio)",
             "",
             "`validation`: the rule checks; `topic`: scenario-dialogue embedding similarity; `judge`: the LLM "
-            "judge against `script.judge.min_scores` (all criteria; with none set, as for the embedded judge, "
-            "it records scores and passes everything), `judge.<criterion>` each one; `judge_reply`: replies "
-            "that were a judgement.",
+            "judge's verdicts where it gated (scores against `script.judge.min_scores`, or its closed-set picks "
+            "against the plan), `judge.<criterion>` / `judge.<label>_match` each one, also where it only "
+            "recorded; `judge_reply`: replies that were a judgement.",
             "",
             "| check | pass | fail | pass rate |",
             "| --- | ---: | ---: | ---: |",
@@ -280,6 +280,7 @@ def dataset_card(manifest: Manifest) -> str:
                 lines += _pass_rows(found["script_checks"])
     lines += _ingested(manifest.ingested)
     lines += _contrast(manifest.contrast)
+    lines += _judge_calibration(manifest.judge_calibration)
     lines += _calibration(manifest.calibration)
     lines += _diversity(manifest.diversity)
     lines += ["", "## Rejection reasons (exchanges)", ""]
@@ -311,6 +312,30 @@ def _regeneration(r: Regeneration) -> list[str]:
         "with verdict `replaced`.",
         "",
     ]
+
+
+def _judge_calibration(j: dict[str, Any]) -> list[str]:
+    if not j:
+        return []
+    role = "gated" if j["gates"] else f"recorded its verdicts and rejected nothing (below {j['min_agreement']})"
+    lines = [
+        "",
+        "## Script judge calibration (on hand-labelled scripts)",
+        "",
+        "Before it judged this build, the script judge ran over the hand-labelled cases "
+        "(`prompts/judge_cases.yaml`: good scripts, and scripts with one criterion deliberately broken) in each "
+        "mode; agreement is the share of cases where it would have rejected exactly the broken ones. "
+        f"It ran in mode `{j['mode']}` and {role}.",
+        "",
+        "| mode | agrees with the labels | broken caught | good passed | requests failed |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {a['mode']} | {a['agree']}/{a['cases']} ({a['agreement']:.0%}) | {a['bad_caught']}/{a['bad']} | "
+        f"{a['good_passed']}/{a['good']} | {a['failed']} |"
+        for a in j["agreements"]
+    ]
+    return lines
 
 
 def _calibration(c: dict[str, Any]) -> list[str]:

@@ -447,7 +447,8 @@ def shard_names(parts: list[tuple[str, dict]], prefix: str) -> tuple[list[tuple[
 
 
 def finish_export(
-    ctx: BuildView, plan: ExportPlan, timings: dict[str, float] | None = None, calibration: dict | None = None
+    ctx: BuildView, plan: ExportPlan, timings: dict[str, float] | None = None, calibration: dict | None = None,
+    judge_calibration: dict | None = None,
 ) -> Manifest:
     """Name every chunk's parts as the corpus's shards (data/ and rejects/), then write the card and the
     manifest. Reads each chunk's PARTS and the text columns of the data shards, never audio."""
@@ -488,6 +489,7 @@ def finish_export(
         "plan_key": ctx.planner.key,
         "config": cfg.model_dump(mode="json"),
         "calibration": calibration or {},
+        "judge_calibration": judge_calibration or {},
         "versions": package_versions(),
         "counts": {
             "dialogues": {

@@ -53,7 +53,7 @@ def features(sample_rate: int, with_audio: bool = True, with_verdict: bool = Fal
         "assistant_emotion": text,
         "assistant_speaker_id": text,
         "reasoning": text,
-        "quality": {**{name: Value("float32") for name in QUALITY_FIELDS}, "judge_rationale": text},
+        "quality": {**{name: Value("float32") for name in QUALITY_FIELDS}, **{name: text for name in JUDGE_TEXT_FIELDS}},
         "provenance": {name: text for name in PROVENANCE_FIELDS},
     }
     if with_audio:
@@ -66,12 +66,22 @@ def features(sample_rate: int, with_audio: bool = True, with_verdict: bool = Fal
     return Features(cols)
 
 
-def script_quality(script: Script) -> dict[str, Any]:
-    """The script judges' figures for the row: judge scores, their rationales as one line, topic similarity."""
+# the judge's words on the row: its rationale (scores mode), and its closed-set picks for this exchange (labels
+# mode): how the user sounds and the reply's style, read without the plan
+JUDGE_TEXT_FIELDS = ("judge_rationale", "judge_user_emotion", "judge_assistant_style")
+
+
+def script_quality(script: Script, exchange_index: int) -> dict[str, Any]:
+    """The script judges' figures for the row: judge scores, their rationales as one line, the closed-set
+    judge's picks for this exchange, topic similarity."""
     judged = script.quality.get("judge") or {}
+    picks = script.quality.get("judge_labels") or []
+    pick = picks[exchange_index] if exchange_index < len(picks) else {}
     return {
         **{f"judge_{c}": judged.get(c) for c in JUDGE_CRITERIA},
         "judge_rationale": judged.get("why"),
+        "judge_user_emotion": pick.get("emotion"),
+        "judge_assistant_style": pick.get("style"),
         "topic_similarity": script.quality.get("topic_similarity"),
     }
 
@@ -97,7 +107,7 @@ def exchange_row(
         "user_arousal_shift": us and us.arousal_shift,
         "user_duration": us and us.duration,
         "assistant_duration": as_ and as_.duration,
-        **script_quality(script),
+        **script_quality(script, exchange_index),
         "user_speaker_consistency": us and us.speaker_consistency,
         "assistant_speaker_consistency": as_ and as_.speaker_consistency,
         "user_speaker_similarity": us and us.speaker_similarity,

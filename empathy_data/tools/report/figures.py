@@ -257,6 +257,23 @@ def calibration(data: ReportData) -> go.Figure | None:
     return styled(fig, None, xaxis_title="checked as", yaxis_title="rendered in", height=max(320, 80 + 40 * len(emotions)))
 
 
+def judge_calibration(data: ReportData) -> go.Figure | None:
+    """The script judge's agreement with the labelled cases per mode (manifest judge_calibration)."""
+    j = data.manifest.judge_calibration
+    if not j:
+        return None
+    modes = [a["mode"] + (" (ran, gated)" if a["mode"] == j["mode"] and j["gates"] else " (ran, recorded)"
+                          if a["mode"] == j["mode"] else "") for a in j["agreements"]]  # fmt: skip
+    fig = go.Figure()
+    for name, part, whole in (("broken caught", "bad_caught", "bad"), ("good passed", "good_passed", "good")):
+        shares = [a[part] / a[whole] if a[whole] else 0.0 for a in j["agreements"]]
+        text = [f"{a[part]}/{a[whole]}" for a in j["agreements"]]
+        fig.add_trace(go.Bar(x=modes, y=shares, name=name, text=text, textposition="auto",
+                             hovertemplate="%{x}: %{text}<extra>" + name + "</extra>"))  # fmt: skip
+    fig.add_hline(y=j["min_agreement"], line_dash="dot", annotation_text=f"min_agreement {j['min_agreement']}")
+    return styled(fig, None, barmode="group", yaxis_title="share of cases", yaxis_range=[0, 1.05], height=360)
+
+
 def emotion_check(data: ReportData) -> go.Figure | None:
     """Emotion-check scores by the target user emotion, as boxes of quartiles per verdict."""
     fields = ("user_emotion_score", "user_arousal_shift")

@@ -73,6 +73,10 @@ SECTIONS = (
             "build's TTS rendered in each emotion (rows) when asked about each emotion (columns); it gates only "
             "the emotions marked (gates), whose recall and precision reached the configured floors.",
             figures.calibration, "The emotion check was not calibrated (no check, or both floors null)."),
+    Section("judge-calibration", "Script judge calibration", "How often the script judge's verdict on each "
+            "hand-labelled script (prompts/judge_cases.yaml) matched its label, per mode: broken scripts it "
+            "rejected and good ones it passed. It gates only where its agreement reached script.judge.min_agreement.",
+            figures.judge_calibration, "The script judge was not measured (judge off, or min_agreement null)."),
     Section("script-checks", "Script judges", "Outcome of each script-stage check over every attempt, before any "
             "audio (manifest script_checks): validation rules, topic drift, the LLM judge per criterion.",
             lambda d: figures.checks(d, "script_checks", "script attempts"), "The manifest has no script check counts."),
