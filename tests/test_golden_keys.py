@@ -31,36 +31,38 @@ from tests.conftest import REPO, tiny_config
 # - script.judge measured before it gates (min_agreement, mode auto; runtime/judge_calibration.py): the judge
 #   gates or records by its agreement with prompts/judge_cases.yaml, which now keys the script stage; no model
 #   is trusted or distrusted by name any more. "tiny" also measures it on 4 of the cases (tests/conftest.py).
+# - the plan key holds each label mix's key order (planning/plan.py key_order): the balanced sequences follow
+#   the order written, so the same mixes in another order plan other dialogues and must not share a key.
 GOLDEN = {
     "smoke-mixed.yaml": {
         "script": [
-            ["f21e23e6fcd4dd0b", "2f37c98b57ab60c8", "ddd4013ee759fb5c", "5d42192e6dbb5d57"],
-            ["10cf5ddff6c2ff73", "704658fc052f7404", "b6d6c7e767425485", "429b265250a2a5da"],
-            ["78214e4175893470", "d4fa029d4b291503", "2a57bccfb7611f1c", "e6859ea5ca525059"],
-            ["0978c625fddfe637", "b318fc1fd90e2deb", "01caf1a4f395c505", "ff6a04eb1f54b1b5"],
+            ["9fbdb72212ae06ad", "761682a8899e81d6", "10d0cefec395bd21", "aa0ee2cd20203fa8"],
+            ["a937ceb81e9711af", "6aa6390f7d63746e", "3db85de3a2640748", "a3e770ad1e530808"],
+            ["85b3dd15090738f4", "2402137ad5904f0b", "e3abc9b590909b82", "038397df7e87139e"],
+            ["89ad6005db506f43", "df83d76356bb0bbc", "70285ed5534864bd", "cdbf196ea4730183"],
         ],
         "synthesize": [
-            ["f5e2afaa336db8a0", "2abab0f0f352fefd", "62bc8ae9bf9a8470", "c11b7f432da9df00"],
-            ["d445d2d34d0ec285", "c6cfc2f76b1aab63", "555d89cd0b905055", "8f090419c78766a1"],
-            ["e1dd221fa78361d2", "daad603c60f7007c", "96016b316a524a88", "afe09c14a2af21c8"],
-            ["4fb868032c8d2166", "279fc6afe751974b", "dd24902f83bd568a", "3fde80418651e496"],
+            ["47a0f3743326f619", "dee0342892cde976", "eb9900674abf83c8", "480bd388f11136b8"],
+            ["f56afc6c8257a775", "9725432c4fb74c81", "6ff0a47b78fda0e4", "43492630b473f293"],
+            ["768d554ea87ba5e3", "064866bde0fa266d", "06215fe4dd0b42ae", "51f562fbcf61c910"],
+            ["431ca1d65c92da45", "eaca88d9a41a69ea", "5f5cc31909a42e5c", "9e13b3dd34549290"],
         ],
         "filter": [
-            ["bd810536fe925ba5", "fed4694adfc55bfb", "13b72caf0e4d5659", "83050442bda98488"],
-            ["853be6c4d7d18d62", "05daad92a184e8c0", "cda3c4b6cf75f0a3", "5e4c627ec1b42b7c"],
-            ["db83d050180b8a43", "5e2062de8215ecd8", "f389cb1a9bc4d5ea", "4d7b51ed170ad9bb"],
-            ["694f1c569d9e263a", "bd6b9a17e7bc1f88", "6da64e7a54a4a8ff", "d19975375a96c485"],
+            ["5c66a60e91bd0ed7", "c7bc1eb2558af765", "ba89405df0331b99", "9ad234d43bf62da5"],
+            ["109f1b7232025ccc", "4d39c23a30c1331b", "1c719143b8a68e5c", "bae1ae9ac1f32d48"],
+            ["52e56d32a16f9ad3", "72e8b365461f97a3", "37f7c7230d101a0c", "f3cac708d4495978"],
+            ["ee4d70ddb7a64a90", "933a1f5fda83176a", "c1ccf19aecef1424", "bb96e40f4f70d414"],
         ],
     },
     "smoke.yaml": {
-        "script": [["2883b5c714957ebd", "84d4eca72fbaa7af"], ["a4dfdc89289fb2f7", "25c3f21cad6267d2"]],
-        "synthesize": [["e2331ca42d1ce7fd", "aee7db47b39f9301"], ["1834a13b9cf62c57", "4b847573b570154d"]],
-        "filter": [["fcebe56af2774676", "f343854d31c518fe"], ["86d0b38d498998f2", "47bb8487ee14eb3b"]],
+        "script": [["619ae43469a106d4", "4bde9c3719cde240"], ["d0d573adf81e83ff", "0512faf58fab07d9"]],
+        "synthesize": [["61e687d216df2ff9", "172ee8d99d7de870"], ["70dba085643beb13", "e6e6c80c409c9319"]],
+        "filter": [["f2d9dec3350ae101", "dcea420ae91f0fbf"], ["30f5907302ea0e72", "1826f257a05e259d"]],
     },
     "tiny": {
-        "script": [["631d6777f80f8818", "36e42292470f3957"], ["33b9b6f5b2b17718", "290d60620c785572"]],
-        "synthesize": [["e772c2af5231cf75", "5d0ebdf367834bf9"], ["121536a605d073c3", "39663ebb5ad1b5a3"]],
-        "filter": [["4a6ed4a7536efce7", "ffe8d6b9a14bce64"], ["6255f7f9c605bb2d", "89984adc1eb5e3f8"]],
+        "script": [["f363ff75777a1df6", "2e3afb73c16c783c"], ["e35797bd55db9a56", "3e61927ff3491dbc"]],
+        "synthesize": [["3aae4fe5ef544907", "df665919ed4b4190"], ["8e3b9fd89483e1bb", "f18364a60e8e18d5"]],
+        "filter": [["297bd14fcc0edfba", "d65093c5eb4b874f"], ["318978dcceb14e28", "ee5b45030645146c"]],
     },
 }
 
@@ -76,7 +78,7 @@ def stage_keys(tmp_path, name: str) -> dict[str, list[list[str]]]:
         config = yaml.safe_load((REPO / "configs" / name).read_text())
         config["output"] = str(tmp_path / "out")
         path = tmp_path / name
-        path.write_text(yaml.safe_dump(config))
+        path.write_text(yaml.safe_dump(config, sort_keys=False))  # as written: the mixes' order is in the plan
     ctx = build.BuildContext.load(path)
     return {stage: [ctx.layout.keys[stage][c] for c in sorted(ctx.layout.keys[stage])] for stage in STAGES}
 

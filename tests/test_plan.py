@@ -131,3 +131,24 @@ def test_backend_identity_in_stage_keys_follows_weights_and_library(tmp_path, mo
 
     monkeypatch.setattr(registry, "library_versions", lambda *names: {n: "99.0" for n in names})
     assert make_context(tmp_path, filter={"asr": asr}).layout.keys["filter"][0][0] != key
+
+
+def test_a_mix_written_in_another_order_plans_under_another_key(tmp_path):
+    """The balanced sequences follow each mix's weights in the order written: the same config re-dumped with
+    sorted keys plans other dialogues, so it must not share the plan key (a resumed build would mix plans)."""
+    import yaml
+
+    from empathy_data.runtime.build import BuildContext
+
+    config = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+    config["output"] = str(tmp_path / "out")
+    contexts = []
+    for name, sort_keys in (("as-written", False), ("again", False), ("sorted", True)):
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=sort_keys))
+        contexts.append(BuildContext.load(tmp_path / f"{name}.yaml"))
+    written, again, resorted = contexts
+    assert written.planner.key == again.planner.key
+    assert [written.planner.spec(i) for i in range(6)] == [again.planner.spec(i) for i in range(6)]
+    differ = [i for i in range(6) if written.planner.spec(i) != resorted.planner.spec(i)]
+    assert differ and written.planner.key != resorted.planner.key
+    assert written.layout.keys["script"][0][0] != resorted.layout.keys["script"][0][0]

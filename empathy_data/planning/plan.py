@@ -52,6 +52,15 @@ def _second(cell: Hashable) -> Hashable:
     return ("second", cell[1])  # type: ignore[index]
 
 
+def key_order(value: Any) -> Any:
+    """The order of every mapping's keys in `value`, as nested lists (hashing sorts mapping keys)."""
+    if isinstance(value, dict):
+        return [[str(k), key_order(v)] for k, v in value.items()]
+    if isinstance(value, list | tuple):
+        return [key_order(v) for v in value]
+    return None
+
+
 @dataclass(frozen=True)
 class Cell:
     """The dialogue-level labels of one planned dialogue."""
@@ -234,6 +243,9 @@ class Planner:
                 "scenario_ages": self.prompts.scenario_ages,
                 "scenario_genders": self.prompts.scenario_genders,
                 "allocation": ALLOCATION_VERSION,
+                # the balanced sequences follow each mix's weights in the order written, which the sorted
+                # hash above cannot see: the same mixes in another order plan other dialogues
+                "mix_order": key_order({"languages": self.config.languages, "distributions": self.config.distributions.model_dump(mode="json")}),
                 # only with an ingest block: a plan without one keeps its key
                 **({"ingest": {"mix": self.config.ingest.mix, "queries": self.real.content_hash}}
                    if self.config.ingest is not None and self.real is not None else {}),
