@@ -40,14 +40,23 @@ def main() -> None:
 
     cases = yaml.safe_load(Path(args.cases).read_text())
     root = Path(tempfile.mkdtemp(prefix="judge-agreement-"))
+    from dataclasses import replace
+
+    from empathy_data.config.model import JUDGE_CRITERIA
+
     ctx = BuildContext.load(args.config, {"output": str(root / "out"), "languages": {"en": 0.5, "zh": 0.5}})
+    script = ctx.config.script  # measured here as a gate, not by a build's calibration (min_agreement null)
+    unmeasured = script.model_copy(update={"judge": script.judge.model_copy(update={"min_agreement": None})})
+    ctx = replace(ctx, config=ctx.config.model_copy(update={"script": unmeasured}))
+    gate = dict.fromkeys(JUDGE_CRITERIA, args.min_score)
     scripts = [case_script(case, i, ctx) for i, case in enumerate(cases)]
     rules = ctx.config.script.validation
     with llm_endpoint(ctx) as base_url:
         chat = backends.chat_backend(ctx.config.script, base_url)
         judges = script_judges(ctx, chat)
         judges.judge = judges.judge.model_copy(update={"mode": args.mode})
-        judges.label_gate = ("emotion", "style")  # measured as a gate, whatever the embedded default
+        judges.label_gate = ("emotion", "style")  # measured as a gate
+        judges.min_scores = gate
         t0 = time.perf_counter()
         reviews = judges.review(scripts, [0] * len(scripts), lambda reqs, labels: complete_many(judges.chat, reqs, 1))
         seconds = time.perf_counter() - t0
@@ -63,8 +72,8 @@ def main() -> None:
         if args.mode == "labels":  # per criterion for the counts below: 1 where the judge's pick differed
             scores = {c: 1 if review.reason and review.reason.check == "judge" and c in str(review.reason) else 5
                       for c in ("emotion", "style")}  # fmt: skip
-        # scores: a gate at --min-score (the embedded judge only records by default); no reply: a rejection
-        judge_failed = rejects(review, args.mode, args.min_score)
+        # scores: a gate at --min-score; no reply: a rejection
+        judge_failed = rejects(review, args.mode, gate)
         for name, rejected in (("rules", rule is not None), ("topic", topic_failed), ("judge", judge_failed),
                                ("any", rule is not None or topic_failed or judge_failed)):  # fmt: skip
             agree[name] += rejected == bad

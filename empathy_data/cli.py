@@ -331,9 +331,13 @@ def calibrate(
             view.add_row(a["mode"], f"{a['agree']}/{a['cases']} ({a['agreement']:.0%})", f"{a['bad_caught']}/{a['bad']}",
                          f"{a['good_passed']}/{a['good']}", str(a["failed"]))  # fmt: skip
         console.print(view)
-        gate = gate_from(ctx.config.script.judge.model_copy(update={"min_agreement": ctx.config.script.judge.min_agreement or 0.0}), judged)
-        verdict = "would gate" if gate.gates else f"would record only (below min_agreement {ctx.config.script.judge.min_agreement})"
-        console.print(f"the judge agrees best with the labels in mode {gate.mode!r}; in a build it {verdict}")
+        judge = ctx.config.script.judge
+        gate = gate_from(judge.model_copy(update={"min_agreement": judge.min_agreement or 0.0}), judged)
+        if judge.min_agreement is None:
+            verdict = "gates as set, unmeasured (min_agreement null)"
+        else:
+            verdict = "gates" if gate.gates else f"records only (below min_agreement {judge.min_agreement})"
+        console.print(f"the judge agrees best with the labels in mode {gate.mode!r}; in a build with this config it {verdict}")
         found = {**(found or {}), "judge": judged}
     if not found or "matrix" not in found:
         console.print("this config does not calibrate its emotion check (check_emotion off, or both floors null)")
@@ -361,15 +365,18 @@ def _judge_agreement(ctx) -> list[dict]:
 
     from empathy_data.backends import registry as backends
     from empathy_data.flows.build import llm_endpoint
-    from empathy_data.runtime.judge_calibration import MODES, ensure_judge_calibration
+    from empathy_data.runtime.judge_calibration import MODES, NotCalibrated, ensure_judge_calibration
 
-    judge = ctx.config.script.judge
+    judge = ctx.config.script.judge  # measured as a build with this config would (its modes), even if unmeasured there
     measured = ctx.config.model_copy(update={"script": ctx.config.script.model_copy(update={"judge": judge.model_copy(
-        update={"enabled": True, "mode": "auto", "min_agreement": judge.min_agreement or 0.0})})})  # fmt: skip
+        update={"enabled": True, "min_agreement": judge.min_agreement or 0.0})})})  # fmt: skip
     ctx = replace(ctx, config=measured)
-    with llm_endpoint(ctx) as base_url:
-        chat = backends.chat_backend(ctx.config.script, base_url)
-        found = ensure_judge_calibration(ctx, backends.judge_chat(ctx.config.script, chat), in_store=False)
+    try:
+        found = ensure_judge_calibration(ctx, None, in_store=False)  # a build or an earlier run measured it
+    except NotCalibrated:
+        with llm_endpoint(ctx) as base_url:
+            chat = backends.chat_backend(ctx.config.script, base_url) if backends.judge_server(ctx.config.script) is None else None
+            found = ensure_judge_calibration(ctx, backends.judge_chat(ctx.config.script, chat), in_store=False)
     return sorted(found, key=lambda a: MODES.index(a["mode"]))
 
 

@@ -132,6 +132,7 @@ def tiny_config(root: Path, out: str = "out") -> Path:
     # The judge is measured before it judges, as in any build, on 4 of the 16 English cases (2 good, 2 broken):
     # 8 requests to the embedded model instead of 32 (test_judge_calibration.py measures the whole set).
     config["prompts_dir"] = str(few_judge_cases(root / "prompts-4-cases", 2))
+    config["script"].pop("judge", None)  # mode auto: both modes measured, the better one runs
     path = root / f"{out}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -30,7 +30,8 @@ from tests.conftest import REPO, tiny_config
 #   change; the 0.5B's keys (tiny, smoke-mixed) are unchanged.
 # - script.judge measured before it gates (min_agreement, mode auto; runtime/judge_calibration.py): the judge
 #   gates or records by its agreement with prompts/judge_cases.yaml, which now keys the script stage; no model
-#   is trusted or distrusted by name any more. "tiny" also measures it on 4 of the cases (tests/conftest.py).
+#   is trusted or distrusted by name any more. "tiny" also measures it on 4 of the cases (tests/conftest.py);
+#   smoke.yaml measures the scores mode only (`judge: {mode: scores}`, a config change).
 # - the plan key holds each label mix's key order (planning/plan.py key_order): the balanced sequences follow
 #   the order written, so the same mixes in another order plan other dialogues and must not share a key.
 GOLDEN = {
@@ -55,9 +56,9 @@ GOLDEN = {
         ],
     },
     "smoke.yaml": {
-        "script": [["619ae43469a106d4", "4bde9c3719cde240"], ["d0d573adf81e83ff", "0512faf58fab07d9"]],
-        "synthesize": [["61e687d216df2ff9", "172ee8d99d7de870"], ["70dba085643beb13", "e6e6c80c409c9319"]],
-        "filter": [["f2d9dec3350ae101", "dcea420ae91f0fbf"], ["30f5907302ea0e72", "1826f257a05e259d"]],
+        "script": [["0559f4f1bde6872b", "9014e5870d947409"], ["afad288060cfdb70", "a7c96fed1748285d"]],
+        "synthesize": [["15f3030ebfb69747", "942b1d3263016bad"], ["7ec4bc5528279ad6", "bfc7249a0421a02a"]],
+        "filter": [["4f99f46e26cea82b", "4de3a5a95b416f52"], ["659280958637ebc4", "1bb00a0ebeae0e3b"]],
     },
     "tiny": {
         "script": [["f363ff75777a1df6", "2e3afb73c16c783c"], ["e35797bd55db9a56", "3e61927ff3491dbc"]],

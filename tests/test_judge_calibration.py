@@ -5,10 +5,19 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from empathy_data.config.model import JUDGE_CRITERIA
 from empathy_data.core.labels import EMOTIONS
 from empathy_data.runtime.build import script_judges
-from empathy_data.runtime.judge_calibration import case_script, judge_agreement, judge_gate, load_cases, summary
+from empathy_data.runtime.judge_calibration import (
+    JudgeCalibrationFailed,
+    case_script,
+    judge_agreement,
+    judge_gate,
+    load_cases,
+    summary,
+)
 from tests.helpers import make_context
 
 GATE = dict.fromkeys(JUDGE_CRITERIA, 2)
@@ -113,7 +122,7 @@ def test_a_judge_below_min_agreement_records_its_verdicts_and_rejects_nothing(tm
     assert script_judges(unmeasured, chat).min_scores == GATE and chat.calls == 34  # gates as set, not measured
 
 
-def test_a_judge_measured_through_failing_requests_does_not_gate_and_is_not_cached(tmp_path, monkeypatch):
+def test_a_case_request_without_a_reply_fails_the_measurement_and_keeps_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("EMPATHY_DATA_CACHE", str(tmp_path / "cache"))
     ctx = make_context(tmp_path, script={"judge": {"enabled": True, "min_agreement": 0.0}, "max_in_flight": 1})
     cases = load_cases(ctx)
@@ -125,9 +134,28 @@ def test_a_judge_measured_through_failing_requests_does_not_gate_and_is_not_cach
                 raise ValueError("the server sent nonsense")
             return super().complete(messages, schema, seed)
 
-    gate = judge_gate(ctx, Garbled(cases))
-    assert gate.gates is False and sum(a["failed"] for a in gate.agreements) == 1
+    with pytest.raises(JudgeCalibrationFailed, match=r"1 of 16 labelled cases got no reply in mode labels .*nonsense.*re-run"):
+        judge_gate(ctx, Garbled(cases))
     assert not (tmp_path / "cache" / "models" / "calibration").exists()
+    assert not (tmp_path / "out" / "work" / "calibration").exists()
+    again = make_context(tmp_path, script={"judge": {"enabled": True, "min_agreement": 0.0}, "max_in_flight": 1})
+    assert judge_gate(again, LabelledJudge(cases)).gates  # the re-run measures again
+
+
+def test_a_judge_on_a_server_is_measured_once_per_build_not_shared_through_the_users_cache(tmp_path, monkeypatch):
+    """Two servers may serve different models under one name: only a judge whose identity names its weights
+    (the embedded models) is kept in the user's cache."""
+    monkeypatch.setenv("EMPATHY_DATA_CACHE", str(tmp_path / "cache"))
+    served = {"enabled": True, "min_agreement": 0.75, "base_url": "http://127.0.0.1:9/v1", "model": "judge-7b"}
+    ctx = make_context(tmp_path, script={"judge": served})
+    chat = LabelledJudge(load_cases(ctx))
+    assert judge_gate(ctx, chat).gates and chat.calls == 32
+    assert not (tmp_path / "cache" / "models" / "calibration").exists()
+    assert len(list((tmp_path / "out" / "work" / "calibration").glob("judge-*.json"))) == 1
+    other = make_context(tmp_path / "other", script={"judge": served})
+    judge_gate(other, chat)
+    assert chat.calls == 64  # another build's output: measured again
+    assert summary(make_context(tmp_path / "third", script={"judge": served})) == {}  # export reads the store only
 
 
 def test_the_card_shows_each_modes_agreement_and_whether_the_judge_gated(tmp_path):

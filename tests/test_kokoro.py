@@ -97,3 +97,12 @@ def test_long_text_is_cut_into_pieces_the_model_takes():
     sentence = "a" * 200 + "."
     pieces = phoneme_pieces(" ".join([sentence] * 4) + " " + "b" * 700)
     assert all(len(p) <= 510 for p in pieces) and "".join(pieces).replace(" ", "") == (sentence * 4 + "b" * 700)
+
+
+@pytest.mark.slow  # the real model
+def test_espeaks_word_counts_are_not_warned_about_on_every_line(kokoro, pool, caplog):
+    speaker = pool.matching("en", "male")[0]
+    with caplog.at_level("WARNING"):
+        kokoro.render(TTSRequest("I can't believe it's 5 o'clock already, honestly!", "en", speaker, "neutral", None))
+    assert not [r for r in caplog.records if "words count mismatch" in r.getMessage()]
+    assert kokoro.phonemes("It's 5 o'clock.", "en")  # phonemes still come back

@@ -242,6 +242,19 @@ def _handoff_key(config_path: str, overrides: dict[str, Any] | None) -> str:
     return digest([config_path, overrides or {}])
 
 
+def _measure_judge(ctx: BuildContext, base_url: str) -> None:
+    """The script judge measured before any script task reads it: here wherever it is a server (an in-process
+    vLLM judge is measured by the first script tasks, which load the engine; the first stored result wins)."""
+    script = ctx.config.script
+    if backends.judge_server(script) is not None:
+        chat = None  # judge_chat talks to the judge's own server
+    elif script.backend == "openai":
+        chat = backends.chat_backend(script, base_url)
+    else:
+        return
+    _log_judge_gate(judge_gate(ctx, backends.judge_chat(script, chat)))
+
+
 def _log_judge_gate(gate) -> None:
     measured = ", ".join(f"{a['mode']} {a['agree']}/{a['cases']}" for a in gate.agreements)
     verdict = "gates" if gate.gates else "records only (below script.judge.min_agreement)"
@@ -273,9 +286,8 @@ def build_corpus(config_path: str, overrides: dict[str, Any] | None = None) -> M
             if (calibration := ensure_calibration(ctx)) is not None:  # before any filter task reads it
                 log.info("emotion check calibrated on %d probe clip(s) per emotion; it gates %s", calibration.clips,
                          ", ".join(sorted(gated_emotions(ctx) or ())) or "none")  # fmt: skip
-            if needs_llm and ctx.config.script.judge.calibrated and ctx.config.script.backend == "openai":
-                # before any script task reads it (an in-process vLLM measures it in the first script task)
-                _log_judge_gate(judge_gate(ctx, backends.judge_chat(ctx.config.script, backends.chat_backend(ctx.config.script, base_url))))
+            if needs_llm and ctx.config.script.judge.calibrated:
+                _measure_judge(ctx, base_url)
             report = partial(_report, total=ctx.planner.num_chunks)
             refs = driver.run_all_chunks(ctx, TaskRunner(ctx, inputs, base_url), report)
         stage_seconds = {stage: round(sum(r.seconds for r in refs if r.stage == stage), 2) for stage in STAGES}

@@ -243,9 +243,10 @@ class Planner:
                 "scenario_ages": self.prompts.scenario_ages,
                 "scenario_genders": self.prompts.scenario_genders,
                 "allocation": ALLOCATION_VERSION,
-                # the balanced sequences follow each mix's weights in the order written, which the sorted
-                # hash above cannot see: the same mixes in another order plan other dialogues
-                "mix_order": key_order({"languages": self.config.languages, "distributions": self.config.distributions.model_dump(mode="json")}),
+                # the balanced sequences follow each mix's weights (and the scenario lists) in the order written,
+                # which the sorted hash above cannot see: the same mixes in another order plan other dialogues
+                "mix_order": key_order({"languages": self.config.languages, "scenarios": self.prompts.scenarios,
+                                        "distributions": self.config.distributions.model_dump(mode="json")}),  # fmt: skip
                 # only with an ingest block: a plan without one keeps its key
                 **({"ingest": {"mix": self.config.ingest.mix, "queries": self.real.content_hash}}
                    if self.config.ingest is not None and self.real is not None else {}),

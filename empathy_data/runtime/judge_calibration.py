@@ -25,7 +25,7 @@ import yaml
 
 from empathy_data.config.model import JUDGE_CRITERIA, ScriptJudge
 from empathy_data.core.atomic import atomic_path
-from empathy_data.core.errors import ConfigError
+from empathy_data.core.errors import ConfigError, EmpathyDataError
 from empathy_data.core.hashing import digest
 from empathy_data.records.schema import DialogueSpec, Script, ScriptTurn, TurnPlan
 from empathy_data.runtime.build import BuildContext
@@ -148,9 +148,11 @@ def judge_gate(ctx: BuildContext, chat: Any | None) -> JudgeGate:
 
 
 def gate_from(judge: ScriptJudge, agreements: list[dict[str, Any]]) -> JudgeGate:
-    # the better-agreeing mode; on a tie the closed-set picks, whose few output tokens cost less
-    best = max(agreements, key=lambda a: (a["agreement"], a["mode"] == "labels"))
-    gates = best["agreement"] >= (judge.min_agreement or 0.0) and best["failed"] == 0
+    # the better-agreeing mode of those the judge may run in; on a tie the closed-set picks, whose few output
+    # tokens cost less
+    measured = [a for a in agreements if a["mode"] in judge.modes()] or agreements
+    best = max(measured, key=lambda a: (a["agree"] / a["cases"], a["mode"] == "labels"))
+    gates = best["agree"] / best["cases"] >= (judge.min_agreement or 0.0) and best["failed"] == 0
     if not gates:
         return JudgeGate(best["mode"], False, agreements=tuple(agreements))
     return JudgeGate(best["mode"], True, judge.thresholds(), judge.label_gate(), tuple(agreements))
@@ -170,6 +172,15 @@ def calibration_identity(ctx: BuildContext, cases: list[dict[str, Any]]) -> dict
     labels = [[c["id"], c["label"]] for c in cases]
     sampling = {"temperature": judge.temperature, "max_tokens": judge.max_tokens}
     return {"version": VERSION, "model": model, "sampling": sampling, "requests": requests, "gate": gate, "labels": labels}
+
+
+def weights_known(script) -> bool:
+    """Whether the judge's identity names its weights (the embedded GGUF's sha256, an in-process vLLM model's
+    fingerprint): only then may the user's cache serve other builds. A server is known only by the model name
+    it serves, which two servers may share."""
+    from empathy_data.backends import registry
+
+    return registry.judge_server(script) is None and (script.backend == "vllm" or script.base_url is None)
 
 
 def dry_requests(ctx: BuildContext, mode: str, cases: list[dict[str, Any]]) -> list:
@@ -201,6 +212,10 @@ class NotCalibrated(RuntimeError):
     pass
 
 
+class JudgeCalibrationFailed(EmpathyDataError):
+    pass
+
+
 _lock = threading.Lock()
 # (id of a context, in_store) -> (the context, weakly: an id is reused once its object is gone; its agreements)
 _found: dict[tuple[int, bool], tuple[weakref.ref, list[dict[str, Any]]]] = {}
@@ -222,15 +237,34 @@ def _find_or_measure(ctx: BuildContext, chat: Any | None, in_store: bool) -> lis
     else:
         if chat is None:
             raise NotCalibrated(f"the script judge is not calibrated yet ({key}) and no judge server was given")
-        measured = [judge_agreement(ctx, chat, mode, cases)[0].to_dict() for mode in ctx.config.script.judge.modes()]
-        found = {"identity": identity, "agreements": measured}
-        if not any(a["failed"] for a in measured):  # a judge that failed requests is measured again next time
+        found = {"identity": identity, "agreements": measure(ctx, chat, cases)}
+        if weights_known(ctx.config.script):
             cached.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(cached) as tmp:
                 tmp.write_text(json.dumps(found, indent=1))
     if in_store:
-        ctx.store.write_json(key, found)
+        # Script tasks on several workers may each measure an in-process vLLM judge: the first stored
+        # measurement is the one every task (and the manifest) uses.
+        if not ctx.store.exists(key):
+            ctx.store.write_json(key, found)
+        return ctx.store.read_json(key)["agreements"]
     return found["agreements"]
+
+
+def measure(ctx: BuildContext, chat: Any, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each mode the judge may run in, over the cases. A request that failed fails the measurement (an
+    agreement with requests missing would decide the gate on fewer cases)."""
+    measured = []
+    for mode in ctx.config.script.judge.modes():
+        agreement, reviews = judge_agreement(ctx, chat, mode, cases)
+        if agreement.failed:
+            first = next(r.error for r in reviews if r.error is not None)
+            raise JudgeCalibrationFailed(
+                f"script judge calibration: {agreement.failed} of {agreement.cases} labelled cases got no reply in "
+                f"mode {mode} (first: {first.detail}); nothing was kept, re-run to measure it again"
+            )
+        measured.append(agreement.to_dict())
+    return measured
 
 
 def summary(ctx: BuildContext) -> dict[str, Any]:
@@ -240,9 +274,13 @@ def summary(ctx: BuildContext) -> dict[str, Any]:
     judge = ctx.config.script.judge
     if not judge.calibrated:
         return {}
-    try:
-        agreements = ensure_judge_calibration(ctx, None)
-    except NotCalibrated:  # no script task ran in this output (a build resumed at export from an older run)
-        return {}
+    known = _found.get((id(ctx), True))
+    if known is not None and known[0]() is ctx:
+        agreements = known[1]
+    else:  # a run that wrote no script (resumed at export): what the build's store holds, if anything
+        key = store_key(calibration_identity(ctx, load_cases(ctx)))
+        if not ctx.store.exists(key):
+            return {}
+        agreements = ctx.store.read_json(key)["agreements"]
     gate = gate_from(judge, agreements)
     return {"agreements": agreements, "mode": gate.mode, "gates": gate.gates, "min_agreement": judge.min_agreement}

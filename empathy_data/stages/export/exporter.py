@@ -340,7 +340,7 @@ def export_round(
 # the card and the manifest). A chunk's parts are kept under work/export/ by a key of everything that
 # decides their rows, so a re-run exports again only the chunks whose inputs changed.
 DIVERSITY_COLUMNS = ("user_text", "assistant_text", "language", "exchange_index")
-EXPORT_FORMAT = 2  # bump when the rows a chunk's parts hold change for the same inputs
+EXPORT_FORMAT = 3  # 3: rows gained the closed-set judge picks (quality). Bump when the rows a chunk's parts hold change for the same inputs
 
 
 @dataclass

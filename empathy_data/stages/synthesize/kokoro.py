@@ -10,6 +10,7 @@ the planned emotion moves its speed (stages/synthesize/prosody.py) and the stage
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from pathlib import Path
@@ -55,6 +56,10 @@ def phoneme_pieces(phonemes: str, limit: int = MAX_PHONEMES) -> list[str]:
     return pieces
 
 
+def _not_a_word_count_mismatch(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("words count mismatch")
+
+
 class KokoroTTS:
     sample_rate = SAMPLE_RATE
 
@@ -66,6 +71,9 @@ class KokoroTTS:
             raise BackendUnavailable("kokoro TTS needs: pip install 'empathy-data[kokoro]'") from None
         from empathy_data.weights.embedded_models import KOKORO_SHA256, embedded_kokoro
 
+        # espeak counts words differently from the text (contractions, numbers, punctuation): phonemizer warns
+        # on nearly every line, while Kokoro reads only the phoneme string
+        logging.getLogger("phonemizer").addFilter(_not_a_word_count_mismatch)
         self.config = config
         root: Path = embedded_kokoro()
         self.vocab: dict[str, int] = json.loads((root / "vocab.json").read_text(encoding="utf-8"))["vocab"]

@@ -258,20 +258,22 @@ def calibration(data: ReportData) -> go.Figure | None:
 
 
 def judge_calibration(data: ReportData) -> go.Figure | None:
-    """The script judge's agreement with the labelled cases per mode (manifest judge_calibration)."""
+    """The script judge's agreement with the labelled cases per mode (manifest judge_calibration), against
+    the floor it must reach to gate."""
     j = data.manifest.judge_calibration
     if not j:
         return None
-    modes = [a["mode"] + (" (ran, gated)" if a["mode"] == j["mode"] and j["gates"] else " (ran, recorded)"
-                          if a["mode"] == j["mode"] else "") for a in j["agreements"]]  # fmt: skip
-    fig = go.Figure()
-    for name, part, whole in (("broken caught", "bad_caught", "bad"), ("good passed", "good_passed", "good")):
-        shares = [a[part] / a[whole] if a[whole] else 0.0 for a in j["agreements"]]
-        text = [f"{a[part]}/{a[whole]}" for a in j["agreements"]]
-        fig.add_trace(go.Bar(x=modes, y=shares, name=name, text=text, textposition="auto",
-                             hovertemplate="%{x}: %{text}<extra>" + name + "</extra>"))  # fmt: skip
+    found = j["agreements"]
+    ran = " (ran, gated)" if j["gates"] else " (ran, recorded)"
+    fig = go.Figure(go.Bar(
+        x=[a["mode"] + (ran if a["mode"] == j["mode"] else "") for a in found],
+        y=[a["agree"] / a["cases"] for a in found],
+        text=[f"{a['agree']}/{a['cases']}" for a in found], textposition="auto",
+        customdata=[[f"{a['bad_caught']}/{a['bad']}", f"{a['good_passed']}/{a['good']}"] for a in found],
+        hovertemplate="%{x}: agrees on %{text}; broken caught %{customdata[0]}, good passed %{customdata[1]}<extra></extra>",
+    ))  # fmt: skip
     fig.add_hline(y=j["min_agreement"], line_dash="dot", annotation_text=f"min_agreement {j['min_agreement']}")
-    return styled(fig, None, barmode="group", yaxis_title="share of cases", yaxis_range=[0, 1.05], height=360)
+    return styled(fig, None, yaxis_title="agreement with the labels", yaxis_range=[0, 1.05], height=340)
 
 
 def emotion_check(data: ReportData) -> go.Figure | None:
