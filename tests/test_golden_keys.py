@@ -32,38 +32,38 @@ from tests.conftest import REPO, tiny_config
 #   gates or records by its agreement with prompts/judge_cases.yaml, which now keys the script stage; no model
 #   is trusted or distrusted by name any more. "tiny" also measures it on 4 of the cases (tests/conftest.py);
 #   smoke.yaml measures the scores mode only (`judge: {mode: scores}`, a config change).
-# - the plan key holds each label mix's key order (planning/plan.py key_order): the balanced sequences follow
+# - the plan key holds each label mix's (and each scenario list's) key order (planning/plan.py key_order): the balanced sequences follow
 #   the order written, so the same mixes in another order plan other dialogues and must not share a key.
 GOLDEN = {
     "smoke-mixed.yaml": {
         "script": [
-            ["9fbdb72212ae06ad", "761682a8899e81d6", "10d0cefec395bd21", "aa0ee2cd20203fa8"],
-            ["a937ceb81e9711af", "6aa6390f7d63746e", "3db85de3a2640748", "a3e770ad1e530808"],
-            ["85b3dd15090738f4", "2402137ad5904f0b", "e3abc9b590909b82", "038397df7e87139e"],
-            ["89ad6005db506f43", "df83d76356bb0bbc", "70285ed5534864bd", "cdbf196ea4730183"],
+            ["2f42da9372df815a", "de7865a1ab7b8aba", "685d8accdf417341", "95b5f0765a9a3952"],
+            ["90cd64f8ec0176a5", "83213b5d00191d6e", "818de54d4de13fde", "30b76722a385ec5a"],
+            ["ad9124d5678d6f4a", "d464dff76f1381a6", "7c853b41cd160706", "32240ec2d738439e"],
+            ["3d55455ba908769e", "ffba047bb6b77c6d", "391c1f6231d28661", "c0b99979bdef3d64"],
         ],
         "synthesize": [
-            ["47a0f3743326f619", "dee0342892cde976", "eb9900674abf83c8", "480bd388f11136b8"],
-            ["f56afc6c8257a775", "9725432c4fb74c81", "6ff0a47b78fda0e4", "43492630b473f293"],
-            ["768d554ea87ba5e3", "064866bde0fa266d", "06215fe4dd0b42ae", "51f562fbcf61c910"],
-            ["431ca1d65c92da45", "eaca88d9a41a69ea", "5f5cc31909a42e5c", "9e13b3dd34549290"],
+            ["124e94d5ce32ad69", "4b20ae203faa4e3e", "7fada6cfcec665c3", "6859e381ff9e5809"],
+            ["fe48becb0e7f3f02", "912a65d36d849952", "52a42f413b9bb08d", "5702687cf9385be5"],
+            ["190a611ffee5dcd1", "0db6df670f4999fe", "67ba035fefe47963", "02dc47019155fed6"],
+            ["a6d880215c2fb116", "a52a2422f28d59b9", "65fa7cd0fe426792", "d4e15f4c2f37196e"],
         ],
         "filter": [
-            ["5c66a60e91bd0ed7", "c7bc1eb2558af765", "ba89405df0331b99", "9ad234d43bf62da5"],
-            ["109f1b7232025ccc", "4d39c23a30c1331b", "1c719143b8a68e5c", "bae1ae9ac1f32d48"],
-            ["52e56d32a16f9ad3", "72e8b365461f97a3", "37f7c7230d101a0c", "f3cac708d4495978"],
-            ["ee4d70ddb7a64a90", "933a1f5fda83176a", "c1ccf19aecef1424", "bb96e40f4f70d414"],
+            ["1778931ce2d50fe0", "d9f6621fbbe9a30f", "e7e102a6bb3e42e9", "975f8f33e086cc3f"],
+            ["562a4c9fac65a63e", "84637b049887fc28", "0fe628be869a2446", "9d60c79048282fae"],
+            ["fc43624b6f97677d", "ecd130978ff25dea", "195dcfe5129c87cd", "e760788c695c95d6"],
+            ["643ca3bdb6bfbe44", "aa28422d049153af", "3f65d744a0687d4a", "709bd76a5941f98e"],
         ],
     },
     "smoke.yaml": {
-        "script": [["0559f4f1bde6872b", "9014e5870d947409"], ["afad288060cfdb70", "a7c96fed1748285d"]],
-        "synthesize": [["15f3030ebfb69747", "942b1d3263016bad"], ["7ec4bc5528279ad6", "bfc7249a0421a02a"]],
-        "filter": [["4f99f46e26cea82b", "4de3a5a95b416f52"], ["659280958637ebc4", "1bb00a0ebeae0e3b"]],
+        "script": [["014f66b8beb20181", "f84c0947c7b741a6"], ["fc511dda0a19e8aa", "ab19ee629a13e757"]],
+        "synthesize": [["b8256cd45730af4a", "76b026b6ef88387d"], ["8295cac2649c80b9", "cdf66d88a50f11d2"]],
+        "filter": [["c28295ecd5823f6d", "76e440ca6ae80dea"], ["eba55fab1dcc1b44", "ef8dba36165316e7"]],
     },
     "tiny": {
-        "script": [["f363ff75777a1df6", "2e3afb73c16c783c"], ["e35797bd55db9a56", "3e61927ff3491dbc"]],
-        "synthesize": [["3aae4fe5ef544907", "df665919ed4b4190"], ["8e3b9fd89483e1bb", "f18364a60e8e18d5"]],
-        "filter": [["297bd14fcc0edfba", "d65093c5eb4b874f"], ["318978dcceb14e28", "ee5b45030645146c"]],
+        "script": [["1a7f335bf8304a8b", "481c1c3280c0aa0e"], ["edff38e1de765251", "79c4e07a7334f2dc"]],
+        "synthesize": [["88dfe36f1675f08d", "0708070b86ac0596"], ["7a73ffc7e6c5f6c2", "fb0eb475491b61fa"]],
+        "filter": [["8c4102784aa85c59", "20abea87cacc82a9"], ["a8f368ffbcdcb974", "b0a9c1eff77a6eca"]],
     },
 }
 
