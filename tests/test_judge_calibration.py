@@ -112,14 +112,21 @@ def test_a_judge_below_min_agreement_records_its_verdicts_and_rejects_nothing(tm
     ctx = make_context(tmp_path, script={"judge": {"enabled": True, "min_agreement": 0.75}})
     chat = RejectsEverything()
     judges = script_judges(ctx, chat)
-    assert chat.calls == 32 and judges.min_scores == {} and judges.label_gate == ()
+    assert chat.calls == 32 and judges.gates is False and judges.label_gate == ("emotion", "style")
     assert judges.judge.mode == "labels"  # a tie at 8/16: the cheaper closed-set picks run, recording
     scripts = [case_script(case, i, ctx) for i, case in enumerate(load_cases(ctx)[:2])]
     reviews = judges.review(scripts, [0, 0], lambda requests, labels: [chat.complete(*r) for r in requests])
     assert all(r.reason is None for r in reviews)  # recorded (the malformed picks counted), not rejected
     assert all(r.checks["judge_reply"] == [0, 1] for r in reviews)
+    # in scores mode the verdicts it would have given are counted (the card's pass rates), none rejects
+    scoring = make_context(tmp_path / "s", script={"judge": {"enabled": True, "min_agreement": 0.75, "mode": "scores"}})
+    judges = script_judges(scoring, chat)
+    reviews = judges.review(scripts, [0, 0], lambda requests, labels: [chat.complete(*r) for r in requests])
+    assert all(r.reason is None and r.checks["judge"] == [0, 1] for r in reviews)
+    assert all(r.quality["judge"]["emotion"] == 1 for r in reviews)
     unmeasured = make_context(tmp_path / "b", script={"judge": {"enabled": True, "min_agreement": None}})
-    assert script_judges(unmeasured, chat).min_scores == GATE and chat.calls == 34  # gates as set, not measured
+    judges = script_judges(unmeasured, chat)
+    assert judges.min_scores == GATE and judges.gates and chat.calls == 52  # gates as set, not measured
 
 
 def test_a_case_request_without_a_reply_fails_the_measurement_and_keeps_nothing(tmp_path, monkeypatch):

@@ -199,7 +199,8 @@ def script_judges(ctx: BuildContext, chat):
         return ScriptJudges(ctx.prompts, cfg.judge, cfg.topic, None, {}, embedder, cfg.request_tag)
     gate = judge_gate(ctx, judge_chat)
     judge = cfg.judge.model_copy(update={"mode": gate.mode})
-    return ScriptJudges(ctx.prompts, judge, cfg.topic, judge_chat, gate.min_scores, embedder, cfg.request_tag, gate.match)
+    return ScriptJudges(ctx.prompts, judge, cfg.topic, judge_chat, gate.min_scores, embedder, cfg.request_tag, gate.match,
+                        gate.gates)  # fmt: skip
 
 
 def run_synthesize_chunk(ctx: BuildContext, chunk_index: int, make_tts: Callable, round_: int = 0) -> ChunkRef:

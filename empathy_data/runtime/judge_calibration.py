@@ -127,7 +127,7 @@ def judge_agreement(ctx: BuildContext, chat: Any, mode: str, cases: list[dict[st
 
 @dataclass(frozen=True)
 class JudgeGate:
-    """How a build's judge runs: its mode, and what it gates (nothing while it records)."""
+    """How a build's judge runs: its mode, its verdicts' thresholds, and whether they reject (else recorded)."""
 
     mode: str
     gates: bool
@@ -153,9 +153,7 @@ def gate_from(judge: ScriptJudge, agreements: list[dict[str, Any]]) -> JudgeGate
     measured = [a for a in agreements if a["mode"] in judge.modes()] or agreements
     best = max(measured, key=lambda a: (a["agree"] / a["cases"], a["mode"] == "labels"))
     gates = best["agree"] / best["cases"] >= (judge.min_agreement or 0.0) and best["failed"] == 0
-    if not gates:
-        return JudgeGate(best["mode"], False, agreements=tuple(agreements))
-    return JudgeGate(best["mode"], True, judge.thresholds(), judge.label_gate(), tuple(agreements))
+    return JudgeGate(best["mode"], gates, judge.thresholds(), judge.label_gate(), tuple(agreements))
 
 
 def calibration_identity(ctx: BuildContext, cases: list[dict[str, Any]]) -> dict[str, Any]:

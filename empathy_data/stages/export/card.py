@@ -266,9 +266,9 @@ def dataset_card(manifest: Manifest) -> str:
             "## Script judge pass rates (every attempt, before any audio)",
             "",
             "`validation`: the rule checks; `topic`: scenario-dialogue embedding similarity; `judge`: the LLM "
-            "judge's verdicts where it gated (scores against `script.judge.min_scores`, or its closed-set picks "
-            "against the plan), `judge.<criterion>` / `judge.<label>_match` each one, also where it only "
-            "recorded; `judge_reply`: replies that were a judgement.",
+            "judge's verdict (scores against `script.judge.min_scores`, or its closed-set picks against the "
+            "plan; counted also where it only recorded, and then it rejected nothing), `judge.<criterion>` / "
+            "`judge.<label>_match` each one; `judge_reply`: replies that were a judgement.",
             "",
             "| check | pass | fail | pass rate |",
             "| --- | ---: | ---: | ---: |",

@@ -152,6 +152,9 @@ class ScriptJudges:
     embedder: SentenceEmbedder | E5Embedder | None = None  # None: topic check off and no embeddings kept
     request_tag: bool = True
     label_gate: tuple[str, ...] = ("emotion", "style")  # labels mode: the picks that must match the plan
+    # False: the judge records its verdicts (counted as checks, kept in quality) and rejects nothing: a judge
+    # whose measured agreement with the labelled cases is below script.judge.min_agreement
+    gates: bool = True
 
     def review(self, scripts: list[Script], attempts: list[int], complete: Complete) -> list[Review]:
         """One Review per script, in order; every model call is one batch over all scripts."""
@@ -213,27 +216,28 @@ class ScriptJudges:
             yield script, review, parsed
 
     def _pick_labels(self, scripts: list[Script], attempts: list[int], reviews: list[Review], complete: Complete) -> None:
-        for script, review, picks in self._ask(scripts, attempts, reviews, complete, "labels", bool(self.label_gate)):
+        gates = self.gates and bool(self.label_gate)
+        for script, review, picks in self._ask(scripts, attempts, reviews, complete, "labels", gates):
             review.quality["judge_labels"] = picks
             found = {label: label_mismatches(script, picks, (label,)) for label in ("emotion", "style")}
             for label, differ in found.items():
                 review.count(f"judge.{label}_match", not differ)
-            if not self.label_gate:  # records only
+            if not self.label_gate:  # nothing to compare
                 continue
             mismatches = [m for label in self.label_gate for m in found[label]]
-            review.count("judge", not mismatches)
-            if mismatches:
+            review.count("judge", not mismatches)  # the verdict, also where it only records
+            if mismatches and gates:
                 review.reason = Reason(stage="script", check="judge", detail="; ".join(mismatches))
 
     def _judge(self, scripts: list[Script], attempts: list[int], reviews: list[Review], complete: Complete) -> None:
-        for _, review, found in self._ask(scripts, attempts, reviews, complete, "scores", bool(self.min_scores)):
+        for _, review, found in self._ask(scripts, attempts, reviews, complete, "scores", self.gates and bool(self.min_scores)):
             review.quality["judge"] = found
             low = [c for c in JUDGE_CRITERIA if found[c] < self.min_scores.get(c, 1)]
             for criterion in JUDGE_CRITERIA:
                 if criterion in self.min_scores:
                     review.count(f"judge.{criterion}", criterion not in low)
-            review.count("judge", not low)
-            if low:
+            review.count("judge", not low)  # the verdict, also where it only records
+            if low and self.gates:
                 scores = ", ".join(f"{c} {found[c]}/5" for c in low)
                 review.reason = Reason(stage="script", check="judge", detail=f"{scores} ({found['why']})")
 
