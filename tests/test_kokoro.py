@@ -103,6 +103,9 @@ def test_long_text_is_cut_into_pieces_the_model_takes():
 def test_espeaks_word_counts_are_not_warned_about_on_every_line(kokoro, pool, caplog):
     speaker = pool.matching("en", "male")[0]
     with caplog.at_level("WARNING"):
-        kokoro.render(TTSRequest("I can't believe it's 5 o'clock already, honestly!", "en", speaker, "neutral", None))
+        # a reply from a build whose phonemes made phonemizer warn (espeak counts "it just" and "I'm" otherwise)
+        text = ("It's okay if you're feeling nervous about your test results, it just takes time for the results to "
+                "come back. I'm here to support you through this.")
+        kokoro.render(TTSRequest(text, "en", speaker, "neutral", None))
     assert not [r for r in caplog.records if "words count mismatch" in r.getMessage()]
     assert kokoro.phonemes("It's 5 o'clock.", "en")  # phonemes still come back
