@@ -375,8 +375,7 @@ def _judge_agreement(ctx) -> list[dict]:
         found = ensure_judge_calibration(ctx, None, in_store=False)  # a build or an earlier run measured it
     except NotCalibrated:
         with llm_endpoint(ctx) as base_url:
-            chat = backends.chat_backend(ctx.config.script, base_url) if backends.judge_server(ctx.config.script) is None else None
-            found = ensure_judge_calibration(ctx, backends.judge_chat(ctx.config.script, chat), in_store=False)
+            found = ensure_judge_calibration(ctx, backends.judge_chat_at(ctx.config.script, base_url), in_store=False)
     return sorted(found, key=lambda a: MODES.index(a["mode"]))
 
 

@@ -261,6 +261,12 @@ def judge_sampling(config: ScriptConfig) -> dict[str, Any]:
             "max_tokens": judge.max_tokens, "max_tokens_per_exchange": 0}  # fmt: skip
 
 
+def judge_chat_at(config: ScriptConfig, base_url: str):
+    """The script judge's client where the script stage's server answers at `base_url` (unused when the judge
+    has its own server)."""
+    return judge_chat(config, chat_backend(config, base_url) if judge_server(config) is None else None)
+
+
 def judge_chat(config: ScriptConfig, chat):
     """The script judge's client: the script stage's own server and model (`chat`) with the judge's
     sampling, or the server at `script.judge.base_url`."""

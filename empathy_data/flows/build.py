@@ -246,13 +246,8 @@ def _measure_judge(ctx: BuildContext, base_url: str) -> None:
     """The script judge measured before any script task reads it: here wherever it is a server (an in-process
     vLLM judge is measured by the first script tasks, which load the engine; the first stored result wins)."""
     script = ctx.config.script
-    if backends.judge_server(script) is not None:
-        chat = None  # judge_chat talks to the judge's own server
-    elif script.backend == "openai":
-        chat = backends.chat_backend(script, base_url)
-    else:
-        return
-    _log_judge_gate(judge_gate(ctx, backends.judge_chat(script, chat)))
+    if backends.judge_server(script) is not None or script.backend == "openai":
+        _log_judge_gate(judge_gate(ctx, backends.judge_chat_at(script, base_url)))
 
 
 def _log_judge_gate(gate) -> None:

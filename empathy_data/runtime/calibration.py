@@ -9,8 +9,6 @@ not render the probes again. What the matrix means: stages/filter/calibration.py
 from __future__ import annotations
 
 import json
-import threading
-import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,13 +16,13 @@ from empathy_data.backends import registry
 from empathy_data.core.atomic import atomic_path
 from empathy_data.core.hashing import digest
 from empathy_data.core.labels import EMOTIONS
+from empathy_data.runtime.per_context import PerContext
 from empathy_data.stages.filter.calibration import PROBE_VERSION, Calibration, measure, probe_set, render_probes
 from empathy_data.weights.embedded_models import cache_dir
 
 if TYPE_CHECKING:
     from empathy_data.runtime.build import BuildContext
 
-_lock = threading.Lock()
 
 
 def probes_of(ctx: BuildContext):
@@ -61,17 +59,10 @@ def ensure_calibration(ctx: BuildContext, in_store: bool = True) -> Calibration 
     emotion = ctx.config.filter.emotion
     if not ctx.config.filter.thresholds.check_emotion or not emotion.calibrated:
         return None
-    with _lock:
-        known = _found.get((id(ctx), in_store))
-        if known is not None and known[0]() is ctx:
-            return known[1]
-        calibration = _find_or_measure(ctx, in_store)
-        _found[(id(ctx), in_store)] = (weakref.ref(ctx), calibration)
-        return calibration
+    return _found.get(ctx, lambda: _find_or_measure(ctx, in_store), in_store)
 
 
-# (id of a context, in_store) -> (the context, weakly: an id is reused once its object is gone; its calibration)
-_found: dict[tuple[int, bool], tuple[weakref.ref, Calibration]] = {}
+_found = PerContext()
 
 
 def _find_or_measure(ctx: BuildContext, in_store: bool) -> Calibration:

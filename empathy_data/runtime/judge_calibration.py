@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
-import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ from empathy_data.core.errors import ConfigError, EmpathyDataError
 from empathy_data.core.hashing import digest
 from empathy_data.records.schema import DialogueSpec, Script, ScriptTurn, TurnPlan
 from empathy_data.runtime.build import BuildContext
+from empathy_data.runtime.per_context import PerContext
 from empathy_data.stages.script.judge import Review, ScriptJudges
 from empathy_data.stages.script.stage import complete_many
 from empathy_data.weights.embedded_models import cache_dir
@@ -141,8 +140,7 @@ def judge_gate(ctx: BuildContext, chat: Any | None) -> JudgeGate:
     (measured now through `chat` when neither the store nor the user's cache holds it)."""
     judge = ctx.config.script.judge
     if not judge.calibrated:
-        mode = "scores" if judge.mode == "auto" else judge.mode
-        return JudgeGate(mode, True, judge.thresholds(), judge.label_gate())
+        return JudgeGate(judge.modes()[0], True, judge.thresholds(), judge.label_gate())
     agreements = ensure_judge_calibration(ctx, chat)
     return gate_from(judge, agreements)
 
@@ -152,7 +150,7 @@ def gate_from(judge: ScriptJudge, agreements: list[dict[str, Any]]) -> JudgeGate
     # tokens cost less
     measured = [a for a in agreements if a["mode"] in judge.modes()] or agreements
     best = max(measured, key=lambda a: (a["agree"] / a["cases"], a["mode"] == "labels"))
-    gates = best["agree"] / best["cases"] >= (judge.min_agreement or 0.0) and best["failed"] == 0
+    gates = best["agree"] / best["cases"] >= (judge.min_agreement or 0.0)  # measure() kept no failed request
     return JudgeGate(best["mode"], gates, judge.thresholds(), judge.label_gate(), tuple(agreements))
 
 
@@ -197,13 +195,7 @@ def dry_requests(ctx: BuildContext, mode: str, cases: list[dict[str, Any]]) -> l
 def ensure_judge_calibration(ctx: BuildContext, chat: Any | None, in_store: bool = True) -> list[dict[str, Any]]:
     """Each measured mode's agreement: from the build's store, else the user's cache, else measured through
     `chat` now. Found once per context (every script chunk asks)."""
-    with _lock:
-        known = _found.get((id(ctx), in_store))
-        if known is not None and known[0]() is ctx:
-            return known[1]
-        agreements = _find_or_measure(ctx, chat, in_store)
-        _found[(id(ctx), in_store)] = (weakref.ref(ctx), agreements)
-        return agreements
+    return _found.get(ctx, lambda: _find_or_measure(ctx, chat, in_store), in_store)
 
 
 class NotCalibrated(RuntimeError):
@@ -214,9 +206,7 @@ class JudgeCalibrationFailed(EmpathyDataError):
     pass
 
 
-_lock = threading.Lock()
-# (id of a context, in_store) -> (the context, weakly: an id is reused once its object is gone; its agreements)
-_found: dict[tuple[int, bool], tuple[weakref.ref, list[dict[str, Any]]]] = {}
+_found = PerContext()
 
 
 def store_key(identity: dict[str, Any]) -> str:
@@ -272,10 +262,8 @@ def summary(ctx: BuildContext) -> dict[str, Any]:
     judge = ctx.config.script.judge
     if not judge.calibrated:
         return {}
-    known = _found.get((id(ctx), True))
-    if known is not None and known[0]() is ctx:
-        agreements = known[1]
-    else:  # a run that wrote no script (resumed at export): what the build's store holds, if anything
+    agreements = _found.known(ctx, True)
+    if agreements is None:  # a run that wrote no script (resumed at export): what the build's store holds, if anything
         key = store_key(calibration_identity(ctx, load_cases(ctx)))
         if not ctx.store.exists(key):
             return {}
